@@ -1,0 +1,19 @@
+"""Entrypoint: `streamlit run dashboard/app.py`. Builds the navigation from the page registry."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import streamlit as st  # noqa: E402
+
+from dashboard.pages_registry import PAGES  # noqa: E402
+
+st.set_page_config(page_title="Pathology DL dashboard", page_icon=":microscope:", layout="wide")
+
+sections: dict[str, list] = {}
+for spec in PAGES:
+    sections.setdefault(spec.section, []).append(
+        st.Page(str(spec.path), title=spec.title, icon=spec.icon, default=spec.default)
+    )
+st.navigation(sections).run()

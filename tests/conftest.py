@@ -1,0 +1,133 @@
+"""Fixtures shared by the whole suite.
+
+- ``data_root``: an empty data root (``DASHBOARD_DATA_DIR``) in a temporary folder.
+- ``shared_fixtures``: ``../shared/fixtures``; tests using it skip when ``../shared`` is absent.
+- ``streamlit_server`` / ``browser_page``: a real ``streamlit run dashboard/app.py`` on
+  127.0.0.1 and a headless Debian Chromium driven by Playwright, for end-to-end tests.
+- ``artifacts_dir``: where end-to-end tests save screenshots (``build/test-artifacts``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+CHROMIUM = "/usr/bin/chromium"
+
+sys.path.insert(0, str(REPO))
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("DASHBOARD_DATA_DIR", str(root))
+    monkeypatch.setenv("DASHBOARD_OFFLINE", "")
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    if not SHARED_FIXTURES.is_dir():
+        pytest.skip("../shared/fixtures is absent (fresh clone outside CI)")
+    return SHARED_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    path = REPO / "build" / "test-artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class StreamlitServer:
+    def __init__(self, data_dir: Path, log_path: Path):
+        self.data_dir = data_dir
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "DASHBOARD_DATA_DIR": str(data_dir), "DASHBOARD_OFFLINE": "1",
+               "PYTHONUNBUFFERED": "1"}
+        self._log = open(log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
+             "--server.port", str(self.port), "--server.address", "127.0.0.1",
+             "--server.headless", "true", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        self._wait_healthy()
+
+    def _wait_healthy(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {self.process.returncode}; see {self._log.name}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"streamlit not healthy after {timeout} s; see {self._log.name}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def streamlit_server(tmp_path_factory, artifacts_dir):
+    """One server for all end-to-end tests, on an empty data root of its own."""
+    data_dir = tmp_path_factory.mktemp("e2e-data")
+    server = StreamlitServer(data_dir, artifacts_dir / "streamlit-server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def _browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: `make test` installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(_browser, streamlit_server):
+    context = _browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    yield page
+    context.close()
+
+
+def wait_for_app(page) -> None:
+    """Wait until Streamlit has finished running the page script."""
+    page.wait_for_selector("[data-testid='stApp']")
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000
+    )
