@@ -154,26 +154,30 @@ class JobManager:
         state.status, state.started = RUNNING, time.time()
         self._save(state)
         context = JobContext(self, state, stop_event)
+        error, message = None, state.message
         try:
             result = function(context)
         except JobStopped:
-            state.status, state.message = STOPPED, "stopped on request"
-        except UserFacingError as error:
-            state.status, state.error = FAILED, str(error)
-        except Exception as error:  # a job must never take the server down
-            state.status = FAILED
-            state.error = f"{type(error).__name__}: {error}"
+            status, message = STOPPED, "stopped on request"
+        except UserFacingError as failure:
+            status, error = FAILED, str(failure)
+        except Exception as failure:  # a job must never take the server down
             (self.job_dir(state.id) / "traceback.txt").write_text(traceback.format_exc())
+            status, error = FAILED, f"{type(failure).__name__}: {failure}"
         else:
-            if result is not None:
-                merged = state.result if isinstance(state.result, dict) and isinstance(result, dict) else {}
-                state.result = {**merged, **result} if isinstance(result, dict) else result
-            if stop_event.is_set():
-                state.status, state.message = STOPPED, state.message or "stopped on request"
-            else:
-                state.status, state.progress = FINISHED, 1.0
-        state.ended = time.time()
-        self._save(state)
+            if isinstance(result, dict) and isinstance(state.result, dict):
+                state.result = {**state.result, **result}
+            elif result is not None:
+                state.result = result
+            status = STOPPED if stop_event.is_set() else FINISHED
+            message = message or ("stopped on request" if status == STOPPED else "")
+        # Publish the end state last, in one step, so readers never see a half-finished job.
+        with self._lock:
+            state.error, state.message, state.ended = error, message, time.time()
+            if status == FINISHED:
+                state.progress = 1.0
+            state.status = status
+            self._write(state)
 
     def get(self, job_id: str) -> JobState | None:
         with self._lock:
