@@ -17,6 +17,14 @@ KATHER_CLASSES = ("TUMOR", "STROMA", "COMPLEX", "LYMPHO", "DEBRIS", "MUCOSA", "A
 
 _TILE = re.compile(r"^[^_]+_(?P<source>.+?)_Row_(?P<row>\d+)_Col_(?P<col>\d+)(?:\.[A-Za-z0-9]+)?$")
 _CLASS_PREFIX = re.compile(r"^\d+[_\- ]+")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""Names the dashboard turns into file or folder names (datasets, splits): one safe component."""
+
+
+def safe_name(text: str) -> str:
+    """``text`` made into a name :data:`SAFE_NAME` accepts (other characters become '_')."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", text).lstrip("._-")[:64]
+    return cleaned or "dataset"
 
 
 @dataclass(frozen=True)

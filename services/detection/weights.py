@@ -123,17 +123,25 @@ def load_weights(config: DarknetConfig, path: str | os.PathLike) -> DarknetWeigh
 
 
 def random_weights_bytes(config: DarknetConfig, seed: int = 0, kernel_scale: float | None = None,
-                         header: Header = Header(0, 2, 0, 0)) -> bytes:
+                         header: Header = Header(0, 2, 0, 0), objectness_bias: float | None = None,
+                         head_gain: float = 1.0) -> bytes:
     """A weights file with the exact Darknet layout and random values (tests and the labelled
     demo model). Kernels are scaled by 1/sqrt(fan-in) unless ``kernel_scale`` is given, BN
-    variances are near 1, so activations stay finite through deep networks."""
+    variances are near 1, so activations stay finite through deep networks. ``objectness_bias``
+    sets the objectness biases of the convolutions feeding yolo layers (a negative value keeps
+    the random demo from drawing thousands of boxes); ``head_gain`` scales their kernels so that
+    scores vary with the image."""
     rng = np.random.default_rng(seed)
+    heads = {layer.index - 1: layer for layer in config.yolo_layers}
     parts = [struct.pack("<3i", header.major, header.minor, header.revision),
              struct.pack("<q" if header.seen_bytes == 8 else "<i", header.seen)]
     for layer in config.conv_layers:
         fan_in = layer.input_channels * layer.size * layer.size
         scale = kernel_scale if kernel_scale is not None else 1.0 / np.sqrt(fan_in)
+        scale *= head_gain if layer.index in heads else 1.0
         arrays = [rng.normal(0, 0.1, layer.filters)]
+        if objectness_bias is not None and layer.index in heads:
+            arrays[0][4::5 + heads[layer.index].classes] = objectness_bias
         if layer.batch_normalize:
             arrays += [rng.uniform(0.5, 1.5, layer.filters), rng.normal(0, 0.1, layer.filters),
                        rng.uniform(0.5, 1.5, layer.filters)]

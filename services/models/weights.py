@@ -174,6 +174,7 @@ def keras_cache_dirs() -> list[Path]:
 
 _digest_cache: dict[tuple[str, int, int], dict[str, str]] = {}
 _lock = threading.RLock()
+_download_lock = threading.Lock()
 
 
 def file_digests(path: Path) -> dict[str, str]:
@@ -305,9 +306,24 @@ def resolve_weights(
     target = model_cache_dir() / backbone.file_name
     if target.exists():  # present but refused above: never download over it silently
         raise WeightsMismatch(" ".join(problems) + f" Delete {target} or upload a correct file.")
-    with _lock:
-        result = _download(backbone, target, progress, stop)
-    return result
+    with _download_lock:
+        return _download(backbone, target, progress, stop)
+
+
+def download_job(name: str) -> Callable[[Any], dict[str, str]]:
+    """A :class:`services.jobs.JobManager` job function downloading ``name``'s weights
+    (progress in MB, stop honoured; a stopped download resumes next time)."""
+    backbone = spec(name)
+
+    def run(context) -> dict[str, str]:
+        def report(done: int, total: int | None) -> None:
+            total = total or int(backbone.approx_mb * 1e6)
+            context.progress(done / total, f"{done / 1e6:.1f} of {total / 1e6:.1f} MB")
+
+        path = resolve_weights(name, download=True, progress=report, stop=context.stop_event)
+        return {"path": str(path)}
+
+    return run
 
 
 def _download(backbone, target: Path, progress, stop) -> Path:
@@ -320,16 +336,21 @@ def _download(backbone, target: Path, progress, stop) -> Path:
 
 
 def check_input_size(name: str, size: int | Sequence[int]) -> tuple[int, int, int]:
-    """The (height, width, 3) input shape for ``size`` (a side or a shape), or :class:`BadInputSize`."""
+    """The (height, width, 3) input shape for ``size`` (a side or a shape), or :class:`BadInputSize`.
+
+    ``None`` sides (a fully convolutional backbone taking any size) pass unchecked.
+    """
     backbone = spec(name)
     if isinstance(size, int):
         size = (size, size)
-    dims = tuple(int(d) for d in size)
+    dims = tuple(None if d is None else int(d) for d in size)
     if len(dims) == 3 and dims[2] != 3:
         raise BadInputSize(f"{backbone.title} with ImageNet weights needs 3 colour channels, not {dims[2]}.")
     if len(dims) not in (2, 3):
         raise BadInputSize(f"input size {size!r} is not (height, width) or (height, width, 3).")
     height, width = dims[:2]
+    if height is None or width is None:  # any size, checked per image by the caller
+        return height, width, 3
     if min(height, width) < backbone.min_side or max(height, width) > MAX_SIDE:
         raise BadInputSize(
             f"{backbone.title} accepts inputs from {backbone.min_side} to {MAX_SIDE} pixels per side "
@@ -364,10 +385,11 @@ def load_backbone(name: str, *, input_shape: Sequence[int] | int | None = None, 
     return model
 
 
-def _load_checked(model, path: Path, backbone: BackboneSpec) -> None:
-    mismatch = first_mismatch(model, path)
+def _load_checked(model, path: Path, backbone: BackboneSpec, shown_name: str | None = None) -> None:
+    shown_name = shown_name or path.name
+    mismatch = first_mismatch(model, path, shown_name)
     if mismatch:
-        raise WeightsMismatch(f"{path.name} does not fit {backbone.title}: {mismatch}.")
+        raise WeightsMismatch(f"{shown_name} does not fit {backbone.title}: {mismatch}.")
     model.load_weights(str(path))
 
 
@@ -385,14 +407,15 @@ def install_weights_file(name: str, source: str | os.PathLike | bytes | io.IOBas
     temporary = Path(temporary_name)
     try:
         with os.fdopen(handle, "wb") as out:
-            original_name = original_name or _copy_source(source, out)
+            copied_name = _copy_source(source, out)
+        original_name = original_name or copied_name or "the uploaded file"
         try:
-            _load_checked(backbone.build(), temporary, backbone)
+            _load_checked(backbone.build(), temporary, backbone, shown_name=original_name)
         except WeightsMismatch:
             raise
         except Exception as error:  # h5py/keras raise many types for foreign files
             raise WeightsMismatch(
-                f"{original_name or 'the file'} could not be loaded into {backbone.title} "
+                f"{original_name} could not be loaded into {backbone.title} "
                 f"({type(error).__name__}: {error})."
             ) from error
         target = cache / backbone.file_name
@@ -441,16 +464,17 @@ def _read_attribute(group, name: str) -> list[str]:
     return [v.decode("utf8") if hasattr(v, "decode") else str(v) for v in values]
 
 
-def file_layers(path: Path) -> list[tuple[str, list[tuple[int, ...]]]]:
+def file_layers(path: Path, shown_name: str | None = None) -> list[tuple[str, list[tuple[int, ...]]]]:
     """(layer name, weight shapes) of every layer with weights in a Keras HDF5 weights file."""
     import h5py
 
+    shown_name = shown_name or path.name
     try:
         with h5py.File(path, "r") as root:
             group = root["model_weights"] if "layer_names" not in root.attrs and "model_weights" in root else root
             if "layer_names" not in group.attrs and "layer_names0" not in group.attrs:
                 raise WeightsMismatch(
-                    f"{path.name} is an HDF5 file but not in the layout Keras uses for ImageNet "
+                    f"{shown_name} is an HDF5 file but not in the layout Keras uses for ImageNet "
                     "weights (no layer_names); upload the original Keras .h5 weights file."
                 )
             layers = []
@@ -461,14 +485,14 @@ def file_layers(path: Path) -> list[tuple[str, list[tuple[int, ...]]]]:
                     layers.append((layer_name, shapes))
             return layers
     except OSError as error:
-        raise WeightsMismatch(f"{path.name} is not an HDF5 weights file ({error}).") from error
+        raise WeightsMismatch(f"{shown_name} is not an HDF5 weights file ({error}).") from error
 
 
-def first_mismatch(model, path: Path) -> str | None:
+def first_mismatch(model, path: Path, shown_name: str | None = None) -> str | None:
     """None if ``path`` fits ``model`` layer by layer; else the first mismatch, in words."""
     expected = [(layer.name, [tuple(v.shape) for v in _layer_variables(layer)])
                 for layer in model.layers if _layer_variables(layer)]
-    found = file_layers(path)
+    found = file_layers(path, shown_name)
     for index, (layer_name, shapes) in enumerate(expected):
         if index >= len(found):
             return (f"the file ends after {len(found)} layers with weights; layer #{index} "

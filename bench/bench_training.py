@@ -1,0 +1,224 @@
+"""Training speed, measured side by side in one run (prints ratios; no assertions).
+
+1. Input pipeline: ``fit`` throughput with ``services.datasets.pipeline.make_tf_dataset`` on the
+   demo set's 150x150 tiles vs the same model on an in-memory tensor, augmentation off and on
+   (in memory, the book's augmentation layers run inside the model instead).
+2. The book's approach: whole arrays in memory + per-image numpy/scipy augmentation in a Python
+   generator (what ImageDataGenerator did) vs the tf.data pipeline with augmentation layers.
+3. DashboardCallback overhead: step time with and without the callback (default throttle).
+4. Metric latency: from a batch end to the row being readable by the monitor's process.
+
+Usage: ``.venv/bin/python bench/bench_training.py [--model cnn_v1] [--epochs 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+
+def _model(name, size, augment_layer=None):
+    import keras
+
+    from services.models.catalog import build_model
+
+    keras.utils.set_random_seed(0)
+    core = build_model(name, input_shape=(size, size, 3))
+    if augment_layer is not None:  # in memory: augmentation inside the model (training only)
+        inputs = keras.Input((size, size, 3))
+        core = keras.Model(inputs, core(augment_layer(inputs * 255.0) / 255.0))
+    core.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return core
+
+
+def _throughput(model, data, images, epochs, **fit_args) -> float:
+    """Images per second over ``epochs`` epochs after one warm-up epoch (fills caches, traces)."""
+    model.fit(data, epochs=1, verbose=0, **fit_args)
+    start = time.perf_counter()
+    model.fit(data, epochs=epochs, verbose=0, **fit_args)
+    return images * epochs / (time.perf_counter() - start)
+
+
+def book_style_batches(x, y, batch_size, seed=0):
+    """ImageDataGenerator-like: per image, a random affine (rotation 40, shift/shear/zoom 0.2),
+    flips, nearest fill, in numpy/scipy on the Python side; endless batches."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    size = x.shape[1]
+    centre = np.array([size / 2, size / 2])
+    while True:
+        order = rng.permutation(len(x))
+        for start in range(0, len(x) - batch_size + 1, batch_size):
+            batch = np.empty((batch_size, *x.shape[1:]), np.float32)
+            for slot, index in enumerate(order[start:start + batch_size]):
+                angle = np.deg2rad(rng.uniform(-40, 40))
+                shear = rng.uniform(-0.2, 0.2)
+                zoom = rng.uniform(0.8, 1.2, size=2)
+                rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+                matrix = rotation @ np.array([[1, shear], [0, 1]]) @ np.diag(zoom)
+                shift = rng.uniform(-0.2, 0.2, size=2) * size
+                offset = centre - matrix @ centre + shift
+                image = x[index]
+                if rng.random() < 0.5:
+                    image = image[:, ::-1]
+                if rng.random() < 0.5:
+                    image = image[::-1]
+                batch[slot] = np.stack([ndimage.affine_transform(image[..., c], matrix, offset, order=1,
+                                                                 mode="nearest") for c in range(3)], axis=-1)
+            yield batch, y[order[start:start + batch_size]]
+
+
+def pipeline_benchmarks(args, frame, class_count):
+    import keras
+
+    from services.datasets.augmentation import book_augmentation
+    from services.datasets.pipeline import load_pixels, make_tf_dataset
+
+    size, batch = args.size, args.batch_size
+    x = np.stack([load_pixels(p, size, size) for p in frame.path]) / 255.0
+    y = frame.label_index.to_numpy()
+    images = len(y) - len(y) % batch
+    x, y = x[:images].astype("float32"), y[:images]
+    from services.models.layers import BookAugmentation
+
+    results = {}
+    variants = (("off", False, None), ("on (datasets' layer stack)", True, book_augmentation(seed=0)),
+                ("on (fused BookAugmentation)", BookAugmentation(seed=0), BookAugmentation(seed=0)))
+    for label, augment, in_model in variants:
+        data = make_tf_dataset(frame.iloc[:images], image_size=(size, size), batch_size=batch, shuffle=True,
+                               augment=augment, num_classes=class_count)
+        piped = _throughput(_model(args.model, size), data, images, args.epochs)
+        memory = _throughput(_model(args.model, size, in_model), x, images, args.epochs, y=y, batch_size=batch)
+        results[label] = piped
+        print(f"pipeline vs in-memory tensor, augmentation {label}: {piped:6.0f} vs {memory:6.0f} images/s "
+              f"-> ratio {piped / memory:.2f}")
+    steps = images // batch
+    book = _throughput(_model(args.model, size), book_style_batches(x, y, batch), images, args.epochs,
+                       steps_per_epoch=steps)
+    fused, stack = results["on (fused BookAugmentation)"], results["on (datasets' layer stack)"]
+    print(f"book-style numpy generator augmentation: {book:6.0f} images/s; tf.data + fused augmentation "
+          f"{fused:.0f} images/s -> speed-up {fused / book:.1f}x "
+          f"(datasets' layer stack: {stack / book:.1f}x)")
+    del keras
+
+
+def _timed_callback(**kwargs):
+    """A DashboardCallback that adds up the time spent inside its own hooks."""
+    from services.training.callback import DashboardCallback
+
+    class Timed(DashboardCallback):
+        spent = 0.0
+
+    for hook in ("on_train_begin", "on_epoch_begin", "on_train_batch_end", "on_epoch_end", "on_train_end"):
+        def timed(self, *args, _original=getattr(DashboardCallback, hook), **kw):
+            start = time.perf_counter()
+            try:
+                return _original(self, *args, **kw)
+            finally:
+                self.spent += time.perf_counter() - start
+
+        setattr(Timed, hook, timed)
+    return Timed(**kwargs)
+
+
+def callback_overhead(args, frame):
+    from services.datasets.pipeline import load_pixels
+
+    size, batch = args.size, args.batch_size
+    x = (np.stack([load_pixels(p, size, size) for p in frame.path]) / 255.0).astype("float32")
+    y = frame.label_index.to_numpy()
+    model = _model(args.model, size)
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+    plain, logged, inside = [], [], []
+    for _ in range(args.repeats):  # interleaved, best of
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=batch, epochs=args.epochs, verbose=0)
+        plain.append(time.perf_counter() - start)
+        callback = _timed_callback(run_name="bench overhead", batch_size=batch)
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=batch, epochs=args.epochs, verbose=0, callbacks=[callback])
+        logged.append(time.perf_counter() - start)
+        inside.append(callback.spent / logged[-1])
+    steps = args.epochs * int(np.ceil(len(y) / batch))
+    print(f"DashboardCallback overhead: time inside its hooks {statistics.median(inside) * 100:.1f} % of fit time "
+          f"(median of {args.repeats}); fit with vs without, best of {args.repeats}: "
+          f"{(min(logged) / min(plain) - 1) * 100:+.1f} % (step {min(plain) / steps * 1000:.1f} ms, "
+          f"{steps} steps per fit, includes creating the run)")
+
+
+def metric_latency():
+    """A writer logs a batch loss every 0.5 s (the callback's throttle); a reader polls the store
+    like the monitor's fragment; latency = read time - row time."""
+    from services.training.store import RunStore
+
+    store = RunStore()
+    run_id = store.create_run("latency probe", status="running")
+    seen, latencies, stop = set(), [], threading.Event()
+
+    def reader():
+        reader_store = RunStore(store.path)
+        while not stop.is_set():
+            frame = reader_store.metrics(run_id, names=["batch_loss"])
+            now = time.time()
+            for step, written in zip(frame.step, frame.time):
+                if step not in seen:
+                    seen.add(step)
+                    latencies.append(now - written)
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    write_ms = []
+    for step in range(20):
+        start = time.perf_counter()
+        store.log_metrics(run_id, {"batch_loss": 1.0}, epoch=0, step=step)
+        write_ms.append((time.perf_counter() - start) * 1000)
+        time.sleep(0.1)
+    time.sleep(0.3)
+    stop.set()
+    thread.join()
+    from services.training.callback import BATCH_LOG_INTERVAL_S
+    from services.training.overview import REFRESH_SECONDS
+
+    worst = BATCH_LOG_INTERVAL_S + max(latencies) + REFRESH_SECONDS
+    print(f"metric latency: write {statistics.median(write_ms):.1f} ms (median), row readable by another "
+          f"connection after {statistics.median(latencies) * 1000:.0f} ms median / {max(latencies) * 1000:.0f} ms "
+          f"max (reader polls every 20 ms); worst case on screen = throttle {BATCH_LOG_INTERVAL_S} s + "
+          f"{max(latencies):.2f} s + refresh {REFRESH_SECONDS} s = {worst:.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="cnn_v1")
+    parser.add_argument("--size", type=int, default=150)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    os.environ["DASHBOARD_DATA_DIR"] = os.environ.get("DASHBOARD_DATA_DIR") or tempfile.mkdtemp(prefix="bench-")
+    from services import runtime
+    from services.datasets.demo import ensure_demo_dataset
+    from services.datasets.index import class_names, load_index, usable
+
+    runtime.tensorflow()
+    frame = usable(load_index(ensure_demo_dataset()))
+    print(f"machine: {runtime.quick_summary()[0].name}; TensorFlow {runtime.tensorflow_version()}; "
+          f"model {args.model} at {args.size}px, batch {args.batch_size}, {len(frame)} demo tiles")
+    pipeline_benchmarks(args, frame, len(class_names(frame)))
+    callback_overhead(args, frame)
+    metric_latency()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""The sections of the Dataset explorer page (kept here so the page file reads like its UI).
+
+Nothing here imports TensorFlow at import time: only the augmentation preview needs it, and it
+imports it when the user asks for variants.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import datasets_adapters as adapters
+from dashboard.adapters import job_manager
+from dashboard.widgets import job_status_line, job_stop_button, synthetic_badge, user_errors
+from services.config import confine, get_settings
+from services.datasets import colour, kather, quality, sources, splits, tasks
+from services.datasets.index import class_names, usable
+from services.datasets.naming import safe_name
+from services.datasets.sources import DatasetInfo
+from services.errors import UserFacingError
+from services.images import decode_image
+
+SECTIONS = ["Gallery", "Colour", "Quality", "Splits", "Augmentation"]
+ROWS_PER_PAGE = 4
+SELECTED = "explorer_selected_tile"
+
+
+# ---------------------------------------------------------------- sources and jobs
+
+def source_picker() -> DatasetInfo:
+    datasets = sources.list_datasets()
+    names = [d.name for d in datasets]
+    titles = {d.name: d.title for d in datasets}
+    chosen = st.selectbox("Dataset", names, format_func=titles.get, key="explorer_dataset")
+    with st.expander("Add a dataset: Kather 2016, a folder or a zip", icon=":material/add:"):
+        add_dataset_forms()
+    show_dataset_jobs()
+    return next(d for d in datasets if d.name == chosen)
+
+
+def add_dataset_forms() -> None:
+    kather_tab, folder_tab, upload_tab = st.tabs(["Kather 2016 download", "Folder or zip on disk", "Upload a zip"])
+    with kather_tab:
+        st.markdown(f"**{kather.FILE_NAME}** from [Zenodo record 53169]({kather.URL}) "
+                    f"({kather.SIZE / 1e6:.0f} MB, md5 `{kather.MD5}`). {kather.CITATION}")
+        if kather.is_installed():
+            st.success("Kather 2016 is installed; pick it in the Dataset list.", icon=":material/check:")
+        elif st.button("Download, verify and extract", icon=":material/download:"):
+            with user_errors():
+                if get_settings().offline:
+                    raise UserFacingError(kather.manual_instructions())
+                start_job(tasks.KATHER_KIND, "Kather 2016 download", tasks.kather_job, {"dataset": "kather2016"})
+        st.caption(f"Offline? {kather.manual_instructions()}")
+    with folder_tab:
+        st.caption(f"A path inside the data root {get_settings().data_root}: a folder of class sub-folders, "
+                   f"or a zip of one (the Kather zip is verified against its md5).")
+        path = st.text_input("Path under the data root", key="explorer_add_path")
+        if st.button("Add", icon=":material/folder_open:", disabled=not path):
+            with user_errors():
+                add_from_path(path)
+    with upload_tab:
+        upload = st.file_uploader("Zip of class folders", type=["zip"], key="explorer_upload")
+        default = safe_name(Path(upload.name).stem) if upload else ""
+        name = st.text_input("Dataset name", value=default, key="explorer_upload_name")
+        if st.button("Import", icon=":material/upload:", disabled=upload is None):
+            with user_errors():
+                sources.check_new_name(name)
+                target = get_settings().data_root / "uploads" / f"{name}.zip"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(upload.getbuffer())
+                start_job(tasks.IMPORT_KIND, f"Import {name}", tasks.import_job,
+                          {"dataset": name, "zip_path": str(target)})
+
+
+def add_from_path(path: str) -> None:
+    resolved = confine(path)
+    if resolved.is_file() and resolved.suffix.lower() == ".zip":
+        if resolved.name == kather.FILE_NAME:
+            start_job(tasks.KATHER_KIND, "Kather 2016 from zip", tasks.kather_job,
+                      {"dataset": "kather2016", "zip_path": str(resolved)})
+        else:
+            name = safe_name(resolved.stem)
+            start_job(tasks.IMPORT_KIND, f"Import {name}", tasks.import_job, {"dataset": name, "zip_path": str(resolved)})
+        return
+    info = sources.register_folder(resolved)
+    st.success(f"Added {info.title}; pick it in the Dataset list.")
+
+
+def start_job(kind: str, title: str, function, params: dict) -> None:
+    tasks.submit_once(job_manager(), kind, title, function, params)
+    st.rerun()
+
+
+def show_dataset_jobs() -> None:
+    """Running dataset jobs (download, import, indexing) with progress and a stop button."""
+    manager = job_manager()
+    kinds = (tasks.KATHER_KIND, tasks.IMPORT_KIND, tasks.INDEX_KIND)
+    active = [s for kind in kinds for s in manager.list(kind=kind) if s.active]
+    if active:
+        _job_progress([s.id for s in active])
+    for kind in (tasks.KATHER_KIND, tasks.IMPORT_KIND):
+        latest = manager.list(kind=kind)
+        if latest and latest[0].status == "failed":
+            st.error(f"{latest[0].title}: {latest[0].error}", icon=":material/error:")
+
+
+@st.fragment(run_every=1.0)
+def _job_progress(job_ids: list[str]) -> None:
+    manager = job_manager()
+    states = [manager.get(job_id) for job_id in job_ids]
+    for state in states:
+        job_status_line(state)
+        job_stop_button(manager, state, key_prefix="dataset-job")
+    if not any(state.active for state in states):
+        st.rerun(scope="app")
+
+
+def load_or_index(info: DatasetInfo) -> pd.DataFrame | None:
+    """The dataset's index from the cache, or start (or follow) the indexing job and return None."""
+    if info.is_synthetic:
+        synthetic_badge("synthetic demo")
+    with user_errors():
+        frame = adapters.cached_index(info.folder)
+        if frame is not None:
+            return frame
+        manager = job_manager()
+        latest = next((s for s in manager.list(kind=tasks.INDEX_KIND) if s.params.get("dataset") == info.name), None)
+        if latest is not None and latest.status in ("failed", "stopped", "interrupted"):
+            st.error(f"Indexing {info.name}: {latest.error or latest.message or latest.status}")
+            if not st.button("Try again", icon=":material/refresh:"):
+                return None
+        if tasks.active_job(manager, tasks.INDEX_KIND, info.name) is None:
+            tasks.submit_once(manager, tasks.INDEX_KIND, f"Index {info.name}", tasks.index_job, {"dataset": info.name})
+            st.rerun()
+        st.info("Preparing the dataset index in the background (generated and read once, then cached).",
+                icon=":material/hourglass_top:")
+    return None
+
+
+# ---------------------------------------------------------------- overview
+
+def overview(info: DatasetInfo, frame: pd.DataFrame) -> None:
+    rows = usable(frame)
+    columns = st.columns(5)
+    columns[0].metric("Tiles", f"{len(frame):,}")
+    columns[1].metric("Classes", frame["label"].nunique())
+    columns[2].metric("Usable", f"{len(rows):,}")
+    columns[3].metric("Excluded", f"{len(frame) - len(rows):,}")
+    columns[4].metric("Source images", f"{rows['source_image'].nunique():,}")
+    left, right = st.columns([2, 1])
+    counts = (rows.groupby(["label_index", "label"]).size().reset_index(name="tiles").sort_values("label_index"))
+    figure = go.Figure(go.Bar(x=counts["label"], y=counts["tiles"], text=counts["tiles"],
+                              marker_color=px.colors.qualitative.Plotly[: len(counts)] * 2))
+    figure.update_layout(title="Usable tiles per class" + (" (synthetic demo)" if info.is_synthetic else ""),
+                         height=320, margin=dict(t=40, b=10, l=10, r=10), yaxis_title="tiles")
+    left.plotly_chart(figure, key="explorer_counts")
+    summary = (rows.assign(size=rows["width"].astype(str) + "x" + rows["height"].astype(str))
+               .groupby(["size", "mode"]).size().reset_index(name="tiles"))
+    right.markdown("**Image sizes and modes**")
+    right.dataframe(summary, hide_index=True)
+    right.caption(f"Folder: `{info.folder}`")
+
+
+# ---------------------------------------------------------------- gallery
+
+def gallery(info: DatasetInfo, frame: pd.DataFrame) -> None:
+    labels = class_names(frame)
+    controls = st.columns([2, 2, 1])
+    label = controls[0].selectbox("Class", labels, key="gallery_class")
+    size = controls[1].slider("Thumbnail size", 48, 200, 110, step=2, key="gallery_size")
+    per_row = max(2, min(12, 1200 // (size + 24)))
+    tiles = usable(frame)
+    tiles = tiles[tiles["label"] == label]
+    per_page = per_row * ROWS_PER_PAGE
+    pages = max(1, -(-len(tiles) // per_page))
+    page = controls[2].number_input(f"Page (of {pages})", 1, pages, 1, key=f"gallery_page_{label}_{per_page}")
+    shown = tiles.iloc[(page - 1) * per_page: page * per_page]
+    records = shown[["path", "relpath", "mtime_ns"]].to_dict("records")
+    for start in range(0, len(records), per_row):
+        for column, row in zip(st.columns(per_row), records[start:start + per_row]):
+            data = adapters.thumbnail(row["path"], size, row["mtime_ns"])
+            if data is None:
+                column.warning("unreadable")
+                continue
+            column.image(data, width=size)
+            if column.button(":material/zoom_in:", key=f"view-{row['relpath']}", help=Path(row["relpath"]).name):
+                st.session_state[SELECTED] = (info.name, row["relpath"])
+    selected_tile(info, frame)
+
+
+def _selected_row(info: DatasetInfo, frame: pd.DataFrame) -> pd.Series:
+    rows = usable(frame)
+    chosen = st.session_state.get(SELECTED)
+    if chosen and chosen[0] == info.name:
+        match = rows[rows["relpath"] == chosen[1]]
+        if not match.empty:
+            return match.iloc[0]
+    return rows.iloc[0]
+
+
+def selected_tile(info: DatasetInfo, frame: pd.DataFrame) -> None:
+    row = _selected_row(info, frame)
+    st.subheader(f"Selected tile · {row['label']}")
+    with user_errors():
+        pixels = decode_image(row["path"]).pixels
+        left, middle, right = st.columns([1, 1, 2])
+        left.image(pixels, caption=f"full resolution ({pixels.shape[1]}x{pixels.shape[0]})")
+        stains = colour.single_stain_images(pixels)
+        middle.image([stains["Hematoxylin"], stains["Eosin"]], caption=["hematoxylin", "eosin"], width=110)
+        details = row.drop(labels=["path"]).rename("value").astype(str).to_frame()
+        right.dataframe(details, height=300)
+
+
+# ---------------------------------------------------------------- colour
+
+def colour_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
+    st.caption("The book's histogram analysis per class, and H&E stain separation by colour deconvolution "
+               "(Ruifrok-Johnston H&E-DAB matrix).")
+    controls = st.columns(3)
+    per_class = controls[0].slider("Tiles sampled per class", 5, 100, 20, step=5, key="colour_per_class")
+    space = controls[1].radio("Histogram", ["rgb", "hsv"], format_func=str.upper, horizontal=True, key="colour_space")
+    seed = controls[2].number_input("Sample seed", 0, 10_000, 0, key="colour_seed")
+    profile = adapters.colour_profile(frame, adapters.signature_of(frame), per_class, seed)
+    means = profile.means
+    st.markdown("**Mean colour per class**")
+    swatches = "".join(
+        f"<div style='display:inline-block;margin:4px;text-align:center'><div style='width:70px;height:40px;"
+        f"background:{m.hex};border:1px solid #999;border-radius:4px'></div><small>{m.label}<br>{m.hex}</small></div>"
+        for m in means.itertuples())
+    st.html(f"<div>{swatches}</div>")
+    histograms = profile.histograms[profile.histograms["space"] == space]
+    figure = px.line(histograms, x="value", y="fraction", color="channel", facet_col="label", facet_col_wrap=4,
+                     color_discrete_sequence=["#d62728", "#2ca02c", "#1f77b4"], height=480,
+                     title=f"{space.upper()} histograms per class")
+    st.plotly_chart(figure, key="colour_histograms")
+    stains = px.line(profile.stains, x="value", y="fraction", color="stain", facet_col="label", facet_col_wrap=4,
+                     color_discrete_map={"Hematoxylin": "#4b2c83", "Eosin": "#e377c2"}, height=480,
+                     title="Per-pixel stain concentration (optical density) per class")
+    st.plotly_chart(stains, key="colour_stains")
+    tile_means = profile.tile_stains.melt(id_vars=["label", "relpath"], value_vars=["hematoxylin", "eosin"],
+                                          var_name="stain", value_name="mean concentration")
+    st.plotly_chart(px.box(tile_means, x="label", y="mean concentration", color="stain", height=380,
+                           color_discrete_map={"hematoxylin": "#4b2c83", "eosin": "#e377c2"},
+                           title="Mean stain concentration per tile"), key="colour_tile_stains")
+
+
+# ---------------------------------------------------------------- quality
+
+def quality_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
+    key = adapters.signature_of(frame)
+    problems = quality.problems(frame)
+    st.markdown(f"**Excluded files** ({len(problems)})")
+    if problems.empty:
+        st.success("Every file could be read.", icon=":material/check:")
+    else:
+        st.dataframe(problems, hide_index=True)
+    converted, odd = quality.conversions(frame), quality.odd_files(frame)
+    if not converted.empty:
+        st.markdown(f"**Converted when read** ({len(converted)}): kept, converted to 8-bit RGB")
+        st.dataframe(converted, hide_index=True)
+    if not odd.empty:
+        st.markdown(f"**Odd size or mode** ({len(odd)}): kept, resized by the training pipeline")
+        st.dataframe(odd, hide_index=True)
+    exact = adapters.exact_duplicates(frame, key)
+    st.markdown(f"**Exact duplicates** ({len(exact)} pairs of byte-identical files)")
+    _pairs(exact, "exact")
+    distance = st.slider("Near duplicates: maximum perceptual-hash distance (bits of 64)", 0, 16, 4,
+                         key="quality_distance")
+    near = adapters.near_duplicates(frame, key, distance)
+    st.markdown(f"**Near duplicates** ({len(near)} pairs{' (first 1000)' if len(near) == 1000 else ''})")
+    _pairs(near, "near")
+
+
+def _pairs(pairs: pd.DataFrame, key: str) -> None:
+    if pairs.empty:
+        st.caption("none")
+        return
+    st.dataframe(pairs.drop(columns=["path_a", "path_b"]), hide_index=True, key=f"pairs_{key}")
+    with st.container(horizontal=True):
+        for row in pairs.head(6).itertuples():
+            images = [adapters.thumbnail(p, 96, 0) for p in (row.path_a, row.path_b)]
+            if all(images):
+                st.image(images, width=96, caption=[f"{row.label_a}", f"{row.label_b} · d={row.distance}"])
+
+
+# ---------------------------------------------------------------- splits
+
+def splits_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
+    has_sources = (frame["tile_row"] >= 0).any()
+    controls = st.columns(4)
+    method = controls[0].radio("Method", splits.METHODS, index=0 if has_sources else 1, key="split_method",
+                               format_func={"grouped": "grouped by source image", "random": "random, stratified"}.get)
+    train = controls[1].slider("Train %", 10, 90, 60, step=5, key="split_train")
+    val = controls[2].slider("Validation %", 0, 100 - train, min(20, 100 - train), step=5, key="split_val")
+    seed = controls[3].number_input("Seed", 0, 1_000_000, 42, key="split_seed")
+    test = 100 - train - val
+    st.caption(f"Test {test} %. The book splits 60/20/20 at random; tiles of one source image are correlated, "
+               "so a grouped split is the honest estimate.")
+    with user_errors():
+        split = splits.make_split(frame, method=method, fractions=(train / 100, val / 100, test / 100), seed=seed)
+        show_split(split)
+        save_form(info, split)
+    saved = splits.list_splits(info.name)
+    if saved:
+        name = st.selectbox("Saved splits", saved, key="split_saved")
+        with user_errors():
+            loaded = splits.load_split(info.name, name)
+            st.caption(f"{name}: {len(loaded):,} tiles")
+            st.dataframe(splits.split_summary(loaded))
+
+
+def show_split(split: pd.DataFrame) -> None:
+    st.dataframe(splits.split_summary(split))
+    leaks = splits.leakage_report(split)
+    if leaks.empty:
+        st.success("No leakage: no source image or identical file is in more than one split.", icon=":material/check:")
+    else:
+        by_kind = leaks.groupby("kind").size().to_dict()
+        st.warning("Leakage between splits: " + ", ".join(f"{n} {k}s" for k, n in by_kind.items())
+                   + " appear in more than one split.", icon=":material/warning:")
+        st.dataframe(leaks, hide_index=True, height=200)
+
+
+def save_form(info: DatasetInfo, split: pd.DataFrame) -> None:
+    columns = st.columns([3, 1])
+    method = st.session_state.get("split_method", "split")
+    name = columns[0].text_input("Save as", value=f"{method}-{st.session_state.get('split_seed', 42)}", key="split_name")
+    if columns[1].button("Save split", icon=":material/save:"):
+        path = splits.save_split(info.name, name, split)
+        st.success(f"Saved {path.relative_to(get_settings().data_root)}; the training pages can use it.")
+
+
+# ---------------------------------------------------------------- augmentation
+
+def augmentation_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
+    from services.datasets.augmentation import BOOK_DEFAULTS
+
+    row = _selected_row(info, frame)
+    st.caption(f"The book's augmentations as Keras preprocessing layers, applied to the selected tile "
+               f"({row['label']}, {Path(row['relpath']).name}); pick another tile in the Gallery.")
+    columns = st.columns(4)
+    options = {
+        "rotation_degrees": columns[0].slider("Rotation (degrees)", 0, 180, int(BOOK_DEFAULTS["rotation_degrees"])),
+        "shift": columns[1].slider("Width/height shift", 0.0, 0.5, BOOK_DEFAULTS["shift"], step=0.05),
+        "shear": columns[2].slider("Shear", 0.0, 0.5, BOOK_DEFAULTS["shear"], step=0.05),
+        "zoom": columns[3].slider("Zoom", 0.0, 0.5, BOOK_DEFAULTS["zoom"], step=0.05),
+    }
+    columns = st.columns(4)
+    options["horizontal_flip"] = columns[0].checkbox("Horizontal flip", True)
+    options["vertical_flip"] = columns[1].checkbox("Vertical flip", True)
+    options["fill_mode"] = columns[2].selectbox("Fill mode", ["nearest", "reflect", "wrap", "constant"])
+    count = columns[3].slider("Variants", 4, 16, 8, step=4)
+    seed = st.number_input("Seed", 0, 10_000, 0, key="augment_seed")
+    if st.toggle("Show variants", key="augment_show", help="Loads TensorFlow on first use (a few seconds)."):
+        with user_errors(), st.spinner("Augmenting…"):
+            from services.datasets.augmentation import preview_variants
+
+            pixels = decode_image(row["path"]).pixels
+            variants = preview_variants(pixels, count, seed=seed, **options)
+            st.image([pixels, *variants], width=140, caption=["original", *[f"#{i + 1}" for i in range(count)]])
+
+
+RENDERERS = {"Gallery": gallery, "Colour": colour_section, "Quality": quality_section,
+             "Splits": splits_section, "Augmentation": augmentation_section}

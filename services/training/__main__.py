@@ -1,0 +1,84 @@
+"""Headless training: ``python -m services.training --model cnn_v1 --dataset demo --epochs 5``.
+
+Trains in the foreground of this process and logs to the same run store as the dashboard, so
+the run appears in the training monitor. With ``TF_CONFIG`` set (one process per machine) it
+trains with MultiWorkerMirroredStrategy; only the chief logs. ``--background`` queues the run
+for a worker process instead and returns at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from services.errors import UserFacingError
+from services.models.catalog import model_names
+from services.training.config import DISTRIBUTIONS, OPTIMIZERS, RunConfig
+
+
+def parse_config(argv: list[str] | None = None) -> tuple[RunConfig, argparse.Namespace]:
+    parser = argparse.ArgumentParser(prog="python -m services.training", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="cnn_v1", choices=model_names())
+    parser.add_argument("--dataset", default="demo")
+    parser.add_argument("--split", default=None, help="a saved split (default: grouped by source image)")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--augment", action="store_true")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--image-size", type=int, default=150)
+    parser.add_argument("--mixed-precision", action="store_true", help="float16 compute on GPU")
+    parser.add_argument("--distribution", default="auto", choices=DISTRIBUTIONS)
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--options", default="{}", help='model options as JSON, e.g. \'{"weights": null}\'')
+    parser.add_argument("--background", action="store_true", help="queue for a worker process and return")
+    args = parser.parse_args(argv)
+    try:
+        options = json.loads(args.options)
+    except ValueError as error:
+        parser.error(f"--options is not JSON: {error}")
+    config = RunConfig(model=args.model, dataset=args.dataset, split=args.split, epochs=args.epochs,
+                       batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.learning_rate,
+                       augment=args.augment, seed=args.seed, image_size=args.image_size,
+                       mixed_precision=args.mixed_precision, distribution=args.distribution, name=args.name,
+                       options=options)
+    return config, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    from services.training import launcher, store as run_store
+    from services.training.distribution import is_chief
+
+    config, args = parse_config(argv)
+    try:
+        config.validate()
+        if args.background:
+            run_id = launcher.start_run(config)
+            print(f"queued run {run_id}; watch it in the training monitor")
+            return 0
+        if not is_chief():  # other machines of a multi-worker job train but do not log
+            from services.training.worker import train_unlogged
+
+            train_unlogged(config)
+            return 0
+        store = run_store.RunStore()
+        run_id = launcher.create_run_for(config, store, source="cli", status=run_store.RUNNING)
+    except UserFacingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from services.training.worker import execute
+
+    print(f"run {run_id}: training {config.model} on {config.dataset} ({store.path})")
+    status = execute(run_id, store.path)
+    run = store.get_run(run_id)
+    print(f"run {run_id}: {status}" + (f" — {run.error}" if run.error else ""))
+    for key in ("val_accuracy", "test_accuracy", "test_macro_f1"):
+        if key in run.summary:
+            print(f"  {key}: {run.summary[key]:.3f}")
+    return 0 if status in (run_store.FINISHED, run_store.STOPPED) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

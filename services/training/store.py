@@ -1,0 +1,460 @@
+"""The run store: every training run, its metrics and its files, in one SQLite database.
+
+``<data_root>/runs/runs.sqlite`` in WAL mode: the training process writes while the dashboard
+reads; readers never block the writer and only ever see committed transactions (a row is
+written whole or not at all, even when the writer is SIGKILLed). Each run's files (checkpoints,
+TensorBoard events, exported models) live in ``<runs_dir>/<run_id>/``.
+
+The file is marked with an SQLite ``application_id``; a file that is not SQLite, or is some
+other program's database, is refused with a clear message and never modified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from services.config import get_settings
+from services.errors import UserFacingError
+
+APPLICATION_ID = 0x44534852  # "DSHR"
+SCHEMA_VERSION = 1
+QUEUED, RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED, DIVERGED = (
+    "queued", "running", "finished", "stopped", "failed", "interrupted", "diverged")
+ACTIVE = (QUEUED, RUNNING)
+ENDED = (FINISHED, STOPPED, FAILED, INTERRUPTED, DIVERGED)
+HEARTBEAT_TIMEOUT_S = 180.0
+"""A running run whose heartbeat is older than this (and whose pid is unknown here) is interrupted."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, model TEXT, dataset TEXT, split TEXT,
+    source TEXT NOT NULL DEFAULT 'script', config TEXT NOT NULL DEFAULT '{}',
+    hyperparameters TEXT NOT NULL DEFAULT '{}', summary TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL, created REAL NOT NULL, started REAL, ended REAL,
+    epochs INTEGER, epochs_done INTEGER NOT NULL DEFAULT 0, steps_per_epoch INTEGER,
+    device TEXT, host TEXT, pid INTEGER, heartbeat REAL, error TEXT,
+    stop_requested INTEGER NOT NULL DEFAULT 0, synthetic INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL, step INTEGER, name TEXT NOT NULL, value REAL, time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, name, epoch);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL, path TEXT NOT NULL, epoch INTEGER, created REAL NOT NULL,
+    PRIMARY KEY (run_id, kind, path)
+);
+"""
+_JSON_FIELDS = ("config", "hyperparameters", "summary")
+
+
+class StoreError(UserFacingError):
+    """The run store file cannot be used (corrupt, foreign, unreadable)."""
+
+
+class RunNotFound(UserFacingError):
+    """No run with that id."""
+
+
+@dataclass
+class Run:
+    id: str
+    name: str
+    status: str
+    created: float
+    model: str | None = None
+    dataset: str | None = None
+    split: str | None = None
+    source: str = "script"
+    config: dict[str, Any] = field(default_factory=dict)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    started: float | None = None
+    ended: float | None = None
+    epochs: int | None = None
+    epochs_done: int = 0
+    steps_per_epoch: int | None = None
+    device: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    heartbeat: float | None = None
+    error: str | None = None
+    stop_requested: bool = False
+    synthetic: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.ended or time.time()) - self.started
+
+
+def default_store_path() -> Path:
+    return get_settings().runs_dir / "runs.sqlite"
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def check_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not run_id.replace("-", "").isalnum():
+        raise RunNotFound(f"not a run id: {run_id!r}")
+    return run_id
+
+
+class RunStore:
+    """Runs, metrics and artifacts in SQLite (WAL). Safe to use from several processes."""
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path is not None else default_store_path()
+        self.runs_dir = self.path.parent
+        self._local = threading.local()
+        self._check_existing_file()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as connection:
+            self._initialise(connection)
+
+    # --- connection and schema -------------------------------------------------------------
+    def _check_existing_file(self) -> None:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        try:
+            with open(self.path, "rb") as handle:
+                header = handle.read(100)
+        except OSError as error:
+            raise StoreError(f"Cannot read the run store {self.path}: {error}") from error
+        if not header.startswith(b"SQLite format 3\x00"):
+            raise StoreError(f"{self.path} is not a run store (not an SQLite database). It was left "
+                             "untouched: move it away or point DASHBOARD_DATA_DIR elsewhere.")
+        application_id = int.from_bytes(header[68:72], "big")
+        if application_id not in (0, APPLICATION_ID):
+            raise StoreError(f"{self.path} belongs to another program (application id "
+                             f"{application_id:#x}). It was left untouched: move it away.")
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, kept open: closing the last connection of a WAL database
+        checkpoints and deletes the WAL, which would make every small write expensive."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            try:
+                connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                             check_same_thread=False)
+                connection.row_factory = sqlite3.Row
+                connection.execute("PRAGMA busy_timeout = 30000")
+                connection.execute("PRAGMA foreign_keys = ON")
+            except sqlite3.Error as error:
+                raise StoreError(f"Cannot open the run store {self.path}: {error}") from error
+            self._local.connection = connection
+        return connection
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        connection = self._connection()
+        try:
+            yield connection
+        except sqlite3.DatabaseError as error:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+                raise StoreError(f"The run store is busy: {error}. Try again.") from error
+            self.close()
+            raise StoreError(f"The run store {self.path} is damaged or not a run store: {error}. "
+                             "It was left untouched: move it away to start a new one.") from error
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: all of it is visible to readers, or none of it."""
+        with self._connect() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    def _initialise(self, connection: sqlite3.Connection) -> None:
+        application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if application_id == 0 and tables:
+            raise StoreError(f"{self.path} is another program's SQLite database (tables: "
+                             f"{', '.join(sorted(tables))}). It was left untouched: move it away.")
+        if application_id == APPLICATION_ID and connection.execute("PRAGMA user_version").fetchone()[0] > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer dashboard version; update the dashboard.")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        if application_id == 0:
+            connection.executescript("BEGIN;" + _SCHEMA + f"PRAGMA application_id = {APPLICATION_ID};"
+                                     f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / check_run_id(run_id)
+
+    # --- runs ------------------------------------------------------------------------------
+    def create_run(self, name: str | None = None, *, model: str | None = None, dataset: str | None = None,
+                   split: str | None = None, source: str = "script", config: dict | None = None,
+                   hyperparameters: dict | None = None, epochs: int | None = None,
+                   status: str = QUEUED, synthetic: bool = False, run_id: str | None = None) -> str:
+        run_id = check_run_id(run_id) if run_id else new_run_id()
+        now = time.time()
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO runs (id, name, model, dataset, split, source, config, hyperparameters,"
+                " status, created, epochs, synthetic) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, name or f"{model or 'run'} {time.strftime('%Y-%m-%d %H:%M')}", model, dataset,
+                 split, source, json.dumps(config or {}, default=str),
+                 json.dumps(hyperparameters or {}, default=str), status, now, epochs, int(synthetic)))
+        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        return run_id
+
+    @staticmethod
+    def _row_to_run(row: sqlite3.Row) -> Run:
+        values = dict(row)
+        for key in _JSON_FIELDS:
+            values[key] = json.loads(values[key] or "{}")
+        values["stop_requested"] = bool(values["stop_requested"])
+        values["synthetic"] = bool(values["synthetic"])
+        return Run(**values)
+
+    def get_run(self, run_id: str) -> Run:
+        with self._connect() as connection:
+            row = connection.execute("SELECT * FROM runs WHERE id = ?", (check_run_id(run_id),)).fetchone()
+        if row is None:
+            raise RunNotFound(f"There is no run {run_id} (it may have been deleted).")
+        return self._row_to_run(row)
+
+    def find_run(self, run_id: str) -> Run | None:
+        try:
+            return self.get_run(run_id)
+        except RunNotFound:
+            return None
+
+    def list_runs(self, status: str | None = None) -> list[Run]:
+        """Runs, newest first."""
+        query, args = "SELECT * FROM runs", ()
+        if status:
+            query, args = query + " WHERE status = ?", (status,)
+        with self._connect() as connection:
+            rows = connection.execute(query + " ORDER BY created DESC", args).fetchall()
+        return [self._row_to_run(row) for row in rows]
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set columns of a run (dict values of JSON columns replace the whole value)."""
+        allowed = set(Run.__dataclass_fields__) - {"id", "created"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown run fields: {sorted(unknown)}")
+        values = {k: json.dumps(v, default=str) if k in _JSON_FIELDS else v for k, v in fields.items()}
+        assignments = ", ".join(f"{key} = ?" for key in values)
+        with self._transaction() as connection:
+            cursor = connection.execute(f"UPDATE runs SET {assignments} WHERE id = ?",
+                                        (*values.values(), check_run_id(run_id)))
+        if cursor.rowcount == 0:
+            raise RunNotFound(f"There is no run {run_id}.")
+
+    def update_summary(self, run_id: str, **values: Any) -> None:
+        """Merge ``values`` into the run's summary (final accuracies, F1, parameter counts...)."""
+        with self._transaction() as connection:
+            row = connection.execute("SELECT summary FROM runs WHERE id = ?", (check_run_id(run_id),)).fetchone()
+            if row is None:
+                raise RunNotFound(f"There is no run {run_id}.")
+            summary = {**json.loads(row[0] or "{}"), **values}
+            connection.execute("UPDATE runs SET summary = ? WHERE id = ?", (json.dumps(summary, default=str), run_id))
+
+    def set_status(self, run_id: str, status: str, error: str | None = None, **fields: Any) -> None:
+        if status not in ACTIVE + ENDED:
+            raise ValueError(f"unknown status {status!r}")
+        now = time.time()
+        if status == RUNNING:
+            fields.setdefault("started", now)
+            fields.setdefault("heartbeat", now)
+            fields.setdefault("ended", None)
+        elif status in ENDED:
+            fields.setdefault("ended", now)
+        self.update_run(run_id, status=status, error=error, **fields)
+
+    def heartbeat(self, run_id: str, **fields: Any) -> None:
+        self.update_run(run_id, heartbeat=time.time(), **fields)
+
+    def request_stop(self, run_id: str) -> None:
+        """Ask a run to stop: a queued run stops now, a running one at its next batch."""
+        with self._transaction() as connection:
+            connection.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (check_run_id(run_id),))
+            connection.execute("UPDATE runs SET status = ?, ended = ? WHERE id = ? AND status = ?",
+                               (STOPPED, time.time(), run_id, QUEUED))
+
+    def stop_requested(self, run_id: str) -> bool:
+        with self._connect() as connection:
+            row = connection.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
+    def claim_next_queued(self, limit: int) -> str | None:
+        """Atomically turn the oldest queued run into a running one if fewer than ``limit`` run."""
+        with self._transaction() as connection:
+            running = connection.execute(
+                "SELECT COUNT(*) FROM runs WHERE status = ? AND source IN ('dashboard', 'cli')",
+                (RUNNING,)).fetchone()[0]
+            if running >= limit:
+                return None
+            row = connection.execute("SELECT id FROM runs WHERE status = ? ORDER BY created LIMIT 1",
+                                     (QUEUED,)).fetchone()
+            if row is None:
+                return None
+            now = time.time()
+            connection.execute("UPDATE runs SET status = ?, started = COALESCE(started, ?), heartbeat = ?,"
+                               " ended = NULL, error = NULL, pid = NULL, host = ? WHERE id = ?",
+                               (RUNNING, now, now, socket.gethostname(), row[0]))
+            return row[0]
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run that is not active, with its metrics, artifacts and folder."""
+        import shutil
+
+        run = self.get_run(run_id)
+        if run.status == RUNNING:
+            raise UserFacingError("Stop the run before deleting it.")
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            connection.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))
+            connection.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    # --- liveness --------------------------------------------------------------------------
+    def refresh_liveness(self, now: float | None = None) -> list[str]:
+        """Mark running runs whose process vanished as interrupted; return their ids.
+
+        On this host the pid decides (a dead or zombie process, or a pid now used by another
+        program); elsewhere a heartbeat older than :data:`HEARTBEAT_TIMEOUT_S` does.
+        """
+        now = now or time.time()
+        host = socket.gethostname()
+        lost = []
+        for run in self.list_runs(status=RUNNING):
+            if run.host == host and run.pid:
+                alive = process_alive(run.pid)
+            else:
+                alive = now - (run.heartbeat or run.started or run.created) < HEARTBEAT_TIMEOUT_S
+            if not alive:
+                lost.append(run.id)
+        for run_id in lost:
+            with self._transaction() as connection:  # only if still running (no race with the worker)
+                connection.execute(
+                    "UPDATE runs SET status = ?, ended = ?, error = ? WHERE id = ? AND status = ?",
+                    (INTERRUPTED, now, "The training process vanished (killed, crashed or the machine "
+                     "restarted). Resume continues from the last completed epoch.", run_id, RUNNING))
+        return lost
+
+    # --- metrics ---------------------------------------------------------------------------
+    def log_metrics(self, run_id: str, values: dict[str, float], *, epoch: int, step: int | None = None,
+                    when: float | None = None, heartbeat: bool = True, **run_fields: Any) -> None:
+        """Write a set of metric values (one transaction); optionally update run columns too."""
+        when = when or time.time()
+        rows = [(run_id, int(epoch), step, name, _as_float(value), when) for name, value in values.items()]
+        with self._transaction() as connection:
+            connection.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?)", rows)
+            if heartbeat or run_fields:
+                fields = {**run_fields, **({"heartbeat": when} if heartbeat else {})}
+                assignments = ", ".join(f"{key} = ?" for key in fields)
+                connection.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
+
+    def delete_metrics_from(self, run_id: str, epoch: int) -> None:
+        """Forget metrics of ``epoch`` and later (a resumed run redoes them)."""
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM metrics WHERE run_id = ? AND epoch >= ?", (run_id, int(epoch)))
+
+    def metrics(self, run_id: str, names: list[str] | None = None, since: float | None = None) -> pd.DataFrame:
+        """Metric rows (epoch, step, name, value, time) of a run, oldest first."""
+        query = "SELECT epoch, step, name, value, time FROM metrics WHERE run_id = ?"
+        args: list[Any] = [check_run_id(run_id)]
+        if names:
+            query += f" AND name IN ({','.join('?' * len(names))})"
+            args += names
+        if since is not None:
+            query += " AND time > ?"
+            args.append(since)
+        with self._connect() as connection:
+            frame = pd.read_sql_query(query + " ORDER BY rowid", connection, params=args)
+        return frame
+
+    def epoch_table(self, run_id: str) -> pd.DataFrame:
+        """Per-epoch metrics as one row per epoch (columns: epoch, loss, accuracy, val_loss, ...)."""
+        frame = self.metrics(run_id)
+        frame = frame[frame.step.isna()]
+        if frame.empty:
+            return pd.DataFrame(columns=["epoch"])
+        return frame.pivot_table(index="epoch", columns="name", values="value", aggfunc="last").reset_index()
+
+    # --- artifacts -------------------------------------------------------------------------
+    def add_artifact(self, run_id: str, kind: str, path: str | os.PathLike, epoch: int | None = None) -> None:
+        with self._transaction() as connection:
+            connection.execute("INSERT OR REPLACE INTO artifacts VALUES (?,?,?,?,?)",
+                               (check_run_id(run_id), kind, str(path), epoch, time.time()))
+
+    def artifacts(self, run_id: str, kind: str | None = None) -> pd.DataFrame:
+        query, args = "SELECT kind, path, epoch, created FROM artifacts WHERE run_id = ?", [check_run_id(run_id)]
+        if kind:
+            query, args = query + " AND kind = ?", args + [kind]
+        with self._connect() as connection:
+            return pd.read_sql_query(query + " ORDER BY created", connection, params=args)
+
+    def artifact_path(self, run_id: str, kind: str) -> Path | None:
+        """The newest artifact of ``kind`` that still exists on disk."""
+        frame = self.artifacts(run_id, kind)
+        for path in reversed(frame.path.tolist()):
+            if Path(path).exists():
+                return Path(path)
+        return None
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def process_alive(pid: int) -> bool:
+    """True if ``pid`` is a live (not zombie) training process on this machine."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+        if state in ("Z", "X"):
+            return False
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read()
+        return b"python" in cmdline or b"services.training" in cmdline
+    except (OSError, IndexError):
+        if not Path("/proc").is_dir():  # no procfs (macOS): fall back to signal 0
+            try:
+                os.kill(pid, 0)
+                return True
+            except OSError:
+                return False
+        return False

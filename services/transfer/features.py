@@ -1,0 +1,198 @@
+"""Strategy C's feature cache: run a frozen backbone once over a split, keep the features on disk.
+
+A cache entry is one ``.npz`` file (``allow_pickle=False``) plus a ``.json`` description under
+``<data_root>/features/<backbone>/``. Its name is the digest of a :class:`FeatureKey`:
+backbone, a hash of the backbone's actual weights, input size, preprocessing, the dataset version
+of that split's rows (paths, labels and a hash of every file's bytes) and the split name. Any
+change to one of them gives another key, so stale features are never used; training a different
+head on the same key reuses the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from services.config import get_settings
+from services.errors import UserFacingError
+
+FORMAT_VERSION = 1
+_file_hashes: dict[tuple[str, int, int], str] = {}
+
+
+@dataclass(frozen=True)
+class FeatureKey:
+    backbone: str
+    weights_hash: str
+    input_size: tuple[int, int]
+    preprocessing: str
+    dataset_version: str
+    split: str
+
+    @property
+    def digest(self) -> str:
+        payload = json.dumps({**asdict(self), "format": FORMAT_VERSION}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+@dataclass
+class FeatureSet:
+    features: np.ndarray
+    labels: np.ndarray
+    paths: list[str]
+    key: FeatureKey
+    seconds: float
+    """Extraction time (0 when the features came from the cache)."""
+    reused: bool
+
+
+def file_hash(path: str) -> str:
+    """blake2b of a file's bytes, remembered while its size and mtime are unchanged."""
+    stat = os.stat(path)
+    memo = (path, stat.st_size, stat.st_mtime_ns)
+    if memo not in _file_hashes:
+        digest = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _file_hashes[memo] = digest.hexdigest()
+    return _file_hashes[memo]
+
+
+def dataset_version(frame: pd.DataFrame) -> str:
+    """Digest of the rows' paths, labels and file contents (order-independent).
+
+    A vanished file raises :class:`UserFacingError` (the split must be re-made)."""
+    digest = hashlib.sha256()
+    for path, label in sorted(zip(frame["path"].astype(str), frame["label_index"].astype(int))):
+        try:
+            content = file_hash(path)
+        except FileNotFoundError:
+            raise UserFacingError(f"{path} is gone since the split was saved; re-index and save the split again.") from None
+        digest.update(f"{path}\t{label}\t{content}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def weights_hash(model) -> str:
+    """Digest of a model's weight values: identifies ImageNet, user-installed and random weights."""
+    digest = hashlib.sha256()
+    for variable in model.weights:
+        digest.update(np.ascontiguousarray(np.asarray(variable)).tobytes())
+    return digest.hexdigest()[:24]
+
+
+def cache_dir(backbone: str) -> Path:
+    return get_settings().data_root / "features" / backbone
+
+
+def _paths(key: FeatureKey) -> tuple[Path, Path]:
+    folder = cache_dir(key.backbone)
+    return folder / f"{key.digest}.npz", folder / f"{key.digest}.json"
+
+
+def load_cached(key: FeatureKey, frame: pd.DataFrame | None = None) -> FeatureSet | None:
+    """The cached features of ``key`` or None; rows must match ``frame``'s paths when given."""
+    data_path, _ = _paths(key)
+    if not data_path.is_file():
+        return None
+    try:
+        with np.load(data_path, allow_pickle=False) as archive:
+            features, labels, paths = archive["features"], archive["labels"], [str(p) for p in archive["paths"]]
+    except (OSError, ValueError, KeyError):
+        return None  # a damaged file is recomputed, never trusted
+    if frame is not None and paths != [str(p) for p in frame["path"]]:
+        return None
+    return FeatureSet(features, labels, paths, key, 0.0, True)
+
+
+def save(key: FeatureKey, features: np.ndarray, labels: np.ndarray, paths: list[str], seconds: float) -> Path:
+    data_path, meta_path = _paths(key)
+    data_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = data_path.with_name(f".{data_path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(temporary, features=features.astype(np.float32), labels=labels.astype(np.int32),
+             paths=np.array(paths, dtype=str))
+    os.replace(temporary, data_path)
+    meta = {**asdict(key), "digest": key.digest, "shape": list(features.shape), "count": len(paths),
+            "extraction_seconds": seconds, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    meta_path.write_text(json.dumps(meta, indent=1))
+    return data_path
+
+
+def list_cached(backbone: str | None = None) -> list[dict]:
+    """Descriptions of the cached feature files (newest first)."""
+    root = get_settings().data_root / "features"
+    found = []
+    for meta_path in root.glob(f"{backbone or '*'}/*.json"):
+        try:
+            found.append(json.loads(meta_path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return sorted(found, key=lambda m: m.get("created", ""), reverse=True)
+
+
+Progress = Callable[[int, int], None]
+
+
+def extract(backbone, preprocess: Callable, frame: pd.DataFrame, *, image_size: tuple[int, int],
+            batch_size: int = 32, progress: Progress | None = None,
+            should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    """Run ``backbone`` over ``frame``'s images (0..255 RGB through ``preprocess``), in row order.
+
+    Reports ``progress(done, total)`` after each batch; returns None-free features or raises
+    :class:`StopRequested` when ``should_stop()`` becomes true.
+    """
+    from services.datasets.pipeline import make_tf_dataset
+    from services.runtime import tensorflow
+
+    tf = tensorflow()
+    dataset = make_tf_dataset(frame, image_size=tuple(image_size), batch_size=batch_size, shuffle=False,
+                              augment=False, scale="raw", cache=False)
+    signature = [tf.TensorSpec((None, int(image_size[0]), int(image_size[1]), 3), tf.float32)]
+    forward = tf.function(lambda images: backbone(preprocess(images), training=False), input_signature=signature)
+    outputs, done = [], 0
+    for images, _ in dataset:
+        if should_stop is not None and should_stop():
+            raise StopRequested()
+        outputs.append(forward(images).numpy())
+        done += int(images.shape[0])
+        if progress is not None:
+            progress(done, len(frame))
+    if not outputs:
+        raise UserFacingError("the split has no images to extract features from.")
+    return np.concatenate(outputs)
+
+
+class StopRequested(Exception):
+    """Extraction stopped on request (partial features are discarded, nothing is cached)."""
+
+
+def ensure_features(backbone, backbone_name: str, frame: pd.DataFrame, split: str, *,
+                    preprocess: Callable, preprocessing: str, image_size: tuple[int, int],
+                    batch_size: int = 32, progress: Progress | None = None,
+                    should_stop: Callable[[], bool] | None = None,
+                    weights_digest: str | None = None) -> FeatureSet:
+    """The features of ``frame`` (one split) from the cache, or extracted now and cached."""
+    rows = frame.reset_index(drop=True)
+    key = FeatureKey(backbone_name, weights_digest or weights_hash(backbone), tuple(int(s) for s in image_size),
+                     preprocessing, dataset_version(rows), split)
+    cached = load_cached(key, rows)
+    if cached is not None:
+        if progress is not None:
+            progress(len(rows), len(rows))
+        return cached
+    start = time.perf_counter()
+    features = extract(backbone, preprocess, rows, image_size=image_size, batch_size=batch_size,
+                       progress=progress, should_stop=should_stop)
+    seconds = time.perf_counter() - start
+    labels = rows["label_index"].to_numpy(np.int32)
+    paths = [str(p) for p in rows["path"]]
+    save(key, features, labels, paths, seconds)
+    return FeatureSet(features, labels, paths, key, seconds, False)

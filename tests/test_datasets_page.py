@@ -1,0 +1,110 @@
+"""The Dataset explorer page through Streamlit's AppTest (real services, tiny data)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.adapters import job_manager
+from services.datasets import index, splits, sources
+from tests.datasets_helpers import demo_data_root, demo_root, make_dataset  # noqa: F401
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "dataset_explorer.py")
+
+
+def _ready_app() -> AppTest:
+    """The page after its background indexing job finished."""
+    app = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not app.exception
+    for state in job_manager().list():
+        job_manager().wait(state.id, timeout=60)
+    return app.run()
+
+
+def _texts(app: AppTest, kind: str) -> str:
+    if kind == "alert":
+        elements = [*app.info, *app.success, *app.warning, *app.error]
+    else:
+        elements = getattr(app, kind)
+    return " ".join(str(element.value) for element in elements)
+
+
+def test_demo_is_generated_in_the_background_then_explored(data_root):
+    app = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert "Preparing the dataset index" in _texts(app, "alert")
+    states = job_manager().list(kind="dataset-index")
+    assert [s.params for s in states] == [{"dataset": "demo"}]
+    job_manager().wait(states[0].id, timeout=60)
+    app.run()
+    assert not app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Tiles"] == "360" and metrics["Classes"] == "8" and metrics["Excluded"] == "0"
+    assert "synthetic demo" in _texts(app, "caption")
+    assert len(app.get("plotly_chart")) == 1
+    assert len(app.get("image")) >= 32 + 1  # a page of thumbnails and the selected tile
+    assert app.subheader[0].value == "Selected tile · TUMOR"
+    app.selectbox(key="gallery_class").set_value("ADIPOSE").run()
+    assert app.subheader[0].value == "Selected tile · TUMOR"  # selection kept until another tile is chosen
+    zoom = [b for b in app.button if b.key and b.key.startswith("view-08_") is False and "ADIPOSE" in b.key]
+    zoom[0].click().run()
+    assert app.subheader[0].value == "Selected tile · ADIPOSE"
+
+
+def test_sections_quality_splits_and_colour(demo_data_root):
+    app = _ready_app()
+    app.segmented_control(key="explorer_section").set_value("Quality").run()
+    assert not app.exception
+    markdown = _texts(app, "markdown")
+    assert "Exact duplicates** (1 pairs" in markdown and "Near duplicates** (" in markdown
+    app.segmented_control(key="explorer_section").set_value("Splits").run()
+    assert app.radio(key="split_method").value == "grouped"
+    assert "No leakage" in _texts(app, "alert")
+    app.radio(key="split_method").set_value("random").run()
+    assert "Leakage between splits" in _texts(app, "alert")
+    app.text_input(key="split_name").set_value("book-random").run()
+    next(b for b in app.button if b.label == "Save split").click().run()
+    assert "book-random" in splits.list_splits("demo")
+    assert len(splits.load_split("demo", "book-random")) == 360
+    app.segmented_control(key="explorer_section").set_value("Colour").run()
+    assert not app.exception and len(app.get("plotly_chart")) == 4
+
+
+def test_augmentation_preview_shows_variants(demo_data_root):
+    app = _ready_app()
+    app.segmented_control(key="explorer_section").set_value("Augmentation").run()
+    assert not app.exception
+    app.toggle(key="augment_show").set_value(True).run()
+    assert not app.exception
+    assert "#8" in str(app.get("image")[-1].proto)
+
+
+def test_bad_sources_and_single_class_datasets_get_messages(data_root):
+    make_dataset(data_root / "datasets" / "onlyone", classes=("01_TUMOR",))
+    index.load_index(sources.dataset_folder("onlyone"))
+    app = AppTest.from_file(PAGE, default_timeout=60).run()
+    app.text_input(key="explorer_add_path").set_value("/etc").run()
+    next(b for b in app.button if b.label == "Add").click().run()
+    assert "outside the data root" in _texts(app, "error")
+    app.selectbox(key="explorer_dataset").set_value("onlyone").run()
+    app.segmented_control(key="explorer_section").set_value("Splits").run()
+    assert not app.exception
+    assert "single class" in _texts(app, "error")
+
+
+def test_explorer_does_not_import_tensorflow_outside_the_augmentation_preview(demo_data_root):
+    index.load_index(sources.dataset_folder("demo"))
+    code = (
+        "import sys; from streamlit.testing.v1 import AppTest\n"
+        f"app = AppTest.from_file({PAGE!r}, default_timeout=60).run()\n"
+        "for section in ('Gallery', 'Colour', 'Quality', 'Splits', 'Augmentation'):\n"
+        "    app.segmented_control(key='explorer_section').set_value(section).run()\n"
+        "    assert not app.exception, app.exception\n"
+        "print('tensorflow' in sys.modules)"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(PAGE).parent.parent)
+    assert output.stdout.strip().splitlines()[-1] == "False"

@@ -1,0 +1,76 @@
+"""The tf.data pipeline and the book's augmentation layers (real TensorFlow, tiny data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from services.datasets import index, splits
+from services.datasets.augmentation import book_augmentation, preview_variants
+from services.datasets.pipeline import make_tf_dataset
+from services.errors import UserFacingError
+from tests.datasets_helpers import make_dataset
+
+
+@pytest.fixture
+def split(data_root):
+    folder = make_dataset(data_root / "datasets" / "tiny", classes=("01_A", "02_B", "03_C"), sources=3)
+    Image.new("RGB", (30, 20), (255, 0, 0)).save(folder / "01_A" / "odd_size.png")
+    (folder / "02_B" / "broken.tif").write_bytes(b"broken")
+    return splits.make_split(index.load_index(folder), method="grouped")
+
+
+def test_batches_have_the_right_shapes_types_and_ranges(split):
+    dataset = make_tf_dataset(split, image_size=(24, 24), batch_size=5)
+    batches = list(dataset.as_numpy_iterator())
+    images = np.concatenate([b[0] for b in batches])
+    labels = np.concatenate([b[1] for b in batches])
+    assert images.shape == (len(split), 24, 24, 3) and images.dtype == np.float32
+    assert 0.0 <= images.min() and images.max() <= 1.0 and images.max() > 0.9
+    assert labels.dtype == np.int32 and labels.tolist() == split["label_index"].tolist()
+    raw = next(make_tf_dataset(split, image_size=(24, 24), batch_size=4, scale="raw").as_numpy_iterator())[0]
+    assert raw.max() > 200
+
+
+def test_one_hot_labels_shuffling_and_augmentation(split):
+    train = split[split["split"] == "train"]
+    dataset = make_tf_dataset(train, image_size=(24, 24), batch_size=64, shuffle=True, augment=True,
+                              one_hot=True, num_classes=4, seed=3)
+    images, labels = next(dataset.as_numpy_iterator())
+    assert labels.shape == (len(train), 4) and labels.dtype == np.float32
+    assert np.allclose(labels.sum(axis=1), 1)
+    assert sorted(labels.argmax(axis=1).tolist()) == sorted(train["label_index"].tolist())
+    plain = next(make_tf_dataset(train, image_size=(24, 24), batch_size=64).as_numpy_iterator())[0]
+    assert images.shape == plain.shape and not np.allclose(np.sort(images.ravel()), np.sort(plain.ravel()))
+
+
+def test_empty_input_and_bad_scale_are_refused(split):
+    with pytest.raises(UserFacingError):
+        make_tf_dataset(split.iloc[:0])
+    with pytest.raises(UserFacingError):
+        make_tf_dataset(split, scale="imagenet")
+
+
+def test_book_augmentation_layers_and_inference_mode():
+    augmentation = book_augmentation(seed=1)
+    names = [type(layer).__name__ for layer in augmentation.layers]
+    assert names == ["RandomFlip", "RandomRotation", "RandomTranslation", "RandomShear", "RandomZoom"]
+    assert augmentation.layers[1].factor == pytest.approx((-40 / 360, 40 / 360))  # +-40 degrees
+    assert augmentation.layers[2].height_factor == 0.2 and augmentation.layers[4].height_factor == 0.2
+    assert augmentation.layers[3].x_factor == pytest.approx((-0.2, 0.2))
+    assert all(getattr(layer, "fill_mode", "nearest") == "nearest" for layer in augmentation.layers)
+    image = np.random.default_rng(0).random((1, 32, 32, 3)).astype("float32")
+    assert np.allclose(np.asarray(augmentation(image, training=False)), image)
+    assert [type(l).__name__ for l in book_augmentation(rotation_degrees=0, shear=0, vertical_flip=False,
+                                                         horizontal_flip=False).layers] == \
+        ["RandomTranslation", "RandomZoom"]
+
+
+def test_preview_variants_differ_and_keep_the_tile_shape():
+    tile = np.asarray(Image.new("RGB", (40, 40), (200, 100, 150)))
+    tile = tile.copy()
+    tile[:10] = 20
+    variants = preview_variants(tile, count=4, seed=5)
+    assert len(variants) == 4 and all(v.shape == tile.shape and v.dtype == np.uint8 for v in variants)
+    assert sum(not np.array_equal(v, tile) for v in variants) >= 3

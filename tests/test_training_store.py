@@ -1,0 +1,136 @@
+"""The SQLite run store: round trips, atomic writes under a SIGKILLed writer, foreign files,
+liveness, the queue."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from services.training.store import (FINISHED, INTERRUPTED, QUEUED, RUNNING, STOPPED, RunNotFound, RunStore,
+                                     StoreError)
+
+REPO = Path(__file__).resolve().parent.parent
+GROUP = 20  # rows per transaction written by the writer process
+
+WRITER = f"""
+import sys, itertools, time
+sys.path.insert(0, {str(REPO)!r})
+from services.training.store import RunStore
+store = RunStore(sys.argv[1])
+print("ready", flush=True)
+for group in itertools.count():
+    store.log_metrics(sys.argv[2], {{f"m{{i}}": group for i in range({GROUP})}}, epoch=group, step=group)
+    time.sleep(0.002)
+"""
+
+
+def test_runs_metrics_and_artifacts_round_trip(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    run_id = store.create_run("first", model="cnn_v1", dataset="demo", hyperparameters={"lr": 0.01}, epochs=2)
+    store.log_metrics(run_id, {"loss": 1.5, "val_loss": float("inf")}, epoch=0)
+    store.log_metrics(run_id, {"batch_loss": 1.2}, epoch=1, step=7)
+    store.add_artifact(run_id, "best_model", tmp_path / "best.keras", epoch=1)
+    store.update_summary(run_id, test_accuracy=0.5)
+    store.update_summary(run_id, macro_f1=0.4)
+    run = store.get_run(run_id)
+    assert (run.name, run.status, run.hyperparameters, run.epochs) == ("first", QUEUED, {"lr": 0.01}, 2)
+    assert run.summary == {"test_accuracy": 0.5, "macro_f1": 0.4}
+    frame = store.metrics(run_id)
+    assert list(frame.name) == ["loss", "val_loss", "batch_loss"]
+    assert frame.value.iloc[1] == float("inf")
+    table = store.epoch_table(run_id)
+    assert list(table.epoch) == [0] and table.loss.iloc[0] == 1.5  # batch rows are not epoch rows
+    assert store.artifacts(run_id).kind.tolist() == ["best_model"]
+    assert store.artifact_path(run_id, "best_model") is None  # the file does not exist
+    assert [r.id for r in store.list_runs()] == [run_id]
+    assert store.get_run(run_id).heartbeat is not None
+    store.delete_run(run_id)
+    with pytest.raises(RunNotFound):
+        store.get_run(run_id)
+    assert store.metrics(run_id).empty
+
+
+def test_reader_never_sees_half_written_rows_of_a_sigkilled_writer(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    store = RunStore(path)
+    run_id = store.create_run("busy", status=RUNNING)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), run_id], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "ready"
+    checks = 0
+    deadline = time.monotonic() + 30
+    while checks < 40 and time.monotonic() < deadline:
+        frame = store.metrics(run_id)  # concurrent reads while the writer commits
+        sizes = frame.groupby("epoch").size()
+        assert (sizes == GROUP).all(), sizes[sizes != GROUP]
+        checks += 1 if len(sizes) else 0
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert checks >= 40
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    sizes = RunStore(path).metrics(run_id).groupby("epoch").size()
+    assert len(sizes) > 0 and (sizes == GROUP).all()
+    assert list(sizes.index) == list(range(len(sizes)))  # every committed group, in order
+
+
+@pytest.mark.parametrize("content", [
+    b"this is my thesis, not a database\n" * 10,
+    b"SQLite format 3\x00" + b"\x13" * 400,  # header, then garbage
+])
+def test_corrupt_file_is_refused_and_left_untouched(tmp_path, content):
+    path = tmp_path / "runs.sqlite"
+    path.write_bytes(content)
+    with pytest.raises(StoreError, match="untouched|damaged"):
+        store = RunStore(path)
+        store.list_runs()
+    assert path.read_bytes() == content
+
+
+def test_another_programs_database_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE invoices (id INTEGER, amount REAL)")
+        connection.execute("INSERT INTO invoices VALUES (1, 9.5)")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="another program"):
+        RunStore(path)
+    assert path.read_bytes() == before
+
+
+def test_vanished_worker_is_marked_interrupted(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    local = store.create_run("local", status=RUNNING)
+    store.update_run(local, host=socket.gethostname(), pid=gone.pid)
+    remote_alive = store.create_run("remote alive", status=RUNNING)
+    store.update_run(remote_alive, host="gpu-server-7", heartbeat=time.time())
+    remote_silent = store.create_run("remote silent", status=RUNNING)
+    store.update_run(remote_silent, host="gpu-server-7", heartbeat=time.time() - 3600)
+    mine = store.create_run("this process", status=RUNNING)
+    store.update_run(mine, host=socket.gethostname(), pid=os.getpid())
+    assert sorted(store.refresh_liveness()) == sorted([local, remote_silent])
+    assert store.get_run(local).status == INTERRUPTED and "vanished" in store.get_run(local).error
+    assert store.get_run(remote_alive).status == RUNNING and store.get_run(mine).status == RUNNING
+
+
+def test_queue_respects_the_concurrency_limit_and_stop_of_queued_runs(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    first = store.create_run("a", source="dashboard")
+    second = store.create_run("b", source="dashboard")
+    third = store.create_run("c", source="dashboard")
+    assert store.claim_next_queued(limit=1) == first
+    assert store.claim_next_queued(limit=1) is None
+    store.request_stop(second)
+    assert store.get_run(second).status == STOPPED
+    store.set_status(first, FINISHED)
+    assert store.claim_next_queued(limit=1) == third
+    assert store.get_run(third).status == RUNNING

@@ -1,0 +1,182 @@
+"""Run configuration, launcher and worker: refusals before launch, failures at start, and a
+worker SIGKILLed mid-run that resumes at its next epoch with the same history."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+import pytest
+
+from services.errors import UserFacingError
+from services.training import launcher
+from services.training.config import InvalidConfig, RunConfig
+from services.training.store import FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING, RunStore
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    """One indexed demo dataset for the whole module (generating it is the slow part)."""
+    root = tmp_path_factory.mktemp("training-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DASHBOARD_DATA_DIR", str(root))
+        from services.datasets.demo import ensure_demo_dataset
+        from services.datasets.index import load_index
+
+        load_index(ensure_demo_dataset())
+    return root
+
+
+@pytest.fixture
+def data_root(demo_root, monkeypatch):
+    """The shared demo data root with an empty run store."""
+    monkeypatch.setenv("DASHBOARD_DATA_DIR", str(demo_root))
+    shutil.rmtree(demo_root / "runs", ignore_errors=True)
+    return demo_root
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"epochs": 0}, "epochs"), ({"batch_size": -4}, "batch size"), ({"learning_rate": float("nan")}, "Learning rate"),
+    ({"learning_rate": 0}, "Learning rate"), ({"optimizer": "adamax9"}, "optimizer"), ({"model": "nope"}, "Unknown model"),
+    ({"image_size": 20}, "cnn_v1 needs at least 48"), ({"epochs": 2.5}, "epochs"),
+])
+def test_invalid_hyperparameters_are_refused_before_launch(data_root, change, message):
+    with pytest.raises(InvalidConfig, match=message):
+        launcher.start_run(RunConfig(**change))
+    assert RunStore().list_runs() == []
+
+
+def _run_in_process(config: RunConfig) -> str:
+    from services.training.worker import execute
+
+    store = RunStore()
+    run_id = launcher.create_run_for(config, store, source="cli", status=RUNNING)
+    execute(run_id)
+    return run_id
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"dataset": "vanished"}, "no dataset called 'vanished'"),
+    ({"split": "deleted-split"}, "no saved split 'deleted-split'"),
+    ({"options": {"wings": 2}}, "Invalid option for cnn_v1"),
+])
+def test_runs_whose_data_or_model_cannot_be_had_fail_cleanly_at_start(data_root, change, message):
+    run_id = _run_in_process(RunConfig(**{"epochs": 1, "image_size": 48, **change}))
+    run = RunStore().get_run(run_id)
+    assert run.status == FAILED and message in run.error
+    assert run.epochs_done == 0
+
+
+def _wait_for(predicate, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_sigkilled_worker_is_interrupted_and_resumes_at_its_next_epoch_with_the_same_history(data_root):
+    from services.training.worker import execute
+
+    store = RunStore()
+    config = RunConfig(model="cnn_v1", dataset="demo", epochs=8, batch_size=16, image_size=48)
+    run_id = launcher.start_run(config, store)  # a real worker process
+    _wait_for(lambda: store.get_run(run_id).epochs_done >= 2)
+    os.killpg(store.get_run(run_id).pid, signal.SIGKILL)
+    _wait_for(lambda: run_id in launcher.schedule(store) or store.get_run(run_id).status == INTERRUPTED)
+    killed = store.get_run(run_id)
+    assert killed.status == INTERRUPTED and "vanished" in killed.error
+    before = store.epoch_table(run_id)
+    done_at_kill = killed.epochs_done
+    assert len(before) == done_at_kill
+
+    slot = store.create_run("occupies the only slot", source="dashboard", status=RUNNING)
+    store.update_run(slot, pid=os.getpid(), host=killed.host)
+    launcher.resume_run(run_id, store)  # queued behind the busy slot: no second process
+    assert store.get_run(run_id).status == QUEUED
+    store.set_status(slot, FINISHED)
+    assert store.claim_next_queued(limit=1) == run_id
+    assert execute(run_id) == FINISHED
+
+    after = store.epoch_table(run_id)
+    resumed_at = int(store.metrics(run_id, names=["resumed_at_epoch"]).value.iloc[0])
+    assert resumed_at in (done_at_kill - 1, done_at_kill)  # the last backed-up epoch
+    assert list(after.epoch) == list(range(8))  # each epoch exactly once
+    kept = before[before.epoch < resumed_at].set_index("epoch")[["loss", "val_loss", "accuracy"]]
+    assert not kept.empty
+    assert after.set_index("epoch").loc[kept.index, kept.columns].equals(kept)
+    run = store.get_run(run_id)
+    assert run.epochs_done == 8 and "test_accuracy" in run.summary and "val_macro_f1" in run.summary
+    assert store.artifact_path(run_id, "best_model") and store.artifact_path(run_id, "final_model")
+    assert any((store.run_dir(run_id) / "tensorboard").rglob("events.out.tfevents*"))
+
+
+def test_only_ended_runs_can_be_resumed(data_root):
+    store = RunStore()
+    run_id = store.create_run("done", source="dashboard", status=FINISHED)
+    with pytest.raises(UserFacingError, match="Only stopped, interrupted or failed"):
+        launcher.resume_run(run_id, store)
+
+
+def test_cli_trains_in_the_foreground_and_logs_to_the_store(data_root, capsys):
+    from services.training.__main__ import main
+
+    code = main(["--model", "cnn_v1", "--dataset", "demo", "--epochs", "1", "--image-size", "48",
+                 "--batch-size", "32", "--name", "headless"])
+    assert code == 0
+    [run] = RunStore().list_runs()
+    assert (run.name, run.source, run.status, run.epochs_done) == ("headless", "cli", FINISHED, 1)
+    assert f"run {run.id}: finished" in capsys.readouterr().out
+    assert main(["--epochs", "0"]) == 2  # refused before anything runs
+    assert len(RunStore().list_runs()) == 1
+
+    from services.training.inspection import first_layer_view
+
+    store = RunStore()
+    tile = store.artifacts(run.id, "val_predictions")  # written for the monitor's tile grid
+    import pandas as pd
+
+    predictions = pd.read_csv(tile.path.iloc[0])
+    assert set(predictions.columns) >= {"path", "label", "predicted", "confidence"} and len(predictions) > 0
+    view = first_layer_view(store.artifact_path(run.id, "final_model"), predictions.path.iloc[0])
+    assert view.kernels.shape == (12, 3, 3, 3) and view.before_pooling.shape == (12, 16, 16)
+    assert view.after_pooling.shape == (12, 8, 8)  # cnn_v1 at 48 px: stride-3 conv, then pool 2
+    assert 0 <= view.before_pooling.min() and view.before_pooling.max() <= 1
+
+
+def test_monitor_shows_tiles_and_learned_filters_of_a_real_run(data_root):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    _run_in_process(RunConfig(epochs=1, image_size=48, name="inspected"))
+    app = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "training_monitor.py"),
+                            default_timeout=60).run()
+    assert not app.exception
+    [show] = [b for b in app.button if b.label == "Show filters and feature maps"]
+    show.click().run()
+    assert not app.exception
+    captions = [c.value for c in app.caption]
+    assert any("Learned kernels of `conv2d" in c for c in captions)
+    assert any("after `max_pooling2d" in c for c in captions)
+
+
+def test_strategy_selection_and_chief(monkeypatch):
+    from services.training import distribution
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert distribution.is_chief()
+    assert distribution.select_strategy("auto").num_replicas_in_sync == 1
+    assert type(distribution.select_strategy("mirrored")).__name__ == "MirroredStrategy"
+    cluster = {"worker": ["a:2222", "b:2222"]}
+    monkeypatch.setenv("TF_CONFIG", f'{{"cluster": {cluster!r}, "task": {{"type": "worker", "index": 1}}}}'.replace("'", '"'))
+    assert not distribution.is_chief()
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:2222"]}, "task": {"type": "worker", "index": 0}}')
+    assert distribution.is_chief()
+    monkeypatch.setenv("TF_CONFIG", "not json")
+    with pytest.raises(UserFacingError, match="TF_CONFIG"):
+        distribution.is_chief()

@@ -1,0 +1,95 @@
+"""The feature cache of strategy C: keys, reuse, invalidation, stop, safe storage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from services.models import weights as registry
+from services.transfer import features as cache
+from tests.transfer_helpers import BACKBONE, SIZE, demo_split, install_generated_weights
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """One data root for the module: the demo set, a saved split, generated weights, the backbone."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DASHBOARD_DATA_DIR", str(tmp_path_factory.mktemp("features-data")))
+        dataset, split = demo_split()
+        install_generated_weights()
+        from services.datasets.splits import load_split
+
+        frame = load_split(dataset, split)
+        base = registry.load_backbone(BACKBONE, input_shape=(SIZE, SIZE, 3), weights="imagenet")
+        yield frame, base
+
+
+def rows_of(frame, split):
+    return frame[frame.split == split].reset_index(drop=True)
+
+
+def features_of(base, rows, split, **kwargs):
+    return cache.ensure_features(base, BACKBONE, rows, split, preprocess=registry.preprocess_function(BACKBONE),
+                                 preprocessing="mobilenet_v2.preprocess_input", image_size=(SIZE, SIZE),
+                                 batch_size=16, **kwargs)
+
+
+def test_features_are_computed_once_then_reused(setup):
+    frame, base = setup
+    rows = rows_of(frame, "val")
+    reported = []
+    first = features_of(base, rows, "val", progress=lambda done, total: reported.append((done, total)))
+    assert not first.reused and first.seconds > 0
+    assert first.features.shape == (len(rows), 1, 1, 1280) and first.features.dtype == np.float32
+    assert reported[-1] == (len(rows), len(rows)) and len(reported) == -(-len(rows) // 16)
+    assert list(first.labels) == rows.label_index.tolist()
+    # the same numbers as the backbone's plain predict on preprocessed 0..255 pixels
+    pixels = np.stack([np.asarray(Image.open(p).convert("RGB").resize((SIZE, SIZE), Image.BILINEAR), np.float32)
+                       for p in rows.path[:4]])
+    direct = base.predict(registry.preprocess_function(BACKBONE)(pixels), verbose=0)
+    np.testing.assert_allclose(first.features[:4], direct, rtol=1e-3, atol=1e-3 * np.abs(direct).max())
+    second = features_of(base, rows, "val")
+    assert second.reused and second.seconds == 0 and second.key == first.key
+    np.testing.assert_array_equal(second.features, first.features)
+    stored = cache.cache_dir(BACKBONE) / f"{first.key.digest}.npz"
+    with np.load(stored, allow_pickle=False) as archive:  # plain arrays only: no pickled objects
+        assert set(archive.files) == {"features", "labels", "paths"}
+    assert cache.list_cached(BACKBONE)[0]["digest"] == first.key.digest
+
+
+def test_key_changes_with_weights_size_preprocessing_and_split(setup):
+    frame, base = setup
+    key = cache.FeatureKey(BACKBONE, cache.weights_hash(base), (SIZE, SIZE), "p", cache.dataset_version(frame), "val")
+    variants = {key.digest}
+    for change in ({"preprocessing": "other"}, {"split": "test"}, {"input_size": (48, 48)},
+                   {"dataset_version": cache.dataset_version(frame.iloc[1:])}):
+        variants.add(cache.FeatureKey(**{**key.__dict__, **change}).digest)
+    assert len(variants) == 5
+    install_generated_weights(seed=7)  # other weights under the same file name
+    other = registry.load_backbone(BACKBONE, input_shape=(SIZE, SIZE, 3), weights="imagenet")
+    assert cache.weights_hash(other) != key.weights_hash
+    assert cache.weights_hash(base) == key.weights_hash
+    relabelled = frame.assign(label_index=(frame.label_index + 1) % 8)
+    assert cache.dataset_version(relabelled) != key.dataset_version
+
+
+def test_stop_request_caches_nothing(setup):
+    frame, base = setup
+    with pytest.raises(cache.StopRequested):
+        features_of(base, rows_of(frame, "train"), "train", should_stop=lambda: True)
+    assert [m for m in cache.list_cached(BACKBONE) if m["split"] == "train"] == []
+
+
+def test_a_changed_dataset_never_reuses_stale_features(setup):
+    frame, base = setup
+    rows = rows_of(frame, "test")
+    before = features_of(base, rows, "test")
+    Image.fromarray(np.full((150, 150, 3), (255, 0, 255), np.uint8)).save(rows.path[0])
+    after = features_of(base, rows, "test")
+    assert not after.reused and after.key.dataset_version != before.key.dataset_version
+    scale = np.abs(before.features).max()
+    assert np.abs(after.features[0] - before.features[0]).max() > 1e-3 * scale  # recomputed, not stale
+    np.testing.assert_allclose(after.features[1:], before.features[1:], atol=1e-4 * scale)
+    assert cache.load_cached(before.key, rows) is not None  # the old entry still exists, but its
+    assert before.key.digest != after.key.digest             # key no longer matches the data

@@ -1,0 +1,116 @@
+"""Strategies B/C/D: architectures, preprocessing, availability rules, and real runs end to end
+(worker processes for D, the in-job head for C) with generated weights on the demo set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from services.errors import UserFacingError
+from services.models import weights as registry
+from services.transfer import experiments, models, report
+from services.transfer.results import BOOK_REFERENCE_COLUMN
+from tests.transfer_helpers import BACKBONE, SIZE, demo_split, install_generated_weights
+
+
+def test_strategy_b_is_the_books_vgg16_v4_and_c_is_the_books_head():
+    from services.models.histology import parameter_counts
+
+    vgg = registry.load_backbone("vgg16", input_shape=(150, 150, 3), weights="random")
+    model = models.frozen_backbone_model(vgg, "vgg16", 8)
+    assert parameter_counts(model)["total"] == 23_112_520
+    assert parameter_counts(model)["trainable"] == 15_477_256
+    assert model.get_layer("block5_conv3").trainable and not model.get_layer("block4_conv3").trainable
+    head = models.feature_head((4, 4, 512), 8)
+    dense = [layer for layer in head.layers if layer.__class__.__name__ == "Dense"]
+    dropout = [layer.rate for layer in head.layers if layer.__class__.__name__ == "Dropout"]
+    assert [d.units for d in dense] == [512, 512, 8] and dropout == [0.3, 0.3]
+    models.compile_model(head, models.HEAD_C_LEARNING_RATE)
+    assert float(head.optimizer.learning_rate) == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("backbone", sorted(models.PREPROCESS_STYLE))
+def test_preprocessing_inside_the_models_equals_the_backbones_own(backbone):
+    unit = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)
+    inside = np.asarray(models.preprocess_layer(backbone)(unit))
+    own = np.asarray(registry.preprocess_function(backbone)(unit * 255.0))
+    np.testing.assert_allclose(inside, own, rtol=1e-5, atol=1e-3)
+
+
+def test_fine_tuning_unfreezes_only_the_top_block_without_batch_norm():
+    base = registry.load_backbone(BACKBONE, input_shape=(SIZE, SIZE, 3), weights="random")
+    model = models.frozen_backbone_model(base, BACKBONE, 3, trainable_top_layers=0)
+    assert all(not model.get_layer(n).trainable for n in models.backbone_layer_names(model))
+    unfrozen = models.unfreeze_top_block(model, BACKBONE, models.backbone_layer_names(model))
+    assert {"block_16_expand", "block_16_depthwise", "block_16_project", "Conv_1"} <= set(unfrozen)
+    assert not model.get_layer("Conv_1_bn").trainable and not model.get_layer("block_15_project").trainable
+
+
+def test_without_imagenet_weights_transfer_is_disabled_with_reason_and_fix(data_root, monkeypatch):
+    monkeypatch.setenv("DASHBOARD_OFFLINE", "1")
+    monkeypatch.setenv("KERAS_HOME", str(data_root / "no-keras-cache"))
+    spec = experiments.ExperimentSpec("demo", "grouped", ["A", "B", "C"], backbones=[BACKBONE, "inception_v3"],
+                                      image_size=64)
+    items = {item.label: item for item in experiments.plan(spec)}
+    assert items["A · cnn_v1"].enabled
+    for label in ("B · mobilenet_v2", "C · mobilenet_v2"):
+        assert not items[label].enabled
+        assert "no ImageNet weights" in items[label].reason and registry.spec(BACKBONE).file_name in items[label].reason
+    assert "accepts inputs from 75" in items["B · inception_v3"].reason  # size refused with the range
+    random_init = experiments.plan(experiments.ExperimentSpec("demo", "grouped", ["C"], weights="random",
+                                                              image_size=SIZE))
+    assert random_init[0].enabled and random_init[0].label == "C · mobilenet_v2 (random init)"
+    demo_split()
+    from services.jobs import JobManager
+
+    manager = JobManager(data_root / "jobs")
+    with pytest.raises(UserFacingError, match="nothing to run"):
+        experiments.start_experiment(manager, experiments.ExperimentSpec("demo", "grouped", ["C"], image_size=SIZE))
+    with pytest.raises(UserFacingError, match="no saved split"):
+        experiments.start_experiment(manager, experiments.ExperimentSpec("demo", "nope", ["A"]))
+    manager.shutdown()
+
+
+def test_strategies_c_and_d_run_end_to_end_and_c_reuses_its_features(data_root, monkeypatch):
+    from services.jobs import JobManager
+    from services.models.catalog import load_saved_model
+    from services.training.store import RunStore
+
+    monkeypatch.setenv("DASHBOARD_TENSORBOARD", "0")
+    demo_split(per_class=9)
+    install_generated_weights()
+    manager = JobManager(data_root / "jobs")
+    spec = experiments.ExperimentSpec("demo", "grouped", ["C", "D"], backbones=[BACKBONE], image_size=SIZE,
+                                      epochs=1, fine_tune_epochs=1, batch_size=16)
+    state = manager.wait(experiments.start_experiment(manager, spec), timeout=300)
+    assert state.status == "finished", state.error
+    results = {r.strategy: r for r in experiments.collect_results(state.result)}
+    store = RunStore()
+    for result in results.values():
+        assert result.status == "finished" and result.weights == "imagenet" and result.synthetic
+        assert 0 <= result.val_accuracy <= 1 and 0 <= result.test_accuracy <= 1 and result.macro_f1 is not None
+        assert sum(map(sum, result.confusion)) == sum(store.get_run(result.run_id).summary["test_confusion_matrix"][0]) \
+            + sum(map(sum, result.confusion[1:]))
+        assert set(result.per_class_recall) == set(result.class_names) and len(result.class_names) == 8
+        assert result.params_total > result.params_trainable > 0
+        assert result.seconds_per_epoch > 0 and result.wall_seconds > 0 and result.history["val_accuracy"]
+    c, d = results["C"], results["D"]
+    assert c.extraction_seconds > 0 and c.features_reused is False
+    assert c.params_trainable == 1280 * 512 + 512 + 512 * 512 + 512 + 512 * 8 + 8  # only the head trains
+    entry_d = next(e for e in state.result["entries"] if e["strategy"] == "D")
+    assert len(entry_d["run_ids"]) == 2 and len(d.history["val_accuracy"]) == 2  # head phase + fine-tune
+    assert [store.get_run(i).model for i in entry_d["run_ids"]] == ["transfer_frozen", "transfer_finetune"]
+    tuned = load_saved_model(d.model_path)
+    assert tuned.get_layer("Conv_1").trainable and not tuned.get_layer("block_1_project").trainable
+    composed = load_saved_model(c.model_path)  # the head back on its backbone, for inspection
+    assert composed.output.shape[-1] == 8 and composed.input.shape[1:] == (SIZE, SIZE, 3)
+
+    again = experiments.ExperimentSpec("demo", "grouped", ["C"], backbones=[BACKBONE], image_size=SIZE,
+                                       epochs=1, batch_size=16, head_units=32)
+    rerun = manager.wait(experiments.start_experiment(manager, again), timeout=120)
+    [second] = experiments.collect_results(rerun.result)
+    assert second.features_reused is True and second.extraction_seconds == 0
+    assert second.params_trainable == 1280 * 32 + 32 + 32 * 32 + 32 + 32 * 8 + 8
+    document = report.html_report([c, d, second])
+    assert "C · mobilenet_v2" in document and BOOK_REFERENCE_COLUMN in document
+    manager.shutdown()
