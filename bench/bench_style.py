@@ -100,19 +100,38 @@ FIRST_PREVIEW = textwrap.dedent("""
     from services.jobs import JobManager
     from services.style import builtin_images, transfer
     manager = JobManager({jobs!r}, max_workers=1)
-    imported = time.perf_counter() - started
-    settings = transfer.StyleSettings(max_side=256, steps={preview_every}, preview_every={preview_every})
+    settings = transfer.StyleSettings(max_side=256, steps=20, preview_every=20)
     inputs = transfer.StyleJobInputs(builtin_images.CONTENT_IMAGES["Chelsea the cat"].load(),
                                      builtin_images.stained_glass(), settings)
+    submitted = time.perf_counter()
     job = transfer.start_style_job(manager, inputs, title="bench")
     state = manager.wait(job, timeout=600)
     assert state.status == "finished", state.error
-    print(f"{{imported:.2f}} {{state.result['seconds_to_first_preview']:.2f}} {{time.perf_counter() - started:.2f}}")
+    print(submitted - started, state.result["seconds_to_first_preview"], state.result["seconds"])
     manager.shutdown()
 """)
 
+BREAKDOWN = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    marks = [time.perf_counter()]
+    from services import runtime
+    runtime.tensorflow(); marks.append(time.perf_counter())
+    from services.style import builtin_images, transfer
+    extractor = transfer.feature_extractor(); marks.append(time.perf_counter())
+    content = transfer.fit_longest_side(builtin_images.CONTENT_IMAGES["Chelsea the cat"].load(), 256)
+    settings = transfer.StyleSettings(max_side=256)
+    objective = transfer.StyleObjective(extractor, content, builtin_images.stained_glass((256, 256)), settings.loss)
+    marks.append(time.perf_counter())
+    stage = transfer.Stage(objective, content, settings)
+    stage.step()[0].numpy(); marks.append(time.perf_counter())
+    stage.step()[0].numpy(); marks.append(time.perf_counter())
+    print(*[later - earlier for earlier, later in zip(marks, marks[1:])])
+""")
 
-def first_preview(preview_every: int) -> None:
+
+def first_preview(repeats: int = 3) -> None:
+    """A fresh process per measurement, with a generated VGG19 file installed in a new model cache."""
     from services.models import weights as registry
 
     with tempfile.TemporaryDirectory() as folder:
@@ -121,13 +140,21 @@ def first_preview(preview_every: int) -> None:
         model = registry.BACKBONES["vgg19"].build((64, 64, 3))
         generated = registry.write_weights_file(model, Path(folder) / "upload" / "vgg19.h5")
         registry.install_weights_file("vgg19", generated.read_bytes(), original_name="generated (bench)")
-        code = FIRST_PREVIEW.format(repo=str(REPO), jobs=str(Path(folder) / "jobs"), preview_every=preview_every)
-        output = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        imported, preview, total = (float(v) for v in output.stdout.split()[-3:])
-    print(f"\n## First preview at 256 px, fresh process, preview every {preview_every} steps")
-    print(f"imports (TensorFlow on first use later): {imported:.1f} s; job start -> first preview "
-          f"(TensorFlow import, VGG19 load from cache, {preview_every} steps): {preview:.1f} s; "
-          f"process start -> first preview about {imported + preview:.1f} s")
+
+        def fresh(script: str) -> list[float]:
+            code = script.format(repo=str(REPO), jobs=str(Path(folder) / "jobs"))
+            output = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+            return [float(value) for value in output.stdout.split()]
+
+        print(f"\n## First preview at 256 px ({repeats} fresh processes; the job shows a preview after step 1)")
+        for _ in range(repeats):
+            before, preview, twenty = fresh(FIRST_PREVIEW)
+            parts = fresh(BREAKDOWN)
+            print(f"Start pressed -> first preview {preview:.1f} s (Python imports before that {before:.1f} s); "
+                  f"-> 20 steps done {twenty:.1f} s")
+            print("  breakdown: " + ", ".join(f"{name} {value:.1f} s" for name, value in zip(
+                ("TensorFlow import", "VGG19 build + load from cache", "style/content targets",
+                 "first step (tracing)", "second step"), parts)))
 
 
 def main() -> None:
@@ -142,8 +169,7 @@ def main() -> None:
     extractor = transfer.feature_extractor("random")
     step_times(extractor, (256,) if args.quick else (256, 512), args.steps, args.rounds)
     coarse_to_fine(extractor, 256, args.coarse_steps)
-    first_preview(preview_every=1)
-    first_preview(preview_every=20)
+    first_preview()
 
 
 if __name__ == "__main__":

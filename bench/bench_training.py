@@ -118,15 +118,22 @@ def _timed_callback(**kwargs):
     from services.training.callback import DashboardCallback
 
     class Timed(DashboardCallback):
-        spent = 0.0
+        def __init__(self, **options):
+            super().__init__(**options)
+            self.hook_seconds = dict.fromkeys(("on_train_begin", "on_epoch_begin", "on_train_batch_end",
+                                               "on_epoch_end", "on_train_end"), 0.0)
+
+        @property
+        def spent(self):
+            return sum(self.hook_seconds.values())
 
     for hook in ("on_train_begin", "on_epoch_begin", "on_train_batch_end", "on_epoch_end", "on_train_end"):
-        def timed(self, *args, _original=getattr(DashboardCallback, hook), **kw):
+        def timed(self, *args, _original=getattr(DashboardCallback, hook), _hook=hook, **kw):
             start = time.perf_counter()
             try:
                 return _original(self, *args, **kw)
             finally:
-                self.spent += time.perf_counter() - start
+                self.hook_seconds[_hook] += time.perf_counter() - start
 
         setattr(Timed, hook, timed)
     return Timed(**kwargs)
@@ -140,7 +147,7 @@ def callback_overhead(args, frame):
     y = frame.label_index.to_numpy()
     model = _model(args.model, size)
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-    plain, logged, inside = [], [], []
+    plain, logged, inside, per_batch, fixed = [], [], [], [], []
     for _ in range(args.repeats):  # interleaved, best of
         start = time.perf_counter()
         model.fit(x, y, batch_size=batch, epochs=args.epochs, verbose=0)
@@ -150,11 +157,15 @@ def callback_overhead(args, frame):
         model.fit(x, y, batch_size=batch, epochs=args.epochs, verbose=0, callbacks=[callback])
         logged.append(time.perf_counter() - start)
         inside.append(callback.spent / logged[-1])
+        per_batch.append(callback.hook_seconds["on_train_batch_end"] / logged[-1])
+        fixed.append(callback.hook_seconds["on_train_begin"] + callback.hook_seconds["on_train_end"])
     steps = args.epochs * int(np.ceil(len(y) / batch))
     print(f"DashboardCallback overhead: time inside its hooks {statistics.median(inside) * 100:.1f} % of fit time "
           f"(median of {args.repeats}); fit with vs without, best of {args.repeats}: "
           f"{(min(logged) / min(plain) - 1) * 100:+.1f} % (step {min(plain) / steps * 1000:.1f} ms, "
           f"{steps} steps per fit, includes creating the run)")
+    print(f"  of which per-batch hook (stop check + throttled batch loss): {statistics.median(per_batch) * 100:.2f} % "
+          f"of fit time; once per fit (create run, status): {statistics.median(fixed) * 1000:.0f} ms")
 
 
 def metric_latency():

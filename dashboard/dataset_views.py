@@ -236,16 +236,21 @@ def colour_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
     figure = px.line(histograms, x="value", y="fraction", color="channel", facet_col="label", facet_col_wrap=4,
                      color_discrete_sequence=["#d62728", "#2ca02c", "#1f77b4"], height=480,
                      title=f"{space.upper()} histograms per class")
-    st.plotly_chart(figure, key="colour_histograms")
+    st.plotly_chart(_plain_facets(figure), key="colour_histograms")
     stains = px.line(profile.stains, x="value", y="fraction", color="stain", facet_col="label", facet_col_wrap=4,
                      color_discrete_map={"Hematoxylin": "#4b2c83", "Eosin": "#e377c2"}, height=480,
                      title="Per-pixel stain concentration (optical density) per class")
-    st.plotly_chart(stains, key="colour_stains")
+    st.plotly_chart(_plain_facets(stains), key="colour_stains")
     tile_means = profile.tile_stains.melt(id_vars=["label", "relpath"], value_vars=["hematoxylin", "eosin"],
                                           var_name="stain", value_name="mean concentration")
     st.plotly_chart(px.box(tile_means, x="label", y="mean concentration", color="stain", height=380,
                            color_discrete_map={"hematoxylin": "#4b2c83", "eosin": "#e377c2"},
                            title="Mean stain concentration per tile"), key="colour_tile_stains")
+
+
+def _plain_facets(figure):
+    """Facet titles "TUMOR" instead of plotly's "label=TUMOR"."""
+    return figure.for_each_annotation(lambda note: note.update(text=note.text.split("=")[-1]))
 
 
 # ---------------------------------------------------------------- quality
@@ -266,13 +271,17 @@ def quality_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
         st.markdown(f"**Odd size or mode** ({len(odd)}): kept, resized by the training pipeline")
         st.dataframe(odd, hide_index=True)
     exact = adapters.exact_duplicates(frame, key)
-    st.markdown(f"**Exact duplicates** ({len(exact)} pairs of byte-identical files)")
+    st.markdown(f"**Exact duplicates** ({_pairs_count(exact)} of byte-identical files)")
     _pairs(exact, "exact")
     distance = st.slider("Near duplicates: maximum perceptual-hash distance (bits of 64)", 0, 16, 4,
                          key="quality_distance")
     near = adapters.near_duplicates(frame, key, distance)
-    st.markdown(f"**Near duplicates** ({len(near)} pairs{' (first 1000)' if len(near) == 1000 else ''})")
+    st.markdown(f"**Near duplicates** ({_pairs_count(near)}{', the closest 1000' if len(near) == 1000 else ''})")
     _pairs(near, "near")
+
+
+def _pairs_count(pairs: pd.DataFrame) -> str:
+    return f"{len(pairs)} pair" + ("" if len(pairs) == 1 else "s")
 
 
 def _pairs(pairs: pd.DataFrame, key: str) -> None:
@@ -280,11 +289,11 @@ def _pairs(pairs: pd.DataFrame, key: str) -> None:
         st.caption("none")
         return
     st.dataframe(pairs.drop(columns=["path_a", "path_b"]), hide_index=True, key=f"pairs_{key}")
-    with st.container(horizontal=True):
-        for row in pairs.head(6).itertuples():
-            images = [adapters.thumbnail(p, 96, 0) for p in (row.path_a, row.path_b)]
-            if all(images):
-                st.image(images, width=96, caption=[f"{row.label_a}", f"{row.label_b} · d={row.distance}"])
+    shown = pairs.head(4)
+    for column, row in zip(st.columns(4), shown.itertuples()):
+        images = [adapters.thumbnail(p, 96, 0) for p in (row.path_a, row.path_b)]
+        if all(images):
+            column.image(images, width=96, caption=[row.label_a, f"{row.label_b} · d={row.distance}"])
 
 
 # ---------------------------------------------------------------- splits

@@ -55,3 +55,24 @@ def loss_frame(state: JobState) -> pd.DataFrame:
     if frame.empty:
         return frame
     return frame.set_index("step")[["total", "style", "content", "total_variation"]]
+
+
+IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+@st.cache_data(show_spinner="Preparing the dataset…", ttl=60)
+def dataset_classes(name: str) -> list[str]:
+    """Class folders of a dataset (the demo set is generated on first use)."""
+    from services.datasets.index import class_folders
+    from services.datasets.sources import dataset_folder
+
+    return class_folders(dataset_folder(name))
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def class_tiles(name: str, class_folder: str, limit: int = 40) -> list[str]:
+    """Up to ``limit`` tile paths of one class, sorted by name."""
+    from services.datasets.sources import dataset_folder
+
+    folder = dataset_folder(name) / class_folder
+    return [str(path) for path in sorted(folder.iterdir())[: limit * 2] if path.suffix.lower() in IMAGE_SUFFIXES][:limit]

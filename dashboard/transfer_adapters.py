@@ -9,7 +9,7 @@ import plotly.express as px
 import streamlit as st
 
 from services.jobs import JobState
-from services.transfer import experiments
+from services.transfer import experiments, inspection
 from services.transfer.results import RunResult, curves_frame, recall_frame
 
 UPLOAD_TYPES = ["tif", "tiff", "png", "jpg", "jpeg", "bmp", "webp"]
@@ -25,6 +25,30 @@ def _loaded_model(path: str, modified: float):
 def loaded_model(path: str):
     """A compared model from its saved ``.keras`` file (reloaded when the file changes)."""
     return _loaded_model(path, os.path.getmtime(path))
+
+
+@st.cache_data(show_spinner="Explaining the tile…", max_entries=64)
+def _tile_view(path: str, modified: float, tile_source: str | bytes) -> dict:
+    model = _loaded_model(path, modified)
+    tile = inspection.prepare_tile(tile_source, inspection.input_size(model))
+    return {"probabilities": inspection.probabilities(model, tile), "overlay": inspection.gradcam_overlay(model, tile),
+            "notes": tile.notes}
+
+
+def tile_view(path: str, tile_source: str | bytes) -> dict:
+    """Class probabilities, Grad-CAM overlay and conversion notes of one tile for one model."""
+    return _tile_view(path, os.path.getmtime(path), tile_source)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _feature_mosaic(path: str, modified: float, tile_source: str | bytes, layer: str):
+    model = _loaded_model(path, modified)
+    return inspection.feature_map_mosaic(model, inspection.prepare_tile(tile_source, inspection.input_size(model)), layer)
+
+
+def feature_mosaic(path: str, tile_source: str | bytes, layer: str):
+    """The first 12 feature maps of ``layer`` for the tile, as one greyscale mosaic."""
+    return _feature_mosaic(path, os.path.getmtime(path), tile_source, layer)
 
 
 def experiment_jobs(manager) -> list[JobState]:

@@ -178,6 +178,11 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
 if loaded is None:
     st.stop()
 backend, names, title, random_weights = loaded
+active_key = state.det_active[0]  # the previous model when the chosen one failed to load
+is_onnx = active_key.startswith("onnx:")
+if is_onnx and backend.input_size != input_size:
+    st.caption(f"This ONNX model declares a {backend.input_size} x {backend.input_size} input; that size is used.")
+    input_size = backend.input_size
 if random_weights:
     st.warning(f":orange-badge[:material/science: {registry.DEMO_TITLE}] The weights are random numbers in "
                "the exact Darknet layout: the page works end to end, but boxes, classes and scores mean "
@@ -203,14 +208,14 @@ images = collected_images()
 if not images:
     st.info("Upload photos, take a snapshot or pick a built-in sample.", icon=":material/photo_library:")
 
-compare = (not backend_name.startswith("OpenCV ONNX")) and st.toggle(
+compare = not is_onnx and st.toggle(
     "Run TensorFlow and OpenCV side by side", key="det_compare",
     help="Runs both backends on the first image and shows how far their raw outputs differ.")
 
 tables = []
 for image_id, name, pixels in images:
     with user_errors():
-        result = candidates_for(backend, model_key, image_id, name, pixels, input_size, letterbox)
+        result = candidates_for(backend, active_key, image_id, name, pixels, input_size, letterbox)
         chosen = select(result.candidates, score, nms, wanted)
         table = detections_table(name, chosen, names)
         tables.append(table)
@@ -234,8 +239,8 @@ if compare and images:
     from services.detection.detector import compare_backends
 
     with user_errors(), st.spinner("Running both backends…"):
-        comparison = compare_backends(adapters.darknet_backend(model_key, "TensorFlow"),
-                                      adapters.darknet_backend(model_key, "OpenCV"), images[0][2], input_size,
+        comparison = compare_backends(adapters.darknet_backend(active_key, "TensorFlow"),
+                                      adapters.darknet_backend(active_key, "OpenCV"), images[0][2], input_size,
                                       letterbox)
         st.subheader("TensorFlow vs OpenCV", divider="gray")
         cols = st.columns(4)

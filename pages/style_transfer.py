@@ -1,10 +1,12 @@
 """Style transfer: Gatys et al. on VGG19 (book ch. 5), and the silhouette stained-glass mode."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard import style_adapters as ui
 from dashboard.adapters import job_manager
-from dashboard.widgets import job_status_line, job_stop_button, user_errors
+from dashboard.widgets import job_status_line, job_stop_button, synthetic_badge, user_errors
 from services.models import weights as registry
 from services.style import builtin_images, masks, transfer
 from services.style.losses import STYLE_LAYERS, LossWeights
@@ -20,6 +22,15 @@ manager = job_manager()
 
 # --- VGG19 weights --------------------------------------------------------------------------
 
+def download_progress() -> None:
+    job = manager.list(kind="weights-download")[0]
+    job_status_line(job)
+    job_stop_button(manager, job, "download-stop")
+    if not job.active and st.session_state.get("download_live"):
+        st.session_state["download_live"] = False
+        st.rerun(scope="app")
+
+
 def weights_panel() -> bool:
     """Shows where the VGG19 weights stand; returns True when a run may start."""
     status = registry.weights_status("vgg19")
@@ -33,8 +44,10 @@ def weights_panel() -> bool:
         if status.state == registry.DOWNLOADABLE and st.button("Download VGG19 weights", icon=":material/download:"):
             manager.submit("weights-download", "Download VGG19 weights", registry.download_job("vgg19"),
                            {"backbone": "vgg19"})
-        for job in manager.list(kind="weights-download")[:1]:
-            job_status_line(job)
+        downloads = manager.list(kind="weights-download")[:1]
+        if downloads:
+            st.session_state["download_live"] = downloads[0].active
+            st.fragment(download_progress, run_every=1.0 if downloads[0].active else None)()
     with columns[1]:
         upload = st.file_uploader("…or upload vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", type=["h5"])
         if upload is not None and st.button("Check and install this file", icon=":material/upload:"):
@@ -52,9 +65,32 @@ use_random = not registry.weights_status("vgg19").usable and weights_ready
 
 # --- pictures -------------------------------------------------------------------------------
 
-def picture(label: str, builtins: dict, loader, key: str):
-    """A built-in or uploaded RGB picture (None when nothing usable is chosen)."""
-    source = st.radio(f"{label} source", ["Built-in", "Upload"], horizontal=True, key=f"{key}_source")
+def dataset_tile():
+    """A tile from one of the lab's datasets (a fun demo, labelled when the data is synthetic)."""
+    from services.datasets.sources import list_datasets
+
+    datasets = {info.name: info for info in list_datasets()}
+    name = st.selectbox("Dataset", list(datasets), format_func=lambda n: datasets[n].title, key="tile_dataset")
+    with user_errors():
+        class_folder = st.selectbox("Class", ui.dataset_classes(name), key="tile_class")
+        tiles = ui.class_tiles(name, class_folder)
+        if not tiles:
+            st.info("No readable tiles in this class folder.")
+            return None
+        index = st.slider("Tile", 1, len(tiles), 1, key="tile_index") - 1
+        if datasets[name].is_synthetic:
+            synthetic_badge()
+        decoded = ui.decode_upload(Path(tiles[index]).read_bytes())
+        return decoded.pixels
+    return None
+
+
+def picture(label: str, builtins: dict, loader, key: str, *, tiles: bool = False):
+    """A built-in, uploaded (or dataset-tile) RGB picture; None when nothing usable is chosen."""
+    sources = ["Built-in", "Upload"] + (["Dataset tile"] if tiles else [])
+    source = st.radio(f"{label} source", sources, horizontal=True, key=f"{key}_source")
+    if source == "Dataset tile":
+        return dataset_tile()
     if source == "Built-in":
         name = st.selectbox(label, list(builtins), key=f"{key}_builtin")
         if builtins[name].generated:
@@ -122,7 +158,7 @@ silhouette = None
 with left:
     st.subheader("Content")
     if mode == STYLE_MODE:
-        content = picture("Content", builtin_images.CONTENT_IMAGES, ui.builtin_content, "content")
+        content = picture("Content", builtin_images.CONTENT_IMAGES, ui.builtin_content, "content", tiles=True)
         if content is not None:
             st.image(content, width=320)
     else:

@@ -33,14 +33,13 @@ def run_label(run) -> str:
 
 # --- start a run -------------------------------------------------------------------------------
 with st.expander("Start a training run", icon=":material/play_arrow:", expanded=not store.list_runs()):
-    datasets = [info.name for info in sources.list_datasets()]
+    top_left, top_right = st.columns(2)
+    dataset = top_left.selectbox("Dataset", [info.name for info in sources.list_datasets()])
+    split = top_right.selectbox("Split", [None, *(splits.list_splits(dataset) if dataset else [])],
+                                format_func=lambda s: s or "new split grouped by source image (60/20/20)")
     with st.form("start_run"):
         left, middle, right = st.columns(3)
         model = left.selectbox("Model", model_names(), format_func=lambda n: f"{n} — {DESCRIPTIONS.get(n, '')}")
-        dataset = left.selectbox("Dataset", datasets)
-        saved = splits.list_splits(dataset) if dataset else []
-        split = left.selectbox("Split", [None, *saved],
-                               format_func=lambda s: s or "new split grouped by source image (60/20/20)")
         epochs = middle.number_input("Epochs", 1, 10_000, 5)
         batch_size = middle.number_input("Batch size", 1, 4096, 32)
         image_size = middle.number_input("Image size (px)", 8, 1024, 150)

@@ -12,6 +12,7 @@ from dashboard.widgets import job_status_line, job_stop_button, synthetic_badge,
 from services.datasets import index, sources, splits
 from services.models import weights as registry
 from services.transfer import experiments, inspection, report
+from services.transfer.gradcam import spatial_layer_names
 from services.transfer.models import STRATEGIES
 from services.transfer.results import BOOK_REFERENCE, BOOK_REFERENCE_COLUMN, results_frame
 
@@ -134,6 +135,8 @@ st.dataframe(table, hide_index=True, column_config={
 st.caption(f"**{BOOK_REFERENCE_COLUMN}**: " + "; ".join(f"{what}: {value:.1%}" for value, what in BOOK_REFERENCE.values())
            + ". These are the book's numbers, not results of this dashboard.")
 
+spec_of_job = experiments.ExperimentSpec.from_dict(state.result["spec"])
+
 
 def html_report() -> str:
     frame = splits.load_split(spec_of_job.dataset, spec_of_job.split)
@@ -143,7 +146,6 @@ def html_report() -> str:
     return report.html_report(results, dataset_note=note, gradcam_examples=inspection.gradcam_examples(named, tiles))
 
 
-spec_of_job = experiments.ExperimentSpec.from_dict(state.result["spec"])
 left, middle, right = st.columns(3)
 left.download_button("Table as CSV", report.to_csv(results), "transfer_results.csv", "text/csv",
                      icon=":material/table:", on_click="ignore")
@@ -168,34 +170,31 @@ for start in range(0, len(results), 3):
 # --- per-tile inspection --------------------------------------------------------------------------
 st.subheader("Inspect a tile")
 explained = [r for r in results if r.model_path]
-source = st.radio("Tile", ["From the test split", "Upload"], horizontal=True, key="tl_tile_source")
+source = st.radio("Tile", ["From the test split", "Upload a tile"], horizontal=True, key="tl_tile_source")
 tile_source = None
-if source == "Upload":
+if source == "Upload a tile":
     upload = st.file_uploader("A tile image", type=views.UPLOAD_TYPES, key="tl_tile_upload")
     tile_source = upload.getvalue() if upload is not None else None
 else:
     with user_errors():
         test_rows = splits.load_split(spec_of_job.dataset, spec_of_job.split).query("split == 'test'")
+        labels = dict(zip(test_rows.path, test_rows.label))
         tile_source = st.selectbox("Test tile", test_rows.path.tolist(), key="tl_tile",
-                                   format_func=lambda p: f"{test_rows.set_index('path').label[p]} · {p.rsplit('/', 1)[-1]}")
+                                   format_func=lambda p: f"{labels[p]} · {p.rsplit('/', 1)[-1]}")
 if tile_source is not None and explained:
     with user_errors():
+        notes = []
         for result, column in zip(explained, st.columns(len(explained))):
-            model = views.loaded_model(result.model_path)
-            tile = inspection.prepare_tile(tile_source, inspection.input_size(model))
-            probabilities = inspection.probabilities(model, tile)
+            view = views.tile_view(result.model_path, tile_source)
+            notes = view["notes"]
             column.markdown(f"**{result.name}**")
-            column.image(inspection.gradcam_overlay(model, tile), caption="Grad-CAM, predicted class",
-                         width="stretch")
-            column.plotly_chart(views.probability_chart(result.class_names, probabilities, "class probabilities"),
-                                key=f"p-{result.run_id}")
-        for note in tile.notes:
+            column.image(view["overlay"], caption="Grad-CAM, predicted class", width="stretch")
+            column.plotly_chart(views.probability_chart(result.class_names, view["probabilities"],
+                                                        "class probabilities"), key=f"p-{result.run_id}")
+        for note in notes:
             st.caption(f":material/info: {note}")
         left, right = st.columns(2)
-        which = left.selectbox("Feature maps of model", [r.name for r in explained], key="tl_fm_model")
-        model = views.loaded_model(next(r.model_path for r in explained if r.name == which))
-        from services.transfer.gradcam import spatial_layer_names
-
-        layer = right.selectbox("Layer", spatial_layer_names(model), key="tl_fm_layer")
-        st.image(inspection.feature_map_mosaic(model, inspection.prepare_tile(tile_source, inspection.input_size(model)),
-                                               layer), caption=f"first 12 feature maps of {layer}")
+        paths = {r.name: r.model_path for r in explained}
+        which = left.selectbox("Feature maps of model", list(paths), key="tl_fm_model")
+        layer = right.selectbox("Layer", spatial_layer_names(views.loaded_model(paths[which])), key="tl_fm_layer")
+        st.image(views.feature_mosaic(paths[which], tile_source, layer), caption=f"first 12 feature maps of {layer}")

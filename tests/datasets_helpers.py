@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import io
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -42,15 +44,22 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="session")
-def demo_root(tmp_path_factory) -> Path:
-    """A data root holding the generated demo set (shared: tests may add jobs, caches and splits,
-    never change the tiles)."""
+@functools.lru_cache(maxsize=1)
+def _generated_demo_root() -> Path:
+    """Generate the demo set once per test process (test modules import the fixtures below,
+    which pytest would otherwise set up once per module)."""
     from services.datasets.demo import ensure_demo_dataset
 
-    root = tmp_path_factory.mktemp("demo-root")
+    root = Path(tempfile.mkdtemp(prefix="demo-root-"))
     ensure_demo_dataset(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def demo_root() -> Path:
+    """A data root holding the generated demo set (shared: tests may add jobs, caches and splits,
+    never change the tiles)."""
+    return _generated_demo_root()
 
 
 @pytest.fixture

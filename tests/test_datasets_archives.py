@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from services.datasets import archives, kather, sources
+from services.datasets import archives, kather, sources, tasks
 from services.errors import DownloadFailed, PathOutsideRoot, UnsafeArchive, UserFacingError
 from tests.datasets_helpers import make_dataset, write_tile, zip_bytes
 
@@ -118,3 +118,27 @@ def test_kather_offline_message_names_url_and_place(data_root, monkeypatch):
     assert kather.URL in str(error.value) and str(kather.download_path()) in str(error.value)
     with pytest.raises(UserFacingError, match="not found"):
         kather.install_kather()
+
+
+def _run_job(data_root, kind, function, params):
+    from services.jobs import JobManager
+
+    manager = JobManager(data_root / "jobs")
+    try:
+        return manager.wait(tasks.submit_once(manager, kind, "test", function, params), timeout=60)
+    finally:
+        manager.shutdown()
+
+
+def test_import_job_extracts_and_indexes_and_hostile_zips_fail_with_the_reason(data_root, tmp_path):
+    make_dataset(tmp_path / "src")
+    members = {str(p.relative_to(tmp_path / "src")): p.read_bytes() for p in (tmp_path / "src").rglob("*.tif")}
+    good = _write_zip(data_root / "uploads" / "good.zip", members)
+    state = _run_job(data_root, tasks.IMPORT_KIND, tasks.import_job, {"dataset": "good", "zip_path": str(good)})
+    assert state.status == "finished" and state.result == {"dataset": "good", "files": 12, "usable": 12}
+    evil = _write_zip(data_root / "uploads" / "evil.zip", {"../../evil.tif": b"x"})
+    state = _run_job(data_root, tasks.IMPORT_KIND, tasks.import_job, {"dataset": "evil", "zip_path": str(evil)})
+    assert state.status == "failed" and "'..'" in state.error
+    assert not (data_root / "datasets" / "evil").exists()
+    with pytest.raises(UserFacingError, match="already exists"):
+        _run_job(data_root, tasks.IMPORT_KIND, tasks.import_job, {"dataset": "good", "zip_path": str(good)})

@@ -75,10 +75,11 @@ def test_demo_refuses_to_overwrite_a_foreign_folder(data_root):
         demo.ensure_demo_dataset()
 
 
-def test_demo_module_is_runnable(data_root):
-    env = {**os.environ, "DASHBOARD_DATA_DIR": str(data_root)}
-    subprocess.run([sys.executable, "-m", "services.datasets.demo"], env=env, check=True, capture_output=True)
-    assert demo.is_demo_folder(data_root / "datasets" / "demo")
+def test_demo_module_is_runnable(demo_root):
+    env = {**os.environ, "DASHBOARD_DATA_DIR": str(demo_root)}
+    output = subprocess.run([sys.executable, "-m", "services.datasets.demo"], env=env, check=True,
+                            capture_output=True, text=True)
+    assert output.stdout.strip() == f"synthetic demo set ready: {demo_root / 'datasets' / 'demo'}"
 
 
 def test_index_columns_and_labels(data_root):
@@ -168,3 +169,14 @@ def test_importing_the_datasets_package_does_not_import_tensorflow():
             "services.datasets.augmentation; print('tensorflow' in sys.modules)")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert output.stdout.strip() == "False"
+
+
+def test_a_cache_from_another_index_version_is_not_reused(data_root, monkeypatch):
+    folder = make_dataset(data_root / "datasets" / "tiny")
+    index.load_index(folder)
+    monkeypatch.setattr(index, "INDEX_VERSION", "other")
+    assert not index.is_cached(folder)
+    described = []
+    original = index.describe_file
+    monkeypatch.setattr(index, "describe_file", lambda path, root: described.append(path) or original(path, root))
+    assert len(index.load_index(folder)) == len(described) == 12

@@ -49,7 +49,8 @@ def test_demo_is_generated_in_the_background_then_explored(data_root):
     assert app.subheader[0].value == "Selected tile · TUMOR"
     app.selectbox(key="gallery_class").set_value("ADIPOSE").run()
     assert app.subheader[0].value == "Selected tile · TUMOR"  # selection kept until another tile is chosen
-    zoom = [b for b in app.button if b.key and b.key.startswith("view-08_") is False and "ADIPOSE" in b.key]
+    zoom = [b for b in app.button if b.key and b.key.startswith("view-07_ADIPOSE/")]
+    assert len(zoom) == 32
     zoom[0].click().run()
     assert app.subheader[0].value == "Selected tile · ADIPOSE"
 
@@ -59,7 +60,7 @@ def test_sections_quality_splits_and_colour(demo_data_root):
     app.segmented_control(key="explorer_section").set_value("Quality").run()
     assert not app.exception
     markdown = _texts(app, "markdown")
-    assert "Exact duplicates** (1 pairs" in markdown and "Near duplicates** (" in markdown
+    assert "Exact duplicates** (1 pair of" in markdown and "Near duplicates** (" in markdown
     app.segmented_control(key="explorer_section").set_value("Splits").run()
     assert app.radio(key="split_method").value == "grouped"
     assert "No leakage" in _texts(app, "alert")

@@ -93,3 +93,11 @@ def test_split_files_cannot_point_outside_the_dataset(data_root):
     target.write_text("path,label,label_index,source_image,split\n../../../etc/hostname,A,0,s,train\n")
     with pytest.raises(UserFacingError, match="outside"):
         splits.load_split("tiny", "evil")
+
+
+def test_split_summary_lists_classes_in_label_order_with_totals(data_root):
+    frame = _frame(data_root, classes=("01_ZEBRA", "02_ANT"), sources=3, tiles_per_source=2)
+    table = splits.split_summary(splits.make_split(frame, method="grouped"))
+    assert table.index.tolist() == ["ZEBRA", "ANT", "total"]
+    assert table.columns.tolist() == ["train", "val", "test", "total"]
+    assert table.loc["total", "total"] == 12

@@ -57,11 +57,12 @@ def test_zip_caps_from_settings(data_root, tmp_path, monkeypatch):
         extract_images(b"PK not really", "broken.zip", tmp_path)
 
 
-def test_batch_job_writes_table_json_and_annotated_zip(data_root, tmp_path):
+def test_batch_job_writes_table_json_and_annotated_zip(data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("DASHBOARD_MAX_IMAGE_PIXELS", "100000")
     model = write_model(tmp_path / "model", SYNTHETIC_CFG, "synthetic.cfg", 64, seed=3)
     backend = OpenCVDarknetBackend(model)
     inputs = stage_inputs([("a.png", _png()), ("more.zip", _zip({"b.png": _png(50, 20)})),
-                           ("broken.png", b"not an image")])
+                           ("broken.png", b"not an image"), ("dot.png", _png(1, 1)), ("huge.png", _png(400, 300))])
     manager = JobManager(data_root / "jobs")
     try:
         job_id = manager.submit(JOB_KIND, "test", lambda context: run_batch(
@@ -70,11 +71,13 @@ def test_batch_job_writes_table_json_and_annotated_zip(data_root, tmp_path):
     finally:
         manager.shutdown()
     assert state.status == "finished", state.error
-    assert state.result == {"images": 3, "processed": 2, "problems": 1, "detections": state.result["detections"]}
+    assert state.result == {"images": 5, "processed": 2, "problems": 3, "detections": state.result["detections"]}
     assert state.result["detections"] > 0  # threshold 0: every surviving candidate is listed
     job_dir = data_root / "jobs" / job_id
     with zipfile.ZipFile(job_dir / "annotated.zip") as archive:
         assert sorted(archive.namelist()) == ["00000_a.png", "00001_b.png"]
     csv = (job_dir / "detections.csv").read_text().splitlines()
     assert len(csv) == state.result["detections"] + 1 and {line.split(",")[0] for line in csv[1:]} == {"a.png", "b.png"}
-    assert "not a readable image" in (job_dir / "problems.csv").read_text()
+    problems = (job_dir / "problems.csv").read_text()
+    assert "not a readable image" in problems and "1x1 pixels is too small" in problems
+    assert "400x300 pixels is more than the limit of 100,000 pixels" in problems

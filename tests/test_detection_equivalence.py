@@ -51,3 +51,15 @@ def test_yolov4_tiny_loads_and_runs_on_both_backends(tmp_path):
 
     model = write_model(tmp_path, (CFGS / "yolov4-tiny.cfg").read_text(), "yolov4-tiny.cfg", 96, seed=2)
     _assert_backends_agree(model, 96)
+
+
+def test_a_shared_backend_is_safe_under_concurrent_sessions(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = write_model(tmp_path, SYNTHETIC_CFG, "synthetic.cfg", 64, seed=4)
+    backend = OpenCVDarknetBackend(model)  # one cv2.dnn.Net, shared like st.cache_resource shares it
+    batches = [preprocess(_random_image(64, seed), 64)[0] for seed in range(6)]
+    expected = [backend.rows(batch) for batch in batches]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(backend.rows, batches * 4))
+    assert all(np.array_equal(result, expected[i % 6]) for i, result in enumerate(results))

@@ -56,8 +56,11 @@ def test_upload_detect_threshold_and_download(browser_page, streamlit_server, sh
     assert 0.05 < low_threshold < 0.2
     low = _count_once_changed(page, start)
     assert low > 0
-    assert page.locator("[data-testid='stImage'] img").count() >= 1
-    assert page.locator("[data-testid='stDataFrame']").first.is_visible()
+    page.get_by_text(f"{low} detections from 1 image(s) in the downloads.").wait_for()  # script finished
+    page.locator("[data-testid='stImage'] img").first.wait_for()  # the annotated photo
+    rows = page.locator("[data-testid='stDataFrame']").first
+    rows.wait_for()
+    assert "toaster" in rows.inner_text() or rows.locator("canvas").count()  # the table is drawn
     page.screenshot(path=str(artifacts_dir / "detector.png"), full_page=True)
 
     high_threshold = _set_score(page, 0.17)

@@ -38,7 +38,7 @@ def test_compare_export_and_inspect_a_tile(browser_page, streamlit_server, artif
         wait_for_app(page)
     page.get_by_role("button", name="B · frozen backbone + head", exact=True).click()  # keep only C
     wait_for_app(page)
-    for label, value in (("Image size (px)", "32"), ("Epochs", "2"), ("Batch size", "16")):
+    for label, value in (("Image size (px)", "32"), ("Epochs", "1"), ("Batch size", "16")):
         field = page.get_by_label(label, exact=True)
         field.fill(value)
         field.press("Tab")
@@ -65,7 +65,7 @@ def test_compare_export_and_inspect_a_tile(browser_page, streamlit_server, artif
     page.get_by_text("Grad-CAM, predicted class").first.wait_for()  # a test tile is inspected at once
     odd = tmp_path / "grey-tile.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60), dtype=np.uint8), "L").save(odd)
-    page.get_by_text("Upload", exact=True).click()
+    page.get_by_role("radiogroup", name="Tile").get_by_text("Upload a tile").click()
     wait_for_app(page)
     page.get_by_test_id("stFileUploader").filter(has_text="A tile image").locator("input[type='file']") \
         .set_input_files(str(odd))

@@ -22,6 +22,7 @@ def test_vgg16_v4_parameter_counts_with_random_weights():
     assert model.output_shape == (None, 8)
 
 
+@pytest.mark.filterwarnings("ignore:Skipping nested container")
 def test_vgg16_v4_loads_a_weights_file_and_refuses_a_foreign_one(tmp_path):
     import keras
 

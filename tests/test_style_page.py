@@ -60,3 +60,12 @@ def test_silhouette_mode_shows_both_maskings_with_registry_weights(installed_vgg
     captions = [img.caption for image in app.get("image") for img in image.proto.imgs]
     assert "Style image masked directly" in captions and "NST result masked" in captions
     assert not any("RANDOM" in error.value for error in app.error)
+
+
+def test_dataset_tile_is_offered_as_content_and_labelled_synthetic(no_vgg19):
+    app = AppTest.from_file(PAGE, default_timeout=90).run()
+    app.radio(key="content_source").set_value("Dataset tile").run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert any("synthetic demo data" in caption.value for caption in app.caption)
+    assert app.selectbox(key="tile_class").options  # the demo set's class folders
+    assert app.get("image")  # the chosen tile is shown as the content picture

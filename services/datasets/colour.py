@@ -76,12 +76,12 @@ def channel_histograms(tiles: Iterable[np.ndarray], space: str = "rgb", bins: in
                          for c, name in enumerate(CHANNELS[space]) for b in range(bins)])
 
 
-def stain_histograms(tiles: Iterable[np.ndarray], bins: int = 40, max_od: float = 2.0) -> pd.DataFrame:
-    """Distribution of per-pixel hematoxylin and eosin concentration: stain, value, fraction."""
+def stain_histograms(stain_maps: Iterable[np.ndarray], bins: int = 40, max_od: float = 1.2) -> pd.DataFrame:
+    """Distribution of per-pixel hematoxylin and eosin concentration over ``stain_maps``
+    (outputs of :func:`rgb_to_hed`): stain, value, fraction."""
     edges = np.linspace(0, max_od, bins + 1)
     counts = np.zeros((2, bins))
-    for pixels in tiles:
-        hed = rgb_to_hed(pixels)
+    for hed in stain_maps:
         for s in range(2):
             counts[s] += np.histogram(np.clip(hed[..., s], 0, max_od), bins=edges)[0]
     fractions = counts / max(counts[0].sum(), 1)
@@ -131,10 +131,11 @@ def class_colour_profile(frame: pd.DataFrame, per_class: int = 40, seed: int = 0
         mean = np.mean([t.reshape(-1, 3).mean(axis=0) for t in tiles], axis=0)
         means.append({"label": label, "red": mean[0], "green": mean[1], "blue": mean[2],
                       "hex": hex_colour(mean), "tiles": len(tiles)})
-        stains.append(stain_histograms(tiles).assign(label=label))
-        for relpath, pixels in zip(kept, tiles):
-            hed = np.clip(rgb_to_hed(pixels), 0, None).reshape(-1, 3).mean(axis=0)
-            tile_stains.append({"label": label, "relpath": relpath, "hematoxylin": hed[0], "eosin": hed[1]})
+        stain_maps = [rgb_to_hed(pixels) for pixels in tiles]
+        stains.append(stain_histograms(stain_maps).assign(label=label))
+        for relpath, hed in zip(kept, stain_maps):
+            mean = np.clip(hed, 0, None).reshape(-1, 3).mean(axis=0)
+            tile_stains.append({"label": label, "relpath": relpath, "hematoxylin": mean[0], "eosin": mean[1]})
     return ColourProfile(
         histograms=pd.concat(histograms, ignore_index=True) if histograms else pd.DataFrame(),
         means=pd.DataFrame(means), stains=pd.concat(stains, ignore_index=True) if stains else pd.DataFrame(),

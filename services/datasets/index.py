@@ -167,18 +167,22 @@ def cache_file(folder: Path) -> Path:
 
 
 def _read_cache(path: Path) -> tuple[str | None, pd.DataFrame | None]:
+    """The stored signature and index; (None, None) without a usable cache of this version."""
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException):
         return None, None
     metadata = table.schema.metadata or {}
+    if metadata.get(b"version", b"").decode() != INDEX_VERSION:
+        return None, None  # computed by another version: nothing in it can be reused
     return metadata.get(b"signature", b"").decode() or None, table.to_pandas()
 
 
 def _write_cache(path: Path, frame: pd.DataFrame, folder_signature: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"signature": folder_signature.encode()})
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"signature": folder_signature.encode(),
+                                           b"version": INDEX_VERSION.encode()})
     temporary = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")  # unique per writer thread
     pq.write_table(table, temporary)
     os.replace(temporary, path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from services import runtime
 from services.errors import BadImage, UserFacingError
@@ -20,8 +21,6 @@ def load_pixels(path: str, height: int, width: int) -> np.ndarray:
     """One file as float32 H x W x 3 in 0..255, resized when its size differs."""
     pixels = decode_image(path).pixels
     if pixels.shape[:2] != (height, width):
-        from PIL import Image
-
         pixels = np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.BILINEAR))
     return pixels.astype(np.float32)
 

@@ -135,7 +135,8 @@ def leakage_report(frame: pd.DataFrame) -> pd.DataFrame:
 def split_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Tiles per class (rows) and split (columns), with totals."""
     table = pd.crosstab(frame["label"], frame["split"], margins=True, margins_name="total")
-    return table[[s for s in (*SPLITS, "total") if s in table.columns]]
+    labels = frame.drop_duplicates("label").sort_values("label_index")["label"].tolist()
+    return table.loc[[*labels, "total"], [s for s in (*SPLITS, "total") if s in table.columns]]
 
 
 def _split_dir(dataset: str) -> Path:

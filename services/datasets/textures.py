@@ -62,14 +62,18 @@ def _paint(canvas: np.ndarray, mask: Image.Image, colour: Colour, opacity: float
     canvas += alpha * np.asarray(colour, dtype=np.float32)
 
 
-def _blob(cx: float, cy: float, rx: float, ry: float, angle: float, jitter: float,
-          rng: np.random.Generator, points: int = 12) -> list[tuple[float, float]]:
-    """Outline of a rotated ellipse whose radius wobbles by ``jitter`` (irregular nuclei)."""
-    t = np.linspace(0, 2 * np.pi, points, endpoint=False)
-    wobble = 1 + rng.uniform(-jitter, jitter, points)
-    x, y = rx * np.cos(t) * wobble, ry * np.sin(t) * wobble
-    cos, sin = np.cos(angle), np.sin(angle)
-    return list(zip(cx + x * cos - y * sin, cy + x * sin + y * cos))
+_ANGLES = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+
+
+def _blobs(cx, cy, rx, ry, angle, jitter: float, rng: np.random.Generator) -> list[list[float]]:
+    """Outlines of rotated ellipses whose radius wobbles by ``jitter`` (irregular nuclei), as
+    flat [x0, y0, x1, y1, ...] lists for ImageDraw.polygon. Arguments are arrays (one per blob)."""
+    cx, cy, rx, ry, angle = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (cx, cy, rx, ry, angle))
+    wobble = 1 + rng.uniform(-jitter, jitter, (len(cx), len(_ANGLES)))
+    x, y = rx[:, None] * np.cos(_ANGLES) * wobble, ry[:, None] * np.sin(_ANGLES) * wobble
+    cos, sin = np.cos(angle)[:, None], np.sin(angle)[:, None]
+    points = np.stack([cx[:, None] + x * cos - y * sin, cy[:, None] + x * sin + y * cos], axis=-1)
+    return points.reshape(len(cx), -1).tolist()
 
 
 def _mask() -> tuple[Image.Image, ImageDraw.ImageDraw]:
@@ -80,11 +84,13 @@ def _mask() -> tuple[Image.Image, ImageDraw.ImageDraw]:
 def _nuclei(rng: np.random.Generator, count: int, radius: tuple[float, float], elongation: tuple[float, float],
             jitter: float, angle: float | None = None) -> Image.Image:
     mask, draw = _mask()
-    for _ in range(count):
-        r = rng.uniform(*radius)
-        a = angle + rng.normal(0, 0.25) if angle is not None else rng.uniform(0, np.pi)
-        draw.polygon(_blob(rng.uniform(-5, SIZE + 5), rng.uniform(-5, SIZE + 5), r * rng.uniform(*elongation), r,
-                           a, jitter, rng), fill=255)
+    if count <= 0:
+        return mask
+    r = rng.uniform(*radius, count)
+    angles = angle + rng.normal(0, 0.25, count) if angle is not None else rng.uniform(0, np.pi, count)
+    centres = rng.uniform(-5, SIZE + 5, (2, count))
+    for outline in _blobs(centres[0], centres[1], r * rng.uniform(*elongation, count), r, angles, jitter, rng):
+        draw.polygon(outline, fill=255)
     return mask
 
 
@@ -142,14 +148,15 @@ def mucosa(stain: Stain, rng: np.random.Generator) -> np.ndarray:
         cx, cy, r = rng.uniform(10, SIZE - 10), rng.uniform(10, SIZE - 10), rng.uniform(12, 26)
         epithelium[1].ellipse((cx - r - 12, cy - r - 12, cx + r + 12, cy + r + 12), fill=255)
         lumen[1].ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
-        for angle in np.linspace(0, 2 * np.pi, int(r * 1.6), endpoint=False):
-            d = r + rng.uniform(7, 10)
-            nuclei[1].polygon(_blob(cx + d * np.cos(angle), cy + d * np.sin(angle), 3.5, 1.5, angle, 0.1, rng),
-                              fill=255)
-            if rng.random() < 0.25:
-                g = r + 4
-                goblets[1].ellipse((cx + g * np.cos(angle) - 2, cy + g * np.sin(angle) - 2,
-                                    cx + g * np.cos(angle) + 2, cy + g * np.sin(angle) + 2), fill=255)
+        angles = np.linspace(0, 2 * np.pi, int(r * 1.6), endpoint=False)
+        d = r + rng.uniform(7, 10, len(angles))
+        for outline in _blobs(cx + d * np.cos(angles), cy + d * np.sin(angles), np.full(len(angles), 3.5),
+                              np.full(len(angles), 1.5), angles, 0.1, rng):
+            nuclei[1].polygon(outline, fill=255)
+        g = r + 4
+        for angle in angles[rng.random(len(angles)) < 0.25]:
+            gx, gy = cx + g * np.cos(angle), cy + g * np.sin(angle)
+            goblets[1].ellipse((gx - 2, gy - 2, gx + 2, gy + 2), fill=255)
     _paint(canvas, epithelium[0], _mix(stain.eosin, stain.hematoxylin, 0.3), opacity=0.7)
     _paint(canvas, nuclei[0], stain.hematoxylin, opacity=0.9)
     _paint(canvas, goblets[0], stain.background, opacity=0.8)

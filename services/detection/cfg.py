@@ -214,18 +214,17 @@ class _Reader:
             raise self.fail(f"{key}={value} is not a number.", key) from None
 
     def ints(self, key: str) -> list[int]:
-        value = self.raw(key, "")
-        try:
-            return [int(part) for part in value.split(",") if part.strip()]
-        except ValueError:
-            raise self.fail(f"{key}={value} must be a comma-separated list of integers.", key) from None
+        return self._list(key, int, "integers")
 
     def floats(self, key: str) -> list[float]:
+        return self._list(key, float, "numbers")
+
+    def _list(self, key: str, convert, what: str) -> list:
         value = self.raw(key, "")
         try:
-            return [float(part) for part in value.split(",") if part.strip()]
+            return [convert(part) for part in value.split(",") if part.strip()]
         except ValueError:
-            raise self.fail(f"{key}={value} must be a comma-separated list of numbers.", key) from None
+            raise self.fail(f"{key}={value} must be a comma-separated list of {what}.", key) from None
 
     def activation(self, default: str) -> str:
         value = (self.raw("activation") or default).lower()

@@ -26,20 +26,25 @@ def iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices of the boxes kept by greedy NMS, best score first."""
+    """Indices of the boxes kept by greedy NMS, best score first.
+
+    Coordinates are sorted by score once into contiguous columns; each round compares the best
+    remaining box with all others in one vectorised step (``overlap <= t * union`` is
+    ``IoU <= t`` without a division) and compacts the survivors.
+    """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     order = np.argsort(-np.asarray(scores), kind="stable")
-    areas = area(boxes)
+    x1, y1, x2, y2 = (np.ascontiguousarray(boxes[order, k]) for k in range(4))
+    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    remaining = order
     keep = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        keep.append(best)
-        top_left = np.maximum(boxes[best, :2], boxes[rest, :2])
-        bottom_right = np.minimum(boxes[best, 2:], boxes[rest, 2:])
-        overlap = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
-        union = areas[best] + areas[rest] - overlap
-        overlaps = np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
-        order = rest[overlaps <= iou_threshold]
+    while remaining.size:
+        keep.append(remaining[0])
+        width = np.minimum(x2[0], x2[1:]) - np.maximum(x1[0], x1[1:])
+        height = np.minimum(y2[0], y2[1:]) - np.maximum(y1[0], y1[1:])
+        overlap = np.clip(width, 0, None) * np.clip(height, 0, None)
+        survive = overlap <= iou_threshold * (areas[0] + areas[1:] - overlap)
+        x1, y1, x2, y2, areas, remaining = (column[1:][survive] for column in (x1, y1, x2, y2, areas, remaining))
     return np.asarray(keep, dtype=np.int64)
 
 

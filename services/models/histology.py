@@ -53,7 +53,7 @@ def cnn_v1(input_shape=(150, 150, 3), num_classes=8) -> "keras.Model":
         layers.Flatten(),
         layers.Dense(64, activation="relu"),
         layers.Dropout(0.5),
-        layers.Dense(num_classes, activation="softmax"),
+        layers.Dense(num_classes, activation="softmax", dtype="float32"),
     ], name="cnn_v1")
 
 
@@ -68,7 +68,7 @@ def cnn_v2(input_shape=(150, 150, 3), num_classes=8, dropout=0.25) -> "keras.Mod
     head = [layers.Dense(units, activation="relu") for units in (256, 64, 32)]
     return keras.Sequential([
         keras.Input(shape=input_shape), *blocks, layers.Flatten(), *head,
-        layers.Dense(num_classes, activation="softmax"),
+        layers.Dense(num_classes, activation="softmax", dtype="float32"),
     ], name="cnn_v2")
 
 
@@ -83,7 +83,7 @@ def cnn_v3(input_shape=(150, 150, 3), num_classes=8, dropout=0.25) -> "keras.Mod
         body += [layers.Dropout(dropout), layers.MaxPooling2D(3)]
     return keras.Sequential([
         keras.Input(shape=input_shape), *body, layers.GlobalMaxPooling2D(),
-        layers.Dense(num_classes, activation="softmax"),
+        layers.Dense(num_classes, activation="softmax", dtype="float32"),
     ], name="cnn_v3")
 
 
@@ -111,7 +111,7 @@ def _auxiliary_head(x, num_classes, name):
     x = layers.GlobalAveragePooling2D(name=f"{name}_gap")(x)
     x = layers.Dense(64, activation="relu", name=f"{name}_dense")(x)
     x = layers.Dropout(0.5, name=f"{name}_dropout")(x)
-    return layers.Dense(num_classes, activation="softmax", name=name)(x)
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)(x)
 
 
 def mini_inception(input_shape=(150, 150, 3), num_classes=8) -> "keras.Model":
@@ -133,7 +133,7 @@ def mini_inception(input_shape=(150, 150, 3), num_classes=8) -> "keras.Model":
     x = inception_module(x, 48, 64, 16, 16, name="inception_3")
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(0.4, name="dropout")(x)
-    main = layers.Dense(num_classes, activation="softmax", name="main")(x)
+    main = layers.Dense(num_classes, activation="softmax", dtype="float32", name="main")(x)
     return keras.Model(inputs, [main, aux1, aux2], name="mini_inception")
 
 
@@ -190,7 +190,7 @@ def vgg16_v4(input_shape=(150, 150, 3), num_classes=8, weights=None, trainable_l
     x = layers.Flatten()(x)
     x = layers.Dense(1024, activation="relu")(x)
     x = layers.Dropout(0.5)(x)
-    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="vgg16_v4")
 
 

@@ -255,16 +255,23 @@ def _how_to_get(backbone: BackboneSpec, target: Path) -> str:
     )
 
 
+def _describe(path: Path, source: str, official: bool) -> str:
+    if official:
+        return "official ImageNet weights (Keras's md5 verified)"
+    manifest = read_manifest(path) if source == "model cache" else {}
+    if manifest.get("source") == "upload":
+        return (f"user-installed weights file ({manifest.get('original_name') or 'upload'}; not the official "
+                "Keras file, or not verifiable)")
+    return "ImageNet weights from the official URL (Keras publishes no hash for this file)"
+
+
 def weights_status(name: str) -> WeightsStatus:
     """Whether the ImageNet weights of ``name`` are present, downloadable or missing, and why."""
     backbone = spec(name)
     path, source, official, problems = _locate(backbone)
     if path is not None:
-        kind = "official ImageNet weights" if official else (
-            "user-installed weights file (not the official Keras file; "
-            f"{read_manifest(path).get('original_name') or 'hash recorded at install'})"
-            if backbone.md5 else "ImageNet weights (Keras publishes no hash for this file)")
-        return WeightsStatus(name, PRESENT, path, source, official, f"{kind} in the {source}: {path}", "")
+        return WeightsStatus(name, PRESENT, path, source, official,
+                             f"{_describe(path, source, official)} in the {source}: {path}", "")
     target = model_cache_dir() / backbone.file_name
     problem = (" " + " ".join(problems)) if problems else ""
     if get_settings().offline:

@@ -207,7 +207,7 @@ StepCallback = Callable[[int, Any, dict[str, float]], None]
 """Called after each step with (step number from 1, image variable, losses)."""
 
 
-def stage_plan(settings: StyleSettings, content_shape: tuple[int, int]) -> list[tuple[int, int]]:
+def stage_plan(settings: StyleSettings) -> list[tuple[int, int]]:
     """[(longest side, steps)] for each resolution the run goes through."""
     if not settings.coarse_to_fine or settings.steps < 2 or settings.max_side // 2 < MIN_SIDE:
         return [(settings.max_side, settings.steps)]
@@ -236,11 +236,14 @@ def stylise(
     history: list[dict[str, float]] = []
     image = None
     step_number = 0
-    for side, steps in stage_plan(settings, content.shape[:2]):
+    for side, steps in stage_plan(settings):
         stage_content = fit_longest_side(content, side)
         objective = StyleObjective(extractor, stage_content, fit_longest_side(style, side), settings.loss)
-        initial = stage_content if image is None else tf.image.resize(image, stage_content.shape[:2], method="bicubic")
-        stage = Stage(objective, initial if image is None else tf.clip_by_value(initial, 0.0, 1.0), settings, compiled)
+        if image is None:  # start from the content picture, as the tutorial does
+            initial = stage_content
+        else:  # continue from the coarse result, upsampled
+            initial = tf.clip_by_value(tf.image.resize(image, stage_content.shape[:2], method="bicubic"), 0.0, 1.0)
+        stage = Stage(objective, initial, settings, compiled)
         for _ in range(steps):
             if should_stop():
                 return to_uint8(stage.image), history

@@ -120,8 +120,7 @@ class DashboardCallback(keras.callbacks.Callback):
                 model=self.model_name or self.model.name, dataset=self.dataset, source=self.source,
                 hyperparameters=self.hyperparameters, epochs=epochs, status=run_store.RUNNING)
         self.store.set_status(self.run_id, run_store.RUNNING, pid=os.getpid(), host=socket.gethostname(),
-                              device=_device_name(), epochs=epochs, steps_per_epoch=steps,
-                              stop_requested=0)
+                              device=_device_name(), epochs=epochs, steps_per_epoch=steps)
         self.store.update_summary(self.run_id, parameters=int(self.model.count_params()),
                                   trainable_parameters=int(sum(math.prod(w.shape) for w in self.model.trainable_weights)))
         self._stop_connection = _stop_flag_reader(self.store.path)

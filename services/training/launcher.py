@@ -17,7 +17,7 @@ from pathlib import Path
 from services.config import get_settings
 from services.errors import UserFacingError
 from services.training import store as run_store
-from services.training.config import RunConfig
+from services.training.config import InvalidConfig, RunConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESUMABLE = (run_store.STOPPED, run_store.INTERRUPTED, run_store.FAILED)
@@ -31,10 +31,24 @@ def create_run_for(config: RunConfig, store: run_store.RunStore | None = None, s
                    status: str = run_store.QUEUED) -> str:
     """Record a validated run (queued for a worker; the CLI records it as running itself)."""
     config.validate()
+    check_data_exists(config)
     return _store(store).create_run(
         config.name or f"{config.model} on {config.dataset}", model=config.model, dataset=config.dataset,
         split=config.split, source=source, config=config.to_dict(), hyperparameters=config.hyperparameters(),
         epochs=config.epochs, status=status)
+
+
+def check_data_exists(config: RunConfig) -> None:
+    """Refuse a dataset or saved split that does not exist (cheap: no indexing)."""
+    from services.datasets import sources, splits
+
+    try:
+        sources.dataset_info(config.dataset)
+    except UserFacingError as error:
+        raise InvalidConfig(str(error)) from error
+    if config.split and config.split not in splits.list_splits(config.dataset):
+        raise InvalidConfig(f"Dataset {config.dataset!r} has no saved split {config.split!r}; "
+                            "save one in the Dataset explorer or leave the split empty.")
 
 
 def start_run(config: RunConfig, store: run_store.RunStore | None = None) -> str:

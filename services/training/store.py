@@ -317,6 +317,9 @@ class RunStore:
 
     def claim_next_queued(self, limit: int) -> str | None:
         """Atomically turn the oldest queued run into a running one if fewer than ``limit`` run."""
+        with self._connect() as connection:  # cheap read first: no write lock when nothing waits
+            if connection.execute("SELECT 1 FROM runs WHERE status = ? LIMIT 1", (QUEUED,)).fetchone() is None:
+                return None
         with self._transaction() as connection:
             running = connection.execute(
                 "SELECT COUNT(*) FROM runs WHERE status = ? AND source IN ('dashboard', 'cli')",

@@ -142,6 +142,7 @@ def train(store, run_id: str, config: RunConfig) -> str:
 
     chief = is_chief()
     run_dir = store.run_dir(run_id)
+    keras.backend.clear_session()  # the book's habit: a fresh graph and seed for every model
     keras.utils.set_random_seed(config.seed)
     policy = runtime.set_mixed_precision(config.mixed_precision)
     started = time.time()

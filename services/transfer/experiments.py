@@ -147,38 +147,32 @@ def _worker_run(spec: ExperimentSpec, store, should_stop, model: str, name: str,
     return run_id
 
 
-def run_planned(item: PlannedRun, spec: ExperimentSpec, store, context) -> list[str]:
-    """Run one planned item to its end; returns its run ids (two for strategy D)."""
+def run_planned(item: PlannedRun, spec: ExperimentSpec, store, should_stop, progress) -> list[str]:
+    """Run one planned item to its end; returns its run ids (two for strategy D).
+
+    ``progress(fraction, message)`` reports the item's own progress (strategy C only)."""
     options = {"backbone": item.backbone, "weights": spec.weights}
-    stop = context.should_stop
     if item.strategy == "A":
-        return [_worker_run(spec, store, stop, item.model, item.label)]
+        return [_worker_run(spec, store, should_stop, item.model, item.label)]
     if item.strategy in ("B", "B+aug"):
-        return [_worker_run(spec, store, stop, "transfer_frozen", item.label, options=options,
+        return [_worker_run(spec, store, should_stop, "transfer_frozen", item.label, options=options,
                             augment=item.strategy == "B+aug")]
     if item.strategy == "D":
-        head_run = _worker_run(spec, store, stop, "transfer_frozen", f"{item.label} (phase 1: head)",
+        head_run = _worker_run(spec, store, should_stop, "transfer_frozen", f"{item.label} (phase 1: head)",
                                options={**options, "trainable_top_layers": 0})
         best = store.artifact_path(head_run, "best_model")
         if best is None:
             raise UserFacingError(f"phase 1 of {item.label} saved no model; see the training monitor.")
-        tuned = _worker_run(spec, store, stop, "transfer_finetune", f"{item.label} (phase 2: fine-tune)",
+        tuned = _worker_run(spec, store, should_stop, "transfer_finetune", f"{item.label} (phase 2: fine-tune)",
                             options={"init_model": str(best), "backbone": item.backbone},
                             epochs=spec.fine_tune_epochs, learning_rate=spec.fine_tune_learning_rate)
         return [head_run, tuned]
     if item.strategy == "C":
         from services.transfer.strategy_c import run_strategy_c
 
-        return [run_strategy_c(spec, item.backbone, item.label, store=store,
-                               progress=lambda f, m: context.progress(context_fraction(context, f), m),
-                               should_stop=stop)]
+        return [run_strategy_c(spec, item.backbone, item.label, store=store, progress=progress,
+                               should_stop=should_stop)]
     raise UserFacingError(f"unknown strategy {item.strategy!r}")
-
-
-def context_fraction(context, fraction: float) -> float:
-    """Progress of the current item mapped into the experiment's overall progress."""
-    done, total = context.params.get("_item", 0), max(1, context.params.get("_items", 1))
-    return (done + max(0.0, min(1.0, fraction))) / total
 
 
 def run_experiment(context) -> dict:
@@ -186,16 +180,18 @@ def run_experiment(context) -> dict:
     from services.training.store import RunStore
 
     spec = ExperimentSpec.from_dict(context.params["spec"])
-    items = [item for item in plan(spec) if item.enabled]
-    skipped = [asdict(item) for item in plan(spec) if not item.enabled]
+    planned = plan(spec)
+    items = [item for item in planned if item.enabled]
+    skipped = [asdict(item) for item in planned if not item.enabled]
     store = RunStore(context.params.get("store_path"))
     entries: list[dict] = []
     context.update_result(entries=entries, skipped=skipped, spec=spec.to_dict())
-    context.params["_items"] = len(items)
     for index, item in enumerate(items):
-        context.params["_item"] = index
-        context.progress(index / max(1, len(items)), f"{item.label} ({index + 1}/{len(items)})")
-        run_ids = run_planned(item, spec, store, context)
+        def progress(fraction: float, message: str, index=index, item=item) -> None:
+            context.progress((index + min(1.0, max(0.0, fraction))) / len(items), f"{item.label}: {message}")
+
+        progress(0.0, f"started ({index + 1}/{len(items)})")
+        run_ids = run_planned(item, spec, store, context.should_stop, progress)
         entries.append({**asdict(item), "run_ids": run_ids})
         context.update_result(entries=entries)
     return {"entries": entries, "skipped": skipped, "spec": spec.to_dict()}

@@ -146,22 +146,19 @@ def extract(backbone, preprocess: Callable, frame: pd.DataFrame, *, image_size: 
             should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """Run ``backbone`` over ``frame``'s images (0..255 RGB through ``preprocess``), in row order.
 
-    Reports ``progress(done, total)`` after each batch; returns None-free features or raises
+    Reports ``progress(done, total)`` after each batch; returns the features (N x ...) or raises
     :class:`StopRequested` when ``should_stop()`` becomes true.
     """
     from services.datasets.pipeline import make_tf_dataset
-    from services.runtime import tensorflow
 
-    tf = tensorflow()
     dataset = make_tf_dataset(frame, image_size=tuple(image_size), batch_size=batch_size, shuffle=False,
                               augment=False, scale="raw", cache=False)
-    signature = [tf.TensorSpec((None, int(image_size[0]), int(image_size[1]), 3), tf.float32)]
-    forward = tf.function(lambda images: backbone(preprocess(images), training=False), input_signature=signature)
+    dataset = dataset.map(lambda images, labels: preprocess(images))
     outputs, done = [], 0
-    for images, _ in dataset:
+    for images in dataset:
         if should_stop is not None and should_stop():
             raise StopRequested()
-        outputs.append(forward(images).numpy())
+        outputs.append(np.asarray(backbone.predict_on_batch(images)))
         done += int(images.shape[0])
         if progress is not None:
             progress(done, len(frame))
