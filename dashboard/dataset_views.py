@@ -192,18 +192,24 @@ def gallery(info: DatasetInfo, frame: pd.DataFrame) -> None:
     selected_tile(info, frame)
 
 
-def _selected_row(info: DatasetInfo, frame: pd.DataFrame) -> pd.Series:
+def _selected_row(info: DatasetInfo, frame: pd.DataFrame) -> pd.Series | None:
+    """The tile chosen in the gallery (the first usable one by default; None if there is none)."""
     rows = usable(frame)
     chosen = st.session_state.get(SELECTED)
     if chosen and chosen[0] == info.name:
         match = rows[rows["relpath"] == chosen[1]]
         if not match.empty:
             return match.iloc[0]
+    if rows.empty:
+        st.warning("No usable tile in this dataset: see Quality for the reasons.", icon=":material/warning:")
+        return None
     return rows.iloc[0]
 
 
 def selected_tile(info: DatasetInfo, frame: pd.DataFrame) -> None:
     row = _selected_row(info, frame)
+    if row is None:
+        return
     st.subheader(f"Selected tile · {row['label']}")
     with user_errors():
         pixels = decode_image(row["path"]).pixels
@@ -349,6 +355,8 @@ def augmentation_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
     from services.datasets.augmentation import BOOK_DEFAULTS
 
     row = _selected_row(info, frame)
+    if row is None:
+        return
     st.caption(f"The book's augmentations as Keras preprocessing layers, applied to the selected tile "
                f"({row['label']}, {Path(row['relpath']).name}); pick another tile in the Gallery.")
     columns = st.columns(4)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard import dataset_views as views
 from dashboard.adapters import job_manager
 from services.datasets import index, splits, sources
 from tests.datasets_helpers import demo_data_root, demo_root, make_dataset  # noqa: F401
@@ -83,10 +84,15 @@ def test_augmentation_preview_shows_variants(demo_data_root):
     assert "#8" in str(app.get("image")[-1].proto)
 
 
-def test_bad_sources_and_single_class_datasets_get_messages(data_root):
+def test_bad_sources_and_single_class_datasets_get_messages(data_root, monkeypatch):
     make_dataset(data_root / "datasets" / "onlyone", classes=("01_TUMOR",))
     index.load_index(sources.dataset_folder("onlyone"))
+    monkeypatch.setenv("DASHBOARD_OFFLINE", "1")
     app = AppTest.from_file(PAGE, default_timeout=60).run()
+    next(b for b in app.button if b.label == "Download, verify and extract").click().run()
+    assert "Kather_texture_2016_image_tiles_5000.zip?download=1" in _texts(app, "error")
+    assert "downloads/Kather_texture_2016_image_tiles_5000.zip" in _texts(app, "error")
+    assert job_manager().list(kind="kather-download") == []
     app.text_input(key="explorer_add_path").set_value("/etc").run()
     next(b for b in app.button if b.label == "Add").click().run()
     assert "outside the data root" in _texts(app, "error")
@@ -94,6 +100,20 @@ def test_bad_sources_and_single_class_datasets_get_messages(data_root):
     app.segmented_control(key="explorer_section").set_value("Splits").run()
     assert not app.exception
     assert "single class" in _texts(app, "error")
+
+    broken = data_root / "datasets" / "broken"
+    for name in ("01_A/x.tif", "02_B/y.png"):
+        (broken / name).parent.mkdir(parents=True, exist_ok=True)
+        (broken / name).write_bytes(b"not an image")
+    index.load_index(broken)
+    app.selectbox(key="explorer_dataset").set_value("broken").run()
+    for section in views.SECTIONS:
+        app.segmented_control(key="explorer_section").set_value(section).run()
+        assert not app.exception, section
+    assert {m.label: m.value for m in app.metric}["Excluded"] == "2"
+    assert "no usable images" in _texts(app, "error")  # the split builder refuses
+    app.segmented_control(key="explorer_section").set_value("Quality").run()
+    assert "Excluded files** (2)" in _texts(app, "markdown")
 
 
 def test_explorer_does_not_import_tensorflow_outside_the_augmentation_preview(demo_data_root):

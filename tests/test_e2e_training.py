@@ -18,8 +18,9 @@ def test_start_a_run_from_the_ui_and_watch_it_finish(browser_page, streamlit_ser
     wait_for_app(page)
     page.get_by_text("Start a training run").first.wait_for()
     form = page.get_by_test_id("stForm")
-    if not form.is_visible():
-        page.get_by_text("Start a training run").first.click()
+    if not form.get_by_label("Epochs").is_visible():  # the expander is open only while there are no runs
+        page.get_by_test_id("stExpander").get_by_text("Start a training run").click()
+    form.get_by_label("Epochs").wait_for(state="visible")
     for label, value in (("Epochs", "2"), ("Batch size", "16"), ("Image size (px)", "48")):
         field = form.get_by_label(label)
         field.fill(value)

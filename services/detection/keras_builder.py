@@ -100,8 +100,8 @@ def build_model(config: DarknetConfig, weights: DarknetWeights | None = None, fi
         name = f"{layer.index:03d}_{layer.kind}"
         if isinstance(layer, Convolutional):
             if layer.padding:
-                pass
-            conv = keras.layers.Conv2D(layer.filters, layer.size, strides=layer.stride, padding="same",
+                tensor = keras.layers.ZeroPadding2D(layer.padding, name=f"{name}_pad")(tensor)
+            conv = keras.layers.Conv2D(layer.filters, layer.size, strides=layer.stride, padding="valid",
                                        use_bias=True, name=name)
             tensor = _activation(keras, conv(tensor), layer.activation, name)
             convs[layer.index] = conv
