@@ -231,6 +231,9 @@ def colour_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
     space = controls[1].radio("Histogram", ["rgb", "hsv"], format_func=str.upper, horizontal=True, key="colour_space")
     seed = controls[2].number_input("Sample seed", 0, 10_000, 0, key="colour_seed")
     profile = adapters.colour_profile(frame, adapters.signature_of(frame), per_class, seed)
+    if profile.means.empty:
+        st.warning("No usable tile to analyse: see Quality for the reasons.", icon=":material/warning:")
+        return
     means = profile.means
     st.markdown("**Mean colour per class**")
     swatches = "".join(

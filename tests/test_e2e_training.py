@@ -18,9 +18,11 @@ def test_start_a_run_from_the_ui_and_watch_it_finish(browser_page, streamlit_ser
     wait_for_app(page)
     page.get_by_text("Start a training run").first.wait_for()
     form = page.get_by_test_id("stForm")
-    if not form.get_by_label("Epochs").is_visible():  # the expander is open only while there are no runs
-        page.get_by_test_id("stExpander").get_by_text("Start a training run").click()
+    expander = page.get_by_test_id("stExpander").filter(has_text="Start a training run")
+    if expander.locator("details").get_attribute("open") is None:  # open by itself only while no runs exist
+        expander.get_by_text("Start a training run").click()
     form.get_by_label("Epochs").wait_for(state="visible")
+    page.screenshot(path=str(artifacts_dir / "training-monitor-start.png"), full_page=True)
     for label, value in (("Epochs", "2"), ("Batch size", "16"), ("Image size (px)", "48")):
         field = form.get_by_label(label)
         field.fill(value)

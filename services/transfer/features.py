@@ -153,7 +153,7 @@ def extract(backbone, preprocess: Callable, frame: pd.DataFrame, *, image_size: 
 
     dataset = make_tf_dataset(frame, image_size=tuple(image_size), batch_size=batch_size, shuffle=False,
                               augment=False, scale="raw", cache=False)
-    dataset = dataset.map(lambda images, labels: preprocess(images))
+    dataset = dataset.map(lambda images, labels: preprocess(images)).prefetch(2)
     outputs, done = [], 0
     for images in dataset:
         if should_stop is not None and should_stop():
