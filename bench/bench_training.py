@@ -148,22 +148,24 @@ def callback_overhead(args, frame):
     model = _model(args.model, size)
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
     plain, logged, inside, per_batch, fixed = [], [], [], [], []
-    for _ in range(args.repeats):  # interleaved, best of
-        start = time.perf_counter()
-        model.fit(x, y, batch_size=batch, epochs=args.epochs, verbose=0)
-        plain.append(time.perf_counter() - start)
-        callback = _timed_callback(run_name="bench overhead", batch_size=batch)
-        start = time.perf_counter()
-        model.fit(x, y, batch_size=batch, epochs=args.epochs, verbose=0, callbacks=[callback])
-        logged.append(time.perf_counter() - start)
-        inside.append(callback.spent / logged[-1])
-        per_batch.append(callback.hook_seconds["on_train_batch_end"] / logged[-1])
-        fixed.append(callback.hook_seconds["on_train_begin"] + callback.hook_seconds["on_train_end"])
+    for repeat in range(2 * args.repeats):  # interleaved in ABBA order against drifting machine load
+        for logging in ((False, True) if repeat % 2 == 0 else (True, False)):
+            callback = _timed_callback(run_name="bench overhead", batch_size=batch) if logging else None
+            start = time.perf_counter()
+            model.fit(x, y, batch_size=batch, epochs=args.epochs, verbose=0, callbacks=[callback] if logging else [])
+            elapsed = time.perf_counter() - start
+            if not logging:
+                plain.append(elapsed)
+                continue
+            logged.append(elapsed)
+            inside.append(callback.spent / elapsed)
+            per_batch.append(callback.hook_seconds["on_train_batch_end"] / elapsed)
+            fixed.append(callback.hook_seconds["on_train_begin"] + callback.hook_seconds["on_train_end"])
     steps = args.epochs * int(np.ceil(len(y) / batch))
     print(f"DashboardCallback overhead: time inside its hooks {statistics.median(inside) * 100:.1f} % of fit time "
-          f"(median of {args.repeats}); fit with vs without, best of {args.repeats}: "
-          f"{(min(logged) / min(plain) - 1) * 100:+.1f} % (step {min(plain) / steps * 1000:.1f} ms, "
-          f"{steps} steps per fit, includes creating the run)")
+          f"(median of {len(inside)}); fit with vs without (medians, ABBA order): "
+          f"{(statistics.median(logged) / statistics.median(plain) - 1) * 100:+.1f} % "
+          f"(step {statistics.median(plain) / steps * 1000:.1f} ms, {steps} steps per fit, includes creating the run)")
     print(f"  of which per-batch hook (stop check + throttled batch loss): {statistics.median(per_batch) * 100:.2f} % "
           f"of fit time; once per fit (create run, status): {statistics.median(fixed) * 1000:.0f} ms")
 

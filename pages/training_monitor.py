@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard.training_adapters import run_store
 from dashboard.widgets import STATUS_ICONS, synthetic_badge, user_errors
 from services.datasets import sources, splits
+from services.images import decode_image
 from services.models.catalog import DESCRIPTIONS, model_names
 from services.training import charts, launcher, overview
 from services.training.config import OPTIMIZERS, RunConfig
@@ -169,16 +170,14 @@ def confusion_view(run) -> None:
 
 
 def tile_grid(run, predictions: pd.DataFrame) -> None:
-    from services.images import decode_image
-
     only_mistakes = st.toggle("Only misclassified tiles", key=f"mistakes-{run.id}")
     frame = predictions[predictions.label != predictions.predicted] if only_mistakes else predictions
     columns = st.columns(8)
     for number, row in enumerate(frame.head(24).itertuples()):
         with columns[number % 8], user_errors():
-            mark = "✅" if row.label == row.predicted else "❌"
-            st.image(decode_image(row.path).pixels, caption=f"{mark} true {row.label} · pred {row.predicted} "
-                                                            f"({row.confidence:.2f})")
+            verdict = "correct" if row.label == row.predicted else "WRONG"
+            st.image(decode_image(row.path).pixels, caption=f"{verdict}: true {row.label} · predicted "
+                                                            f"{row.predicted} ({row.confidence:.2f})")
 
 
 def learned_filters(run, predictions: pd.DataFrame) -> None:
@@ -193,6 +192,7 @@ def learned_filters(run, predictions: pd.DataFrame) -> None:
 
         with st.spinner("Loading the model…"), user_errors():
             view = first_layer_view(model_path, tile)
+            st.image(decode_image(tile).pixels, caption="the tile", width=150)
             st.caption(f"Learned kernels of `{view.conv_name}` (first 12)")
             st.image(list(view.kernels), width=48)
             st.caption(f"Feature maps of the tile after `{view.conv_name}` (before pooling)")

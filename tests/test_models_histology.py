@@ -90,3 +90,18 @@ def test_book_augmentation_is_one_random_affine_in_training_only():
     result = np.asarray(flipped(images, training=True))
     for original, out in zip(images, result):  # each image is itself or its mirror image
         assert np.allclose(out, original, atol=1e-5) or np.allclose(out, original[:, ::-1], atol=1e-5)
+
+
+def test_vgg16_v4_imagenet_weights_come_through_the_weights_registry(data_root, tmp_path, monkeypatch):
+    from services.models import weights
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))  # no weights cached anywhere
+    with pytest.raises(UserFacingError):  # nothing installed, nothing downloaded
+        catalog.build_model("vgg16_v4", input_shape=(32, 32, 3), weights="imagenet")
+    # a randomly initialised file through the exact path real ImageNet files take
+    source = weights.BACKBONES["vgg16"].build((32, 32, 3))
+    path = weights.write_weights_file(source, tmp_path / weights.BACKBONES["vgg16"].file_name)
+    weights.install_weights_file("vgg16", path.read_bytes(), original_name=path.name)
+    model = catalog.build_model("vgg16_v4", input_shape=(32, 32, 3), weights="imagenet")
+    np.testing.assert_array_equal(model.get_layer("vgg16").get_layer("block1_conv1").get_weights()[0],
+                                  source.get_layer("block1_conv1").get_weights()[0])

@@ -69,3 +69,13 @@ def test_confusion_matrix_slider_walks_the_epochs(data_root):
     assert not app.exception
     titles = [c.proto.spec for c in app.get("plotly_chart")]
     assert any("epoch 1" in spec for spec in titles)
+
+
+def test_a_foreign_store_file_is_reported_and_left_alone(data_root):
+    path = data_root / "runs" / "runs.sqlite"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a database at all\n" * 20)
+    app = _page().run()
+    assert not app.exception
+    assert any("left untouched" in error.value for error in app.error)
+    assert path.read_bytes() == b"not a database at all\n" * 20

@@ -26,7 +26,7 @@ def curves_figure(tables: dict[str, pd.DataFrame]) -> go.Figure:
                     x=table["epoch"] + 1, y=table[name], mode="lines+markers", name=f"{label} · {part}",
                     line={"color": colour, "dash": dash}, legendgroup=label,
                     showlegend=column == 1), row=1, col=column)
-    figure.update_xaxes(title_text="epoch", tickformat="d")
+    figure.update_xaxes(title_text="epoch", dtick=1)
     figure.update_layout(height=360, margin={"t": 40, "b": 10, "l": 10, "r": 10},
                          legend={"orientation": "h", "y": -0.25})
     return figure

@@ -63,7 +63,8 @@ def build_for_run(config: RunConfig, num_classes: int):
                        num_classes=num_classes, **config.options)
 
 
-def training_callbacks(run_dir: Path, dashboard_callback, *, multi_output: bool, chief: bool) -> list:
+def training_callbacks(run_dir: Path, dashboard_callback, *, multi_output: bool, chief: bool,
+                       best_so_far: float | None = None) -> list:
     """The dashboard callback first (an epoch it logged but BackupAndRestore did not save is
     forgotten and redone on resume), then BackupAndRestore, best/last checkpoints, TensorBoard."""
     import keras
@@ -74,7 +75,7 @@ def training_callbacks(run_dir: Path, dashboard_callback, *, multi_output: bool,
         dashboard_callback,
         keras.callbacks.BackupAndRestore(str(folder / "backup"), delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(folder / "best.keras"), monitor=monitor, mode="max",
-                                        save_best_only=True),
+                                        save_best_only=True, initial_value_threshold=best_so_far),
         keras.callbacks.ModelCheckpoint(str(folder / "last.keras")),
     ]
     if tensorboard_available():
@@ -139,6 +140,7 @@ def train(store, run_id: str, config: RunConfig) -> str:
     from services.models.histology import has_auxiliary_heads, parameter_counts
     from services.training.callback import DashboardCallback
     from services.training.data import load_run_data, with_aux_labels
+    from services.training.overview import best_val_accuracy
 
     chief = is_chief()
     run_dir = store.run_dir(run_id)
@@ -166,7 +168,8 @@ def train(store, run_id: str, config: RunConfig) -> str:
                                   batch_size=config.batch_size, validation_data=data.val,
                                   class_names=data.class_names, finalize=False, is_chief=chief)
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=0, shuffle=False,
-              callbacks=training_callbacks(run_dir, dashboard, multi_output=multi_output, chief=chief))
+              callbacks=training_callbacks(run_dir, dashboard, multi_output=multi_output, chief=chief,
+                                           best_so_far=best_val_accuracy(store.epoch_table(run_id))))
     if not chief:
         return run_store.FINISHED
     if dashboard.diverged_at is not None:
