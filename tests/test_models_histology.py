@@ -75,23 +75,6 @@ def test_book_models_take_smaller_tiles_and_refuse_too_small_ones():
         catalog.build_model("cnn_v1", wings=2)
 
 
-def test_book_augmentation_is_one_random_affine_in_training_only():
-    from services.models.layers import BookAugmentation
-
-    images = np.random.default_rng(0).random((4, 24, 24, 3), dtype=np.float32)
-    augmentation = BookAugmentation(seed=3)
-    np.testing.assert_array_equal(np.asarray(augmentation(images, training=False)), images)
-    augmented = np.asarray(augmentation(images, training=True))
-    assert augmented.shape == images.shape and not np.allclose(augmented, images)
-    assert augmented.min() >= images.min() - 1e-5 and augmented.max() <= images.max() + 1e-5  # nearest fill
-    still = BookAugmentation(rotation_degrees=0, shift=0, shear=0, zoom=0, horizontal_flip=False, vertical_flip=False)
-    np.testing.assert_allclose(np.asarray(still(images, training=True)), images, atol=1e-5)
-    flipped = BookAugmentation(rotation_degrees=0, shift=0, shear=0, zoom=0, vertical_flip=False, seed=1)
-    result = np.asarray(flipped(images, training=True))
-    for original, out in zip(images, result):  # each image is itself or its mirror image
-        assert np.allclose(out, original, atol=1e-5) or np.allclose(out, original[:, ::-1], atol=1e-5)
-
-
 def test_vgg16_v4_imagenet_weights_come_through_the_weights_registry(data_root, tmp_path, monkeypatch):
     from services.models import weights
 

@@ -63,10 +63,8 @@ def with_aux_labels(dataset):
 def load_run_data(config: RunConfig) -> RunData:
     """tf.data pipelines for train (shuffled, optionally augmented), val and test."""
     from services.datasets.pipeline import make_tf_dataset
-    from services.models.layers import BookAugmentation
 
     frame, class_names = split_frame(config)
-    augmentation = BookAugmentation(seed=config.seed) if config.augment else False
     size = (config.image_size, config.image_size)
 
     def pipeline(part: str, training: bool):
@@ -74,7 +72,7 @@ def load_run_data(config: RunConfig) -> RunData:
         if rows.empty:
             return None
         return make_tf_dataset(rows, image_size=size, batch_size=config.batch_size, shuffle=training,
-                               augment=augmentation if training else False, seed=config.seed, scale="unit",
+                               augment=config.augment and training, seed=config.seed, scale="unit",
                                num_classes=len(class_names))
 
     return RunData(train=pipeline("train", True), val=pipeline("val", False), test=pipeline("test", False),
