@@ -106,7 +106,7 @@ def test_sigkilled_worker_is_interrupted_and_resumes_at_its_next_epoch_with_the_
     assert store.get_run(run_id).status == QUEUED
     store.set_status(slot, FINISHED)
     assert store.claim_next_queued(limit=1) == run_id
-    assert execute(run_id) == FINISHED
+    assert execute(run_id) == FINISHED, store.get_run(run_id).error
 
     after = store.epoch_table(run_id)
     resumed_at = int(store.metrics(run_id, names=["resumed_at_epoch"]).value.iloc[0])
