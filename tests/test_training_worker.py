@@ -176,3 +176,25 @@ def test_strategy_selection_and_chief(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "not json")
     with pytest.raises(UserFacingError, match="TF_CONFIG"):
         distribution.is_chief()
+
+
+def test_a_backup_left_half_written_by_a_kill_falls_back_to_the_previous_epoch(tmp_path):
+    """A worker killed while BackupAndRestore writes leaves a corrupt latest backup; resuming
+    must continue from the backup before it instead of failing."""
+    import keras
+    import numpy as np
+
+    from services.training.worker import training_callbacks
+
+    def fit(epochs):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        x, y = np.random.default_rng(0).random((8, 4)), np.arange(8) % 2
+        callbacks = training_callbacks(tmp_path, keras.callbacks.Callback(), multi_output=False, chief=True)
+        return model.fit(x, y, validation_data=(x, y), epochs=epochs, verbose=0, callbacks=callbacks)
+
+    fit(2)
+    (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"half-written")
+    history = fit(4)
+    assert len(history.history["loss"]) == 3  # resumed after epoch 1 (the previous backup), not 0 or 2

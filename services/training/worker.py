@@ -73,7 +73,9 @@ def training_callbacks(run_dir: Path, dashboard_callback, *, multi_output: bool,
     monitor = "val_main_accuracy" if multi_output else "val_accuracy"
     callbacks = [
         dashboard_callback,
-        keras.callbacks.BackupAndRestore(str(folder / "backup"), delete_checkpoint=False),
+        # double_checkpoint keeps the previous backup: a worker killed while writing the latest
+        # one resumes from the epoch before instead of failing on a half-written file.
+        keras.callbacks.BackupAndRestore(str(folder / "backup"), delete_checkpoint=False, double_checkpoint=True),
         keras.callbacks.ModelCheckpoint(str(folder / "best.keras"), monitor=monitor, mode="max",
                                         save_best_only=True, initial_value_threshold=best_so_far),
         keras.callbacks.ModelCheckpoint(str(folder / "last.keras")),
