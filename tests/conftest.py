@@ -125,9 +125,14 @@ def browser_page(_browser, streamlit_server):
     context.close()
 
 
-def wait_for_app(page) -> None:
-    """Wait until Streamlit has finished running the page script."""
+def wait_for_app(page, settle_ms: int = 300) -> None:
+    """Wait until Streamlit has finished running the page script.
+
+    The short settle time lets a rerun triggered by the last interaction start (and show its
+    running indicator) before we wait for the indicator to go away.
+    """
     page.wait_for_selector("[data-testid='stApp']")
+    page.wait_for_timeout(settle_ms)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000
     )

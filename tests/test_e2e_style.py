@@ -15,8 +15,16 @@ def test_style_transfer_runs_and_shows_the_result(browser_page, streamlit_server
     page.get_by_text("Use random (untrained) VGG19 weights instead").click()
     wait_for_app(page)
     page.get_by_text("Settings (the book's values are the defaults)").click()
-    page.locator("[data-testid='stSelectbox']").filter(has_text="Longest side").click()
-    page.get_by_role("option", name="64", exact=True).click()
+    wait_for_app(page)
+    option = page.get_by_role("option", name="64", exact=True)
+    for _ in range(3):  # the dropdown may be re-rendered by a late rerun: open it again
+        page.locator("[data-testid='stSelectbox']").filter(has_text="Longest side").click()
+        try:
+            option.wait_for(timeout=10_000)
+            break
+        except Exception:
+            page.keyboard.press("Escape")
+    option.click()
     wait_for_app(page)
     for label, value in (("Steps", "5"), ("Preview every N steps", "2")):
         field = page.get_by_label(label, exact=True)

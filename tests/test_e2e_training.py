@@ -44,4 +44,4 @@ def test_start_a_run_from_the_ui_and_watch_it_finish(browser_page, streamlit_ser
     assert points_while_starting == 0
     assert points_at_end >= 8  # train and val, loss and accuracy, two epochs each
     page.get_by_text("Confusion matrix").first.wait_for()
-    assert page.get_by_text("synthetic demo data").count() > 0
+    page.get_by_text("synthetic demo data").first.wait_for()
