@@ -36,6 +36,8 @@ class Settings:
     """Training runs executing at once (``DASHBOARD_MAX_CONCURRENT_RUNS``; default 1)."""
     max_background_jobs: int
     """In-process background jobs executing at once (``DASHBOARD_MAX_JOBS``; default 2)."""
+    tensorboard: bool
+    """Write TensorBoard event files beside each training run (``DASHBOARD_TENSORBOARD=0`` turns off)."""
 
     @property
     def datasets_dir(self) -> Path:
@@ -62,6 +64,7 @@ def get_settings() -> Settings:
         max_zip_members=_env_int("DASHBOARD_MAX_ZIP_MEMBERS", 100_000),
         max_concurrent_runs=_env_int("DASHBOARD_MAX_CONCURRENT_RUNS", 1),
         max_background_jobs=_env_int("DASHBOARD_MAX_JOBS", 2),
+        tensorboard=os.environ.get("DASHBOARD_TENSORBOARD", "1") not in ("0", "false", "no"),
     )
 
 

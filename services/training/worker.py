@@ -25,13 +25,15 @@ from services.errors import UserFacingError
 from services.training import store as run_store
 from services.training.config import RunConfig
 
+
 def tensorboard_available() -> bool:
     """TensorBoard event files beside each run, unless ``DASHBOARD_TENSORBOARD=0``; they need the
     ``tensorboard`` package (in requirements.txt): without it they are skipped."""
     import importlib.util
 
-    wanted = os.environ.get("DASHBOARD_TENSORBOARD", "1") not in ("0", "false", "no")
-    return wanted and importlib.util.find_spec("tensorboard") is not None
+    from services.config import get_settings
+
+    return get_settings().tensorboard and importlib.util.find_spec("tensorboard") is not None
 
 
 def make_optimizer(name: str, learning_rate: float):
