@@ -85,7 +85,7 @@ if weights == "random":
 if st.button("Run comparison", icon=":material/play_arrow:", type="primary",
              disabled=not split or not any(p.enabled for p in planned)):
     with user_errors():
-        st.session_state["tl_job"] = experiments.start_experiment(manager, spec)
+        st.session_state["tl_job"] = experiments.start_experiment(manager, spec, run_store())
         st.toast("Comparison queued; its runs also appear in the Training monitor.")
 
 # --- one comparison -------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ else:
 if tile_source is not None and explained:
     with user_errors():
         notes = []
-        for result, column in zip(explained, st.columns(len(explained))):
+        for result, column in zip(explained, st.columns(max(3, len(explained)))):
             view = views.tile_view(result.model_path, tile_source)
             notes = view["notes"]
             column.markdown(f"**{result.name}**")

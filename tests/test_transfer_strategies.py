@@ -65,13 +65,14 @@ def test_without_imagenet_weights_transfer_is_disabled_with_reason_and_fix(data_
 
     manager = JobManager(data_root / "jobs")
     with pytest.raises(UserFacingError, match="nothing to run"):
-        experiments.start_experiment(manager, experiments.ExperimentSpec("demo", "grouped", ["C"], image_size=SIZE))
+        experiments.start_experiment(manager, experiments.ExperimentSpec("demo", "grouped", ["C"], image_size=SIZE),
+                                     store=None)
     with pytest.raises(UserFacingError, match="no saved split"):
-        experiments.start_experiment(manager, experiments.ExperimentSpec("demo", "nope", ["A"]))
+        experiments.start_experiment(manager, experiments.ExperimentSpec("demo", "nope", ["A"]), store=None)
     manager.shutdown()
 
 
-def test_strategies_c_and_d_run_end_to_end_and_c_reuses_its_features(data_root, monkeypatch):
+def test_strategies_b_aug_c_and_d_run_end_to_end_and_c_reuses_its_features(data_root, monkeypatch):
     from services.jobs import JobManager
     from services.models.catalog import load_saved_model
     from services.training.store import RunStore
@@ -79,22 +80,26 @@ def test_strategies_c_and_d_run_end_to_end_and_c_reuses_its_features(data_root, 
     monkeypatch.setenv("DASHBOARD_TENSORBOARD", "0")
     demo_split(per_class=9)
     install_generated_weights()
-    manager = JobManager(data_root / "jobs")
-    spec = experiments.ExperimentSpec("demo", "grouped", ["C", "D"], backbones=[BACKBONE], image_size=SIZE,
+    manager, store = JobManager(data_root / "jobs"), RunStore()  # one store per process (see start_experiment)
+    spec = experiments.ExperimentSpec("demo", "grouped", ["B+aug", "C", "D"], backbones=[BACKBONE], image_size=SIZE,
                                       epochs=1, fine_tune_epochs=1, batch_size=16)
-    state = manager.wait(experiments.start_experiment(manager, spec), timeout=300)
+    state = manager.wait(experiments.start_experiment(manager, spec, store), timeout=300)
     assert state.status == "finished", state.error
-    results = {r.strategy: r for r in experiments.collect_results(state.result)}
-    store = RunStore()
+    results = {r.strategy: r for r in experiments.collect_results(state.result, store)}
+    from services.datasets.splits import load_split
+
+    test_tiles = int((load_split("demo", "grouped").split == "test").sum())
     for result in results.values():
         assert result.status == "finished" and result.weights == "imagenet" and result.synthetic
         assert 0 <= result.val_accuracy <= 1 and 0 <= result.test_accuracy <= 1 and result.macro_f1 is not None
-        assert sum(map(sum, result.confusion)) == sum(store.get_run(result.run_id).summary["test_confusion_matrix"][0]) \
-            + sum(map(sum, result.confusion[1:]))
+        assert sum(map(sum, result.confusion)) == test_tiles  # every test tile scored once
         assert set(result.per_class_recall) == set(result.class_names) and len(result.class_names) == 8
         assert result.params_total > result.params_trainable > 0
         assert result.seconds_per_epoch > 0 and result.wall_seconds > 0 and result.history["val_accuracy"]
-    c, d = results["C"], results["D"]
+    b, c, d = results["B+aug"], results["C"], results["D"]
+    assert b.augment and store.get_run(b.run_id).config["augment"] is True
+    assert b.params_trainable > c.params_trainable  # B also trains the backbone's last 4 layers
+    assert store.get_run(b.run_id).model == "transfer_frozen" and b.extraction_seconds is None
     assert c.extraction_seconds > 0 and c.features_reused is False
     assert c.params_trainable == 1280 * 512 + 512 + 512 * 512 + 512 + 512 * 8 + 8  # only the head trains
     entry_d = next(e for e in state.result["entries"] if e["strategy"] == "D")
@@ -107,10 +112,10 @@ def test_strategies_c_and_d_run_end_to_end_and_c_reuses_its_features(data_root, 
 
     again = experiments.ExperimentSpec("demo", "grouped", ["C"], backbones=[BACKBONE], image_size=SIZE,
                                        epochs=1, batch_size=16, head_units=32)
-    rerun = manager.wait(experiments.start_experiment(manager, again), timeout=120)
-    [second] = experiments.collect_results(rerun.result)
+    rerun = manager.wait(experiments.start_experiment(manager, again, store), timeout=120)
+    [second] = experiments.collect_results(rerun.result, store)
     assert second.features_reused is True and second.extraction_seconds == 0
     assert second.params_trainable == 1280 * 32 + 32 + 32 * 32 + 32 + 32 * 8 + 8
-    document = report.html_report([c, d, second])
+    document = report.html_report([b, c, d, second])
     assert "C · mobilenet_v2" in document and BOOK_REFERENCE_COLUMN in document
     manager.shutdown()

@@ -3,9 +3,10 @@ the other (so their timings are comparable) as one background job.
 
 Strategies A, B, B+aug and D are runs of the training service's worker (catalog names
 ``cnn_*``, ``transfer_frozen``, ``transfer_finetune``), so they appear in the training monitor.
-Strategy C runs in the job itself: features are extracted (or found in the cache) first, then
-the head is fitted with :class:`~services.training.callback.DashboardCallback`, so it is a
-monitor run too; its summary records the feature-extraction time separately.
+Strategy C runs in a process of its own (:mod:`services.transfer.strategy_c`): features are
+extracted (or found in the cache) first, then the head is fitted with
+:class:`~services.training.callback.DashboardCallback`, so it is a monitor run too; its summary
+records the feature-extraction time separately.
 
 The job's result lists one entry per compared model (``strategy``, ``backbone``, ``run_ids``);
 :func:`collect_results` turns the entries into :class:`~services.transfer.results.RunResult` rows.
@@ -119,18 +120,23 @@ def _run_config(spec: ExperimentSpec, model: str, name: str, **overrides):
     return RunConfig(**{**values, **overrides})
 
 
-def wait_for_run(run_id: str, store, should_stop) -> Any:
-    """Block until the worker run ends; a stop request is passed on to the run."""
+def wait_for_run(run_id: str, store, should_stop, progress=None) -> Any:
+    """Block until the run's process ends; a stop request is passed on to the run.
+
+    ``progress(fraction, message)`` relays what the run reports in its summary (strategy C)."""
     from services.training import launcher
     from services.jobs import JobStopped
 
     asked = False
     while True:
+        store.refresh_liveness()  # a run whose process died is marked interrupted, not waited for forever
         run = store.get_run(run_id)
         if not run.active:
             if asked:
                 raise JobStopped()
             return run
+        if progress is not None and "progress" in run.summary:
+            progress(float(run.summary["progress"]), str(run.summary.get("stage", "")))
         if should_stop() and not asked:
             launcher.stop_run(run_id, store)
             asked = True
@@ -168,22 +174,22 @@ def run_planned(item: PlannedRun, spec: ExperimentSpec, store, should_stop, prog
                             epochs=spec.fine_tune_epochs, learning_rate=spec.fine_tune_learning_rate)
         return [head_run, tuned]
     if item.strategy == "C":
-        from services.transfer.strategy_c import run_strategy_c
+        from services.transfer.strategy_c import start_strategy_c
 
-        return [run_strategy_c(spec, item.backbone, item.label, store=store, progress=progress,
-                               should_stop=should_stop)]
+        run_id = start_strategy_c(spec, item.backbone, item.label, store=store)
+        run = wait_for_run(run_id, store, should_stop, progress)
+        if run.status != "finished":
+            raise UserFacingError(f"run {item.label} ended {run.status}: {run.error or 'see the training monitor'}")
+        return [run_id]
     raise UserFacingError(f"unknown strategy {item.strategy!r}")
 
 
-def run_experiment(context) -> dict:
+def run_experiment(context, store) -> dict:
     """The background job (:class:`services.jobs.JobManager`): every enabled planned item in turn."""
-    from services.training.store import RunStore
-
     spec = ExperimentSpec.from_dict(context.params["spec"])
     planned = plan(spec)
     items = [item for item in planned if item.enabled]
     skipped = [asdict(item) for item in planned if not item.enabled]
-    store = RunStore(context.params.get("store_path"))
     entries: list[dict] = []
     context.update_result(entries=entries, skipped=skipped, spec=spec.to_dict())
     for index, item in enumerate(items):
@@ -197,17 +203,21 @@ def run_experiment(context) -> dict:
     return {"entries": entries, "skipped": skipped, "spec": spec.to_dict()}
 
 
-def start_experiment(manager, spec: ExperimentSpec, store_path: str | None = None) -> str:
-    """Validate ``spec`` and queue it as a job; returns the job id."""
+def start_experiment(manager, spec: ExperimentSpec, store) -> str:
+    """Validate ``spec`` and queue it as a job; returns the job id.
+
+    ``store`` is the process's one :class:`~services.training.store.RunStore` for this path (the
+    page's cached one): creating a second store object in a process that already has one open
+    reopens the database file, which drops SQLite's file locks of the first (POSIX locks are per
+    process) and lets another process delete the WAL under it."""
     from services.datasets.splits import load_split
 
     load_split(spec.dataset, spec.split)  # refuses a missing split or vanished files now
     items = plan(spec)
     if not any(item.enabled for item in items):
         raise UserFacingError("nothing to run: " + " ".join(f"{i.label}: {i.reason}" for i in items))
-    params = {"spec": spec.to_dict(), "store_path": store_path}
     title = f"{', '.join(spec.strategies)} on {spec.dataset}/{spec.split}"
-    return manager.submit(JOB_KIND, title, run_experiment, params)
+    return manager.submit(JOB_KIND, title, lambda context: run_experiment(context, store), {"spec": spec.to_dict()})
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -249,13 +259,10 @@ def result_for(entry: dict, store, spec: ExperimentSpec) -> RunResult | None:
     )
 
 
-def collect_results(job_result: dict | None, store=None) -> list[RunResult]:
+def collect_results(job_result: dict | None, store) -> list[RunResult]:
     """The comparison rows of a (finished or running) experiment job's result."""
-    from services.training.store import RunStore
-
     if not job_result:
         return []
-    store = store or RunStore()
     spec = ExperimentSpec.from_dict(job_result["spec"])
     rows = [result_for(entry, store, spec) for entry in job_result.get("entries", [])]
     return [row for row in rows if row is not None]

@@ -193,3 +193,56 @@ def ensure_features(backbone, backbone_name: str, frame: pd.DataFrame, split: st
     paths = [str(p) for p in rows["path"]]
     save(key, features, labels, paths, seconds)
     return FeatureSet(features, labels, paths, key, seconds, False)
+
+
+SPLITS = ("train", "val", "test")
+
+
+def extract_splits(base, backbone: str, frame, *, image_size: int, batch_size: int, progress, should_stop):
+    """The :class:`FeatureSet` of each non-empty part of a split frame (cached, or extracted now),
+    by split name; ``progress(fraction, message)`` runs from 0 to 1 over all the parts."""
+    from services.models import weights as registry
+
+    digest = weights_hash(base)
+    preprocessing = f"keras.applications.{registry.spec(backbone).module}.preprocess_input"
+    sets, total = {}, max(1, len(frame))
+    done_before = 0
+    for split in SPLITS:
+        rows = frame[frame["split"] == split].reset_index(drop=True)
+        if rows.empty:
+            continue
+
+        def report(done: int, _count: int, offset=done_before, split=split) -> None:
+            progress((offset + done) / total, f"features of {split}: {done}/{len(rows)}")
+
+        try:
+            sets[split] = ensure_features(
+                base, backbone, rows, split, preprocess=registry.preprocess_function(backbone),
+                preprocessing=preprocessing, image_size=(image_size, image_size), batch_size=batch_size,
+                progress=report, should_stop=should_stop, weights_digest=digest)
+        except StopRequested:
+            from services.jobs import JobStopped
+
+            raise JobStopped() from None
+        done_before += len(rows)
+    return sets
+
+
+def extraction_job(context) -> dict:
+    """A :class:`services.jobs.JobManager` job: cache the features of every part of a saved split.
+
+    ``context.params``: dataset, split, backbone, weights ("imagenet" | "random"), image_size,
+    batch_size. Progress per batch; a stop request ends it with nothing half-written."""
+    from services.models import weights as registry
+    from services.training.config import RunConfig
+    from services.training.data import split_frame
+
+    params = context.params
+    size = int(params.get("image_size", 150))
+    frame, _ = split_frame(RunConfig(model="transfer_frozen", dataset=params["dataset"], split=params["split"]))
+    base = registry.load_backbone(params["backbone"], input_shape=(size, size, 3), weights=params.get("weights", "imagenet"))
+    sets = extract_splits(base, params["backbone"], frame, image_size=size, batch_size=int(params.get("batch_size", 32)),
+                          progress=context.progress,
+                          should_stop=context.should_stop)
+    return {split: {"digest": s.key.digest, "count": len(s.paths), "seconds": s.seconds, "reused": s.reused}
+            for split, s in sets.items()}
