@@ -134,3 +134,19 @@ def test_queue_respects_the_concurrency_limit_and_stop_of_queued_runs(tmp_path):
     store.set_status(first, FINISHED)
     assert store.claim_next_queued(limit=1) == third
     assert store.get_run(third).status == RUNNING
+
+
+def test_opening_a_second_store_in_one_process_keeps_the_first_ones_writes_visible(tmp_path):
+    """Opening a store must not drop this process's SQLite locks: if it did, another process
+    closing its connection would delete the WAL and the first store's writes would be lost."""
+    path = tmp_path / "runs.sqlite"
+    first = RunStore(path)
+    first.create_run("before")
+    RunStore(path)  # e.g. the worker opening a second store on the same file
+    reader = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+              "print(c.execute('select count(*) from runs').fetchone()[0]); c.close()")
+    subprocess.run([sys.executable, "-c", reader, str(path)], check=True, capture_output=True)
+    first.create_run("after")
+    output = subprocess.run([sys.executable, "-c", reader, str(path)], check=True, capture_output=True, text=True)
+    assert output.stdout.strip() == "2"
+    assert [run.name for run in RunStore(path).list_runs()] == ["after", "before"]

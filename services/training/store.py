@@ -135,17 +135,26 @@ class RunStore:
 
     # --- connection and schema -------------------------------------------------------------
     def _check_existing_file(self) -> None:
+        """Refuse a file that is not our run store, reading it through SQLite read-only.
+
+        Never with a plain ``open()``: closing any descriptor of a database file drops all of
+        this process's POSIX locks on it, SQLite's included, after which another process may
+        delete the write-ahead log under our feet.
+        """
         if not self.path.exists() or self.path.stat().st_size == 0:
             return
         try:
-            with open(self.path, "rb") as handle:
-                header = handle.read(100)
-        except OSError as error:
+            probe = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+            try:
+                application_id = probe.execute("PRAGMA application_id").fetchone()[0]
+                probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                probe.close()
+        except sqlite3.OperationalError as error:
             raise StoreError(f"Cannot read the run store {self.path}: {error}") from error
-        if not header.startswith(b"SQLite format 3\x00"):
+        except sqlite3.DatabaseError as error:
             raise StoreError(f"{self.path} is not a run store (not an SQLite database). It was left "
-                             "untouched: move it away or point DASHBOARD_DATA_DIR elsewhere.")
-        application_id = int.from_bytes(header[68:72], "big")
+                             "untouched: move it away or point DASHBOARD_DATA_DIR elsewhere.") from error
         if application_id not in (0, APPLICATION_ID):
             raise StoreError(f"{self.path} belongs to another program (application id "
                              f"{application_id:#x}). It was left untouched: move it away.")
