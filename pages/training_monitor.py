@@ -40,7 +40,7 @@ with st.expander("Start a training run", icon=":material/play_arrow:", expanded=
                                 format_func=lambda s: s or "new split grouped by source image (60/20/20)")
     with st.form("start_run"):
         left, middle, right = st.columns(3)
-        model = left.selectbox("Model", model_names(), format_func=lambda n: f"{n} — {DESCRIPTIONS.get(n, '')}")
+        model = left.selectbox("Model", model_names(standalone=True), format_func=lambda n: f"{n} — {DESCRIPTIONS.get(n, '')}")
         epochs = middle.number_input("Epochs", 1, 10_000, 5)
         batch_size = middle.number_input("Batch size", 1, 4096, 32)
         image_size = middle.number_input("Image size (px)", 8, 1024, 150)

@@ -88,3 +88,9 @@ def test_vgg16_v4_imagenet_weights_come_through_the_weights_registry(data_root, 
     model = catalog.build_model("vgg16_v4", input_shape=(32, 32, 3), weights="imagenet")
     np.testing.assert_array_equal(model.get_layer("vgg16").get_layer("block1_conv1").get_weights()[0],
                                   source.get_layer("block1_conv1").get_weights()[0])
+
+
+def test_the_training_form_offers_only_models_that_build_without_options():
+    offered = catalog.model_names(standalone=True)
+    assert {"cnn_v1", "cnn_v2", "cnn_v3", "mini_inception", "vgg16_v4"} <= set(offered)
+    assert "transfer_finetune" in catalog.model_names() and "transfer_finetune" not in offered

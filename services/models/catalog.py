@@ -40,8 +40,14 @@ MIN_INPUT_SIDE: dict[str, int] = {"cnn_v1": 48, "cnn_v2": 8, "cnn_v3": 81, "mini
 """The smallest square input each model accepts (its pooling stack needs that much)."""
 
 
-def model_names() -> list[str]:
-    return list(BUILDERS)
+REQUIRED_OPTIONS: dict[str, tuple[str, ...]] = {}
+"""Options without which a model cannot be built (such models are launched by other pages)."""
+
+
+def model_names(*, standalone: bool = False) -> list[str]:
+    """All model names; with ``standalone=True`` only those that build without options (the
+    ones a person can pick in the training form)."""
+    return [name for name in BUILDERS if not (standalone and REQUIRED_OPTIONS.get(name))]
 
 
 def build_model(name: str, *, input_shape=(150, 150, 3), num_classes: int = 8, **options):
@@ -92,3 +98,4 @@ DESCRIPTIONS.update(
                       "top block unfrozen; train at a low learning rate.",
 )
 MIN_INPUT_SIDE.update(transfer_frozen=32, transfer_finetune=32)
+REQUIRED_OPTIONS.update(transfer_finetune=("init_model",))
