@@ -8,7 +8,8 @@ import zipfile
 
 import pytest
 
-from services.datasets import archives, kather, sources, tasks
+from services import archives
+from services.datasets import kather, sources, tasks
 from services.errors import DownloadFailed, PathOutsideRoot, UnsafeArchive, UserFacingError
 from tests.datasets_helpers import make_dataset, write_tile, zip_bytes
 

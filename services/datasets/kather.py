@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from services.config import confine, get_settings
-from services.datasets.archives import safe_extract
+from services.archives import safe_extract
 from services.download import download, offline_message, verify_file
 from services.errors import UserFacingError
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from services.config import confine, get_settings
 from services.datasets import kather
-from services.datasets.archives import safe_extract
+from services.archives import safe_extract
 from services.datasets.demo import DEMO_NAME, demo_folder, ensure_demo_dataset
 from services.datasets.index import class_folders
 from services.datasets.naming import SAFE_NAME, safe_name

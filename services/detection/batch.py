@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from services import archives
 from services.config import get_settings
 from services.detection.annotate import annotate
 from services.detection.decode import select
@@ -29,7 +30,6 @@ from services.jobs import JobContext, JobManager
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 JOB_KIND = "detection-batch"
-READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -47,41 +47,24 @@ def safe_name(name: str, index: int) -> str:
     return f"{index:05d}_{cleaned}"
 
 
-def _copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int) -> int:
-    """Copy one member, never writing more than ``budget`` bytes; returns the bytes written."""
-    written = 0
-    with archive.open(info) as source, open(target, "wb") as sink:
-        while block := source.read(READ_CHUNK):
-            written += len(block)
-            if written > budget:
-                raise UnsafeArchive("the zip expands to more than the allowed total size "
-                                    f"({get_settings().max_zip_bytes:,} bytes, DASHBOARD_MAX_ZIP_BYTES).")
-            sink.write(block)
-    return written
-
-
 def extract_images(data: bytes, name: str, dest: Path, start_index: int = 0) -> list[Path]:
-    """The image members of a zip, copied safely into ``dest``."""
+    """The image members of a zip, copied flat (names sanitised) into ``dest``; links skipped."""
     settings = get_settings()
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as error:
         raise UnsafeArchive(f"{name}: not a readable zip ({error}).") from error
     with archive:
-        members = archive.infolist()
-        if len(members) > settings.max_zip_members:
-            raise UnsafeArchive(f"{name}: {len(members):,} members is more than the limit of "
-                                f"{settings.max_zip_members:,} (DASHBOARD_MAX_ZIP_MEMBERS).")
+        members = archives.check_member_count(archive, settings.max_zip_members)
         paths, budget = [], settings.max_zip_bytes
         for info in members:
-            mode = info.external_attr >> 16
-            if info.is_dir() or stat.S_ISLNK(mode) or "__MACOSX" in info.filename:
+            if archives.is_junk(info) or stat.S_ISLNK(info.external_attr >> 16):
                 continue
             if Path(info.filename).suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             target = dest / safe_name(info.filename, start_index + len(paths))
             try:
-                budget -= _copy_member(archive, info, target, budget)
+                budget -= archives.copy_member(archive, info, target, budget, settings.max_zip_bytes)
             except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as error:
                 raise UnsafeArchive(f"{name}: member {info.filename!r} cannot be read ({error}).") from error
             paths.append(target)

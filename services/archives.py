@@ -1,4 +1,4 @@
-"""Safe extraction of dataset zips.
+"""Safe extraction of zips: dataset archives and batches of photos.
 
 A zip is refused as a whole, before anything is written, when any member has an absolute path,
 a ``..`` component, a drive letter or backslash path, a NUL byte, is a symlink or is encrypted,
@@ -44,14 +44,43 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
-def members_to_extract(archive: zipfile.ZipFile, *, max_bytes: int, max_members: int) -> list[zipfile.ZipInfo]:
-    """The file members worth extracting, or :class:`UnsafeArchive` naming the first offence."""
+def check_member_count(archive: zipfile.ZipFile, max_members: int) -> list[zipfile.ZipInfo]:
+    """All members of ``archive``, or :class:`UnsafeArchive` when there are too many."""
     infos = archive.infolist()
     if len(infos) > max_members:
         raise UnsafeArchive(
             f"the zip has {len(infos):,} members, more than the limit of {max_members:,} "
             "(DASHBOARD_MAX_ZIP_MEMBERS); refused."
         )
+    return infos
+
+
+def copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, limit: int) -> int:
+    """Copy one member to ``target``, counting the bytes actually written so that a member
+    that lies about its size cannot exceed ``budget`` (what is left of the zip's ``limit``);
+    returns the bytes written."""
+    written = 0
+    with archive.open(info) as source, open(target, "wb") as sink:
+        while block := source.read(CHUNK):
+            written += len(block)
+            if written > budget:
+                raise UnsafeArchive(
+                    f"the zip unpacks to more than {limit:,} bytes "
+                    "(DASHBOARD_MAX_ZIP_BYTES); refused as a possible zip bomb; nothing was kept."
+                )
+            sink.write(block)
+    return written
+
+
+def is_junk(info: zipfile.ZipInfo) -> bool:
+    """Folders and macOS resource-fork files: never extracted."""
+    return (info.is_dir() or info.filename.startswith(SKIPPED_PREFIXES)
+            or PurePosixPath(info.filename).name.startswith("._"))
+
+
+def members_to_extract(archive: zipfile.ZipFile, *, max_bytes: int, max_members: int) -> list[zipfile.ZipInfo]:
+    """The file members worth extracting, or :class:`UnsafeArchive` naming the first offence."""
+    infos = check_member_count(archive, max_members)
     for info in infos:
         problem = _member_problem(info)
         if problem:
@@ -62,8 +91,7 @@ def members_to_extract(archive: zipfile.ZipFile, *, max_bytes: int, max_members:
             f"the zip would unpack to {total:,} bytes, more than the limit of {max_bytes:,} "
             "(DASHBOARD_MAX_ZIP_BYTES); refused as a possible zip bomb."
         )
-    return [info for info in infos if not info.is_dir() and not info.filename.startswith(SKIPPED_PREFIXES)
-            and not PurePosixPath(info.filename).name.startswith("._")]
+    return [info for info in infos if not is_junk(info)]
 
 
 def safe_extract(zip_path: str | os.PathLike, dest: str | os.PathLike, *, max_bytes: int | None = None,
@@ -101,15 +129,7 @@ def _extract_members(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], s
         target = staging.joinpath(*PurePosixPath(info.filename).parts)
         confine(target, staging)  # belt and braces after the name checks
         target.parent.mkdir(parents=True, exist_ok=True)
-        with archive.open(info) as source, open(target, "wb") as sink:
-            while block := source.read(CHUNK):
-                written += len(block)
-                if written > max_bytes:
-                    raise UnsafeArchive(
-                        f"the zip unpacks to more than {max_bytes:,} bytes (DASHBOARD_MAX_ZIP_BYTES); "
-                        "refused as a possible zip bomb; nothing was kept."
-                    )
-                sink.write(block)
+        written += copy_member(archive, info, target, max_bytes - written, max_bytes)
         if stop is not None and stop():
             raise UserFacingError("extraction stopped; nothing was kept.")
         if progress:
