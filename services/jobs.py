@@ -20,7 +20,6 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +95,8 @@ class JobManager:
     def __init__(self, root: str | os.PathLike, max_workers: int = 2):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dashboard-job")
+        self._slots = threading.BoundedSemaphore(max_workers)
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._states: dict[str, JobState] = {}
         self._stops: dict[str, threading.Event] = {}
@@ -143,8 +143,17 @@ class JobManager:
             self._states[state.id] = state
             self._stops[state.id] = stop_event
         self._save(state)
-        self._executor.submit(self._run, state, function, stop_event)
+        # Daemon threads: a server that exits never hangs on a job (its state on disk then says
+        # "interrupted" at the next start), unlike ThreadPoolExecutor, whose threads are joined.
+        thread = threading.Thread(target=self._run_in_slot, args=(state, function, stop_event),
+                                  name=f"dashboard-job-{state.id}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
         return state.id
+
+    def _run_in_slot(self, state: JobState, function: JobFunction, stop_event: threading.Event) -> None:
+        with self._slots:  # at most max_workers jobs run at once; the others wait as queued
+            self._run(state, function, stop_event)
 
     def _run(self, state: JobState, function: JobFunction, stop_event: threading.Event) -> None:
         if stop_event.is_set():
@@ -205,7 +214,9 @@ class JobManager:
             time.sleep(0.05)
         raise TimeoutError(f"job {job_id} still {self.get(job_id).status} after {timeout} s")
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Ask every job to stop and wait (up to ``timeout`` seconds each) for them to end."""
         for event in self._stops.values():
             event.set()
-        self._executor.shutdown(wait=True)
+        for thread in self._threads:
+            thread.join(timeout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +102,32 @@ def test_list_filters_by_kind_newest_first(manager):
 def test_job_ids_cannot_escape_the_jobs_folder(manager):
     with pytest.raises(UserFacingError):
         manager.job_dir("../../etc")
+
+
+def test_a_stuck_job_never_keeps_the_process_from_exiting(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import threading; from services.jobs import JobManager;"
+        f"manager = JobManager({str(tmp_path / 'jobs')!r});"
+        "manager.submit('stuck', 'waits forever', lambda context: threading.Event().wait());"
+        "print('leaving')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=str(Path(__file__).resolve().parent.parent))
+    assert result.returncode == 0 and "leaving" in result.stdout
+
+
+def test_jobs_beyond_the_worker_limit_wait_their_turn(tmp_path):
+    manager = JobManager(tmp_path / "jobs", max_workers=1)
+    release = threading.Event()
+    first = manager.submit("a", "holds the only slot", lambda context: release.wait(10))
+    second = manager.submit("a", "waits", lambda context: {"ran": True})
+    while manager.get(first).status != "running":
+        threading.Event().wait(0.01)
+    threading.Event().wait(0.2)
+    assert manager.get(second).status == "queued"
+    release.set()
+    assert manager.wait(second).result == {"ran": True}
+    manager.shutdown()

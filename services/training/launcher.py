@@ -59,21 +59,24 @@ def start_run(config: RunConfig, store: run_store.RunStore | None = None) -> str
     return run_id
 
 
-def launch_worker(run_id: str, store: run_store.RunStore) -> subprocess.Popen:
-    """``python -m services.training.worker <run_id>`` in a new session (survives the page)."""
-    log = open(store.run_dir(run_id) / "worker.log", "ab")
+def spawn_run_process(module: str, run_id: str, store: run_store.RunStore) -> subprocess.Popen:
+    """``python -m <module> <run_id> --store <path>`` in a new session, so it survives the page
+    and the server; its output goes to the run's ``worker.log``."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    try:
+    with open(store.run_dir(run_id) / "worker.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.training.worker", run_id, "--store", str(store.path)],
+            [sys.executable, "-m", module, run_id, "--store", str(store.path)],
             cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
-    finally:
-        log.close()
     store.update_run(run_id, pid=process.pid)
     threading.Thread(target=process.wait, name=f"reap-{run_id}", daemon=True).start()  # no zombies
     return process
+
+
+def launch_worker(run_id: str, store: run_store.RunStore) -> subprocess.Popen:
+    """The training worker for ``run_id``."""
+    return spawn_run_process("services.training.worker", run_id, store)
 
 
 def schedule(store: run_store.RunStore | None = None) -> list[str]:

@@ -11,6 +11,7 @@ the comparison page can classify and explain tiles with it like any other run.
 
 from __future__ import annotations
 
+import os
 import time
 
 from services.errors import UserFacingError
@@ -18,14 +19,11 @@ from services.jobs import JobStopped
 from services.transfer import features as feature_cache
 from services.transfer.metrics import evaluate, parameter_counts
 
+
 def start_strategy_c(spec, backbone: str, label: str, *, store) -> str:
     """Record the run and start its process; returns the run id at once."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     from services.training import store as run_store
+    from services.training.launcher import spawn_run_process
     from services.training.data import is_synthetic
 
     hyperparameters = {"backbone": backbone, "weights": spec.weights, "epochs": spec.epochs,
@@ -36,14 +34,7 @@ def start_strategy_c(spec, backbone: str, label: str, *, store) -> str:
                               config={"spec": spec.to_dict(), "backbone": backbone}, status=run_store.RUNNING,
                               synthetic=is_synthetic(spec.dataset))
     store.set_status(run_id, run_store.RUNNING)  # started and heartbeat now: not taken for a dead run
-    repo = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
-    with open(store.run_dir(run_id) / "worker.log", "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "services.transfer.strategy_c", run_id, "--store",
-                                    str(store.path)], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-    store.update_run(run_id, pid=process.pid)
+    spawn_run_process("services.transfer.strategy_c", run_id, store)
     return run_id
 
 
@@ -74,7 +65,7 @@ def run_strategy_c(run_id: str, *, store) -> str:
             store.update_summary(run_id, progress=fraction, stage=message)
 
     try:
-        store.set_status(run_id, run_store.RUNNING, pid=__import__("os").getpid())
+        store.set_status(run_id, run_store.RUNNING, pid=os.getpid())
         frame, class_names = _split(spec)
         keras.utils.set_random_seed(spec.seed)
         base = registry.load_backbone(backbone, input_shape=(spec.image_size,) * 2 + (3,), weights=spec.weights)
