@@ -23,7 +23,7 @@ with st.container(border=True):
 
 st.subheader("Working areas")
 for spec in PAGES:
-    if spec.default:
+    if spec.section == "Overview":
         continue
     with st.container(border=True):
         st.page_link(spec.link, label=spec.title, icon=spec.icon)
