@@ -147,7 +147,7 @@ class JobManager:
         # "interrupted" at the next start), unlike ThreadPoolExecutor, whose threads are joined.
         thread = threading.Thread(target=self._run_in_slot, args=(state, function, stop_event),
                                   name=f"dashboard-job-{state.id}", daemon=True)
-        self._threads.append(thread)
+        self._threads = [running for running in self._threads if running.is_alive()] + [thread]
         thread.start()
         return state.id
 
