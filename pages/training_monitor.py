@@ -4,9 +4,12 @@ Runs execute in their own OS process (closing the browser does not stop them); t
 refreshes with st.fragment only while a selected run is queued or running.
 """
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
+from dashboard.datasets_adapters import thumbnail
 from dashboard.training_adapters import run_store
 from dashboard.widgets import STATUS_ICONS, synthetic_badge, user_errors
 from services.datasets import sources, splits
@@ -174,10 +177,14 @@ def tile_grid(run, predictions: pd.DataFrame) -> None:
     frame = predictions[predictions.label != predictions.predicted] if only_mistakes else predictions
     columns = st.columns(8)
     for number, row in enumerate(frame.head(24).itertuples()):
-        with columns[number % 8], user_errors():
-            verdict = "correct" if row.label == row.predicted else "WRONG"
-            st.image(decode_image(row.path).pixels, caption=f"{verdict}: true {row.label} · predicted "
-                                                            f"{row.predicted} ({row.confidence:.2f})")
+        path = Path(row.path)
+        image = thumbnail(row.path, 150, path.stat().st_mtime_ns) if path.is_file() else None
+        verdict = "correct" if row.label == row.predicted else "WRONG"
+        caption = f"{verdict}: true {row.label} · predicted {row.predicted} ({row.confidence:.2f})"
+        if image is None:
+            columns[number % 8].caption(f"{path.name} cannot be read · {caption}")
+        else:
+            columns[number % 8].image(image, caption=caption)
 
 
 def learned_filters(run, predictions: pd.DataFrame) -> None:

@@ -10,7 +10,8 @@ from services.models import catalog
 from services.models.histology import AUX_LOSS_WEIGHTS, inference_model, parameter_counts
 
 
-@pytest.mark.parametrize("name, total", [("cnn_v1", 85_512), ("cnn_v2", 5_447_912), ("cnn_v3", 639_240)])
+@pytest.mark.parametrize("name, total", [("cnn_v1", 85_512), ("cnn_v2", 5_447_912), ("cnn_v3", 639_240),
+                                         ("mini_inception", 72_212)])
 def test_book_parameter_counts(name, total):
     counts = parameter_counts(catalog.build_model(name))
     assert counts == {"total": total, "trainable": total, "non_trainable": 0}

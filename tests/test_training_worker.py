@@ -153,6 +153,8 @@ def test_cli_run_logs_to_the_store_and_its_model_is_inspected_in_the_monitor(dat
     app = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "training_monitor.py"),
                             default_timeout=60).run()
     assert not app.exception
+    tile_captions = [caption for image in app.get("image") for caption in image.captions]
+    assert any(c.startswith(("correct: true", "WRONG: true")) for c in tile_captions)  # the tile grid
     [show] = [b for b in app.button if b.label == "Show filters and feature maps"]
     show.click().run()
     assert not app.exception

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from services.models.histology import parameter_counts
 from services.runtime import tensorflow
 from services.training import store as run_store
 from services.training.evaluation import confusion_matrix
@@ -74,7 +75,7 @@ class DashboardCallback(keras.callbacks.Callback):
         validation_data: ``(x, y)`` or a dataset of ``(x, y)`` for the per-epoch confusion matrix.
         class_names: names of the classes for the confusion matrix.
         finalize: set the final status at the end of training (the worker does it itself).
-        log_writes: False disables the per-epoch confusion matrix even with validation data.
+        confusion_matrix: False disables the per-epoch confusion matrix even with validation data.
     """
 
     def __init__(self, run_name: str | None = None, *, store_path=None, run_id: str | None = None,
@@ -121,8 +122,8 @@ class DashboardCallback(keras.callbacks.Callback):
                 hyperparameters=self.hyperparameters, epochs=epochs, status=run_store.RUNNING)
         self.store.set_status(self.run_id, run_store.RUNNING, pid=os.getpid(), host=socket.gethostname(),
                               device=_device_name(), epochs=epochs, steps_per_epoch=steps)
-        self.store.update_summary(self.run_id, parameters=int(self.model.count_params()),
-                                  trainable_parameters=int(sum(math.prod(w.shape) for w in self.model.trainable_weights)))
+        counts = parameter_counts(self.model)
+        self.store.update_summary(self.run_id, parameters=counts["total"], trainable_parameters=counts["trainable"])
         self._stop_connection = _stop_flag_reader(self.store.path)
         self._start_heartbeat()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,8 +93,3 @@ def val_predictions(store: RunStore, run_id: str) -> pd.DataFrame | None:
 
 def metrics_csv(store: RunStore, run_id: str) -> bytes:
     return store.metrics(run_id).to_csv(index=False).encode()
-
-
-def seconds_since_last_metric(store: RunStore, run_id: str) -> float | None:
-    frame = store.metrics(run_id)
-    return time.time() - float(frame["time"].max()) if not frame.empty else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
 import traceback
@@ -138,7 +139,6 @@ def train(store, run_id: str, config: RunConfig) -> str:
     from services.training.distribution import describe, is_chief, select_strategy
 
     strategy = select_strategy(config.distribution)  # must come before any other TF work
-    tf = runtime.tensorflow()
     import keras
 
     from services.models.histology import has_auxiliary_heads, parameter_counts
@@ -167,7 +167,7 @@ def train(store, run_id: str, config: RunConfig) -> str:
                          train_images=int((data.frame.split == "train").sum()),
                          val_images=int((data.frame.split == "val").sum()),
                          test_images=int((data.frame.split == "test").sum()))
-    store.update_run(run_id, synthetic=data.synthetic, device=runtime_device(tf))
+    store.update_run(run_id, synthetic=data.synthetic)  # the callback records the device
     dashboard = DashboardCallback(run_id=run_id, store_path=store.path, hyperparameters=config.hyperparameters(),
                                   batch_size=config.batch_size, validation_data=data.val,
                                   class_names=data.class_names, finalize=False, is_chief=chief)
@@ -200,15 +200,6 @@ def train_unlogged(config: RunConfig) -> str:
     return train(store, run_id, config)
 
 
-def runtime_device(tf) -> str:
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        return f"{len(gpus)} GPU(s)"
-    from services.runtime import quick_summary
-
-    return quick_summary()[0].name
-
-
 def failure_message(error: BaseException) -> str:
     if isinstance(error, UserFacingError):
         return str(error)
@@ -224,7 +215,7 @@ def execute(run_id: str, store_path: str | os.PathLike | None = None) -> str:
     run = store.get_run(run_id)
     store.update_run(run_id, status=run_store.RUNNING, pid=os.getpid(), heartbeat=time.time(),
                      started=run.started or time.time(), ended=None, error=None, stop_requested=0,
-                     host=__import__("socket").gethostname())
+                     host=socket.gethostname())
     try:
         status = train(store, run_id, RunConfig.from_dict(run.config))
     except BaseException as error:  # noqa: BLE001 - a worker records every way it can end
