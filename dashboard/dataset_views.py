@@ -17,12 +17,11 @@ from dashboard import datasets_adapters as adapters
 from dashboard.adapters import job_manager
 from dashboard.widgets import job_status_line, job_stop_button, synthetic_badge, user_errors
 from services.config import confine, get_settings
-from services.datasets import colour, kather, quality, sources, splits, tasks
+from services.datasets import kather, quality, sources, splits, tasks
 from services.datasets.index import class_names, usable
 from services.datasets.naming import safe_name
 from services.datasets.sources import DatasetInfo
 from services.errors import UserFacingError
-from services.images import decode_image
 
 SECTIONS = ["Gallery", "Colour", "Quality", "Splits", "Augmentation"]
 ROWS_PER_PAGE = 4
@@ -133,7 +132,7 @@ def load_or_index(info: DatasetInfo) -> pd.DataFrame | None:
             st.error(f"Indexing {info.name}: {latest.error or latest.message or latest.status}")
             if not st.button("Try again", icon=":material/refresh:"):
                 return None
-        if tasks.active_job(manager, tasks.INDEX_KIND, info.name) is None:
+        if latest is None or not latest.active:
             tasks.submit_once(manager, tasks.INDEX_KIND, f"Index {info.name}", tasks.index_job, {"dataset": info.name})
             st.rerun()
         st.info("Preparing the dataset index in the background (generated and read once, then cached).",
@@ -212,10 +211,9 @@ def selected_tile(info: DatasetInfo, frame: pd.DataFrame) -> None:
         return
     st.subheader(f"Selected tile · {row['label']}")
     with user_errors():
-        pixels = decode_image(row["path"]).pixels
+        pixels, stains = adapters.tile_and_stains(row["path"], row["mtime_ns"])
         left, middle, right = st.columns([1, 1, 2])
         left.image(pixels, caption=f"full resolution ({pixels.shape[1]}x{pixels.shape[0]})")
-        stains = colour.single_stain_images(pixels)
         middle.image([stains["Hematoxylin"], stains["Eosin"]], caption=["hematoxylin", "eosin"], width=110)
         details = row.drop(labels=["path"]).rename("value").astype(str).to_frame()
         right.dataframe(details, height=300)
@@ -279,28 +277,29 @@ def quality_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
     if not odd.empty:
         st.markdown(f"**Odd size or mode** ({len(odd)}): kept, resized by the training pipeline")
         st.dataframe(odd, hide_index=True)
+    mtimes = dict(zip(frame["path"], frame["mtime_ns"]))
     exact = adapters.exact_duplicates(frame, key)
     st.markdown(f"**Exact duplicates** ({_pairs_count(exact)} of byte-identical files)")
-    _pairs(exact, "exact")
+    _pairs(exact, "exact", mtimes)
     distance = st.slider("Near duplicates: maximum perceptual-hash distance (bits of 64)", 0, 16, 4,
                          key="quality_distance")
     near = adapters.near_duplicates(frame, key, distance)
     st.markdown(f"**Near duplicates** ({_pairs_count(near)}{', the closest 1000' if len(near) == 1000 else ''})")
-    _pairs(near, "near")
+    _pairs(near, "near", mtimes)
 
 
 def _pairs_count(pairs: pd.DataFrame) -> str:
     return f"{len(pairs)} pair" + ("" if len(pairs) == 1 else "s")
 
 
-def _pairs(pairs: pd.DataFrame, key: str) -> None:
+def _pairs(pairs: pd.DataFrame, key: str, mtimes: dict[str, int]) -> None:
     if pairs.empty:
         st.caption("none")
         return
     st.dataframe(pairs.drop(columns=["path_a", "path_b"]), hide_index=True, key=f"pairs_{key}")
     shown = pairs.head(4)
     for column, row in zip(st.columns(4), shown.itertuples()):
-        images = [adapters.thumbnail(p, 96, 0) for p in (row.path_a, row.path_b)]
+        images = [adapters.thumbnail(p, 96, mtimes[p]) for p in (row.path_a, row.path_b)]
         if all(images):
             column.image(images, width=96, caption=[row.label_a, f"{row.label_b} · d={row.distance}"])
 
@@ -379,7 +378,7 @@ def augmentation_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
         with user_errors(), st.spinner("Augmenting…"):
             from services.datasets.augmentation import preview_variants
 
-            pixels = decode_image(row["path"]).pixels
+            pixels = adapters.tile_and_stains(row["path"], row["mtime_ns"])[0]
             variants = preview_variants(pixels, count, seed=seed, **options)
             st.image([pixels, *variants], width=140, caption=["original", *[f"#{i + 1}" for i in range(count)]])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 from PIL import Image
@@ -56,6 +57,14 @@ def thumbnail(path: str, size: int, mtime_ns: int) -> bytes | None:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=88)
     return buffer.getvalue()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def tile_and_stains(path: str, mtime_ns: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The selected tile's pixels and its single-stain images, decoded once per file version
+    (not again on every rerun of the page)."""
+    pixels = decode_image(path).pixels
+    return pixels, colour.single_stain_images(pixels)
 
 
 @st.cache_data(max_entries=16, show_spinner="Analysing colours…")

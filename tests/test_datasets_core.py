@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -127,13 +128,9 @@ def test_index_lists_bad_files_with_reasons(data_root):
     assert "not an image file" in frame.loc["01_TUMOR/notes.txt", "problem"]
     assert "too small" in frame.loc["02_STROMA/dot.png", "problem"]
     assert "outside the data root" in frame.loc["02_STROMA/escape.tif", "problem"]
-    assert pd_isna(frame.loc["02_STROMA/palette.png", "problem"])
+    assert pd.isna(frame.loc["02_STROMA/palette.png", "problem"])
     assert "converted to RGB" in frame.loc["02_STROMA/palette.png", "note"]
     assert len(index.usable(frame)) == 12 + 1
-
-
-def pd_isna(value) -> bool:
-    return value is None or value != value
 
 
 def test_index_refuses_folders_outside_the_data_root_and_empty_folders(data_root, tmp_path):
@@ -180,3 +177,18 @@ def test_a_cache_from_another_index_version_is_not_reused(data_root, monkeypatch
     original = index.describe_file
     monkeypatch.setattr(index, "describe_file", lambda path, root: described.append(path) or original(path, root))
     assert len(index.load_index(folder)) == len(described) == 12
+
+
+def test_stopped_indexing_keeps_the_files_read_so_far(data_root, monkeypatch):
+    folder = make_dataset(data_root / "datasets" / "tiny", sources=35, tiles_per_source=1)  # 70 files
+    answers = iter([False, True])  # stop after the first chunk of 64 files
+    with pytest.raises(index.IndexingStopped):
+        index.load_index(folder, stop=lambda: next(answers))
+    assert not index.is_cached(folder)
+    described = []
+    original = index.describe_file
+    monkeypatch.setattr(index, "describe_file", lambda path, root: described.append(path) or original(path, root))
+    frame = index.load_index(folder)
+    assert len(described) == 70 - 64 and len(frame) == 70
+    assert frame["problem"].isna().all() and frame["content_hash"].notna().all()
+    assert index.is_cached(folder)

@@ -41,6 +41,7 @@ def test_one_hot_labels_shuffling_and_augmentation(split):
     assert labels.shape == (len(train), 4) and labels.dtype == np.float32
     assert np.allclose(labels.sum(axis=1), 1)
     assert sorted(labels.argmax(axis=1).tolist()) == sorted(train["label_index"].tolist())
+    assert labels.argmax(axis=1).tolist() != train["label_index"].tolist()  # shuffled, not in index order
     plain = next(make_tf_dataset(train, image_size=(24, 24), batch_size=64).as_numpy_iterator())[0]
     assert images.shape == plain.shape and not np.allclose(np.sort(images.ravel()), np.sort(plain.ravel()))
 

@@ -48,7 +48,7 @@ Progress = Callable[[int, int], None]
 
 
 class IndexingStopped(UserFacingError):
-    """Indexing was asked to stop; the next call starts again from the cache."""
+    """Indexing was asked to stop; the files read so far are cached, the next call reads the rest."""
 
 
 @dataclass(frozen=True)
@@ -230,12 +230,19 @@ def load_index(folder: Path, *, progress: Progress | None = None, stop: Callable
     previous = _reusable_rows(cached)
     labels = {name: i for i, name in enumerate(sorted({e.class_folder for e in entries}))}
     rows = [_base_row(folder, entry, labels) for entry in entries]
-    todo = [i for i, entry in enumerate(entries) if (entry.relpath, entry.size, entry.mtime_ns) not in previous]
+    todo = []
     for i, entry in enumerate(entries):
-        key = (entry.relpath, entry.size, entry.mtime_ns)
-        if key in previous:
-            rows[i].update(previous[key])
-    _describe_all(folder, root, entries, rows, todo, progress, stop, workers)
+        known = previous.get((entry.relpath, entry.size, entry.mtime_ns))
+        if known is None:
+            todo.append(i)
+        else:
+            rows[i].update(known)
+    try:
+        _describe_all(folder, root, entries, rows, todo, progress, stop, workers)
+    except IndexingStopped:
+        # Keep the files read so far (signature "partial": never valid, but their rows are reused).
+        _write_cache(path, pd.DataFrame([r for r in rows if "problem" in r], columns=COLUMNS), "partial")
+        raise
     frame = pd.DataFrame(rows, columns=COLUMNS)
     _write_cache(path, frame, folder_signature)
     return _read_cache(path)[1]  # the same dtypes whether cold or warm
