@@ -3,7 +3,6 @@ shared by every session. Inference on a shared backend is serialised by the back
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import streamlit as st
@@ -11,6 +10,8 @@ import streamlit as st
 from services.config import get_settings
 from services.detection import registry
 from services.detection.models import DarknetModel
+from services.detection.samples import load_sample
+from services.images import DecodedImage, decode_image
 
 
 def _cache_key() -> str:
@@ -36,8 +37,7 @@ def _model_fingerprint(key: str) -> tuple | None:
     if key in registry.REGISTRY:
         path = registry.REGISTRY[key].weights_path
     elif key.startswith("upload:"):
-        stem = key.split(":", 1)[1]
-        path = registry.darknet_dir() / "uploads" / stem / f"{stem}.weights"
+        path = registry.upload_weights_path(key.split(":", 1)[1])
     else:
         return None
     return _fingerprint(path) if path.exists() else None
@@ -67,39 +67,20 @@ def _onnx_backend(path: str, names: tuple[str, ...], fingerprint: tuple):
     return OnnxBackend(path, list(names))
 
 
-def onnx_dir() -> Path:
-    return get_settings().model_cache_dir / "onnx"
-
-
-def save_onnx(name: str, data: bytes, names: list[str]):
-    """Validate an uploaded ONNX detector (before it replaces anything) and keep it."""
-    from services.detection.backends import OnnxBackend
-
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(name).stem)[:60] or "model"
-    folder = onnx_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = folder / f".staging-{digest}.onnx"
-    staging.write_bytes(data)
-    try:
-        OnnxBackend(staging, names)
-    except Exception:
-        staging.unlink(missing_ok=True)
-        raise
-    final = folder / f"{stem}.onnx"
-    staging.replace(final)
-    (folder / f"{stem}.names").write_text("\n".join(names) + "\n")
-    return stem
-
-
-def onnx_models() -> list[str]:
-    folder = onnx_dir()
-    return sorted(p.stem for p in folder.glob("*.onnx")) if folder.is_dir() else []
-
-
 def onnx_backend(stem: str):
-    from services.detection.models import parse_names
+    """The uploaded ONNX detector ``stem``, built once (again when its file is replaced)."""
+    path = registry.onnx_dir() / f"{stem}.onnx"
+    return _onnx_backend(str(path), tuple(registry.onnx_names(stem)), _fingerprint(path))
 
-    path = onnx_dir() / f"{stem}.onnx"
-    names = parse_names((onnx_dir() / f"{stem}.names").read_text(), f"{stem}.names")
-    return _onnx_backend(str(path), tuple(names), _fingerprint(path))
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def decoded_upload(digest: str, _data: bytes, max_side: int) -> DecodedImage:
+    """An uploaded photo decoded once per content ``digest``, not on every rerun that a slider
+    starts (``_data`` is left out of Streamlit's hash: the digest already identifies it)."""
+    return decode_image(_data, max_side=max_side)
+
+
+@st.cache_data(show_spinner=False)
+def sample_pixels(name: str):
+    """A built-in sample photo, read from scikit-image once."""
+    return load_sample(name)

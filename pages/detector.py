@@ -6,6 +6,7 @@ session, so the score / NMS thresholds and the class filter redraw the picture a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import pandas as pd
@@ -15,13 +16,15 @@ from dashboard import detection_adapters as adapters
 from dashboard.adapters import job_manager
 from dashboard.widgets import job_status_line, job_stop_button, user_errors
 from services.detection import registry
+from services.detection.annotate import annotate
 from services.detection.batch import JOB_KIND, BatchSettings, batch_outputs, submit_batch
 from services.detection.decode import PRESETS, select
+from services.detection.detector import compare_backends, run_detection
 from services.detection.exports import counts_per_class, detections_table, to_coco_results, to_csv
 from services.detection.models import parse_names
-from services.detection.samples import SAMPLES, load_sample
+from services.detection.samples import SAMPLES
 from services.errors import UserFacingError
-from services.images import decode_image, encode_png
+from services.images import encode_png
 
 INPUT_SIZES = (320, 416, 608)
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff"]
@@ -43,7 +46,7 @@ def model_options() -> dict[str, str]:
     options = {key: spec.title for key, spec in registry.REGISTRY.items()}
     options[registry.DEMO_KEY] = registry.DEMO_TITLE
     options.update({f"upload:{stem}": f"{stem} (uploaded Darknet)" for stem in registry.uploaded_models()})
-    options.update({f"onnx:{stem}": f"{stem} (uploaded ONNX)" for stem in adapters.onnx_models()})
+    options.update({f"onnx:{stem}": f"{stem} (uploaded ONNX)" for stem in registry.onnx_models()})
     return options
 
 
@@ -90,31 +93,35 @@ def collected_images() -> list[tuple[str, str, object]]:
         sources.append(state.det_camera)
     for upload in sources:
         data = upload.getvalue()
+        digest = hashlib.sha1(data).hexdigest()[:16]
         try:
-            decoded = decode_image(data, max_side=MAX_SIDE)
+            decoded = adapters.decoded_upload(digest, data, MAX_SIDE)
         except UserFacingError as error:
             st.error(f"{upload.name}: {error}", icon=":material/broken_image:")
             continue
         for note in decoded.notes:
             st.caption(f"{upload.name}: {note}")
-        images.append((hashlib.sha1(data).hexdigest()[:16], upload.name, decoded.pixels))
+        images.append((digest, upload.name, decoded.pixels))
     for name in state.get("det_samples") or []:
-        images.append((f"sample:{name}", f"{name}.png", load_sample(name)))
+        images.append((f"sample:{name}", f"{name}.png", adapters.sample_pixels(name)))
     return images
 
 
-def candidates_for(backend, model_key: str, image_id: str, name: str, pixels, size: int, letterbox: bool):
-    """Cached network result of one image (the network runs only on a cache miss)."""
-    key = (model_key, backend.name, size, letterbox, image_id)
+def network_result(key: tuple, compute):
+    """``compute()`` once per ``key`` in this session (the network runs only on a cache miss)."""
     cache = state.det_cache
     if key not in cache:
-        from services.detection.detector import run_detection
-
-        cache[key] = run_detection(backend, pixels, size, name=name, letterbox=letterbox)
+        cache[key] = compute()
         state.det_network_runs += 1
         while len(cache) > CACHE_LIMIT:
             cache.pop(next(iter(cache)))
     return cache[key]
+
+
+def candidates_for(backend, model_key: str, image_id: str, name: str, pixels, size: int, letterbox: bool):
+    """The network's candidates on one image, cached per model, backend, size and letterbox."""
+    return network_result((model_key, backend.name, size, letterbox, image_id),
+                          lambda: run_detection(backend, pixels, size, name=name, letterbox=letterbox))
 
 
 # ---------------------------------------------------------------- page
@@ -172,7 +179,7 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
             with user_errors():
                 names = (parse_names(onnx_names.getvalue().decode("utf-8", "replace"), onnx_names.name)
                          if onnx_names else registry.coco_names())
-                state.det_model_next = "onnx:" + adapters.save_onnx(onnx_file.name, onnx_file.getvalue(), names)
+                state.det_model_next = "onnx:" + registry.save_onnx(onnx_file.name, onnx_file.getvalue(), names)
                 st.rerun()
 
 if loaded is None:
@@ -219,14 +226,13 @@ for image_id, name, pixels in images:
         chosen = select(result.candidates, score, nms, wanted)
         table = detections_table(name, chosen, names)
         tables.append(table)
-        from services.detection.annotate import annotate
-
         annotated = annotate(pixels, chosen, names)
         st.subheader(name, divider="gray")
         left, right = st.columns([3, 2])
         left.image(annotated, caption=f"{name}: {len(chosen)} detections", width="stretch")
-        left.download_button("Annotated PNG", encode_png(annotated), file_name=f"{name.rsplit('.', 1)[0]}_detections.png",
-                             mime="image/png", key=f"det_png_{image_id}", icon=":material/download:")
+        left.download_button("Annotated PNG", functools.partial(encode_png, annotated),
+                             file_name=f"{name.rsplit('.', 1)[0]}_detections.png", mime="image/png",
+                             key=f"det_png_{image_id}", icon=":material/download:")
         right.markdown(f"**{len(chosen)} detections** · {len(result.candidates)} candidates cached · "
                        f"{backend.name} at {input_size}")
         right.dataframe(table.drop(columns=["image"]), hide_index=True, key=f"det_table_{image_id}")
@@ -236,12 +242,12 @@ for image_id, name, pixels in images:
             column.metric(stage, f"{ms:.0f} ms")
 
 if compare and images:
-    from services.detection.detector import compare_backends
-
     with user_errors(), st.spinner("Running both backends…"):
-        comparison = compare_backends(adapters.darknet_backend(active_key, "TensorFlow"),
-                                      adapters.darknet_backend(active_key, "OpenCV"), images[0][2], input_size,
-                                      letterbox)
+        comparison = network_result(
+            ("compare", active_key, input_size, letterbox, images[0][0]),
+            lambda: compare_backends(adapters.darknet_backend(active_key, "TensorFlow"),
+                                     adapters.darknet_backend(active_key, "OpenCV"), images[0][2], input_size,
+                                     letterbox))
         st.subheader("TensorFlow vs OpenCV", divider="gray")
         cols = st.columns(4)
         cols[0].metric("max |difference| of raw outputs", f"{comparison.max_abs_difference:.2e}")
@@ -288,7 +294,7 @@ with st.expander("Batch: a zip or many photos as a background job", icon=":mater
                         ("COCO JSON", "detections_coco.json", "application/json"),
                         ("Annotated images (zip)", "annotated.zip", "application/zip")]):
                     if file in outputs:
-                        column.download_button(label, outputs[file].read_bytes(), file_name=file, mime=mime,
+                        column.download_button(label, outputs[file].read_bytes, file_name=file, mime=mime,
                                                key=f"det_batch_{job.id}_{file}")
 
     batch_jobs()

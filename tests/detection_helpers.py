@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.detection.cfg import DarknetConfig, parse_cfg
+from services.detection.cfg import parse_cfg
 from services.detection.models import DarknetModel, load_darknet
 from services.detection.weights import random_weights_bytes
 
@@ -114,15 +114,11 @@ num=6
 """
 
 
-def small_config(text: str, name: str, size: int) -> DarknetConfig:
-    return parse_cfg(text, name).with_input_size(size)
-
-
 def write_model(directory: Path, text: str, name: str, size: int, seed: int = 0,
                 kernel_scale: float | None = None) -> DarknetModel:
     """cfg (with the input size changed) + random weights on disk, loaded through load_darknet."""
     directory.mkdir(parents=True, exist_ok=True)
-    config = small_config(text, name, size)
+    config = parse_cfg(text, name).with_input_size(size)
     lines = [f"width={size}" if l.startswith("width") else f"height={size}" if l.startswith("height") else l
              for l in text.splitlines()]
     cfg_path = directory / name

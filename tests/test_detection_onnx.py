@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from services.detection import registry
 from services.detection.backends import OnnxBackend, OnnxLayoutError
 from services.detection.decode import select
 from services.detection.detector import run_detection
@@ -74,3 +75,15 @@ def test_non_image_input_and_garbage_files_are_refused(tmp_path):
     garbage.write_bytes(b"not a model at all")
     with pytest.raises(OnnxLayoutError, match="garbage.onnx"):
         OnnxBackend(garbage, ["a"])
+
+
+def test_saved_onnx_models_are_validated_before_they_are_kept(data_root):
+    output = np.array([[[16, 8, 8, 4, 0.9, 0.1, 0.8]]], np.float32)
+    source = _constant_detector(data_root / "v5.onnx", output)
+    with pytest.raises(OnnxLayoutError):
+        registry.save_onnx("my detector.onnx", b"not a model", ["cat", "dog"])
+    assert registry.onnx_models() == []
+    stem = registry.save_onnx("my detector.onnx", source.read_bytes(), ["cat", "dog"])
+    assert stem == "my_detector" and registry.onnx_models() == [stem]
+    assert registry.onnx_names(stem) == ["cat", "dog"]
+    assert sorted(p.name for p in registry.onnx_dir().iterdir()) == ["my_detector.names", "my_detector.onnx"]

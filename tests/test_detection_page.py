@@ -61,6 +61,11 @@ def test_side_by_side_backends_agree(page):
     metrics = {m.label: m.value for m in app.metric}
     assert float(metrics["max |difference| of raw outputs"]) <= 1e-3
     assert {"TensorFlow inference", "OpenCV inference", "TensorFlow / OpenCV"} <= set(metrics)
+    runs = app.session_state["det_network_runs"]
+    assert runs == 2  # the image's candidates and the comparison
+    app.slider(key="det_score").set_value(0.05).run()
+    assert not app.exception and app.session_state["det_network_runs"] == runs  # neither ran again
+    assert any(m.label == "max |difference| of raw outputs" for m in app.metric)
 
 
 def test_a_model_that_fails_to_load_keeps_the_previous_one(page):

@@ -88,3 +88,12 @@ def test_demo_model_has_random_weights_in_the_exact_layout(data_root):
     model = registry.load_demo()
     assert model.random_weights and model.title == registry.DEMO_TITLE
     assert model.weights_path.stat().st_size == registry.REGISTRY["yolov3-tiny"].weights_size
+
+
+def test_upload_names_cannot_climb_out_of_the_uploads_folder(data_root):
+    registry.darknet_dir().mkdir(parents=True)
+    keep = registry.darknet_dir() / "yolov3.weights"
+    keep.write_bytes(b"downloaded")
+    model = _upload(stem="..")  # a file called "...cfg" has the stem ".."
+    assert model.key == "upload:uploaded" and keep.read_bytes() == b"downloaded"
+    assert registry.safe_stem("../../.hidden x.onnx", "model") == "hidden_x"

@@ -17,8 +17,6 @@ from services.detection.decode import Detections, preprocess, rows_to_candidates
 @dataclass
 class ImageResult:
     name: str
-    image: np.ndarray
-    """RGB uint8, as decoded."""
     candidates: Detections
     backend: str
     input_size: int
@@ -36,7 +34,7 @@ def run_detection(backend, image: np.ndarray, input_size: int, *, name: str = "i
     inferred = time.perf_counter()
     candidates = rows_to_candidates(rows, transform)
     done = time.perf_counter()
-    return ImageResult(name, image, candidates, backend.name, input_size, {
+    return ImageResult(name, candidates, backend.name, input_size, {
         "preprocess": (prepared - start) * 1e3, "inference": (inferred - prepared) * 1e3,
         "postprocess": (done - inferred) * 1e3})
 

@@ -7,7 +7,7 @@ the size the cfg implies, and the names file has as many lines as the cfg has cl
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from services.detection.cfg import DarknetConfig, parse_cfg
@@ -30,7 +30,6 @@ class DarknetModel:
     weights_path: Path
     random_weights: bool = False
     """True for the generated demo model: its detections are meaningless."""
-    notes: list[str] = field(default_factory=list)
 
 
 def parse_names(text: str, name: str = "names") -> list[str]:

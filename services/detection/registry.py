@@ -10,6 +10,7 @@ is honoured when filled in.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,21 @@ def darknet_dir() -> Path:
     return get_settings().model_cache_dir / "darknet"
 
 
+def onnx_dir() -> Path:
+    return get_settings().model_cache_dir / "onnx"
+
+
+def safe_stem(file_name: str, default: str) -> str:
+    """The stem of an uploaded file's name, reduced to characters safe in a file name; never
+    hidden, never ``..`` (a file called ``...cfg`` has the stem ``..``)."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(file_name).stem)
+    return cleaned.lstrip(".")[:60] or default
+
+
+def upload_weights_path(stem: str) -> Path:
+    return darknet_dir() / "uploads" / stem / f"{stem}.weights"
+
+
 def coco_names() -> list[str]:
     return parse_names(COCO_NAMES.read_text(), COCO_NAMES.name)
 
@@ -125,8 +141,7 @@ def save_upload(cfg: tuple[str, bytes], weights: tuple[str, bytes], names: tuple
     Files are validated in a staging folder first, so a bad upload never replaces a good model.
     """
     names_list = parse_names(names[1].decode("utf-8", errors="replace"), names[0])
-    stem = Path(cfg[0]).stem or "uploaded"
-    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)[:60]
+    stem = safe_stem(cfg[0], "uploaded")
     staging = darknet_dir() / "uploads" / f".staging-{stem}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -153,7 +168,37 @@ def uploaded_models() -> list[str]:
 
 
 def load_uploaded(stem: str) -> DarknetModel:
-    folder = darknet_dir() / "uploads" / stem
+    weights_path = upload_weights_path(stem)
+    folder = weights_path.parent
     names = parse_names((folder / f"{stem}.names").read_text(errors="replace"), f"{stem}.names")
-    return load_darknet(folder / f"{stem}.cfg", folder / f"{stem}.weights", names,
+    return load_darknet(folder / f"{stem}.cfg", weights_path, names,
                         key=f"upload:{stem}", title=f"{stem} (uploaded)")
+
+
+def save_onnx(name: str, data: bytes, names: list[str]) -> str:
+    """Validate an uploaded ONNX detector (before it replaces anything), keep it with its names
+    under ``<model cache>/onnx`` and return its stem."""
+    from services.detection.backends import OnnxBackend
+
+    stem = safe_stem(name, "model")
+    folder = onnx_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / f".staging-{hashlib.sha256(data).hexdigest()[:16]}.onnx"
+    staging.write_bytes(data)
+    try:
+        OnnxBackend(staging, names)
+    except Exception:
+        staging.unlink(missing_ok=True)
+        raise
+    staging.replace(folder / f"{stem}.onnx")
+    (folder / f"{stem}.names").write_text("\n".join(names) + "\n")
+    return stem
+
+
+def onnx_models() -> list[str]:
+    folder = onnx_dir()
+    return sorted(p.stem for p in folder.glob("*.onnx")) if folder.is_dir() else []
+
+
+def onnx_names(stem: str) -> list[str]:
+    return parse_names((onnx_dir() / f"{stem}.names").read_text(), f"{stem}.names")

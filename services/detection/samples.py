@@ -12,10 +12,6 @@ SAMPLES = {
 }
 
 
-def sample_names() -> list[str]:
-    return list(SAMPLES)
-
-
 def load_sample(name: str) -> np.ndarray:
     """RGB uint8 pixels of a sample (scikit-image is imported only here)."""
     if name not in SAMPLES:
