@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from services.datasets import splits
 from services.jobs import JobState
 from services.transfer import experiments, inspection
 from services.transfer.results import RunResult, curves_frame, recall_frame
@@ -49,6 +50,14 @@ def _feature_mosaic(path: str, modified: float, tile_source: str | bytes, layer:
 def feature_mosaic(path: str, tile_source: str | bytes, layer: str):
     """The first 12 feature maps of ``layer`` for the tile, as one greyscale mosaic."""
     return _feature_mosaic(path, os.path.getmtime(path), tile_source, layer)
+
+
+@st.cache_data(show_spinner=False, ttl=60, max_entries=8)
+def test_tiles(dataset: str, split: str) -> dict[str, str]:
+    """{path: label} of a saved split's test tiles; the split file is read and its files checked
+    at most once a minute, not on every rerun."""
+    rows = splits.load_split(dataset, split).query("split == 'test'")
+    return dict(zip(rows.path, rows.label))
 
 
 def experiment_jobs(manager) -> list[JobState]:

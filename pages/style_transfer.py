@@ -31,12 +31,13 @@ def download_progress() -> None:
         st.rerun(scope="app")
 
 
-def weights_panel() -> bool:
-    """Shows where the VGG19 weights stand; returns True when a run may start."""
+def weights_panel() -> str | None:
+    """Shows where the VGG19 weights stand; returns the weights a run will use ("imagenet", or
+    "random" when explicitly switched on), None while a run may not start."""
     status = registry.weights_status("vgg19")
     if status.usable:
         st.caption(f":material/check_circle: {status.reason}")
-        return True
+        return registry.IMAGENET
     st.warning(f"**VGG19 ImageNet weights are not available.** {status.reason}\n\n{status.fix}",
                icon=":material/warning:")
     columns = st.columns(2)
@@ -54,13 +55,14 @@ def weights_panel() -> bool:
             with user_errors(), st.spinner("Loading the file into VGG19 to check it…"):
                 registry.install_weights_file("vgg19", upload, original_name=upload.name)
                 st.rerun()
-    return st.toggle("Use random (untrained) VGG19 weights instead",
-                     help="Only to try the page: untrained features do not capture style, and every result "
-                          "is labelled RANDOM WEIGHTS.", key="style_random_weights")
+    use_random = st.toggle("Use random (untrained) VGG19 weights instead",
+                           help="Only to try the page: untrained features do not capture style, and every "
+                                "result is labelled RANDOM WEIGHTS.", key="style_random_weights")
+    return registry.RANDOM if use_random else None
 
 
-weights_ready = weights_panel()
-use_random = not registry.weights_status("vgg19").usable and weights_ready
+weights = weights_panel()
+weights_ready, use_random = weights is not None, weights == registry.RANDOM
 
 
 # --- pictures -------------------------------------------------------------------------------

@@ -177,9 +177,8 @@ if source == "Upload a tile":
     tile_source = upload.getvalue() if upload is not None else None
 else:
     with user_errors():
-        test_rows = splits.load_split(spec_of_job.dataset, spec_of_job.split).query("split == 'test'")
-        labels = dict(zip(test_rows.path, test_rows.label))
-        tile_source = st.selectbox("Test tile", test_rows.path.tolist(), key="tl_tile",
+        labels = views.test_tiles(spec_of_job.dataset, spec_of_job.split)
+        tile_source = st.selectbox("Test tile", list(labels), key="tl_tile",
                                    format_func=lambda p: f"{labels[p]} · {p.rsplit('/', 1)[-1]}")
 if tile_source is not None and explained:
     with user_errors():

@@ -28,6 +28,7 @@ import importlib
 import io
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -446,8 +447,7 @@ def _copy_source(source, out) -> str | None:
     if not path.is_file():
         raise UserFacingError(f"{path} is not a file.")
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            out.write(block)
+        shutil.copyfileobj(handle, out)
     return path.name
 
 

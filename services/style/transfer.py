@@ -26,6 +26,7 @@ from PIL import Image
 
 from services import runtime
 from services.errors import UserFacingError
+from services.images import encode_png
 from services.models import weights as weights_registry
 from services.style.losses import CONTENT_LAYERS, STYLE_LAYERS, LossWeights, gram_matrix, weighted_losses
 
@@ -263,7 +264,7 @@ def stylise(
 def save_png(pixels: np.ndarray, path: Path) -> None:
     """Write a PNG atomically (readers never see a half-written preview)."""
     temporary = path.with_name(path.name + ".tmp")
-    Image.fromarray(pixels).save(temporary, format="PNG")
+    temporary.write_bytes(encode_png(pixels))
     os.replace(temporary, path)
 
 

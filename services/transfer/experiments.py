@@ -120,8 +120,9 @@ def _run_config(spec: ExperimentSpec, model: str, name: str, **overrides):
     return RunConfig(**{**values, **overrides})
 
 
-def wait_for_run(run_id: str, store, should_stop, progress=None) -> Any:
-    """Block until the run's process ends; a stop request is passed on to the run.
+def wait_for_run(run_id: str, label: str, store, should_stop, progress=None) -> None:
+    """Block until the run's process ends; a stop request is passed on to the run (and ends the
+    job); a run that ends other than finished raises :class:`UserFacingError` naming ``label``.
 
     ``progress(fraction, message)`` relays what the run reports in its summary (strategy C)."""
     from services.training import launcher
@@ -134,7 +135,9 @@ def wait_for_run(run_id: str, store, should_stop, progress=None) -> Any:
         if not run.active:
             if asked:
                 raise JobStopped()
-            return run
+            if run.status != "finished":
+                raise UserFacingError(f"run {label} ended {run.status}: {run.error or 'see the training monitor'}")
+            return
         if progress is not None and "progress" in run.summary:
             progress(float(run.summary["progress"]), str(run.summary.get("stage", "")))
         if should_stop() and not asked:
@@ -147,9 +150,7 @@ def _worker_run(spec: ExperimentSpec, store, should_stop, model: str, name: str,
     from services.training import launcher
 
     run_id = launcher.start_run(_run_config(spec, model, name, **overrides), store)
-    run = wait_for_run(run_id, store, should_stop)
-    if run.status != "finished":
-        raise UserFacingError(f"run {name} ended {run.status}: {run.error or 'see the training monitor'}")
+    wait_for_run(run_id, name, store, should_stop)
     return run_id
 
 
@@ -177,9 +178,7 @@ def run_planned(item: PlannedRun, spec: ExperimentSpec, store, should_stop, prog
         from services.transfer.strategy_c import start_strategy_c
 
         run_id = start_strategy_c(spec, item.backbone, item.label, store=store)
-        run = wait_for_run(run_id, store, should_stop, progress)
-        if run.status != "finished":
-            raise UserFacingError(f"run {item.label} ended {run.status}: {run.error or 'see the training monitor'}")
+        wait_for_run(run_id, item.label, store, should_stop, progress)
         return [run_id]
     raise UserFacingError(f"unknown strategy {item.strategy!r}")
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from services.config import get_settings
+from services.download import file_digest
 from services.errors import UserFacingError
 
 FORMAT_VERSION = 1
@@ -59,11 +60,7 @@ def file_hash(path: str) -> str:
     stat = os.stat(path)
     memo = (path, stat.st_size, stat.st_mtime_ns)
     if memo not in _file_hashes:
-        digest = hashlib.blake2b(digest_size=16)
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _file_hashes[memo] = digest.hexdigest()
+        _file_hashes[memo] = file_digest(path, "blake2b")
     return _file_hashes[memo]
 
 
@@ -198,6 +195,14 @@ def ensure_features(backbone, backbone_name: str, frame: pd.DataFrame, split: st
 SPLITS = ("train", "val", "test")
 
 
+def split_rows(dataset: str, split: str, seed: int = 42) -> tuple[pd.DataFrame, list[str]]:
+    """A saved split's labelled rows and the class names, read as the training service reads them."""
+    from services.training.config import RunConfig
+    from services.training.data import split_frame
+
+    return split_frame(RunConfig(model="transfer_frozen", dataset=dataset, split=split, seed=seed))
+
+
 def extract_splits(base, backbone: str, frame, *, image_size: int, batch_size: int, progress, should_stop):
     """The :class:`FeatureSet` of each non-empty part of a split frame (cached, or extracted now),
     by split name; ``progress(fraction, message)`` runs from 0 to 1 over all the parts."""
@@ -234,12 +239,10 @@ def extraction_job(context) -> dict:
     ``context.params``: dataset, split, backbone, weights ("imagenet" | "random"), image_size,
     batch_size. Progress per batch; a stop request ends it with nothing half-written."""
     from services.models import weights as registry
-    from services.training.config import RunConfig
-    from services.training.data import split_frame
 
     params = context.params
     size = int(params.get("image_size", 150))
-    frame, _ = split_frame(RunConfig(model="transfer_frozen", dataset=params["dataset"], split=params["split"]))
+    frame, _ = split_rows(params["dataset"], params["split"])
     base = registry.load_backbone(params["backbone"], input_shape=(size, size, 3), weights=params.get("weights", "imagenet"))
     sets = extract_splits(base, params["backbone"], frame, image_size=size, batch_size=int(params.get("batch_size", 32)),
                           progress=context.progress,

@@ -66,7 +66,7 @@ def run_strategy_c(run_id: str, *, store) -> str:
 
     try:
         store.set_status(run_id, run_store.RUNNING, pid=os.getpid())
-        frame, class_names = _split(spec)
+        frame, class_names = feature_cache.split_rows(spec.dataset, spec.split, spec.seed)
         keras.utils.set_random_seed(spec.seed)
         base = registry.load_backbone(backbone, input_shape=(spec.image_size,) * 2 + (3,), weights=spec.weights)
         sets = feature_cache.extract_splits(base, backbone, frame, image_size=spec.image_size,
@@ -105,14 +105,6 @@ def run_strategy_c(run_id: str, *, store) -> str:
         message = str(error) if isinstance(error, UserFacingError) else f"{type(error).__name__}: {error}"
         store.set_status(run_id, run_store.FAILED, error=message)
         raise
-
-
-def _split(spec):
-    from services.training.config import RunConfig
-    from services.training.data import split_frame
-
-    config = RunConfig(model="transfer_frozen", dataset=spec.dataset, split=spec.split, seed=spec.seed)
-    return split_frame(config)
 
 
 def _scores(head, sets, class_names) -> dict:
