@@ -9,12 +9,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,6 +51,51 @@ def artifacts_dir() -> Path:
     path = REPO / "build" / "test-artifacts"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+class _FolderHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the files of one folder, honouring ``Range: bytes=N-`` (what resumable downloads use)."""
+
+    range_headers: list[str | None]
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        path = Path(self.directory) / self.path.lstrip("/").split("?")[0]
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        header = self.headers.get("Range")
+        self.range_headers.append(header)
+        start = int(header.split("=")[1].rstrip("-")) if header else 0
+        self.send_response(206 if header else 200)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        self.wfile.write(data[start:])
+
+    def log_message(self, *args):
+        pass
+
+
+class FolderServer:
+    def __init__(self, url: str, range_headers: list[str | None]):
+        self.url = url
+        """Base URL ending in '/': append a file name."""
+        self.range_headers = range_headers
+        """The Range header of each request, None when there was none."""
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path) -> Iterator[FolderServer]:
+    """A local HTTP server on 127.0.0.1 serving ``folder`` (for download tests)."""
+    headers: list[str | None] = []
+    handler = type("Handler", (_FolderHandler,), {"range_headers": headers})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield FolderServer(f"http://127.0.0.1:{server.server_address[1]}/", headers)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _free_port() -> int:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
-import http.server
-import threading
 
 import pytest
 
@@ -13,6 +10,7 @@ from services.detection import registry
 from services.detection.cfg import CfgError, parse_cfg
 from services.detection.models import NamesError
 from services.detection.weights import Header, WeightsError, expected_size, random_weights_bytes
+from tests.conftest import serve_folder
 from tests.detection_helpers import SYNTHETIC_CFG
 
 
@@ -35,12 +33,8 @@ def test_missing_weights_say_what_and_where(data_root):
 
 @pytest.fixture
 def local_server(tmp_path):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve_folder(tmp_path) as server:
+        yield tmp_path, server.url.rstrip("/")
 
 
 def test_weights_download_from_a_local_server_then_load(data_root, local_server, monkeypatch):

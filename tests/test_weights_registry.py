@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import http.server
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 from services.download import file_digest
 from services.errors import DownloadFailed, PathOutsideRoot
 from services.models import weights as registry
+from tests.conftest import serve_folder
 
 
 @pytest.fixture(scope="session")
@@ -113,45 +112,20 @@ def test_checksum_mismatch_in_model_cache_is_refused(caches, generated_vgg19):
         registry.resolve_weights("vgg19", download=True)
 
 
-class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files with HTTP Range support (what the resumable download relies on)."""
-
-    requests: list[str | None] = []
-
-    def do_GET(self):  # noqa: N802 (http.server API)
-        data = (Path(self.directory) / self.path.lstrip("/")).read_bytes()
-        header = self.headers.get("Range")
-        type(self).requests.append(header)
-        start = int(header.split("=")[1].rstrip("-")) if header else 0
-        self.send_response(206 if header else 200)
-        self.send_header("Content-Length", str(len(data) - start))
-        self.end_headers()
-        self.wfile.write(data[start:])
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def weights_server(generated_vgg19):
-    folder = generated_vgg19[0].parent
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a: _RangeHandler(*a, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _RangeHandler.requests = []
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with serve_folder(generated_vgg19[0].parent) as server:
+        yield server
 
 
 def test_download_from_local_server_resumes_and_checks_md5(caches, generated_vgg19, weights_server, monkeypatch):
     path, expected = generated_vgg19
-    _with_spec(monkeypatch, "vgg19", url=weights_server + path.name, md5=file_digest(path, "md5"))
+    _with_spec(monkeypatch, "vgg19", url=weights_server.url + path.name, md5=file_digest(path, "md5"))
     caches[0].mkdir(parents=True)
     (caches[0] / (path.name + ".part")).write_bytes(path.read_bytes()[:1000])  # an interrupted download
     seen = []
     resolved = registry.resolve_weights("vgg19", download=True, progress=lambda done, total: seen.append(done))
-    assert _RangeHandler.requests == ["bytes=1000-"]
+    assert weights_server.range_headers == ["bytes=1000-"]
     assert resolved.read_bytes() == path.read_bytes() and seen[-1] == path.stat().st_size
     assert registry.read_manifest(resolved)["source"] == "download"
     status = registry.weights_status("vgg19")
@@ -161,7 +135,7 @@ def test_download_from_local_server_resumes_and_checks_md5(caches, generated_vgg
 
 def test_download_with_wrong_md5_caches_nothing(caches, generated_vgg19, weights_server, monkeypatch):
     path, _ = generated_vgg19
-    _with_spec(monkeypatch, "vgg19", url=weights_server + path.name, md5="0" * 32)
+    _with_spec(monkeypatch, "vgg19", url=weights_server.url + path.name, md5="0" * 32)
     with pytest.raises(DownloadFailed, match="md5"):
         registry.resolve_weights("vgg19", download=True)
     assert not list(caches[0].iterdir())
