@@ -120,11 +120,14 @@ def _has_orientation(image: Image.Image) -> bool:
         return False
 
 
-def resize_longest_side(pixels: np.ndarray, longest: int) -> np.ndarray:
-    """Resize an RGB uint8 array so its longest side is ``longest`` (Lanczos)."""
+def resize_longest_side(pixels: np.ndarray, longest: int, min_side: int = 1) -> np.ndarray:
+    """Resize an RGB uint8 array (up or down, Lanczos) so its longest side is ``longest``,
+    keeping every side at least ``min_side``; returns ``pixels`` itself when nothing changes."""
     height, width = pixels.shape[:2]
     scale = longest / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    size = (max(min_side, round(width * scale)), max(min_side, round(height * scale)))
+    if size == (width, height):
+        return pixels
     return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
 
 

@@ -26,7 +26,7 @@ from PIL import Image
 
 from services import runtime
 from services.errors import UserFacingError
-from services.images import encode_png
+from services.images import encode_png, resize_longest_side
 from services.models import weights as weights_registry
 from services.style.losses import CONTENT_LAYERS, STYLE_LAYERS, LossWeights, gram_matrix, weighted_losses
 
@@ -109,13 +109,9 @@ def weights_label(settings: StyleSettings) -> str:
 
 
 def fit_longest_side(pixels: np.ndarray, longest: int) -> np.ndarray:
-    """Resize an RGB uint8 image (up or down) so its longest side is ``longest`` (Lanczos)."""
-    height, width = pixels.shape[:2]
-    scale = longest / max(height, width)
-    size = (max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale)))
-    if size == (width, height):
-        return pixels
-    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
+    """Resize an RGB uint8 image (up or down) so its longest side is ``longest``; no side
+    shrinks below what VGG19 needs."""
+    return resize_longest_side(pixels, longest, min_side=MIN_SIDE)
 
 
 def to_uint8(image) -> np.ndarray:
