@@ -10,11 +10,10 @@ from services.jobs import JobManager
 
 
 @st.cache_resource(show_spinner=False)
-def _job_manager(jobs_dir: str, max_workers: int) -> JobManager:
-    return JobManager(jobs_dir, max_workers=max_workers)
+def _job_manager(jobs_dir: str) -> JobManager:
+    return JobManager(jobs_dir)
 
 
 def job_manager() -> JobManager:
-    """The background-job manager of this server (keyed by the configured jobs directory)."""
-    settings = get_settings()
-    return _job_manager(str(settings.jobs_dir), settings.max_background_jobs)
+    """The background-job manager of this data root (jobs run in worker processes)."""
+    return _job_manager(str(get_settings().jobs_dir))

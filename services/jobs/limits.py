@@ -1,0 +1,36 @@
+"""How many jobs of each resource class run at once, and the runner's own settings.
+
+- ``tensorflow``: ``DASHBOARD_MAX_CONCURRENT_RUNS`` (default 1): training runs, comparisons,
+  style transfer, batch detection and tissue maps share it, so two never fight for one GPU.
+- ``cpu``: ``DASHBOARD_MAX_JOBS`` (default 2): indexing and imports.
+- ``io``: ``DASHBOARD_MAX_DOWNLOADS`` (default 3): downloads.
+"""
+
+from __future__ import annotations
+
+import os
+
+from services.config import get_settings
+from services.jobs.kinds import CPU, IO, TENSORFLOW
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw.strip() else default
+    except ValueError:
+        return default
+
+
+def resource_limits() -> dict[str, int]:
+    settings = get_settings()
+    return {TENSORFLOW: max(1, settings.max_concurrent_runs), CPU: max(1, settings.max_background_jobs),
+            IO: max(1, _env_int("DASHBOARD_MAX_DOWNLOADS", 3))}
+
+
+def warm_worker_enabled() -> bool:
+    return os.environ.get("DASHBOARD_WARM_WORKER", "1") not in ("0", "false", "no")
+
+
+def runner_idle_seconds() -> float:
+    return float(_env_int("DASHBOARD_RUNNER_IDLE_S", 600))

@@ -1,0 +1,39 @@
+"""Job bodies with known behaviour, for the job tests (declared in services/jobs/kinds.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from services.errors import UserFacingError
+
+
+def sleep_job(params: dict, context) -> dict:
+    """Counts ``steps`` steps of ``seconds`` each; ``fail_at`` raises, ``crash_at`` kills itself
+    with ``signal`` (default SIGSEGV), ``ignore_stop`` never looks at the stop flag."""
+    steps, seconds = int(params.get("steps", 10)), float(params.get("seconds", 0.05))
+    done_file = context.dir / "done_steps"
+    start = int(done_file.read_text()) if context.resumed and done_file.exists() else 0
+    for step in range(start, steps):
+        if step == params.get("fail_at"):
+            raise UserFacingError("the test job failed on purpose")
+        if step == params.get("crash_at"):
+            os.kill(os.getpid(), getattr(signal, params.get("signal", "SIGSEGV")))
+        if not params.get("ignore_stop"):
+            context.check_stop()
+        time.sleep(seconds)
+        done_file.write_text(str(step + 1))
+        context.progress((step + 1) / steps, f"step {step + 1}/{steps}")
+    return {"steps": steps, "started_at_step": start, "pid": os.getpid()}
+
+
+def tensorflow_job(params: dict, context) -> dict:
+    """A tiny TensorFlow computation (checks the warm worker path)."""
+    from services.runtime import tensorflow
+
+    tf = tensorflow()
+    value = float(tf.reduce_sum(tf.ones((int(params.get("n", 4)),))).numpy())
+    if params.get("crash"):
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return {"sum": value, "pid": os.getpid()}

@@ -1,0 +1,157 @@
+"""Asking the model service (a separate process) to run a model: ``call(op, args, arrays)``.
+
+The service is started on first need and again whenever it is found dead. A request that was
+under way when the service died is not retried (it may be what killed it): it fails with
+:class:`ServiceRestarted`, and the next request finds a fresh service.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from services.config import get_settings
+from services.errors import UserFacingError
+from services.model_service import address, protocol
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 90.0
+_start_lock = threading.Lock()
+_spawned: dict[str, subprocess.Popen] = {}
+
+
+class ModelServiceError(UserFacingError):
+    """The model service could not answer (message meant for the user)."""
+
+
+class ServiceRestarted(ModelServiceError):
+    """The service died while answering; it has been started again."""
+
+
+@dataclass
+class Reply:
+    result: dict
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _token() -> str | None:
+    try:
+        return address.token_file().read_text().strip()
+    except OSError:
+        return None
+
+
+def _connect(timeout: float) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(address.socket_address())
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _exchange(op: str, args: dict, arrays: dict | None, timeout: float) -> tuple[dict, dict, bool]:
+    """(header, arrays, sent): ``sent`` tells whether the request reached the service."""
+    sock = _connect(timeout=5.0)
+    try:
+        sock.settimeout(timeout)
+        protocol.send_message(sock, {"op": op, "args": args, "token": _token() or ""}, arrays)
+        try:
+            header, reply_arrays = protocol.receive_message(sock)
+        except (protocol.ProtocolError, OSError) as error:
+            raise _BrokenMidRequest() from error
+        return header, reply_arrays, True
+    finally:
+        sock.close()
+
+
+class _BrokenMidRequest(Exception):
+    pass
+
+
+def service_alive() -> bool:
+    try:
+        header, _, _ = _exchange("system.ping", {}, None, timeout=5.0)
+    except (OSError, _BrokenMidRequest):
+        return False
+    return bool(header.get("ok"))
+
+
+def ensure_service(timeout: float = START_TIMEOUT_S) -> None:
+    """Start the model service of this data root unless it answers; wait until it does."""
+    if service_alive():
+        return
+    root = str(get_settings().data_root)
+    with _start_lock:
+        if service_alive():
+            return
+        process = _spawned.get(root)
+        if process is None or process.poll() is not None:
+            address.service_dir().mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, "PYTHONUNBUFFERED": "1",
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+            with open(address.log_file(), "ab") as log:
+                process = subprocess.Popen([sys.executable, "-m", "services.model_service"], cwd=REPO_ROOT,
+                                           env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
+            _spawned[root] = process  # poll() above reaps it once it has ended
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if service_alive():
+                return
+            time.sleep(0.1)
+    raise ModelServiceError("The model service did not start; see run/model-service.log under the data root.")
+
+
+def call(op: str, args: dict | None = None, arrays: dict[str, np.ndarray] | None = None,
+         timeout: float = 300.0) -> Reply:
+    """Run operation ``op`` (listed in ``services/model_service/ops.py``) in the model service."""
+    args = dict(args or {})
+    for attempt in range(2):
+        try:
+            header, reply_arrays, _ = _exchange(op, args, arrays, timeout)
+        except _BrokenMidRequest:
+            ensure_service()
+            raise ServiceRestarted("The model service stopped while answering and has been restarted; "
+                                   "try again.") from None
+        except OSError:
+            if attempt:
+                raise ModelServiceError("The model service is not answering.") from None
+            ensure_service()
+            continue
+        if header.get("ok"):
+            result = header.get("result")
+            return Reply(result if isinstance(result, dict) else {}, reply_arrays)
+        message = str(header.get("message") or "The model service could not answer.")
+        if header.get("kind") == "auth" and attempt == 0:
+            continue  # the service restarted with a new token between reading and sending
+        if header.get("kind") == "user":
+            raise UserFacingError(message)
+        raise ModelServiceError(message)
+    raise ModelServiceError("The model service is not answering.")
+
+
+def stop_service(timeout: float = 10.0) -> None:
+    """End the model service of this data root (tests, CLIs)."""
+    import fcntl
+    import signal
+
+    root = str(get_settings().data_root)
+    process = _spawned.pop(root, None)
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    _ = fcntl  # the lock is released by the process's exit
