@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -31,12 +31,25 @@ sys.path.insert(0, str(REPO))
 
 
 @pytest.fixture
-def data_root(tmp_path, monkeypatch) -> Path:
+def data_root(tmp_path, monkeypatch) -> Iterator[Path]:
     root = tmp_path / "data"
     root.mkdir()
     monkeypatch.setenv("DASHBOARD_DATA_DIR", str(root))
     monkeypatch.setenv("DASHBOARD_OFFLINE", "")
-    return root
+    yield root
+    stop_background_processes(root)
+
+
+def stop_background_processes(root: Path) -> None:
+    """End the job runner and the model service of a data root: both outlive the pages and
+    scripts that started them, so tests stop them explicitly."""
+    from services.jobs import JobManager
+    from services.model_service import client
+
+    if (root / "jobs" / "jobs.sqlite").exists():
+        JobManager(root / "jobs", autostart=False).shutdown_runner()
+    if (root / "run").is_dir():
+        client.stop_service(data_root=root)
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +118,8 @@ def _free_port() -> int:
 
 
 class StreamlitServer:
-    def __init__(self, data_dir: Path, log_path: Path):
+    def __init__(self, data_dir: Path, log_path: Path, extra_args: Sequence[str] = ()):
+        """``extra_args``: more ``streamlit run`` options (e.g. ``--secrets.files``)."""
         self.data_dir = data_dir
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -116,7 +130,7 @@ class StreamlitServer:
             [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
              "--server.port", str(self.port), "--server.address", "127.0.0.1",
              "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
+             "--server.fileWatcherType", "none", *extra_args],
             cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )
         self._wait_healthy()
@@ -134,20 +148,32 @@ class StreamlitServer:
                 time.sleep(0.3)
         raise RuntimeError(f"streamlit not healthy after {timeout} s; see {self._log.name}")
 
+    def loaded_tensorflow(self) -> bool:
+        """Whether the server process has TensorFlow's library mapped (it never should)."""
+        try:
+            return "libtensorflow" in Path(f"/proc/{self.process.pid}/maps").read_text()
+        except OSError:
+            return False
+
     def stop(self) -> None:
+        tensorflow_loaded = self.process.poll() is None and self.loaded_tensorflow()
         self.process.terminate()
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
         self._log.close()
+        stop_background_processes(self.data_dir)
+        assert not tensorflow_loaded, "the Streamlit server process loaded TensorFlow"
 
 
 @pytest.fixture(scope="session")
 def streamlit_server(tmp_path_factory, artifacts_dir):
     """One server for all end-to-end tests, on an empty data root of its own."""
     data_dir = tmp_path_factory.mktemp("e2e-data")
-    server = StreamlitServer(data_dir, artifacts_dir / "streamlit-server.log")
+    # A developer's own .streamlit/secrets.toml (sign-in) must not gate the shared test server.
+    server = StreamlitServer(data_dir, artifacts_dir / "streamlit-server.log",
+                             extra_args=("--secrets.files", str(data_dir / "no-secrets.toml")))
     yield server
     server.stop()
 

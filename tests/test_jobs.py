@@ -1,133 +1,192 @@
-"""Background jobs: progress, stop, failures, and state that survives a new manager."""
+"""Background jobs in worker processes: lifecycle, crashes, stop, retry, resume, queue limits."""
 
 from __future__ import annotations
 
-import json
-import threading
-from pathlib import Path
+import os
+import signal
+import sqlite3
+import time
 
 import pytest
 
 from services.errors import UserFacingError
-from services.jobs import FAILED, FINISHED, INTERRUPTED, STOPPED, JobManager
+from services.jobs import (FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING, STOPPED, JobManager, run_inline)
+from services.jobs.store import open_store
 
 
 @pytest.fixture
-def manager(tmp_path):
-    manager = JobManager(tmp_path / "jobs", max_workers=2)
-    yield manager
-    manager.shutdown()
+def manager(data_root, monkeypatch) -> JobManager:
+    monkeypatch.setenv("DASHBOARD_WARM_WORKER", "0")  # these tests need no TensorFlow
+    return JobManager(data_root / "jobs")
 
 
-def test_job_reports_progress_and_result(manager):
-    def count(context):
-        for step in range(5):
-            context.progress((step + 1) / 5, f"step {step + 1}")
-        (context.dir / "out.txt").write_text("done")
-        return {"steps": 5}
-
-    job_id = manager.submit("count", "Count to five", count, {"n": 5})
-    state = manager.wait(job_id)
-    assert state.status == FINISHED
-    assert state.progress == 1.0
-    assert state.result == {"steps": 5}
-    assert state.params == {"n": 5}
-    assert (manager.job_dir(job_id) / "out.txt").read_text() == "done"
-    on_disk = json.loads((manager.job_dir(job_id) / "job.json").read_text())
-    assert on_disk["status"] == FINISHED and on_disk["result"] == {"steps": 5}
+def wait_for(condition, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
 
 
-def test_stop_ends_a_running_job_and_keeps_partial_results(manager):
-    started = threading.Event()
+def test_job_runs_in_its_own_process_and_reports(manager):
+    job_id = manager.submit("test-sleep", "count", {"steps": 4, "seconds": 0.01}, files={"input.txt": b"hello"})
+    state = manager.wait(job_id, 60)
+    assert state.status == FINISHED and state.progress == 1.0
+    assert state.result["steps"] == 4 and state.result["pid"] != os.getpid()
+    assert (manager.job_dir(job_id) / "input.txt").read_bytes() == b"hello"
+    assert (manager.job_dir(job_id) / "done_steps").read_text() == "4"
+    assert not (manager.job_dir(job_id) / "tmp").exists(), "the worker's scratch folder is removed"
 
-    def loop(context):
-        step = 0
-        while True:
-            step += 1
-            context.update_result(last_step=step)
-            started.set()
-            context.check_stop()
-            threading.Event().wait(0.01)
 
-    job_id = manager.submit("loop", "Loop until stopped", loop)
-    assert started.wait(10)
+def test_user_facing_failure_keeps_its_message(manager):
+    state = manager.wait(manager.submit("test-sleep", "fail", {"steps": 5, "fail_at": 1}), 60)
+    assert state.status == FAILED
+    assert state.error == "the test job failed on purpose"
+
+
+def test_segfaulting_worker_is_failed_with_the_signal_and_log(manager):
+    state = manager.wait(manager.submit("test-sleep", "crash", {"steps": 5, "crash_at": 1}), 60)
+    assert state.status == FAILED and state.signal == "SIGSEGV"
+    assert "SIGSEGV" in state.error and "server kept running" in state.error
+    assert state.log_tail and "test-sleep" in state.log_tail
+    assert str(manager.root) not in (state.log_tail + state.error), "no server paths for the user"
+    # The runner survived: the next job runs.
+    assert manager.wait(manager.submit("test-sleep", "after", {"steps": 1}), 60).status == FINISHED
+
+
+def test_stop_ends_a_running_job(manager):
+    job_id = manager.submit("test-sleep", "long", {"steps": 400, "seconds": 0.05})
+    wait_for(lambda: manager.get(job_id).progress > 0)
     manager.stop(job_id)
-    state = manager.wait(job_id)
-    assert state.status == STOPPED
-    assert state.result["last_step"] >= 1
+    state = manager.wait(job_id, 30)
+    assert state.status == STOPPED and 0 < state.progress < 1
 
 
-def test_failures_are_recorded_with_their_message(manager):
-    def bad_input(context):
-        raise UserFacingError("the mask is all black")
+def test_a_job_that_ignores_stop_is_ended_by_force(manager, monkeypatch):
+    from services.jobs import runner
 
-    def bug(context):
-        raise ZeroDivisionError("division by zero")
-
-    first = manager.wait(manager.submit("x", "bad input", bad_input))
-    second = manager.wait(manager.submit("x", "bug", bug))
-    assert (first.status, first.error) == (FAILED, "the mask is all black")
-    assert second.status == FAILED and "ZeroDivisionError" in second.error
-    assert "Traceback" in (manager.job_dir(second.id) / "traceback.txt").read_text()
+    job_id = manager.submit("test-sleep", "stubborn", {"steps": 2000, "seconds": 0.05, "ignore_stop": True})
+    wait_for(lambda: manager.get(job_id).status == RUNNING)
+    manager.stop(job_id)
+    state = manager.wait(job_id, runner.STOP_GRACE_S + runner.KILL_GRACE_S + 20)
+    assert state.status == STOPPED and "force" in state.message
 
 
-def test_a_new_manager_finds_old_jobs_and_marks_running_ones_interrupted(tmp_path):
-    root = tmp_path / "jobs"
-    first = JobManager(root)
-    finished = first.wait(first.submit("a", "finished job", lambda context: {"ok": True}))
-    release = threading.Event()
-    running = first.submit("a", "running job", lambda context: release.wait(10))
-    while first.get(running).status != "running":
-        threading.Event().wait(0.01)
-    (root / "foreign").mkdir()
-    (root / "foreign" / "job.json").write_text("not json")
-
-    second = JobManager(root)  # as after a server restart
-    states = {state.id: state for state in second.list(kind="a")}
-    assert states[finished.id].status == FINISHED and states[finished.id].result == {"ok": True}
-    assert states[running].status == INTERRUPTED
-    assert (root / "foreign" / "job.json").read_text() == "not json"
-    release.set()
-    first.shutdown()
-    second.shutdown()
+def test_stopping_a_queued_job_means_it_never_starts(manager, monkeypatch):
+    monkeypatch.setenv("DASHBOARD_MAX_JOBS", "1")
+    first = manager.submit("test-sleep", "first", {"steps": 100, "seconds": 0.05})
+    second = manager.submit("test-sleep", "second", {"steps": 1})
+    assert manager.get(second).status == QUEUED
+    manager.stop(second)
+    assert manager.get(second).status == STOPPED
+    manager.stop(first)
+    assert manager.wait(first, 30).status == STOPPED
+    assert manager.get(second).started is None
 
 
-def test_list_filters_by_kind_newest_first(manager):
-    ids = [manager.submit(kind, kind, lambda context: None) for kind in ("a", "b", "a")]
-    for job_id in ids:
-        manager.wait(job_id)
-    assert [state.id for state in manager.list(kind="a")] == [ids[2], ids[0]]
+def test_queue_limit_holds_across_kinds_and_shows_position(data_root, monkeypatch):
+    monkeypatch.setenv("DASHBOARD_WARM_WORKER", "0")
+    monkeypatch.setenv("DASHBOARD_MAX_CONCURRENT_RUNS", "1")
+    manager = JobManager(data_root / "jobs")
+    # Two different TensorFlow kinds share one slot.
+    first = manager.submit("test-tensorflow", "tf job", {"n": 2})
+    second = manager.submit("style-transfer", "waits", {})
+    third = manager.submit("test-tensorflow", "waits too", {"n": 3})
+    states = {s.id: s for s in manager.list()}
+    assert states[third].status == QUEUED and states[third].queue_ahead == 2
+    assert "2 ahead" in states[third].status_text
+    manager.stop(second)
+    for job_id in (first, third):
+        manager.wait(job_id, 120)
+    store = open_store(data_root / "jobs")
+    first_state, third_state = store.get(first), store.get(third)
+    assert first_state.status == third_state.status == FINISHED
+    assert third_state.started >= first_state.ended - 0.05, "the second TensorFlow job waited for the first"
 
 
-def test_job_ids_cannot_escape_the_jobs_folder(manager):
+def test_retry_runs_again_with_the_same_inputs(manager):
+    failed = manager.wait(manager.submit("test-sleep", "fail", {"steps": 2, "fail_at": 0}, files={"a.txt": b"1"}), 60)
+    assert failed.status == FAILED
+    retried = manager.retry(failed.id)
+    assert retried != failed.id
+    assert (manager.job_dir(retried) / "a.txt").read_bytes() == b"1"
+    assert manager.wait(retried, 60).status == FAILED  # same params, same failure
+
+
+def test_resume_continues_where_the_job_stopped(manager):
+    job_id = manager.submit("test-sleep", "resumable", {"steps": 60, "seconds": 0.05})
+    wait_for(lambda: manager.get(job_id).progress >= 0.1)
+    manager.stop(job_id)
+    stopped = manager.wait(job_id, 30)
+    done_before = int((manager.job_dir(job_id) / "done_steps").read_text())
+    manager.resume(job_id)
+    state = manager.wait(job_id, 60)
+    assert state.status == FINISHED and state.resumed
+    assert state.result["started_at_step"] == done_before > 0
+    assert stopped.status == STOPPED
+
+
+def test_only_ended_resumable_jobs_resume(manager):
+    job_id = manager.submit("test-sleep", "quick", {"steps": 1})
+    manager.wait(job_id, 60)
+    with pytest.raises(UserFacingError, match="finished"):
+        manager.resume(job_id)
     with pytest.raises(UserFacingError):
         manager.job_dir("../../etc")
 
 
-def test_a_stuck_job_never_keeps_the_process_from_exiting(tmp_path):
-    import subprocess
-    import sys
-
-    code = (
-        "import threading; from services.jobs import JobManager;"
-        f"manager = JobManager({str(tmp_path / 'jobs')!r});"
-        "manager.submit('stuck', 'waits forever', lambda context: threading.Event().wait());"
-        "print('leaving')"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            cwd=str(Path(__file__).resolve().parent.parent))
-    assert result.returncode == 0 and "leaving" in result.stdout
+def test_a_vanished_worker_leaves_its_job_interrupted(manager):
+    job_id = manager.submit("test-sleep", "orphan", {"steps": 400, "seconds": 0.05})
+    worker_pid = wait_for(lambda: manager.get(job_id).status == RUNNING and manager.get(job_id).pid)
+    # The runner goes first (so nobody sees the worker's exit code), then the worker.
+    manager.shutdown_runner()
+    os.kill(worker_pid, signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{worker_pid}/status")
+             or "Z" in open(f"/proc/{worker_pid}/status").read().split("State:")[1][:4], 10)
+    manager.ensure_runner()  # a new runner finds the job without a worker
+    state = wait_for(lambda: manager.get(job_id).status == INTERRUPTED and manager.get(job_id), 30)
+    assert "without a word" in state.message
 
 
-def test_jobs_beyond_the_worker_limit_wait_their_turn(tmp_path):
-    manager = JobManager(tmp_path / "jobs", max_workers=1)
-    release = threading.Event()
-    first = manager.submit("a", "holds the only slot", lambda context: release.wait(10))
-    second = manager.submit("a", "waits", lambda context: {"ran": True})
-    while manager.get(first).status != "running":
-        threading.Event().wait(0.01)
-    threading.Event().wait(0.2)
-    assert manager.get(second).status == "queued"
-    release.set()
-    assert manager.wait(second).result == {"ran": True}
-    manager.shutdown()
+def test_damaged_rows_do_not_break_listing(manager):
+    job_id = manager.submit("test-sleep", "ok", {"steps": 1})
+    manager.wait(job_id, 60)
+    database = sqlite3.connect(manager.store.path)
+    database.execute("UPDATE jobs SET result = '{not json', params = '[1]' WHERE id = ?", (job_id,))
+    database.commit()
+    database.close()
+    state = next(s for s in manager.list() if s.id == job_id)
+    assert state.result == {} and state.params == {} and "result" in state.damaged
+    assert manager.file(state, "preview") is None
+
+
+def test_result_file_names_cannot_leave_the_job_folder(manager):
+    job_id = manager.submit("test-sleep", "ok", {"steps": 1})
+    state = manager.wait(job_id, 60)
+    state.result["preview"] = "../../../../etc/passwd"
+    assert manager.file(state, "preview") is None
+    with pytest.raises(UserFacingError):
+        manager.submit("test-sleep", "bad file", {}, files={"../x": b""})
+    with pytest.raises(UserFacingError):
+        manager.submit("no-such-kind", "?", {})
+
+
+def test_run_inline_runs_a_body_in_this_process(tmp_path):
+    result = run_inline("test-sleep", {"steps": 3, "seconds": 0}, tmp_path / "job")
+    assert result.status == FINISHED and result.result["pid"] == os.getpid()
+    assert result.reports[-1][0] == 1.0
+    assert run_inline("test-sleep", {"steps": 3, "fail_at": 1}, tmp_path / "j2").error
+    assert run_inline("test-sleep", {"steps": 50, "seconds": 0}, tmp_path / "j3", stop_after=2).status == STOPPED
+
+
+def test_warm_worker_runs_tensorflow_jobs_one_process_each(data_root, monkeypatch):
+    monkeypatch.setenv("DASHBOARD_WARM_WORKER", "1")
+    manager = JobManager(data_root / "jobs")
+    first = manager.wait(manager.submit("test-tensorflow", "tf", {"n": 3}), 120)
+    second = manager.wait(manager.submit("test-tensorflow", "tf again", {"n": 5}), 120)
+    assert (first.result["sum"], second.result["sum"]) == (3.0, 5.0)
+    assert first.result["pid"] != second.result["pid"], "one process per job"
+    crashed = manager.wait(manager.submit("test-tensorflow", "crash", {"crash": True}), 120)
+    assert crashed.status == FAILED and crashed.signal == "SIGSEGV"

@@ -42,30 +42,31 @@ class Reply:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _token() -> str | None:
+def _token(data_root: Path | None = None) -> str | None:
     try:
-        return address.token_file().read_text().strip()
+        return address.token_file(data_root).read_text().strip()
     except OSError:
         return None
 
 
-def _connect(timeout: float) -> socket.socket:
+def _connect(timeout: float, data_root: Path | None = None) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
-        sock.connect(address.socket_address())
+        sock.connect(address.socket_address(data_root))
     except OSError:
         sock.close()
         raise
     return sock
 
 
-def _exchange(op: str, args: dict, arrays: dict | None, timeout: float) -> tuple[dict, dict, bool]:
+def _exchange(op: str, args: dict, arrays: dict | None, timeout: float,
+              data_root: Path | None = None) -> tuple[dict, dict, bool]:
     """(header, arrays, sent): ``sent`` tells whether the request reached the service."""
-    sock = _connect(timeout=5.0)
+    sock = _connect(5.0, data_root)
     try:
         sock.settimeout(timeout)
-        protocol.send_message(sock, {"op": op, "args": args, "token": _token() or ""}, arrays)
+        protocol.send_message(sock, {"op": op, "args": args, "token": _token(data_root) or ""}, arrays)
         try:
             header, reply_arrays = protocol.receive_message(sock)
         except (protocol.ProtocolError, OSError) as error:
@@ -79,36 +80,40 @@ class _BrokenMidRequest(Exception):
     pass
 
 
-def service_alive() -> bool:
+def service_alive(data_root: Path | None = None) -> bool:
     try:
-        header, _, _ = _exchange("system.ping", {}, None, timeout=5.0)
+        header, _, _ = _exchange("system.ping", {}, None, 5.0, data_root)
     except (OSError, _BrokenMidRequest):
         return False
     return bool(header.get("ok"))
 
 
+def _spawn_service() -> subprocess.Popen:
+    address.service_dir().mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    with open(address.log_file(), "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "services.model_service"], cwd=REPO_ROOT, env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
 def ensure_service(timeout: float = START_TIMEOUT_S) -> None:
-    """Start the model service of this data root unless it answers; wait until it does."""
+    """Start the model service of this data root unless it answers; wait until it does.
+
+    A process we started that has not answered yet is given time (it may be starting, or be
+    a dying one not yet reaped); once it has ended, another is started."""
     if service_alive():
         return
     root = str(get_settings().data_root)
     with _start_lock:
-        if service_alive():
-            return
-        process = _spawned.get(root)
-        if process is None or process.poll() is not None:
-            address.service_dir().mkdir(parents=True, exist_ok=True)
-            env = {**os.environ, "PYTHONUNBUFFERED": "1",
-                   "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-            with open(address.log_file(), "ab") as log:
-                process = subprocess.Popen([sys.executable, "-m", "services.model_service"], cwd=REPO_ROOT,
-                                           env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True)
-            _spawned[root] = process  # poll() above reaps it once it has ended
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if service_alive():
                 return
+            process = _spawned.get(root)
+            if process is None or process.poll() is not None:  # poll() also reaps an ended one
+                _spawned[root] = _spawn_service()
             time.sleep(0.1)
     raise ModelServiceError("The model service did not start; see run/model-service.log under the data root.")
 
@@ -141,17 +146,19 @@ def call(op: str, args: dict | None = None, arrays: dict[str, np.ndarray] | None
     raise ModelServiceError("The model service is not answering.")
 
 
-def stop_service(timeout: float = 10.0) -> None:
-    """End the model service of this data root (tests, CLIs)."""
-    import fcntl
-    import signal
-
-    root = str(get_settings().data_root)
-    process = _spawned.pop(root, None)
-    if process is not None and process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+def stop_service(timeout: float = 10.0, data_root: Path | None = None) -> bool:
+    """End the model service of a data root (default: this one) if one answers; True if it did."""
+    try:
+        header, _, _ = _exchange("system.shutdown", {}, None, 5.0, data_root)
+    except (OSError, _BrokenMidRequest):
+        return False
+    deadline = time.monotonic() + timeout
+    while service_alive(data_root) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process = _spawned.pop(str(data_root or get_settings().data_root), None)
+    if process is not None:
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
             process.kill()
-    _ = fcntl  # the lock is released by the process's exit
+    return bool(header.get("ok"))

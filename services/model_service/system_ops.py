@@ -34,3 +34,11 @@ def sleep(cache, args: dict, arrays: dict) -> tuple[dict, dict]:
     seconds = min(float(args.get("seconds", 0.1)), 30.0)
     time.sleep(seconds)
     return {"slept": seconds}, {}
+
+
+def shutdown(cache, args: dict, arrays: dict) -> tuple[dict, dict]:
+    """End the service shortly after answering (tests, CLIs, ``stop_service``)."""
+    import threading
+
+    threading.Timer(0.2, os._exit, args=(0,)).start()
+    return {"stopping": os.getpid()}, {}
