@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# Listen on this machine only; `make run ADDRESS=0.0.0.0` serves the network (turn on sign-in
+# first: .streamlit/secrets.toml.example). Streamlit reads it as STREAMLIT_SERVER_ADDRESS.
+ADDRESS ?= 127.0.0.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test bench demo-data chromium clean
@@ -24,6 +27,7 @@ chromium:
 demo-data: $(VENV)/.runtime
 	$(PY) -m services.datasets.demo
 
+run: export STREAMLIT_SERVER_ADDRESS = $(ADDRESS)
 run: $(VENV)/.runtime demo-data
 	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT)
 

@@ -7,9 +7,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import streamlit as st  # noqa: E402
 
+from dashboard import auth  # noqa: E402
 from dashboard.pages_registry import PAGES  # noqa: E402
 
 st.set_page_config(page_title="Pathology DL dashboard", page_icon=":microscope:", layout="wide")
+auth.require_login()  # with sign-in configured, anonymous visitors see only the sign-in screen
+auth.show_account()
 
 sections: dict[str, list] = {}
 for spec in PAGES:

@@ -1,9 +1,23 @@
-"""Home: what the dashboard does, and the compute device it runs on."""
+"""Home: where to start, what works with the files present, who can use the dashboard, and the
+compute device. Renders in well under a second: nothing here imports TensorFlow."""
 
 import streamlit as st
 
+from dashboard import auth
 from dashboard.pages_registry import PAGES, page
-from services import runtime
+from services import readiness, runtime
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+START_HERE = (
+    ("dataset_explorer.py", "Look at the tiles: gallery, class balance, colour and stain, then save a "
+                            "train / validation / test split."),
+    ("training_monitor.py", "Train the book's CNN on that split and watch loss and accuracy live; "
+                            "stop, resume and compare runs."),
+    ("transfer_learning.py", "Compare training from scratch with pretrained backbones, and see what "
+                             "a model looks at with Grad-CAM."),
+    ("style_transfer.py", "Or make pictures: neural style transfer and stained-glass silhouettes."),
+    ("detector.py", "Or find objects in photos with YOLO."),
+)
 
 st.title(":material/biotech: Applied deep learning for the pathology lab")
 st.markdown(
@@ -11,6 +25,67 @@ st.markdown(
     "histology tile datasets, train and monitor models, compare transfer-learning strategies, "
     "create style-transfer pictures and run YOLO detectors, all from the browser."
 )
+
+
+def _banner(state: readiness.Readiness) -> None:
+    """Offline / demo-data banner: which pages work fully, and what to get for the others."""
+    if not state.limited:
+        return
+    what = [part for part, shown in (("offline", state.offline), ("on demo data", not state.real_data)) if shown]
+    headline = f"Running {' and '.join(what)}." if what else "Some pages run on demo models."
+    ready = [page(item.page).title for item in state.pages if item.state == readiness.READY]
+    partial = [item for item in state.pages if item.state != readiness.READY]
+    lines = [f"**{headline}** Every page opens and works; results on synthetic data or random weights are "
+             "labelled as such and say nothing about real tissue.",
+             f"**Work fully now:** {', '.join(ready) or 'none'}."]
+    if partial:
+        lines.append(f"**On demo data or demo models:** {', '.join(page(item.page).title for item in partial)}: "
+                     "open the list below for what to download.")
+    if state.offline:
+        lines.append("Downloads are off (`DASHBOARD_OFFLINE=1`): fetch the files on a machine with internet "
+                     "and copy them to the places named below.")
+    st.warning("\n\n".join(lines), icon=":material/info:")
+    if partial:
+        with st.expander("What each page can do now, and what to download for the rest"):
+            table = ["| page | works now | to make it work fully |", "| --- | --- | --- |"]
+            table += [f"| {page(item.page).title} | {auth.markdown_text(item.now)} | {auth.markdown_text(item.get)} |"
+                      for item in partial]
+            st.markdown("\n".join(table))
+
+
+def _start_here() -> None:
+    with st.container(border=True):
+        st.subheader("Start here")
+        for number, (file, text) in enumerate(START_HERE, start=1):
+            spec = page(file)
+            link, description = st.columns([1, 3], vertical_alignment="center")
+            link.page_link(spec.link, label=f"{number}. {spec.title}", icon=spec.icon)
+            description.markdown(text)
+
+
+def _access() -> None:
+    """Who can reach and change this dashboard."""
+    name = auth.display_name()
+    if name is not None:
+        admin = " You are an administrator: you can delete anything." if auth.current_actor().is_admin else ""
+        st.caption(f":material/lock: Signed in as **{auth.markdown_text(name)}** (OpenID Connect). You "
+                   f"can delete what you created; administrators can delete anything.{admin}")
+        return
+    address = st.get_option("server.address") or "every network interface"
+    if address in LOOPBACK:
+        st.caption(f":material/lock_open: Sign-in is off: the dashboard listens on this machine only "
+                   f"({address}), and whoever uses it can see and delete everything. For a shared lab "
+                   "server, configure sign-in (`.streamlit/secrets.toml.example`), then serve the "
+                   "network with `make run ADDRESS=0.0.0.0`.")
+    else:
+        st.warning(f"Sign-in is off and the dashboard listens on the network ({address}): anyone who "
+                   "can reach it can see and delete everything. Configure sign-in "
+                   "(`.streamlit/secrets.toml.example`) or listen on 127.0.0.1.", icon=":material/lock_open:")
+
+
+_banner(readiness.readiness())
+_start_here()
+_access()
 
 with st.container(border=True):
     st.subheader("Compute")
