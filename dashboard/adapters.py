@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from services.access import Actor
 from services.config import get_settings
 from services.jobs import JobManager
 
@@ -14,6 +15,29 @@ def _job_manager(jobs_dir: str) -> JobManager:
     return JobManager(jobs_dir)
 
 
-def job_manager() -> JobManager:
-    """The background-job manager of this data root (jobs run in worker processes)."""
-    return _job_manager(str(get_settings().jobs_dir))
+class SessionJobs:
+    """The job manager as one signed-in person uses it: jobs they submit record them as owner,
+    and deleting a job needs its owner or an admin. Everything else is the manager's."""
+
+    def __init__(self, manager: JobManager, actor: Actor):
+        self._manager, self._actor = manager, actor
+
+    def __getattr__(self, name: str):
+        return getattr(self._manager, name)
+
+    def submit(self, kind: str, title: str, params: dict | None = None, files: dict[str, bytes] | None = None):
+        return self._manager.submit(kind, title, params, files, owner=self._actor.owner)
+
+    def delete(self, job_id: str) -> None:
+        state = self._manager.get(job_id)
+        if state is not None:
+            self._actor.check_can_delete(state.owner, what=f"the job {state.title!r}")
+        self._manager.delete(job_id)
+
+
+def job_manager() -> SessionJobs:
+    """The background-job manager of this data root (jobs run in worker processes), for the
+    person using this session."""
+    from dashboard.auth import current_actor
+
+    return SessionJobs(_job_manager(str(get_settings().jobs_dir)), current_actor())

@@ -1,21 +1,58 @@
-"""Small UI pieces shared by the pages."""
+"""Small UI pieces shared by the pages.
+
+Anything user-controlled (file, folder and class names, job messages) goes through
+:func:`md` before it reaches a Streamlit element that renders Markdown, and through
+:func:`html.escape` (see :func:`swatches_html`) before raw HTML; images go through
+:func:`show_image`, which never hands ``st.image`` a giant array.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import html
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
+import numpy as np
 import streamlit as st
 
 from services.errors import UserFacingError
-from services.jobs import JobManager, JobState
+from services.images import DISPLAY_MAX_SIDE, display_copy
+
+if TYPE_CHECKING:
+    from services.jobs import JobManager, JobState
 
 STATUS_ICONS = {
     "queued": ":material/schedule:", "running": ":material/progress_activity:",
     "finished": ":material/check_circle:", "stopped": ":material/stop_circle:",
     "failed": ":material/error:", "interrupted": ":material/warning:",
 }
+_MARKDOWN_ACTIVE = re.compile(r"([\\\[\]<>$])")
+"""What turns text into links, images, HTML, LaTeX or colour directives in Streamlit Markdown."""
+
+
+def md(text: object) -> str:
+    """``text`` escaped for Streamlit Markdown: no link, image, HTML, LaTeX or colour directive
+    can come out of a user's file or class name (emphasis may, harmlessly); newlines become
+    spaces, so a name cannot start a heading or list."""
+    return _MARKDOWN_ACTIVE.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def swatches_html(items: Iterable[tuple[str, str]]) -> str:
+    """Colour swatches (label, ``#rrggbb``) as HTML for ``st.html``; labels are escaped and
+    colours that are not plain hex codes are dropped."""
+    cells = []
+    for label, colour in items:
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", colour or ""):
+            continue
+        cells.append(
+            "<div style='display:inline-block;margin:4px;text-align:center'><div style='width:70px;height:40px;"
+            f"background:{colour};border:1px solid #999;border-radius:4px'></div>"
+            f"<small>{html.escape(label)}<br>{colour}</small></div>"
+        )
+    return f"<div>{''.join(cells)}</div>"
 
 
 @contextlib.contextmanager
@@ -24,24 +61,67 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except UserFacingError as error:
-        st.error(str(error), icon=":material/error:")
+        st.error(md(error), icon=":material/error:")
 
 
 def synthetic_badge(what: str = "synthetic demo data") -> None:
     st.caption(f":orange-badge[:material/science: {what}] generated procedurally; not real tissue.")
 
 
+def show_image(pixels: np.ndarray, *, target=None, max_side: int = DISPLAY_MAX_SIDE, **kwargs) -> None:
+    """``st.image`` (or ``target.image``) of a display-safe copy of ``pixels``."""
+    (target or st).image(display_copy(pixels, max_side), **kwargs)
+
+
 def job_status_line(state: JobState) -> None:
-    """Progress bar, status and message of one job, with a stop button while it is active."""
+    """Progress bar, status (``queued, 2 ahead``, ``failed (SIGSEGV)``...) and message of one job;
+    a failure's text and, when the worker died, the end of its log."""
     icon = STATUS_ICONS.get(state.status, "")
     elapsed = (state.ended or time.time()) - (state.started or state.created)
-    st.progress(state.progress, text=f"{icon} **{state.status}** · {state.title} · {elapsed:.0f} s"
-                + (f" · {state.message}" if state.message else ""))
+    status = getattr(state, "status_text", state.status)
+    st.progress(state.progress, text=f"{icon} **{md(status)}** · {md(state.title)} · {elapsed:.0f} s"
+                + (f" · {md(state.message)}" if state.message else ""))
     if state.error:
-        st.error(state.error)
+        st.error(md(state.error))
+    if getattr(state, "log_tail", None):
+        with st.expander("End of the job's log"):
+            st.code(state.log_tail, language=None)
 
 
 def job_stop_button(manager: JobManager, state: JobState, key_prefix: str = "stop") -> None:
-    if state.active and st.button("Stop", key=f"{key_prefix}-{state.id}", icon=":material/stop:"):
-        manager.stop(state.id)
-        st.toast("Stop requested; the job ends at its next step.")
+    """Stop for a queued or running job; Retry (and Resume, for kinds that resume) for one that
+    failed, stopped or was interrupted."""
+    from services.jobs.kinds import KINDS
+
+    if state.active:
+        if st.button("Stop", key=f"{key_prefix}-{state.id}", icon=":material/stop:"):
+            manager.stop(state.id)
+            st.toast("Stop requested; the job ends at its next step.")
+        return
+    if state.status not in ("failed", "stopped", "interrupted"):
+        return
+    retry, resume = st.columns(2)
+    if retry.button("Retry", key=f"{key_prefix}-retry-{state.id}", icon=":material/replay:",
+                    help="Run it again from the start with the same settings"):
+        with user_errors():
+            manager.retry(state.id)
+            st.rerun()
+    kind = KINDS.get(state.kind)
+    if kind is not None and kind.resumable and resume.button(
+            "Resume", key=f"{key_prefix}-resume-{state.id}", icon=":material/play_arrow:",
+            help="Continue from where it stopped"):
+        with user_errors():
+            manager.resume(state.id)
+            st.rerun()
+
+
+def job_failure_banner(manager: JobManager, state: JobState, key_prefix: str = "dismiss") -> None:
+    """The error of a failed job, with a button that dismisses it for good (``manager.dismiss``).
+    Show it only on the page that started the job."""
+    if state.status != "failed" or getattr(state, "dismissed", False):
+        return
+    text, button = st.columns([12, 1], vertical_alignment="center")
+    text.error(f"{md(state.title)}: {md(state.error or 'failed')}", icon=":material/error:")
+    if button.button(":material/close:", key=f"{key_prefix}-{state.id}", help="Dismiss this message"):
+        manager.dismiss(state.id)
+        st.rerun()

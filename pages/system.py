@@ -5,7 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.system_views import background_processes, tensorflow_devices, show_service_error
-from services import runtime
+from dashboard.adapters import job_manager
+from services import runtime, storage
 from services.model_service import client
 
 st.title(":material/memory: System")
@@ -32,3 +33,16 @@ if st.button("Run probe", icon=":material/speed:"):
 
 st.subheader("Background processes")
 st.dataframe(pd.DataFrame(background_processes()), hide_index=True)
+
+st.subheader("Storage")
+usage = storage.data_root_usage()
+st.caption(f"Data root: {sum(row['bytes'] for row in usage) / 1e6:,.1f} MB in all.")
+st.dataframe(pd.DataFrame([{"folder": row["folder"], "MB": row["bytes"] / 1e6} for row in usage]),
+             hide_index=True, column_config={"MB": st.column_config.NumberColumn(format="%.1f")})
+with st.form("cleanup"):
+    days = st.number_input("Delete ended background jobs (their previews, results and staged inputs) older than "
+                           "this many days", min_value=0.0, max_value=3650.0, value=7.0, step=1.0)
+    if st.form_submit_button("Delete old jobs", icon=":material/delete_sweep:"):
+        deleted, refused = storage.delete_old_jobs(job_manager(), days)
+        st.success(f"Deleted {deleted} job(s)." + (f" {refused} belong to others and were kept." if refused else ""))
+st.caption("Training runs are cleaned up on the Training monitor (each run shows its disk use).")
