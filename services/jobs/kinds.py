@@ -43,11 +43,14 @@ _KINDS = [
     JobKind("dataset-index", "services.datasets.tasks:index_job", CPU, False, "dataset indexing"),
     JobKind("dataset-import", "services.datasets.tasks:import_job", CPU, False, "dataset import"),
     JobKind("kather-download", "services.datasets.tasks:kather_job", IO, False, "Kather download"),
+    JobKind("kather-large-download", "services.tissuemap.kather_large:download_job", IO, False,
+            "Kather larger images download"),
     JobKind("weights-download", "services.models.weights:download_weights_job", IO, False, "weights download"),
     JobKind("style-model-download", "services.style.fast_models:download_job", IO, False, "fast style model download"),
-    JobKind("detection-download", "services.detection.weights:download_job", IO, False, "Darknet download"),
+    JobKind("detection-download", "services.detection.registry:download_job", IO, False, "Darknet download"),
     # Used by the job tests: small bodies with known behaviour (sleep, crash, fail, progress).
     JobKind("test-sleep", "services.jobs.testing:sleep_job", CPU, True, "test job"),
+    JobKind("test-once", "services.jobs.testing:sleep_job", CPU, False, "test job that cannot resume"),
     JobKind("test-tensorflow", "services.jobs.testing:tensorflow_job", TENSORFLOW, True, "test TF job"),
 ]
 KINDS: dict[str, JobKind] = {kind.name: kind for kind in _KINDS}

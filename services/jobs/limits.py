@@ -34,3 +34,9 @@ def warm_worker_enabled() -> bool:
 
 def runner_idle_seconds() -> float:
     return float(_env_int("DASHBOARD_RUNNER_IDLE_S", 600))
+
+
+def stale_seconds() -> float:
+    """A running job whose worker has not reported for this long is ended and marked
+    interrupted (``DASHBOARD_JOB_STALE_S``, default 30)."""
+    return float(_env_int("DASHBOARD_JOB_STALE_S", 30))

@@ -33,15 +33,14 @@ from pathlib import Path
 
 from services import run_layout
 from services.jobs import store as job_store
-from services.jobs.kinds import RESOURCES, TENSORFLOW
-from services.jobs.limits import resource_limits, runner_idle_seconds, warm_worker_enabled
+from services.jobs.kinds import KINDS, RESOURCES, TENSORFLOW
+from services.jobs.limits import resource_limits, runner_idle_seconds, stale_seconds, warm_worker_enabled
 from services.jobs.logs import describe_exit, log_tail
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOOP_S = 0.1
 BEAT_S = 1.0
-STALE_S = 30.0
-"""A running job whose worker is not ours and whose heartbeat is this old is interrupted."""
+AUTO_RESUME_ATTEMPTS = 3
 STOP_GRACE_S = 15.0
 KILL_GRACE_S = 5.0
 LOCK_FILE = "runner.lock"
@@ -182,25 +181,40 @@ class Runner:
                                   exit_code=exit_code, log_tail=tail, only_if_running=True)
 
     def _check_running(self) -> None:
-        """Stale jobs of vanished workers, and jobs that ignore Stop."""
+        """Jobs whose worker vanished or stopped beating, and jobs that ignore Stop."""
         ours = {w.job_id: w for w in self.workers.values() if w.job_id}
         now = time.time()
         for state in self.store.running():
             worker = ours.get(state.id)
-            if worker is None:
-                stale = state.heartbeat is None or now - state.heartbeat > STALE_S
-                if not pid_alive(state.pid) or (stale and state.pid is None):
-                    self.store.finish(state.id, job_store.INTERRUPTED, only_if_running=True,
-                                      message="the worker of this job stopped without a word (the machine or "
-                                              "the job runner restarted)")
+            stale = state.heartbeat is None or now - state.heartbeat > stale_seconds()
+            if worker is None and not pid_alive(state.pid):
+                self._interrupt(state, "the worker of this job ended without a word (the machine or the job "
+                                       "runner restarted)")
                 continue
-            if state.stop_requested:
+            if stale:  # alive but silent: frozen, or stuck in something that blocks its heartbeat
+                if worker is not None:
+                    _signal(worker.process, signal.SIGKILL)
+                elif state.pid:
+                    _kill_group(state.pid)
+                self._interrupt(state, f"the worker of this job stopped responding for {stale_seconds():.0f} s and was ended")
+                continue
+            if worker is not None and state.stop_requested:
                 seen = self.stop_seen.setdefault(state.id, time.monotonic())
                 waited = time.monotonic() - seen
                 if waited > STOP_GRACE_S + KILL_GRACE_S:
                     _signal(worker.process, signal.SIGKILL)
                 elif waited > STOP_GRACE_S:
                     _signal(worker.process, signal.SIGTERM)
+
+    def _interrupt(self, state: job_store.JobState, message: str) -> None:
+        """Mark a job interrupted; a resumable one that was not asked to stop is queued again to
+        continue where it was (at most ``AUTO_RESUME_ATTEMPTS`` attempts in all)."""
+        if not self.store.finish(state.id, job_store.INTERRUPTED, message=message, only_if_running=True):
+            return
+        kind = KINDS.get(state.kind)
+        if kind is not None and kind.resumable and not state.stop_requested and state.attempts < AUTO_RESUME_ATTEMPTS:
+            self.store.requeue(state.id, resumed=True)
+            self.store.report_message(state.id, f"resuming automatically: {message}")
 
     # --- loop ------------------------------------------------------------------------------
 
@@ -234,6 +248,16 @@ class Runner:
             if worker.job_id is None:  # idle warm workers go; busy ones finish their job
                 _signal(worker.process, signal.SIGTERM)
         self.store.clear_runner(os.getpid())
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _signal(process: subprocess.Popen, number: int) -> None:

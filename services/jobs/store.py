@@ -298,6 +298,9 @@ class JobStore:
                       "created = ?, message = ? WHERE id = ?",
                       (QUEUED, int(resumed), time.time(), "resuming" if resumed else "", job_id))
 
+    def report_message(self, job_id: str, message: str) -> None:
+        self._execute("UPDATE jobs SET message = ? WHERE id = ?", (message, job_id))
+
     def dismiss(self, job_id: str) -> None:
         self._execute("UPDATE jobs SET dismissed = 1 WHERE id = ?", (job_id,))
 
