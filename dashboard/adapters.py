@@ -25,8 +25,9 @@ class SessionJobs:
     def __getattr__(self, name: str):
         return getattr(self._manager, name)
 
-    def submit(self, kind: str, title: str, params: dict | None = None, files: dict[str, bytes] | None = None):
-        return self._manager.submit(kind, title, params, files, owner=self._actor.owner)
+    def submit(self, kind: str, title: str, params: dict | None = None, files: dict[str, bytes] | None = None,
+               *, owner: str | None = None) -> str:
+        return self._manager.submit(kind, title, params, files, owner=owner or self._actor.owner)
 
     def delete(self, job_id: str) -> None:
         state = self._manager.get(job_id)

@@ -204,3 +204,14 @@ def test_warm_worker_runs_tensorflow_jobs_one_process_each(data_root, monkeypatc
     assert first.result["pid"] != second.result["pid"], "one process per job"
     crashed = manager.wait(manager.submit("test-tensorflow", "crash", {"crash": True}), 120)
     assert crashed.status == FAILED and crashed.signal == "SIGSEGV"
+
+
+def test_every_declared_kind_has_a_body_taking_params_and_context():
+    import inspect
+
+    from services.jobs.kinds import KINDS, RESOURCES
+
+    for kind in KINDS.values():
+        body = kind.load_body()
+        assert list(inspect.signature(body).parameters)[:2] == ["params", "context"], kind.name
+        assert kind.resource in RESOURCES
