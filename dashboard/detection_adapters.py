@@ -1,86 +1,117 @@
-"""Detection models and backends held with ``st.cache_resource``: loaded once per server and
-shared by every session. Inference on a shared backend is serialised by the backend's lock."""
+"""What the detector page keeps across reruns and sessions.
+
+OpenCV and onnxruntime run in the server, held with ``st.cache_resource`` (one instance per
+model file, shared by every session; inference is serialised by each backend's lock).
+TensorFlow runs in the model service: :func:`tensorflow_detect` is the one place the page
+reaches it.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
+import numpy as np
 import streamlit as st
 
 from services.config import get_settings
-from services.detection import registry
+from services.detection import onnx_store, registry
+from services.detection.detector import ImageResult
 from services.detection.models import DarknetModel
 from services.detection.samples import load_sample
-from services.images import DecodedImage, decode_image
+from services.errors import BadImage
+from services.images import DecodedImage, decode_image, resize_longest_side
+
+MAX_ASPECT = 50
+"""Images more elongated than this (e.g. 2 x 1,000,000 px) are refused: nothing to detect on."""
+DISPLAY_SIDE = 1280
+"""What the page shows is at most this long; downloads keep the full size."""
 
 
 def _cache_key() -> str:
     return str(get_settings().model_cache_dir)
 
 
-def _fingerprint(path: Path) -> tuple[str, int, float]:
-    stat = path.stat()
-    return str(path), stat.st_size, stat.st_mtime
-
-
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _darknet_model(key: str, cache_dir: str, fingerprint: tuple | None) -> DarknetModel:
-    if key == registry.DEMO_KEY:
-        return registry.load_demo()
-    if key.startswith("upload:"):
-        return registry.load_uploaded(key.split(":", 1)[1])
-    return registry.load_registered(key)
-
-
-def _model_fingerprint(key: str) -> tuple | None:
-    """Identifies the weights file on disk, so a replaced file is loaded again."""
-    if key in registry.REGISTRY:
-        path = registry.REGISTRY[key].weights_path
-    elif key.startswith("upload:"):
-        path = registry.upload_weights_path(key.split(":", 1)[1])
-    else:
-        return None
-    return _fingerprint(path) if path.exists() else None
+    return registry.load_model(key)
 
 
 def darknet_model(key: str) -> DarknetModel:
-    """The model ``key`` (a registry key, ``demo-random`` or ``upload:<name>``), loaded once."""
-    return _darknet_model(key, _cache_key(), _model_fingerprint(key))
-
-
-@st.cache_resource(show_spinner=False, max_entries=6)
-def _darknet_backend(key: str, backend: str, cache_dir: str, fingerprint: tuple | None):
-    from services.detection.backends import make_darknet_backend
-
-    return make_darknet_backend(_darknet_model(key, cache_dir, fingerprint), backend)
-
-
-def darknet_backend(key: str, backend: str):
-    """The backend ``backend`` ("TensorFlow" or "OpenCV") of the model ``key``, built once."""
-    return _darknet_backend(key, backend, _cache_key(), _model_fingerprint(key))
+    """The Darknet model ``key`` (cfg, weights, names; no TensorFlow), loaded once per file."""
+    return _darknet_model(key, _cache_key(), registry.model_fingerprint(key))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _onnx_backend(path: str, names: tuple[str, ...], fingerprint: tuple):
-    from services.detection.backends import OnnxBackend
+def _opencv_backend(key: str, cache_dir: str, fingerprint: tuple | None):
+    from services.detection.backends import OpenCVDarknetBackend
 
-    return OnnxBackend(path, list(names))
+    return OpenCVDarknetBackend(_darknet_model(key, cache_dir, fingerprint))
 
 
-def onnx_backend(stem: str):
-    """The uploaded ONNX detector ``stem``, built once (again when its file is replaced)."""
-    path = registry.onnx_dir() / f"{stem}.onnx"
-    return _onnx_backend(str(path), tuple(registry.onnx_names(stem)), _fingerprint(path))
+def opencv_backend(key: str):
+    """The OpenCV backend of the Darknet model ``key``, built once per weights file."""
+    return _opencv_backend(key, _cache_key(), registry.model_fingerprint(key))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _onnx_detector(stem: str, runtime: str, cache_dir: str, fingerprint: tuple | None):
+    return onnx_store.load_onnx(stem, runtime)
+
+
+def onnx_detector(stem: str, runtime: str):
+    """The uploaded ONNX detector ``stem`` on ``runtime``, built once (again when replaced)."""
+    return _onnx_detector(stem, runtime, _cache_key(), onnx_store.onnx_fingerprint(stem))
+
+
+@dataclass
+class ServiceResult:
+    result: ImageResult
+    heads: list[np.ndarray]
+    """Raw yolo-layer inputs, when asked for (side-by-side comparison)."""
+
+
+def tensorflow_detect(key: str, pixels: np.ndarray, size: int, letterbox: bool, *, name: str = "image",
+                      raw: bool = False) -> ServiceResult:
+    """Detection on the TensorFlow backend, in the model service (``darknet.detect``)."""
+    from services.detection.service_ops import candidates_from_rows
+    from services.model_service import client
+
+    reply = client.call("darknet.detect", {"model": key, "input_size": size, "letterbox": letterbox, "raw": raw},
+                        arrays={"image": np.ascontiguousarray(pixels, dtype=np.uint8)})
+    heads = [reply.arrays[f"head{i}"] for i in range(len(reply.arrays)) if f"head{i}" in reply.arrays]
+    timings = {k: float(v) for k, v in dict(reply.result.get("timings_ms") or {}).items()}
+    return ServiceResult(ImageResult(name, candidates_from_rows(reply.arrays["candidates"]), "TensorFlow", size,
+                                     timings), heads)
+
+
+def check_shape(pixels: np.ndarray, label: str) -> None:
+    height, width = pixels.shape[:2]
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        raise BadImage(f"{label}: {width}x{height} pixels is more elongated than {MAX_ASPECT}:1; "
+                       "there is nothing a detector could find in it.")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def decoded_upload(digest: str, _data: bytes, max_side: int) -> DecodedImage:
+def decoded_upload(digest: str, _data: bytes, max_side: int, label: str = "upload") -> DecodedImage:
     """An uploaded photo decoded once per content ``digest``, not on every rerun that a slider
     starts (``_data`` is left out of Streamlit's hash: the digest already identifies it)."""
-    return decode_image(_data, max_side=max_side)
+    decoded = decode_image(_data, max_side=max_side)
+    check_shape(decoded.pixels, label)
+    return decoded
 
 
 @st.cache_data(show_spinner=False)
 def sample_pixels(name: str):
     """A built-in sample photo, read from scikit-image once."""
     return load_sample(name)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def display_copy(image_id: str, _pixels: np.ndarray) -> tuple[np.ndarray, float]:
+    """A copy of image ``image_id`` at most :data:`DISPLAY_SIDE` long and its scale (1.0 when
+    nothing changed); made once per image, not on every rerun."""
+    pixels = _pixels
+    longest = max(pixels.shape[:2])
+    if longest <= DISPLAY_SIDE:
+        return pixels, 1.0
+    return resize_longest_side(pixels, DISPLAY_SIDE, min_side=2), DISPLAY_SIDE / longest

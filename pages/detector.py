@@ -1,7 +1,9 @@
-"""Object detector: YOLO (Darknet or ONNX) on photos, on TensorFlow or OpenCV (book ch. 6-7).
+"""Object detector: YOLO (Darknet or ONNX) on photos (book ch. 6-7).
 
-The network runs once per image, model, backend and input size; its candidates are kept in the
-session, so the score / NMS thresholds and the class filter redraw the picture at once.
+Darknet models run on OpenCV (in the server) or TensorFlow (in the model service); ONNX models
+on onnxruntime or OpenCV (in the server). The network runs once per image, model, backend, size
+and letterbox setting; its candidates are kept in the session, so the score / NMS thresholds and
+the class filter only redo NMS and the drawing.
 """
 
 from __future__ import annotations
@@ -9,19 +11,21 @@ from __future__ import annotations
 import functools
 import hashlib
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from dashboard import detection_adapters as adapters
 from dashboard.adapters import job_manager
 from dashboard.widgets import job_status_line, job_stop_button, user_errors
-from services.detection import registry
-from services.detection.annotate import annotate
+from services.detection import onnx_store, registry
+from services.detection.annotate import annotate, mark_random_weights
 from services.detection.batch import JOB_KIND, BatchSettings, batch_outputs, submit_batch
-from services.detection.decode import PRESETS, select
-from services.detection.detector import compare_backends, run_detection
+from services.detection.decode import CANDIDATE_FLOOR, PRESETS, Detections, preprocess, select
+from services.detection.detector import run_detection
 from services.detection.exports import counts_per_class, detections_table, to_coco_results, to_csv
 from services.detection.models import parse_names
+from services.detection.onnx_layouts import FAMILIES
 from services.detection.samples import SAMPLES
 from services.errors import UserFacingError
 from services.images import encode_png
@@ -31,14 +35,13 @@ IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff"]
 MAX_SIDE = 4096
 CACHE_LIMIT = 40
 DOWNLOAD_KIND = "detection-download"
+DARKNET_BACKENDS = ("OpenCV", "TensorFlow")
 
 state = st.session_state
 state.setdefault("det_cache", {})
 state.setdefault("det_network_runs", 0)
 state.setdefault("det_score", PRESETS[1].score)
 state.setdefault("det_nms", PRESETS[1].nms)
-if "det_model_next" in state:  # set by buttons that pick a model; applied before the widget exists
-    state.det_model = state.pop("det_model_next")
 
 
 # ---------------------------------------------------------------- model
@@ -46,36 +49,52 @@ def model_options() -> dict[str, str]:
     options = {key: spec.title for key, spec in registry.REGISTRY.items()}
     options[registry.DEMO_KEY] = registry.DEMO_TITLE
     options.update({f"upload:{stem}": f"{stem} (uploaded Darknet)" for stem in registry.uploaded_models()})
-    options.update({f"onnx:{stem}": f"{stem} (uploaded ONNX)" for stem in registry.onnx_models()})
+    options.update({f"onnx:{stem}": f"{stem} (uploaded ONNX)" for stem in onnx_store.onnx_models()})
     return options
 
 
-def load_backend(key: str, backend_name: str):
-    """(backend, names, title, random weights) of ``key``; raises UserFacingError."""
+def default_model(options: dict[str, str]) -> str:
+    """The last choice (this session's, else the page address's ``?model=``, which survives a
+    reload), else an installed model, else the demo."""
+    for remembered in (state.get("det_model_choice"), st.query_params.get("model")):
+        if remembered in options:
+            return remembered
+    installed = registry.installed_keys() + [k for k in options if k.startswith(("upload:", "onnx:"))]
+    return installed[0] if installed else registry.DEMO_KEY
+
+
+def backends_for(key: str) -> tuple[str, ...]:
     if key.startswith("onnx:"):
-        backend = adapters.onnx_backend(key.split(":", 1)[1])
-        return backend, backend.names, key.split(":", 1)[1], False
+        return onnx_store.onnx_info(key.split(":", 1)[1]).runtimes
+    return DARKNET_BACKENDS
+
+
+def model_facts(key: str) -> tuple[list[str], str, bool, int | None]:
+    """(class names, title, random weights, fixed input size) of ``key``; raises UserFacingError."""
+    if key.startswith("onnx:"):
+        stem = key.split(":", 1)[1]
+        detector = adapters.onnx_detector(stem, "onnxruntime")
+        return detector.names, stem, False, detector.input_size
     model = adapters.darknet_model(key)
-    return adapters.darknet_backend(key, backend_name), model.names, model.title, model.random_weights
+    return model.names, model.title, model.random_weights, None
 
 
-def active_backend(key: str, backend_name: str):
-    """The chosen model, or the previous working one when the choice cannot be loaded."""
+def active_model(key: str):
+    """The chosen model's facts, or the previous working model's when the choice cannot be loaded."""
     try:
         with st.spinner("Loading the model…"):
-            loaded = load_backend(key, backend_name)
-        state.det_active = (key, backend_name)
-        return loaded
+            facts = model_facts(key)
+        state.det_active = key
+        return key, facts
     except UserFacingError as error:
         st.error(str(error), icon=":material/error:")
         if key in registry.REGISTRY:
             st.button(f"Try the page with '{registry.DEMO_TITLE}'", icon=":material/science:",
-                      on_click=lambda: state.update(det_model_next=registry.DEMO_KEY))
+                      on_click=lambda: (state.update(det_model=registry.DEMO_KEY), remember_model()))
         previous = state.get("det_active")
-        if previous and previous != (key, backend_name):
-            st.info(f"Still using the previous model: {model_options().get(previous[0], previous[0])} "
-                    f"on {previous[1]}.")
-            return load_backend(*previous)
+        if previous and previous != key:
+            st.info(f"Still using the previous model: {model_options().get(previous, previous)}.")
+            return previous, model_facts(previous)
         return None
 
 
@@ -84,8 +103,17 @@ def apply_preset() -> None:
     state.det_score, state.det_nms = preset.score, preset.nms
 
 
+def remember_model(key: str | None = None) -> None:
+    state.det_model_choice = st.query_params["model"] = key or state.det_model
+
+
+def flash(kind: str, text: str) -> None:
+    """A message shown once, after the rerun that a button starts."""
+    state.setdefault("det_flash", []).append((kind, text))
+
+
 # ---------------------------------------------------------------- inputs
-def collected_images() -> list[tuple[str, str, object]]:
+def collected_images() -> list[tuple[str, str, np.ndarray]]:
     """(id, name, RGB pixels) of every upload, snapshot and sample; bad files are reported."""
     images = []
     sources = list(state.get("det_uploads") or [])
@@ -95,7 +123,7 @@ def collected_images() -> list[tuple[str, str, object]]:
         data = upload.getvalue()
         digest = hashlib.sha1(data).hexdigest()[:16]
         try:
-            decoded = adapters.decoded_upload(digest, data, MAX_SIDE)
+            decoded = adapters.decoded_upload(digest, data, MAX_SIDE, upload.name)
         except UserFacingError as error:
             st.error(f"{upload.name}: {error}", icon=":material/broken_image:")
             continue
@@ -118,28 +146,66 @@ def network_result(key: tuple, compute):
     return cache[key]
 
 
-def candidates_for(backend, model_key: str, image_id: str, name: str, pixels, size: int, letterbox: bool):
-    """The network's candidates on one image, cached per model, backend, size and letterbox."""
-    return network_result((model_key, backend.name, size, letterbox, image_id),
-                          lambda: run_detection(backend, pixels, size, name=name, letterbox=letterbox))
+def run_network(key: str, backend_name: str, name: str, pixels, size: int, letterbox: bool, raw: bool = False):
+    """(ImageResult, raw outputs or None) of one image on one backend."""
+    if backend_name == "TensorFlow":
+        reply = adapters.tensorflow_detect(key, pixels, size, letterbox, name=name, raw=raw)
+        return reply.result, reply.heads
+    if key.startswith("onnx:"):
+        backend = adapters.onnx_detector(key.split(":", 1)[1], backend_name)
+        outputs = (lambda batch: [backend.rows(batch)])
+    else:
+        backend = adapters.opencv_backend(key)
+        outputs = backend.raw
+    result = run_detection(backend, pixels, size, name=name, letterbox=letterbox)
+    return result, (outputs(preprocess(pixels, size, letterbox=letterbox)[0]) if raw else None)
+
+
+def candidates_for(key: str, backend_name: str, image_id: str, name: str, pixels, size: int, letterbox: bool):
+    return network_result((key, backend_name, size, letterbox, image_id),
+                          lambda: run_network(key, backend_name, name, pixels, size, letterbox)[0])
+
+
+def draw(image_id: str, pixels, chosen: Detections, names: list[str], random_weights: bool):
+    """The annotated picture at display size (boxes scaled), marked when the weights are random."""
+    shown, scale = adapters.display_copy(image_id, pixels)
+    scaled = Detections(chosen.boxes * scale, chosen.scores, chosen.class_ids)
+    picture = annotate(shown, scaled, names)
+    return mark_random_weights(picture) if random_weights else picture
+
+
+def full_size_png(pixels, chosen: Detections, names: list[str], random_weights: bool) -> bytes:
+    picture = annotate(pixels, chosen, names)
+    return encode_png(mark_random_weights(picture) if random_weights else picture)
 
 
 # ---------------------------------------------------------------- page
 st.title(":material/center_focus_strong: Object detector (YOLO)")
-st.caption("Book ch. 6-7: Darknet YOLO on COCO with OpenCV's `readNetFromDarknet`, and the same "
-           "network rebuilt in Keras so it runs on TensorFlow (GPU when present).")
+st.caption("Book ch. 6-7: Darknet YOLO on COCO with OpenCV's `readNetFromDarknet`, the same network rebuilt "
+           "in Keras on TensorFlow (GPU when present), and ONNX YOLO exports on onnxruntime.")
+for kind, text in state.pop("det_flash", []):
+    getattr(st, kind)(text)
 
 options = model_options()
+if state.get("det_model") not in options:
+    state.det_model = default_model(options)
 controls = st.columns([3, 2, 2, 1.4])
-model_key = controls[0].selectbox("Model", list(options), format_func=options.get, key="det_model")
-is_onnx = model_key.startswith("onnx:")
-backend_name = controls[1].radio("Backend", ["OpenCV ONNX"] if is_onnx else ["TensorFlow", "OpenCV"],
-                                 horizontal=True, key="det_backend_onnx" if is_onnx else "det_backend")
+model_key = controls[0].selectbox("Model", list(options), format_func=options.get, key="det_model",
+                                  on_change=remember_model)
+try:
+    available = backends_for(model_key)
+except UserFacingError:
+    available = ("onnxruntime",)
+backend_key = f"det_backend_{'onnx' if model_key.startswith('onnx:') else 'darknet'}"
+if state.get(backend_key) not in available:
+    state[backend_key] = available[0]
+backend_name = controls[1].radio("Backend", available, horizontal=True, key=backend_key,
+                                 help="OpenCV and onnxruntime run in the dashboard; TensorFlow in the model service.")
 input_size = controls[2].radio("Input size", INPUT_SIZES, index=1, horizontal=True, key="det_size")
 letterbox = controls[3].toggle("Letterbox", key="det_letterbox",
                                help="Keep the aspect ratio with grey borders instead of the book's plain resize.")
 
-loaded = active_backend(model_key, backend_name)
+loaded = active_model(model_key)
 
 with st.expander("Add a model: download weights, upload Darknet cfg + weights + names, or ONNX",
                  icon=":material/add_circle:"):
@@ -147,16 +213,12 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
     with download_tab:
         manager = job_manager()
         for spec in registry.REGISTRY.values():
-            message = registry.missing_files_message(spec)
-            if message is None:
-                st.markdown(f":material/check: **{spec.title}**: weights at `{spec.weights_path}`")
+            if registry.missing_files_message(spec) is None:
+                st.markdown(f":material/check: **{spec.title}**: installed ({spec.weights_name})")
             elif st.button(f"Download {spec.weights_name} ({spec.weights_size / 1e6:.0f} MB)",
                            key=f"det_dl_{spec.key}", icon=":material/download:"):
-                manager.submit(DOWNLOAD_KIND, f"download {spec.weights_name}",
-                               lambda context, spec=spec: str(registry.fetch_weights(
-                                   spec, lambda done, total: context.progress(done / (total or spec.weights_size),
-                                                                              f"{done / 1e6:.0f} MB"),
-                                   context.stop_event)))
+                with user_errors():
+                    manager.submit(DOWNLOAD_KIND, f"download {spec.weights_name}", {"model": spec.key})
         for job in manager.list(kind=DOWNLOAD_KIND)[:3]:
             job_status_line(job)
             job_stop_button(manager, job, "det-dl")
@@ -166,30 +228,41 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
         names_file = st.file_uploader("names (one class per line)", type=["names", "txt"], key="det_up_names")
         if st.button("Check and add", disabled=not (cfg_file and weights_file and names_file), key="det_up_go"):
             with user_errors():
-                model = registry.save_upload((cfg_file.name, cfg_file.getvalue()),
+                saved = registry.save_upload((cfg_file.name, cfg_file.getvalue()),
                                              (weights_file.name, weights_file.getvalue()),
                                              (names_file.name, names_file.getvalue()))
-                state.det_model_next = model.key
+                flash("success", saved.message)
+                state.det_model = saved.model.key
+                remember_model()
                 st.rerun()
     with onnx_tab:
-        onnx_file = st.file_uploader("ONNX detector (YOLOv5/YOLOv8 export layout)", type=["onnx"], key="det_up_onnx")
-        onnx_names = st.file_uploader("names (default: COCO's 80 classes)", type=["names", "txt"],
-                                      key="det_up_onnx_names")
+        onnx_file = st.file_uploader("ONNX detector (YOLOv5/v7, YOLOv8/11, YOLOX, NMS inside)", type=["onnx"],
+                                     key="det_up_onnx")
+        family = st.selectbox("Family", list(FAMILIES), format_func=lambda f: f"{f}: {FAMILIES[f]}",
+                              key="det_up_onnx_family")
+        onnx_names = st.file_uploader("names, when the model carries none (default: COCO's 80 classes)",
+                                      type=["names", "txt"], key="det_up_onnx_names")
         if st.button("Check and add", disabled=onnx_file is None, key="det_up_onnx_go"):
-            with user_errors():
+            with user_errors(), st.spinner("Checking the model…"):
                 names = (parse_names(onnx_names.getvalue().decode("utf-8", "replace"), onnx_names.name)
-                         if onnx_names else registry.coco_names())
-                state.det_model_next = "onnx:" + registry.save_onnx(onnx_file.name, onnx_file.getvalue(), names)
+                         if onnx_names else None)
+                saved = onnx_store.save_onnx(onnx_file.name, onnx_file.getvalue(), names, family)
+                flash("success", saved.message)
+                if saved.warning:
+                    flash("warning", saved.warning)
+                state.det_model = f"onnx:{saved.info.stem}"
+                remember_model()
                 st.rerun()
 
 if loaded is None:
     st.stop()
-backend, names, title, random_weights = loaded
-active_key = state.det_active[0]  # the previous model when the chosen one failed to load
-is_onnx = active_key.startswith("onnx:")
-if is_onnx and backend.input_size != input_size:
-    st.caption(f"This ONNX model declares a {backend.input_size} x {backend.input_size} input; that size is used.")
-    input_size = backend.input_size
+active_key, (names, title, random_weights, fixed_size) = loaded
+if active_key != model_key:  # the previous model: its own backends
+    available = backends_for(active_key)
+    backend_name = backend_name if backend_name in available else available[0]
+if fixed_size and fixed_size != input_size:
+    st.caption(f"This ONNX model takes a {fixed_size} x {fixed_size} input; that size is used.")
+    input_size = fixed_size
 if random_weights:
     st.warning(f":orange-badge[:material/science: {registry.DEMO_TITLE}] The weights are random numbers in "
                "the exact Darknet layout: the page works end to end, but boxes, classes and scores mean "
@@ -201,7 +274,7 @@ thresholds[0].selectbox("Preset", [p.name for p in PRESETS], index=1, key="det_p
 score = thresholds[1].slider("Score threshold", 0.0, 1.0, step=0.01, key="det_score")
 nms = thresholds[2].slider("NMS IoU threshold", 0.0, 1.0, step=0.01, key="det_nms")
 class_filter = thresholds[3].multiselect("Classes (empty: all)", names, key="det_classes")
-wanted = [names.index(n) for n in class_filter] or None
+wanted = [names.index(n) for n in class_filter if n in names] or None
 
 upload_tab, camera_tab, samples_tab = st.tabs(["Upload photos", "Camera", "Samples"])
 upload_tab.file_uploader("Photos to detect on", type=IMAGE_TYPES, accept_multiple_files=True, key="det_uploads")
@@ -215,26 +288,32 @@ images = collected_images()
 if not images:
     st.info("Upload photos, take a snapshot or pick a built-in sample.", icon=":material/photo_library:")
 
-compare = not is_onnx and st.toggle(
-    "Run TensorFlow and OpenCV side by side", key="det_compare",
-    help="Runs both backends on the first image and shows how far their raw outputs differ.")
+others = [b for b in available if b != backend_name]
+compare = bool(others) and st.toggle(
+    "Side by side with the other backend", key="det_compare",
+    help=f"Runs {backend_name} and {others[0] if others else '-'} on the first image: both annotated pictures, "
+         "their times, and how far their raw outputs differ.")
 
 tables = []
 for image_id, name, pixels in images:
     with user_errors():
-        result = candidates_for(backend, active_key, image_id, name, pixels, input_size, letterbox)
+        with st.spinner(f"Running {title} on {name}…"):
+            result = candidates_for(active_key, backend_name, image_id, name, pixels, input_size, letterbox)
         chosen = select(result.candidates, score, nms, wanted)
         table = detections_table(name, chosen, names)
         tables.append(table)
-        annotated = annotate(pixels, chosen, names)
         st.subheader(name, divider="gray")
         left, right = st.columns([3, 2])
-        left.image(annotated, caption=f"{name}: {len(chosen)} detections", width="stretch")
-        left.download_button("Annotated PNG", functools.partial(encode_png, annotated),
+        left.image(draw(image_id, pixels, chosen, names, random_weights),
+                   caption=f"{name}: {len(chosen)} detections", width="stretch")
+        left.download_button("Annotated PNG", functools.partial(full_size_png, pixels, chosen, names, random_weights),
                              file_name=f"{name.rsplit('.', 1)[0]}_detections.png", mime="image/png",
                              key=f"det_png_{image_id}", icon=":material/download:")
         right.markdown(f"**{len(chosen)} detections** · {len(result.candidates)} candidates cached · "
-                       f"{backend.name} at {input_size}")
+                       f"{result.backend} at {input_size}")
+        if not len(result.candidates):
+            right.warning(f"The model scored no box above {CANDIDATE_FLOOR} on this picture. If there is "
+                          "something to find, the model or (for ONNX) its family may be wrong.")
         right.dataframe(table.drop(columns=["image"]), hide_index=True, key=f"det_table_{image_id}")
         right.dataframe(counts_per_class(table), hide_index=True)
         timing = right.columns(3)
@@ -242,19 +321,26 @@ for image_id, name, pixels in images:
             column.metric(stage, f"{ms:.0f} ms")
 
 if compare and images:
+    image_id, name, pixels = images[0]
+    pair = (backend_name, others[0])
     with user_errors(), st.spinner("Running both backends…"):
-        comparison = network_result(
-            ("compare", active_key, input_size, letterbox, images[0][0]),
-            lambda: compare_backends(adapters.darknet_backend(active_key, "TensorFlow"),
-                                     adapters.darknet_backend(active_key, "OpenCV"), images[0][2], input_size,
-                                     letterbox))
-        st.subheader("TensorFlow vs OpenCV", divider="gray")
+        runs = {b: network_result(("compare", active_key, b, input_size, letterbox, image_id),
+                                  lambda b=b: run_network(active_key, b, name, pixels, input_size, letterbox, raw=True))
+                for b in pair}
+        first, second = (runs[b][1] for b in pair)
+        difference = max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(first, second))
+        st.subheader(f"{pair[0]} and {pair[1]} side by side", divider="gray")
         cols = st.columns(4)
-        cols[0].metric("max |difference| of raw outputs", f"{comparison.max_abs_difference:.2e}")
-        for column, (name, ms) in zip(cols[1:], comparison.milliseconds.items()):
-            column.metric(f"{name} inference", f"{ms:.0f} ms")
-        ratio = comparison.milliseconds["TensorFlow"] / max(comparison.milliseconds["OpenCV"], 1e-9)
-        cols[3].metric("TensorFlow / OpenCV", f"{ratio:.2f}")
+        cols[0].metric("max |difference| of raw outputs", f"{difference:.2e}")
+        times = {b: runs[b][0].timings_ms.get("inference", 0.0) for b in pair}
+        for column, b in zip(cols[1:3], pair):
+            column.metric(f"{b} inference", f"{times[b]:.0f} ms")
+        cols[3].metric(f"{pair[0]} / {pair[1]}", f"{times[pair[0]] / max(times[pair[1]], 1e-9):.2f}")
+        pictures = st.columns(2)
+        for column, b in zip(pictures, pair):
+            found = select(runs[b][0].candidates, score, nms, wanted)
+            column.image(draw(image_id, pixels, found, names, random_weights),
+                         caption=f"{b}: {len(found)} detections", width="stretch")
 
 if tables:
     everything = pd.concat(tables, ignore_index=True)
@@ -269,12 +355,39 @@ if tables:
 
 
 # ---------------------------------------------------------------- batch
+def show_batch_job(manager, job) -> None:
+    job_status_line(job)
+    job_stop_button(manager, job, "det-batch")
+    result = job.result or {}
+    problems = result.get("problems") or []
+    if problems:
+        st.caption(f"{result.get('problem_count', len(problems))} problem(s): these inputs were skipped.")
+        st.dataframe(pd.DataFrame(problems, columns=["image", "problem"]), hide_index=True,
+                     key=f"det_batch_problems_{job.id}")
+    if job.status != "finished":
+        return
+    outputs = batch_outputs(manager, job.id)
+    if result.get("random_weights"):
+        st.caption(":orange-badge[:material/science: random weights] the annotated images carry that mark.")
+    if "detections.csv" in outputs:
+        st.dataframe(pd.read_csv(outputs["detections.csv"]), hide_index=True, height=200)
+    columns = st.columns(4)
+    for column, (label, file, mime) in zip(columns, [
+            ("Detections CSV", "detections.csv", "text/csv"),
+            ("COCO JSON", "detections_coco.json", "application/json"),
+            ("Annotated images (zip)", "annotated.zip", "application/zip"),
+            ("Problem report (CSV)", "problems.csv", "text/csv")]):
+        if file in outputs:
+            column.download_button(label, outputs[file].read_bytes, file_name=file, mime=mime,
+                                   key=f"det_batch_{job.id}_{file}")
+
+
 with st.expander("Batch: a zip or many photos as a background job", icon=":material/dynamic_feed:"):
     batch_files = st.file_uploader("Photos or zips", type=IMAGE_TYPES + ["zip"], accept_multiple_files=True,
                                    key="det_batch_files")
     if st.button("Start batch job", disabled=not batch_files, icon=":material/play_arrow:", key="det_batch_go"):
         with user_errors():
-            submit_batch(job_manager(), backend, names, [(f.name, f.getvalue()) for f in batch_files],
+            submit_batch(job_manager(), active_key, backend_name, [(f.name, f.getvalue()) for f in batch_files],
                          BatchSettings(input_size, score, nms, letterbox, tuple(wanted) if wanted else None), title)
             st.toast("Batch job started; it keeps running if you leave the page.")
 
@@ -282,19 +395,6 @@ with st.expander("Batch: a zip or many photos as a background job", icon=":mater
     def batch_jobs() -> None:
         manager = job_manager()
         for job in manager.list(kind=JOB_KIND)[:5]:
-            job_status_line(job)
-            job_stop_button(manager, job, "det-batch")
-            if job.status == "finished":
-                outputs = batch_outputs(manager, job.id)
-                if "detections.csv" in outputs:
-                    st.dataframe(pd.read_csv(outputs["detections.csv"]), hide_index=True, height=200)
-                columns = st.columns(3)
-                for column, (label, file, mime) in zip(columns, [
-                        ("Detections CSV", "detections.csv", "text/csv"),
-                        ("COCO JSON", "detections_coco.json", "application/json"),
-                        ("Annotated images (zip)", "annotated.zip", "application/zip")]):
-                    if file in outputs:
-                        column.download_button(label, outputs[file].read_bytes, file_name=file, mime=mime,
-                                               key=f"det_batch_{job.id}_{file}")
+            show_batch_job(manager, job)
 
     batch_jobs()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from services.detection.cfg import parse_cfg
 from services.detection.models import DarknetModel, load_darknet
 from services.detection.weights import random_weights_bytes
@@ -127,3 +129,91 @@ def write_model(directory: Path, text: str, name: str, size: int, seed: int = 0,
     weights_path.write_bytes(random_weights_bytes(config, seed=seed, kernel_scale=kernel_scale))
     names = [f"class{i}" for i in range(config.classes)]
     return load_darknet(cfg_path, weights_path, names, random_weights=True)
+
+
+def opencv_heads(model: DarknetModel, batch) -> list:
+    """The input of every [yolo] layer as OpenCV computes it, (1, H, W, C) each: the outputs of
+    the permute layers OpenCV puts before its yolo layers, i.e. after the head's activation."""
+    import cv2
+    import numpy as np
+
+    net = cv2.dnn.readNetFromDarknet(str(model.cfg_path), str(model.weights_path))
+    names = [name for name in net.getLayerNames() if name.startswith("permute_")]
+    net.setInput(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
+    return [np.asarray(output) for output in net.forward(names)]
+
+
+def opencv_yolo_rows(model: DarknetModel, batch) -> list:
+    """The rows OpenCV's own yolo layers report (class scores under 0.2 zeroed), one array per layer."""
+    import cv2
+    import numpy as np
+
+    net = cv2.dnn.readNetFromDarknet(str(model.cfg_path), str(model.weights_path))
+    net.setInput(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
+    return [np.asarray(output) for output in net.forward(list(net.getUnconnectedOutLayersNames()))]
+
+
+# ---------------------------------------------------------------- small ONNX detectors
+SIZE = 32
+"""Input side of the small ONNX graphs below."""
+
+
+def _model_bytes(nodes, outputs, initialisers, input_shape=(1, 3, SIZE, SIZE), opset=13) -> bytes:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(nodes, "detector",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, list(input_shape))],
+                              outputs, initialisers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def constant_detector(output: np.ndarray, input_shape=(1, 3, SIZE, SIZE), input_gain: np.ndarray | None = None,
+                      channel: int = 0) -> bytes:
+    """Output = constant + mean(input channel ``channel``) * ``input_gain`` (zero by default)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    gain = np.zeros_like(output) if input_gain is None else input_gain
+    nodes = [helper.make_node("Gather", ["images", "channel"], ["plane"], axis=1),
+             helper.make_node("ReduceMean", ["plane"], ["mean"], keepdims=1),
+             helper.make_node("Reshape", ["mean", "one"], ["flat"]),
+             helper.make_node("Mul", ["flat", "gain"], ["scaled"]),
+             helper.make_node("Add", ["scaled", "constant"], ["output"])]
+    initialisers = [numpy_helper.from_array(np.array([channel], np.int64), "channel"),
+                    numpy_helper.from_array(np.ones(1, np.int64), "one"),
+                    numpy_helper.from_array(gain.astype(np.float32), "gain"),
+                    numpy_helper.from_array(output.astype(np.float32), "constant")]
+    return _model_bytes(nodes, [helper.make_tensor_value_info("output", TensorProto.FLOAT, list(output.shape))],
+                        initialisers, input_shape)
+
+
+def nms_inside_detector(boxes: np.ndarray, scores: np.ndarray) -> bytes:
+    """A real ONNX NonMaxSuppression inside the graph: boxes (N, 4) xyxy, scores (C, N) ->
+    outputs boxes (K, 4), scores (K,), classes (K,) int64."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("ReduceMean", ["images"], ["mean"], keepdims=0),
+             helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+             helper.make_node("Add", ["boxes_const", "nothing"], ["boxes_2d"]),
+             helper.make_node("Unsqueeze", ["boxes_2d", "axis0"], ["boxes_3d"]),
+             helper.make_node("NonMaxSuppression", ["boxes_3d", "scores_3d", "max_out", "iou", "floor"], ["sel"]),
+             helper.make_node("Gather", ["sel", "col1"], ["classes"], axis=1),
+             helper.make_node("Gather", ["sel", "col2"], ["index"], axis=1),
+             helper.make_node("Gather", ["boxes_2d", "index"], ["det_boxes"], axis=0),
+             helper.make_node("GatherND", ["scores_3d", "sel"], ["det_scores"])]
+    initialisers = [numpy_helper.from_array(np.zeros((), np.float32), "zero"),
+                    numpy_helper.from_array(boxes.astype(np.float32), "boxes_const"),
+                    numpy_helper.from_array(np.array([0], np.int64), "axis0"),
+                    numpy_helper.from_array(scores[None].astype(np.float32), "scores_3d"),
+                    numpy_helper.from_array(np.array([10], np.int64), "max_out"),
+                    numpy_helper.from_array(np.array([0.5], np.float32), "iou"),
+                    numpy_helper.from_array(np.array([0.3], np.float32), "floor"),
+                    numpy_helper.from_array(np.array(1, np.int64), "col1"),
+                    numpy_helper.from_array(np.array(2, np.int64), "col2")]
+    outputs = [helper.make_tensor_value_info("det_boxes", TensorProto.FLOAT, ["K", 4]),
+               helper.make_tensor_value_info("det_scores", TensorProto.FLOAT, ["K"]),
+               helper.make_tensor_value_info("classes", TensorProto.INT64, ["K"])]
+    return _model_bytes(nodes, outputs, initialisers, opset=13)

@@ -28,7 +28,7 @@ def test_missing_weights_say_what_and_where(data_root):
         registry.load_registered("yolov3")
     message = str(caught.value)
     assert "yolov3.weights" in message and "https://pjreddie.com/media/files/yolov3.weights" in message
-    assert str(data_root / "models" / "darknet" / "yolov3.weights") in message
+    assert "put it at <model cache>/darknet/yolov3.weights" in message and str(data_root) not in message
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_offline_download_explains_what_to_do(data_root, monkeypatch):
 def _upload(config_text=SYNTHETIC_CFG, names="a\nb\n", weights=None, stem="mine"):
     weights = weights if weights is not None else random_weights_bytes(parse_cfg(SYNTHETIC_CFG))
     return registry.save_upload((f"{stem}.cfg", config_text.encode()), (f"{stem}.weights", weights),
-                                (f"{stem}.names", names.encode()))
+                                (f"{stem}.names", names.encode())).model
 
 
 def test_uploads_are_validated_and_a_bad_one_keeps_the_good_one(data_root):
@@ -76,6 +76,19 @@ def test_uploads_are_validated_and_a_bad_one_keeps_the_good_one(data_root):
         _upload(config_text="[nett]\n")
     assert registry.uploaded_models() == ["mine"]
     assert registry.load_uploaded("mine").names == ["a", "b"]
+    assert not [p for p in (registry.darknet_dir() / "uploads").iterdir() if p.name.startswith(".")]
+
+
+def test_two_sessions_adding_the_same_name_at_once_both_succeed(data_root):
+    from concurrent.futures import ThreadPoolExecutor
+
+    weights = [random_weights_bytes(parse_cfg(SYNTHETIC_CFG), seed=seed) for seed in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        saved = list(pool.map(lambda w: _upload(weights=w), weights))
+    assert sorted(m.key for m in saved) == ["upload:mine", "upload:mine-2", "upload:mine-3", "upload:mine-4"]
+    assert registry.uploaded_models() == ["mine", "mine-2", "mine-3", "mine-4"]
+    with pytest.raises(registry.UserFacingError, match="no uploaded Darknet model"):
+        registry.load_uploaded("../mine")
 
 
 def test_demo_model_has_random_weights_in_the_exact_layout(data_root):

@@ -45,3 +45,20 @@ def annotate(image: np.ndarray, detections: Detections, names: list[str]) -> np.
         draw.rectangle([tag_x, tag_y, tag_x + tag_w, tag_y + tag_h], fill=colour, outline=(0, 0, 0))
         draw.text((tag_x + 3 - left, tag_y + 3 - top), label, fill=text_colour(colour), font=font)
     return np.asarray(canvas)
+
+
+RANDOM_WEIGHTS_MARK = "RANDOM WEIGHTS - detections meaningless"
+
+
+def mark_random_weights(image: np.ndarray, text: str = RANDOM_WEIGHTS_MARK) -> np.ndarray:
+    """A copy with a banner across the top saying the boxes come from random weights, so a
+    downloaded picture can never pass for a real detection."""
+    canvas = Image.fromarray(image).convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    width = canvas.width
+    font = ImageFont.load_default(size=max(10, min(48, round(width / 28))))
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    height = bottom - top + 10
+    draw.rectangle([0, 0, width, height], fill=(255, 140, 0))
+    draw.text((max(4, (width - (right - left)) // 2) - left, 5 - top), text, fill=(0, 0, 0), font=font)
+    return np.asarray(canvas)

@@ -3,9 +3,7 @@ OpenCV's yolo layout (see :mod:`services.detection.decode`).
 
 - :class:`KerasBackend`: the Darknet model rebuilt in Keras (TensorFlow; GPU when present).
 - :class:`OpenCVDarknetBackend`: ``cv2.dnn.readNetFromDarknet`` (the book's way; OpenCV 4.x).
-- :class:`OnnxBackend`: ``cv2.dnn.readNetFromONNX`` for exported YOLO detectors with the common
-  output layouts ``(1, N, 5 + C)`` (YOLOv5 style, with objectness) or ``(1, 4 + C, N)``
-  (YOLOv8 style, without), boxes as (cx, cy, w, h) in input pixels.
+- ONNX detectors: :class:`services.detection.onnx_model.OnnxDetector` (onnxruntime or OpenCV).
 
 Every backend serialises inference on its model with a lock, so one cached instance can be
 shared by concurrent sessions.
@@ -13,9 +11,8 @@ shared by concurrent sessions.
 
 from __future__ import annotations
 
-import os
+import re
 import threading
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -27,12 +24,15 @@ from services.errors import UserFacingError
 BACKENDS = ("TensorFlow", "OpenCV")
 
 
-class OnnxLayoutError(UserFacingError):
-    """An ONNX model whose input or output layout is not a supported YOLO export."""
-
-
 def _nchw(batch: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+def opencv_reason(error: Exception) -> str:
+    """The reason in an OpenCV error, without its source file paths and function names."""
+    text = " ".join(str(error).split())
+    match = re.search(r"error: \([^)]*\) (.*?)(?: in function .*)?$", text)
+    return (match.group(1) if match else "OpenCV refused it").strip()[:200]
 
 
 def require_opencv_4() -> None:
@@ -93,7 +93,7 @@ class OpenCVDarknetBackend(DarknetBackend):
         try:
             self.net = cv2.dnn.readNetFromDarknet(str(model.cfg_path), str(model.weights_path))
         except cv2.error as error:
-            raise UserFacingError(f"OpenCV could not load {model.cfg_path.name}: {error}") from error
+            raise UserFacingError(f"OpenCV could not load {model.cfg_path.name}: {opencv_reason(error)}.") from error
         names = list(self.net.getLayerNames())
         # OpenCV names each Darknet layer's last operation "<kind>_<index>".
         self.head_inputs = [[n for n in names if n.rsplit("_", 1)[-1] == str(layer.index - 1)][-1]
@@ -118,78 +118,3 @@ def make_darknet_backend(model: DarknetModel, name: str) -> DarknetBackend:
     if name == "OpenCV":
         return OpenCVDarknetBackend(model)
     raise UserFacingError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}.")
-
-
-class OnnxBackend:
-    """A YOLO detector exported to ONNX, run with OpenCV's ONNX importer."""
-
-    name = "OpenCV ONNX"
-
-    def __init__(self, path: str | os.PathLike, names: list[str], input_size: int = 640):
-        self.path = Path(path)
-        self.names = names
-        self._lock = threading.Lock()
-        self.input_size = self._declared_input_size() or input_size
-        try:
-            self.net = cv2.dnn.readNetFromONNX(str(self.path))
-        except cv2.error as error:
-            raise OnnxLayoutError(f"{self.path.name}: OpenCV cannot read this ONNX model ({error}).") from error
-        probe = np.zeros((1, self.input_size, self.input_size, 3), np.float32)
-        self.layout = self._validate(self._forward(probe).shape)
-
-    def _declared_input_size(self) -> int | None:
-        """A fixed square input size declared in the file, read with the onnx package."""
-        try:
-            import onnx
-        except ImportError:
-            return None
-        try:
-            graph = onnx.load(str(self.path), load_external_data=False).graph
-        except Exception as error:
-            raise OnnxLayoutError(f"{self.path.name}: not a readable ONNX file ({error}).") from error
-        initialisers = {i.name for i in graph.initializer}
-        inputs = [i for i in graph.input if i.name not in initialisers]
-        if len(inputs) != 1:
-            raise OnnxLayoutError(f"{self.path.name}: expected one image input, found {len(inputs)}.")
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
-        if len(dims) != 4 or dims[1] not in (3, None):
-            raise OnnxLayoutError(f"{self.path.name}: input shape {dims} is not (1, 3, H, W).")
-        if dims[2] and dims[3]:
-            if dims[2] != dims[3]:
-                raise OnnxLayoutError(f"{self.path.name}: only square inputs are supported, found {dims}.")
-            return dims[2]
-        return None
-
-    def _forward(self, batch: np.ndarray) -> np.ndarray:
-        with self._lock:
-            self.net.setInput(_nchw(batch))
-            try:
-                return np.asarray(self.net.forward())
-            except cv2.error as error:
-                raise OnnxLayoutError(f"{self.path.name}: inference failed in OpenCV ({error}).") from error
-
-    def _validate(self, shape: tuple[int, ...]) -> str:
-        classes = len(self.names)
-        expected = (f"expected (1, N, 5 + {classes}) (YOLOv5 style) or (1, 4 + {classes}, N) "
-                    "(YOLOv8 style) for the given names")
-        if len(shape) != 3 or shape[0] != 1:
-            raise OnnxLayoutError(f"{self.path.name}: output shape {tuple(shape)} is not a YOLO export; {expected}.")
-        if shape[2] == 5 + classes:
-            return "yolov5"
-        if shape[1] == 4 + classes:
-            return "yolov8"
-        raise OnnxLayoutError(f"{self.path.name}: output shape {tuple(shape)} does not match "
-                              f"{classes} class names; {expected}.")
-
-    def rows(self, batch: np.ndarray) -> np.ndarray:
-        output = self._forward(batch)[0]
-        height, width = batch.shape[1:3]
-        if self.layout == "yolov8":
-            output = output.T
-            objectness = output[:, 4:].max(axis=1, keepdims=True)
-            scores = output[:, 4:]
-        else:
-            objectness = output[:, 4:5]
-            scores = output[:, 5:] * objectness
-        boxes = output[:, :4] / np.array([width, height, width, height], np.float32)
-        return np.concatenate([boxes, objectness, scores], axis=1).astype(np.float32)

@@ -1,35 +1,38 @@
-"""Batch detection as a background job: several images or a zip in, a results table, CSV,
-COCO JSON and a zip of annotated images out.
+"""Batch detection as a job body (kind ``detection-batch``): photos and zips in, a results
+table, CSV, COCO JSON, a zip of annotated images and a problem report out.
 
-Zips are read member by member into a staging folder: only image files, no directories or
-links, names reduced to a safe basename (no path traversal), and the member count and total
-uncompressed size capped by ``DASHBOARD_MAX_ZIP_MEMBERS`` / ``DASHBOARD_MAX_ZIP_BYTES``. The
-declared sizes are not trusted: reading stops as soon as the cap is passed.
+The page passes the uploaded bytes as job files (:func:`job_files`, names ``input-NNNNN-<name>``);
+the body (:func:`batch_job`, in a worker process) extracts zips inside the job folder with
+:func:`services.archives.extract_zip` (declared and actual sizes capped, only image members,
+flat safe names), builds its own backend from the parameters, and deletes the staged inputs
+when it ends, however it ends. Unreadable images and refused zips become rows of the problem
+report, not failures of the job.
 """
 
 from __future__ import annotations
 
-import io
-import stat
-import uuid
+import shutil
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from services import archives
-from services.config import get_settings
-from services.detection.annotate import annotate
-from services.detection.decode import select
+from services.detection.annotate import annotate, mark_random_weights
+from services.detection.decode import check_threshold, select
 from services.detection.detector import run_detection
 from services.detection.exports import COLUMNS, detections_table, to_coco_results, to_csv
-from services.errors import BadImage, UnsafeArchive, UserFacingError
+from services.errors import BadImage, UserFacingError
 from services.images import decode_image, encode_png
-from services.jobs import JobContext, JobManager
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 JOB_KIND = "detection-batch"
+INPUT_PREFIX = "input-"
+STAGED = "inputs"
+OUTPUTS = ("detections.csv", "detections_coco.json", "annotated.zip", "problems.csv")
+MAX_PROBLEMS_IN_RESULT = 100
+INPUT_SIZES = range(32, 4097, 32)
 
 
 @dataclass(frozen=True)
@@ -40,72 +43,103 @@ class BatchSettings:
     letterbox: bool = False
     classes: tuple[int, ...] | None = None
 
+    @classmethod
+    def from_params(cls, params: dict) -> "BatchSettings":
+        """Checked settings from job parameters (untrusted JSON)."""
+        size = params.get("input_size")
+        if not isinstance(size, int) or size not in INPUT_SIZES:
+            raise UserFacingError("the input size must be a multiple of 32 between 32 and 4096.")
+        classes = params.get("classes")
+        if classes is not None and not (isinstance(classes, list) and all(isinstance(c, int) for c in classes)):
+            raise UserFacingError("the class filter must be a list of class numbers.")
+        return cls(size, check_threshold(params.get("score_threshold"), "score threshold"),
+                   check_threshold(params.get("nms_threshold"), "NMS threshold"),
+                   bool(params.get("letterbox", False)), tuple(classes) if classes else None)
+
 
 def safe_name(name: str, index: int) -> str:
-    base = Path(name.replace("\\", "/")).name
-    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in base).lstrip(".")[:80] or "image"
-    return f"{index:05d}_{cleaned}"
+    return archives.flat_name(name.replace("\\", "/"), index)
 
 
-def extract_images(data: bytes, name: str, dest: Path, start_index: int = 0) -> list[Path]:
-    """The image members of a zip, copied flat (names sanitised) into ``dest``; links skipped."""
-    settings = get_settings()
+def is_image_name(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def job_files(files: list[tuple[str, bytes]]) -> dict[str, bytes]:
+    """Uploaded (name, bytes) pairs as job files; refuses an upload with nothing to detect on."""
+    staged = {f"{INPUT_PREFIX}{safe_name(name, number)}": data for number, (name, data) in enumerate(files)
+              if is_image_name(name) or name.lower().endswith(".zip")}
+    if not staged:
+        raise UserFacingError(f"no photos or zips in the upload (photos: {', '.join(sorted(IMAGE_SUFFIXES))}).")
+    return staged
+
+
+def display_name(path: Path) -> str:
+    """``input-00003_dog.jpg`` or ``00012_dog.jpg`` -> ``dog.jpg``."""
+    return path.name.removeprefix(INPUT_PREFIX).split("_", 1)[-1]
+
+
+def expand_inputs(folder: Path, problems: list[dict], stop=None) -> list[Path]:
+    """Every staged photo, zips extracted flat into ``<folder>/inputs/<zip>``; refused zips are
+    reported in ``problems``."""
+    images = []
+    for path in sorted(folder.glob(f"{INPUT_PREFIX}*")):
+        if not path.name.lower().endswith(".zip"):
+            images.append(path)
+            continue
+        try:
+            extracted = archives.extract_zip(path, folder / STAGED / path.stem, select=is_image_name, flat=True,
+                                             label=display_name(path), stop=stop)
+        except UserFacingError as error:
+            problems.append({"image": display_name(path), "problem": str(error)})
+            continue
+        images.extend(extracted.folder / name for name in extracted.files)
+    return images
+
+
+def remove_inputs(folder: Path) -> None:
+    for path in folder.glob(f"{INPUT_PREFIX}*"):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(folder / STAGED, ignore_errors=True)
+
+
+def batch_job(params: dict, context) -> dict:
+    """Job body: detect on every staged image with the model and backend named in ``params``
+    (``model``: a model key, ``backend``: a backend name, plus :class:`BatchSettings` fields)."""
+    from services.detection.registry import open_backend
+
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as error:
-        raise UnsafeArchive(f"{name}: not a readable zip ({error}).") from error
-    with archive:
-        members = archives.check_member_count(archive, settings.max_zip_members)
-        paths, budget = [], settings.max_zip_bytes
-        for info in members:
-            if archives.is_junk(info) or stat.S_ISLNK(info.external_attr >> 16):
-                continue
-            if Path(info.filename).suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            target = dest / safe_name(info.filename, start_index + len(paths))
-            try:
-                budget -= archives.copy_member(archive, info, target, budget, settings.max_zip_bytes)
-            except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as error:
-                raise UnsafeArchive(f"{name}: member {info.filename!r} cannot be read ({error}).") from error
-            paths.append(target)
-    return paths
+        settings = BatchSettings.from_params(params)
+        context.progress(0.0, "loading the model")
+        opened = open_backend(str(params.get("model")), str(params.get("backend")))
+        return run_batch(context, opened.backend, opened.names, settings, opened.random_weights)
+    finally:
+        remove_inputs(context.dir)
 
 
-def stage_inputs(files: list[tuple[str, bytes]], root: Path | None = None) -> Path:
-    """Write uploaded images (zips expanded safely) to a new staging folder and return it."""
-    folder = (root or get_settings().data_root / "detection" / "batches") / uuid.uuid4().hex[:12]
-    folder.mkdir(parents=True)
-    count = 0
-    for name, data in files:
-        if name.lower().endswith(".zip"):
-            count += len(extract_images(data, name, folder, count))
-        else:
-            (folder / safe_name(name, count)).write_bytes(data)
-            count += 1
-    if count == 0:
-        raise UserFacingError("no images found in the upload (zips are searched for "
-                              f"{', '.join(sorted(IMAGE_SUFFIXES))} files).")
-    return folder
-
-
-def run_batch(context: JobContext, backend, names: list[str], inputs: Path, settings: BatchSettings) -> dict:
-    """The job: detect on every staged image, write annotated PNGs and the tables."""
-    images = sorted(p for p in inputs.iterdir() if p.is_file())
+def run_batch(context, backend, names: list[str], settings: BatchSettings, random_weights: bool = False) -> dict:
+    """Detect on every staged image, write annotated PNGs, the tables and the problem report."""
+    problems: list[dict] = []
+    images = expand_inputs(context.dir, problems, context.should_stop)
+    input_size = getattr(backend, "input_size", None) or settings.input_size
     annotated_dir = context.dir / "annotated"
     annotated_dir.mkdir(parents=True, exist_ok=True)
-    tables, problems = [], []
+    tables = []
     for number, path in enumerate(images):
         context.check_stop()
-        display = path.name.split("_", 1)[-1]
+        display = display_name(path)
         try:
             image = decode_image(path).pixels
         except BadImage as error:
             problems.append({"image": display, "problem": str(error)})
             continue
-        result = run_detection(backend, image, settings.input_size, name=display, letterbox=settings.letterbox)
+        result = run_detection(backend, image, input_size, name=display, letterbox=settings.letterbox)
         chosen = select(result.candidates, settings.score_threshold, settings.nms_threshold, settings.classes)
         tables.append(detections_table(display, chosen, names))
-        (annotated_dir / f"{path.stem}.png").write_bytes(encode_png(annotate(image, chosen, names)))
+        picture = annotate(image, chosen, names)
+        if random_weights:
+            picture = mark_random_weights(picture)
+        (annotated_dir / f"{number:05d}_{Path(display).stem}.png").write_bytes(encode_png(picture))
         context.progress((number + 1) / len(images), f"{number + 1}/{len(images)} images")
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
     (context.dir / "detections.csv").write_bytes(to_csv(table))
@@ -113,24 +147,24 @@ def run_batch(context: JobContext, backend, names: list[str], inputs: Path, sett
     with zipfile.ZipFile(context.dir / "annotated.zip", "w", zipfile.ZIP_DEFLATED) as archive:
         for png in sorted(annotated_dir.glob("*.png")):
             archive.write(png, png.name)
+    shutil.rmtree(annotated_dir, ignore_errors=True)
     pd.DataFrame(problems, columns=["image", "problem"]).to_csv(context.dir / "problems.csv", index=False)
-    return {"images": len(images), "processed": len(tables), "problems": len(problems),
-            "detections": int(len(table))}
+    return {"images": len(images), "processed": len(tables), "detections": int(len(table)), "random_weights": random_weights,
+            "problems": problems[:MAX_PROBLEMS_IN_RESULT], "problem_count": len(problems)}
 
 
-def submit_batch(manager: JobManager, backend, names: list[str], files: list[tuple[str, bytes]],
+def batch_params(model_key: str, backend_name: str, settings: BatchSettings) -> dict:
+    return {"model": model_key, "backend": backend_name, **asdict(settings),
+            "classes": list(settings.classes) if settings.classes else None}
+
+
+def submit_batch(manager, model_key: str, backend_name: str, files: list[tuple[str, bytes]],
                  settings: BatchSettings, model_title: str) -> str:
-    inputs = stage_inputs(files)
-    count = sum(1 for _ in inputs.iterdir())
-    return manager.submit(
-        JOB_KIND, f"{model_title} on {count} images ({backend.name}, {settings.input_size})",
-        lambda context: run_batch(context, backend, names, inputs, settings),
-        params={"inputs": str(inputs), "input_size": settings.input_size, "backend": backend.name,
-                "score_threshold": settings.score_threshold, "nms_threshold": settings.nms_threshold},
-    )
+    staged = job_files(files)
+    return manager.submit(JOB_KIND, f"{model_title} on {len(staged)} upload(s) ({backend_name}, {settings.input_size})",
+                          batch_params(model_key, backend_name, settings), files=staged)
 
 
-def batch_outputs(manager: JobManager, job_id: str) -> dict[str, Path]:
+def batch_outputs(manager, job_id: str) -> dict[str, Path]:
     directory = manager.job_dir(job_id)
-    return {name: directory / name for name in ("detections.csv", "detections_coco.json", "annotated.zip",
-                                                "problems.csv") if (directory / name).exists()}
+    return {name: directory / name for name in OUTPUTS if (directory / name).exists()}

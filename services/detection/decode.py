@@ -13,6 +13,8 @@ import numpy as np
 
 from services.detection.cfg import Yolo
 from services.detection.nms import class_wise_nms
+from services.detection.yolo_layers import head_cells, new_coords_rows
+from services.errors import UserFacingError
 
 LETTERBOX_FILL = 0.5
 """Darknet fills letterbox borders with grey 0.5."""
@@ -74,15 +76,12 @@ def decode_head(raw: np.ndarray, layer: Yolo, input_width: int, input_height: in
 
     x = (col + sigmoid(tx) * s - (s - 1) / 2) / W, likewise y; w = exp(tw) * anchor_w / input_w;
     objectness = sigmoid(to); class scores = objectness * sigmoid(tc).
+    ``new_coords=1`` layers use their own coding (:mod:`services.detection.yolo_layers`).
     """
-    raw = np.asarray(raw, dtype=np.float32)
-    if raw.ndim == 4:
-        raw = raw[0]
-    rows, cols, _ = raw.shape
-    anchors = np.asarray(layer.layer_anchors, dtype=np.float32)
-    values = raw.reshape(rows, cols, len(anchors), 5 + layer.classes)
-    grid_x = np.arange(cols, dtype=np.float32)[None, :, None]
-    grid_y = np.arange(rows, dtype=np.float32)[:, None, None]
+    if layer.new_coords:
+        return new_coords_rows(raw, layer, input_width, input_height)
+    values, grid_x, grid_y, anchors = head_cells(raw, layer)
+    rows, cols = values.shape[:2]
     s = layer.scale_x_y
     out = np.empty_like(values)
     out[..., 0] = (grid_x + sigmoid(values[..., 0]) * s - (s - 1) / 2) / cols
@@ -138,9 +137,22 @@ def rows_to_candidates(rows: np.ndarray, transform: Transform, floor: float = CA
     return Detections(boxes.astype(np.float32), scores.astype(np.float32), class_ids.astype(np.int64))
 
 
+def check_threshold(value, label: str) -> float:
+    """``value`` as a float in [0, 1], or :class:`UserFacingError` (NaN, -1, 1.5, text...)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserFacingError(f"the {label} must be a number between 0 and 1.") from None
+    if not 0.0 <= number <= 1.0:  # also False for NaN
+        raise UserFacingError(f"the {label} must be between 0 and 1 (got {number}).")
+    return number
+
+
 def select(candidates: Detections, score_threshold: float, nms_threshold: float,
            classes: set[int] | list[int] | None = None) -> Detections:
     """Score threshold, optional class filter, then class-wise NMS; best score first."""
+    score_threshold = check_threshold(score_threshold, "score threshold")
+    nms_threshold = check_threshold(nms_threshold, "NMS threshold")
     keep = candidates.scores >= score_threshold
     if classes is not None:
         keep &= np.isin(candidates.class_ids, np.asarray(list(classes), dtype=np.int64))

@@ -11,7 +11,9 @@ is honoured when filled in.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,10 +76,6 @@ def darknet_dir() -> Path:
     return get_settings().model_cache_dir / "darknet"
 
 
-def onnx_dir() -> Path:
-    return get_settings().model_cache_dir / "onnx"
-
-
 def safe_stem(file_name: str, default: str) -> str:
     """The stem of an uploaded file's name, reduced to characters safe in a file name; never
     hidden, never ``..`` (a file called ``...cfg`` has the stem ``..``)."""
@@ -93,13 +91,22 @@ def coco_names() -> list[str]:
     return parse_names(COCO_NAMES.read_text(), COCO_NAMES.name)
 
 
+def cache_path_text(path: Path) -> str:
+    """``path`` as users may see it: relative to the model cache, never the server's full path."""
+    try:
+        return f"<model cache>/{path.relative_to(get_settings().model_cache_dir).as_posix()}"
+    except ValueError:
+        return path.name
+
+
 def missing_files_message(spec: ModelSpec) -> str | None:
     """What is missing for ``spec`` and how to get it, or None when everything is in place."""
     if spec.weights_path.exists():
         return None
     return (f"{spec.title} needs {spec.weights_name} ({spec.weights_size / 1e6:.0f} MB). Click "
             f"'Download weights' (internet needed), or download {spec.weights_url} on any machine and "
-            f"put it at {spec.weights_path}. You can also upload cfg + weights + names, or try the page "
+            f"put it at {cache_path_text(spec.weights_path)} (model cache: DASHBOARD_MODEL_CACHE, default "
+            f"<data root>/models). You can also upload cfg + weights + names, or try the page "
             f"with the '{DEMO_TITLE}' model.")
 
 
@@ -107,6 +114,23 @@ def fetch_weights(spec: ModelSpec, progress: ProgressCallback | None = None, sto
     """Download (resuming) and verify the weights of ``spec`` into the model cache."""
     return download(spec.weights_url, spec.weights_path, size=spec.weights_size, sha256=spec.weights_sha256,
                     progress=progress, stop=stop)
+
+
+def download_job(params: dict, context) -> dict:
+    """Job body (kind ``detection-download``): fetch the weights of ``params["model"]``."""
+    spec = REGISTRY.get(str(params.get("model")))
+    if spec is None:
+        raise UserFacingError(f"unknown model {params.get('model')!r}; known: {', '.join(REGISTRY)}.")
+    context.progress(0.0, f"downloading {spec.weights_name}")
+    fetch_weights(spec, lambda done, total: context.progress(done / (total or spec.weights_size),
+                                                             f"{done / 1e6:.0f} of {spec.weights_size / 1e6:.0f} MB"),
+                  context.stop_event)
+    return {"model": spec.key, "file": spec.weights_name}
+
+
+def installed_keys() -> list[str]:
+    """Registered models whose weights are in the model cache, in registry order."""
+    return [key for key, spec in REGISTRY.items() if spec.weights_path.exists()]
 
 
 def load_registered(key: str) -> DarknetModel:
@@ -135,30 +159,76 @@ def load_demo(seed: int = 0) -> DarknetModel:
                         random_weights=True)
 
 
-def save_upload(cfg: tuple[str, bytes], weights: tuple[str, bytes], names: tuple[str, bytes]) -> DarknetModel:
+@dataclass
+class SavedUpload:
+    model: DarknetModel
+    message: str
+    """What happened, in words (kept under which name, or already present)."""
+
+
+def _digest(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+def save_upload(cfg: tuple[str, bytes], weights: tuple[str, bytes], names: tuple[str, bytes]) -> SavedUpload:
     """Validate uploaded cfg + weights + names and keep them under ``<model cache>/darknet/uploads``.
 
-    Files are validated in a staging folder first, so a bad upload never replaces a good model.
+    Files are validated in a staging folder of their own first, so a bad upload never touches a
+    good model. An existing model of the same name is never replaced: identical files are
+    recognised, different ones are kept beside it as ``<name>-2``, ``<name>-3``... The staged
+    folder is renamed into place, which fails rather than merges when another session took the
+    name at the same moment (then the next free name is tried).
     """
     names_list = parse_names(names[1].decode("utf-8", errors="replace"), names[0])
     stem = safe_stem(cfg[0], "uploaded")
-    staging = darknet_dir() / "uploads" / f".staging-{stem}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    (staging / f"{stem}.cfg").write_bytes(cfg[1])
-    (staging / f"{stem}.weights").write_bytes(weights[1])
-    (staging / f"{stem}.names").write_bytes(names[1])
+    uploads = darknet_dir() / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    staging = uploads / f".staging-{uuid.uuid4().hex}"
+    staging.mkdir()
     try:
-        load_darknet(staging / f"{stem}.cfg", staging / f"{stem}.weights", names_list,
-                     names_source=names[0])
-    except Exception:
+        files = {"cfg": cfg[1], "weights": weights[1], "names": names[1]}
+        for suffix, data in files.items():
+            (staging / f"{stem}.{suffix}").write_bytes(data)
+        digest = _digest(*files.values())
+        (staging / "sha256").write_text(digest)
+        load_darknet(staging / f"{stem}.cfg", staging / f"{stem}.weights", names_list, names_source=names[0])
+        final_stem, existed = _place_upload(staging, uploads, stem, digest)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
-    final = darknet_dir() / "uploads" / stem
-    shutil.rmtree(final, ignore_errors=True)
-    staging.rename(final)
-    return load_darknet(final / f"{stem}.cfg", final / f"{stem}.weights", names_list,
-                        key=f"upload:{stem}", title=f"{stem} (uploaded)", names_source=names[0])
+    if existed:
+        message = f"{final_stem} is already installed with identical files; nothing was added."
+    elif final_stem != stem:
+        message = (f"A different model called {stem} is already installed and is kept; "
+                   f"this one was added as {final_stem}.")
+    else:
+        message = f"Added {stem}."
+    return SavedUpload(load_uploaded(final_stem), message)
+
+
+def _place_upload(staging: Path, uploads: Path, stem: str, digest: str) -> tuple[str, bool]:
+    """Move ``staging`` to the first free ``uploads/<stem>[-n]``; (name, True) when identical
+    files were already installed under that name."""
+    for number in range(1, 1000):
+        candidate = stem if number == 1 else f"{stem}-{number}"
+        final = uploads / candidate
+        if (final / "sha256").is_file() and (final / "sha256").read_text() == digest:
+            return candidate, True
+        if final.exists():
+            continue
+        # the stored files keep the stem they were validated under; rename them to the candidate
+        for path in staging.glob(f"{stem}.*"):
+            path.rename(staging / f"{candidate}{path.suffix}")
+        try:
+            os.rename(staging, final)  # atomic; refuses (never merges) when ``final`` appeared meanwhile
+            return candidate, False
+        except OSError:
+            for path in staging.glob(f"{candidate}.*"):
+                path.rename(staging / f"{stem}{path.suffix}")
+            continue
+    raise UserFacingError(f"too many uploaded models called {stem}; remove some first.")
 
 
 def uploaded_models() -> list[str]:
@@ -170,35 +240,55 @@ def uploaded_models() -> list[str]:
 def load_uploaded(stem: str) -> DarknetModel:
     weights_path = upload_weights_path(stem)
     folder = weights_path.parent
+    if safe_stem(f"{stem}.cfg", "") != stem or not folder.is_dir():
+        raise UserFacingError(f"there is no uploaded Darknet model called {stem!r}.")
     names = parse_names((folder / f"{stem}.names").read_text(errors="replace"), f"{stem}.names")
     return load_darknet(folder / f"{stem}.cfg", weights_path, names,
                         key=f"upload:{stem}", title=f"{stem} (uploaded)")
 
 
-def save_onnx(name: str, data: bytes, names: list[str]) -> str:
-    """Validate an uploaded ONNX detector (before it replaces anything), keep it with its names
-    under ``<model cache>/onnx`` and return its stem."""
-    from services.detection.backends import OnnxBackend
-
-    stem = safe_stem(name, "model")
-    folder = onnx_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = folder / f".staging-{hashlib.sha256(data).hexdigest()[:16]}.onnx"
-    staging.write_bytes(data)
-    try:
-        OnnxBackend(staging, names)
-    except Exception:
-        staging.unlink(missing_ok=True)
-        raise
-    staging.replace(folder / f"{stem}.onnx")
-    (folder / f"{stem}.names").write_text("\n".join(names) + "\n")
-    return stem
+def load_model(key: str) -> DarknetModel:
+    """The Darknet model ``key``: a registry key, ``demo-random`` or ``upload:<name>``."""
+    if key == DEMO_KEY:
+        return load_demo()
+    if key.startswith("upload:"):
+        return load_uploaded(key.split(":", 1)[1])
+    return load_registered(key)
 
 
-def onnx_models() -> list[str]:
-    folder = onnx_dir()
-    return sorted(p.stem for p in folder.glob("*.onnx")) if folder.is_dir() else []
+def model_fingerprint(key: str) -> tuple | None:
+    """Identifies the weights file of ``key`` on disk (name, size, mtime), so that caches load a
+    replaced file again; None when there is no such file yet."""
+    if key in REGISTRY:
+        path = REGISTRY[key].weights_path
+    elif key.startswith("upload:"):
+        path = upload_weights_path(key.split(":", 1)[1])
+    else:
+        return None
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    return path.name, stat.st_size, stat.st_mtime_ns
 
 
-def onnx_names(stem: str) -> list[str]:
-    return parse_names((onnx_dir() / f"{stem}.names").read_text(), f"{stem}.names")
+@dataclass
+class OpenedBackend:
+    backend: object
+    """Anything with ``rows(batch)`` and ``name`` (see :mod:`services.detection.backends`)."""
+    names: list[str]
+    title: str
+    random_weights: bool
+
+
+def open_backend(key: str, backend_name: str) -> OpenedBackend:
+    """Build the backend ``backend_name`` of the model ``key`` in this process (a job worker or
+    the model service; ``onnx:<name>`` keys take ``onnxruntime`` or ``OpenCV``)."""
+    if key.startswith("onnx:"):
+        from services.detection.onnx_store import load_onnx
+
+        detector = load_onnx(key.split(":", 1)[1], backend_name)
+        return OpenedBackend(detector, detector.names, key.split(":", 1)[1], False)
+    from services.detection.backends import make_darknet_backend
+
+    model = load_model(key)
+    return OpenedBackend(make_darknet_backend(model, backend_name), model.names, model.title, model.random_weights)
