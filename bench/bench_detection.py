@@ -118,12 +118,118 @@ def bench_nms(count: int = 10_000, threshold: float = 0.45) -> None:
               f"loop/numpy {loop_ms / vector_ms:5.0f}x")
 
 
+def conv_yolo_graph(size: int = 320, classes: int = 80) -> bytes:
+    """A float YOLOv8-shaped ONNX graph both runtimes read: a strided conv backbone, heads at
+    strides 8, 16 and 32, output (1, 4 + classes, cells). Random weights (timing only)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes, weights, heads, previous, channels = [], [], [], "images", 3
+    for index, width in enumerate((16, 32, 64, 128, 256)):  # strides 2, 4, 8, 16, 32
+        name = f"conv{index}"
+        weights.append(numpy_helper.from_array(rng.normal(0, 0.1, (width, channels, 3, 3)).astype(np.float32),
+                                               f"{name}.w"))
+        nodes += [helper.make_node("Conv", [previous, f"{name}.w"], [f"{name}.c"], pads=[1, 1, 1, 1],
+                                   strides=[2, 2]), helper.make_node("Relu", [f"{name}.c"], [name])]
+        previous, channels = name, width
+        if index >= 2:
+            weights.append(numpy_helper.from_array(
+                rng.normal(0, 0.1, (4 + classes, width, 1, 1)).astype(np.float32), f"head{index}.w"))
+            nodes += [helper.make_node("Conv", [name, f"head{index}.w"], [f"head{index}.c"]),
+                      helper.make_node("Reshape", [f"head{index}.c", "flat"], [f"head{index}"])]
+            heads.append(f"head{index}")
+    weights.append(numpy_helper.from_array(np.array([1, 4 + classes, -1], np.int64), "flat"))
+    nodes.append(helper.make_node("Concat", heads, ["output0"], axis=2))
+    cells = sum((size // s) ** 2 for s in (8, 16, 32))
+    graph = helper.make_graph(nodes, "bench", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
+                                                                             [1, 3, size, size])],
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 + classes, cells])],
+                              weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def bench_onnx(repeats: int, int8_path: Path | None) -> None:
+    """onnxruntime vs OpenCV DNN on the same float ONNX file; the real int8 YOLOv8n on
+    onnxruntime when the shared fixture is there (OpenCV cannot read ConvInteger)."""
+    from services.detection.onnx_model import OnnxDetector
+
+    data = conv_yolo_graph()
+    runtimes = {name: OnnxDetector(data, "bench.onnx", runtime=name) for name in ("onnxruntime", "OpenCV")}
+    batch, _ = preprocess(np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8), 320)
+    rows = {name: detector.rows(batch) for name, detector in runtimes.items()}
+    difference = float(np.abs(rows["onnxruntime"] - rows["OpenCV"]).max())
+    times = {name: median_ms(lambda d=detector: d.rows(batch), repeats) for name, detector in runtimes.items()}
+    print(f"ONNX float conv graph 320 (yolov8 layout): onnxruntime {times['onnxruntime']:6.1f} ms | OpenCV DNN "
+          f"{times['OpenCV']:6.1f} ms | onnxruntime/OpenCV {times['onnxruntime'] / times['OpenCV']:4.2f} "
+          f"| max |diff| {difference:.1e}")
+    if int8_path is not None and int8_path.is_file():
+        detector = OnnxDetector(int8_path.read_bytes(), int8_path.name)
+        batch, _ = preprocess(np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8), 640)
+        print(f"YOLOv8n int8 (real, 640) on onnxruntime: {median_ms(lambda: detector.rows(batch), repeats):6.1f} ms")
+
+
+def bench_threshold_rerun(repeats: int = 5) -> None:
+    """Detector page: a score-threshold change with the network result cached (AppTest rerun:
+    NMS, drawing and the rest of the script), against the first run that ran the network."""
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    with tempfile.TemporaryDirectory() as root:
+        os.environ.update(DASHBOARD_DATA_DIR=root, DASHBOARD_OFFLINE="1")
+        page = Path(__file__).resolve().parent.parent / "pages" / "detector.py"
+        app = AppTest.from_file(str(page), default_timeout=120).run()
+        start = time.perf_counter()
+        app.multiselect(key="det_samples").set_value(["astronaut"]).run()
+        first_ms = (time.perf_counter() - start) * 1e3
+        times = []
+        for step in range(repeats):
+            start = time.perf_counter()
+            app.slider(key="det_score").set_value(0.05 + 0.02 * step).run()
+            times.append((time.perf_counter() - start) * 1e3)
+        assert app.session_state["det_network_runs"] == 1
+    print(f"detector page, demo model on a 512 px sample: first run {first_ms:6.0f} ms | threshold change "
+          f"{statistics.median(times):6.0f} ms (median of {repeats}, network not re-run)")
+
+
+def bench_yolo_fastest(repeats: int, fixtures: Path) -> None:
+    """Yolo-Fastest 1.1 (depthwise convolutions, 320 x 320) on TensorFlow and OpenCV, side by
+    side on dog.jpg; the published weights when the shared fixtures are there, otherwise random
+    weights in the exact layout (same FLOPs; labelled)."""
+    import cv2
+
+    from services.detection.registry import CFG_DIR
+
+    cfg_path = CFG_DIR / "yolo-fastest-1.1.cfg"
+    weights, image_path = fixtures / "yolo-fastest-1.1.weights", fixtures / "dog.jpg"
+    label = "real weights, dog.jpg"
+    with tempfile.TemporaryDirectory() as folder:
+        if not weights.is_file():
+            weights, label = Path(folder) / "random.weights", "RANDOM weights, random image"
+            weights.write_bytes(random_weights_bytes(parse_cfg(cfg_path.read_text(), cfg_path.name)))
+        model = load_darknet(cfg_path, weights, coco_names(), key="yolo-fastest-1.1")
+        image = (cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB) if image_path.is_file()
+                 else np.random.default_rng(0).integers(0, 256, (576, 768, 3), dtype=np.uint8))
+        batch, _ = preprocess(image, model.config.width)
+        tf_backend, cv_backend = KerasBackend(model), OpenCVDarknetBackend(model)
+        difference = max(float(np.abs(a - b).max()) for a, b in zip(tf_backend.raw(batch), cv_backend.raw(batch)))
+        tf_ms = median_ms(lambda: tf_backend.raw(batch), repeats)
+        cv_ms = median_ms(lambda: cv_backend.raw(batch), repeats)
+    device = "GPU" if runtime.has_gpu() else "CPU"
+    print(f"yolo-fastest-1.1 {model.config.width} ({label}): TensorFlow ({device}) {tf_ms:6.1f} ms | "
+          f"OpenCV (CPU) {cv_ms:6.1f} ms | TF/OpenCV {tf_ms / cv_ms:4.2f} | max |diff| {difference:.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=416)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--models", nargs="+", default=["yolov3-tiny", "yolov3"])
     parser.add_argument("--skip-nms", action="store_true")
+    parser.add_argument("--skip-onnx", action="store_true")
+    parser.add_argument("--skip-fastest", action="store_true")
     args = parser.parse_args()
     import cv2
 
@@ -133,6 +239,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for key in args.models:
             bench_backends(key, args.size, args.repeats, Path(folder))
+    if not args.skip_fastest:
+        bench_yolo_fastest(args.repeats, Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "darknet")
+    if not args.skip_onnx:
+        bench_onnx(args.repeats, Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "onnx"
+                   / "yolov8n_int8.onnx")
+        bench_threshold_rerun()
     if not args.skip_nms:
         bench_nms()
 

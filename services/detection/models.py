@@ -1,16 +1,19 @@
 """A loaded Darknet model: parsed cfg, validated weights and class names, with the files on disk.
 
 Everything is checked before a model is handed out: the cfg parses, the weights have exactly
-the size the cfg implies, and the names file has as many lines as the cfg has classes.
+the size the cfg implies, and the names file has as many lines as the cfg has classes. Files
+are measured before they are read: a cfg or names file far larger than any real one is refused
+without reading it.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.detection.cfg import DarknetConfig, parse_cfg
+from services.detection.cfg import MAX_CFG_CHARS, MAX_CLASSES, DarknetConfig, parse_cfg
 from services.detection.weights import DarknetWeights, load_weights
 from services.errors import UserFacingError
 
@@ -32,13 +35,44 @@ class DarknetModel:
     """True for the generated demo model: its detections are meaningless."""
 
 
+MAX_NAMES = MAX_CLASSES
+MAX_NAME_CHARS = 200
+MAX_NAMES_CHARS = MAX_NAMES * (MAX_NAME_CHARS + 2)
+
+
 def parse_names(text: str, name: str = "names") -> list[str]:
+    """One class name per line (trailing blank lines ignored); at most :data:`MAX_NAMES` names of
+    at most :data:`MAX_NAME_CHARS` characters, counted before the text is split."""
+    if len(text) > MAX_NAMES_CHARS or text.count("\n") > MAX_NAMES + 100:
+        raise NamesError(f"{name}: {text.count(chr(10)) + 1:,} lines / {len(text):,} characters is too large for "
+                         f"a names file (at most {MAX_NAMES:,} names of {MAX_NAME_CHARS} characters).")
     names = [line.strip() for line in text.splitlines()]
     while names and not names[-1]:
         names.pop()
     if not names or any(not n for n in names):
         raise NamesError(f"{name}: expected one class name per line with no blank lines in between.")
+    if len(names) > MAX_NAMES:
+        raise NamesError(f"{name}: {len(names):,} class names; at most {MAX_NAMES:,} are supported.")
+    longest = max(range(len(names)), key=lambda i: len(names[i]))
+    if len(names[longest]) > MAX_NAME_CHARS:
+        raise NamesError(f"{name}, line {longest + 1}: a class name of {len(names[longest]):,} characters; at most "
+                         f"{MAX_NAME_CHARS} are supported.")
     return names
+
+
+def read_cfg_text(path: Path) -> str:
+    """The text of a cfg file, refused unread when it is not a regular file or far too large."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise UserFacingError(f"{path.name}: not a regular file.")
+        if info.st_size > 4 * MAX_CFG_CHARS:
+            raise UserFacingError(f"{path.name}: {info.st_size:,} bytes is far more than any Darknet cfg.")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UserFacingError(f"{path.name}: not a UTF-8 text file (byte {error.start}).") from None
+    except OSError as error:
+        raise UserFacingError(f"{path.name}: cannot be read ({error.strerror or 'I/O error'}).") from None
 
 
 def check_names(config: DarknetConfig, names: list[str], name: str = "names") -> None:
@@ -53,11 +87,7 @@ def load_darknet(cfg_path: str | os.PathLike, weights_path: str | os.PathLike, n
                  *, key: str | None = None, title: str | None = None, random_weights: bool = False,
                  names_source: str = "names") -> DarknetModel:
     cfg_path, weights_path = Path(cfg_path), Path(weights_path)
-    try:
-        text = cfg_path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise UserFacingError(f"{cfg_path.name}: not a text file ({error}).") from error
-    config = parse_cfg(text, cfg_path.name)
+    config = parse_cfg(read_cfg_text(cfg_path), cfg_path.name)
     check_names(config, names, names_source)
     weights = load_weights(config, weights_path)
     return DarknetModel(key or cfg_path.stem, title or cfg_path.stem, config, weights, names,

@@ -3,13 +3,15 @@
 Layout: int32 major, minor, revision; ``seen`` as int64 when ``major * 10 + minor >= 2`` and
 ``major < 1000`` (int32 otherwise); then for each convolution in cfg order: biases[filters],
 and with batch normalisation scales, rolling means, rolling variances [filters each]; then the
-kernel as float32[filters, in_channels, size, size]. OpenCV does not check the length and
-silently runs on garbage; here the size must match the cfg exactly.
+kernel as float32[filters, in_channels / groups, size, size]. OpenCV does not check the length
+and silently runs on garbage; here the size must match the cfg exactly, and a file is measured
+(``stat`` and its 20-byte header) before a byte of its values is read.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +48,7 @@ class Header:
 class ConvWeights:
     biases: np.ndarray
     kernel: np.ndarray
-    """float32 [filters, in_channels, size, size] (Darknet order)."""
+    """float32 [filters, in_channels / groups, size, size] (Darknet order)."""
     scales: np.ndarray | None = None
     rolling_mean: np.ndarray | None = None
     rolling_variance: np.ndarray | None = None
@@ -64,12 +66,15 @@ def seen_size(major: int, minor: int) -> int:
 
 
 def conv_parameter_count(layer: Convolutional) -> int:
-    per_filter = (4 if layer.batch_normalize else 1)
-    return layer.filters * per_filter + layer.filters * layer.input_channels * layer.size * layer.size
+    return layer.parameter_count
+
+
+def kernel_shape(layer: Convolutional) -> tuple[int, int, int, int]:
+    return layer.filters, layer.input_channels // layer.groups, layer.size, layer.size
 
 
 def expected_size(config: DarknetConfig, header: Header) -> int:
-    return header.nbytes + 4 * sum(conv_parameter_count(layer) for layer in config.conv_layers)
+    return header.nbytes + 4 * config.parameter_count
 
 
 def read_header(data: bytes, name: str = "weights") -> Header:
@@ -85,18 +90,23 @@ def read_header(data: bytes, name: str = "weights") -> Header:
     return Header(major, minor, revision, seen)
 
 
-def parse_weights(config: DarknetConfig, data: bytes, name: str = "weights") -> DarknetWeights:
-    """Split ``data`` into per-convolution arrays, refusing any size mismatch."""
-    header = read_header(data, name)
+def check_size(config: DarknetConfig, header: Header, size: int, name: str = "weights") -> None:
+    """Refuse a file whose size is not exactly what ``config`` implies."""
     expected = expected_size(config, header)
-    if len(data) != expected:
-        difference = len(data) - expected
+    if size != expected:
+        difference = size - expected
         raise WeightsError(
             f"{name}: expected {expected:,} bytes for {config.name} "
             f"({len(config.conv_layers)} convolutions, header v{header.major}.{header.minor}.{header.revision}), "
-            f"got {len(data):,} bytes ({'+' if difference > 0 else ''}{difference:,}). "
+            f"got {size:,} bytes ({'+' if difference > 0 else ''}{difference:,}). "
             "The weights do not belong to this cfg (or the file is truncated)."
         )
+
+
+def parse_weights(config: DarknetConfig, data: bytes, name: str = "weights") -> DarknetWeights:
+    """Split ``data`` into per-convolution arrays, refusing any size mismatch."""
+    header = read_header(data, name)
+    check_size(config, header, len(data), name)
     values = np.frombuffer(data, dtype="<f4", offset=header.nbytes)
     convs: dict[int, ConvWeights] = {}
     position = 0
@@ -110,16 +120,29 @@ def parse_weights(config: DarknetConfig, data: bytes, name: str = "weights") -> 
     for layer in config.conv_layers:
         biases = take(layer.filters)
         bn = [take(layer.filters) for _ in range(3)] if layer.batch_normalize else [None, None, None]
-        kernel = take(layer.filters * layer.input_channels * layer.size * layer.size)
-        convs[layer.index] = ConvWeights(
-            biases=biases, kernel=kernel.reshape(layer.filters, layer.input_channels, layer.size, layer.size),
-            scales=bn[0], rolling_mean=bn[1], rolling_variance=bn[2])
+        shape = kernel_shape(layer)
+        kernel = take(int(np.prod(shape)))
+        convs[layer.index] = ConvWeights(biases=biases, kernel=kernel.reshape(shape),
+                                         scales=bn[0], rolling_mean=bn[1], rolling_variance=bn[2])
     return DarknetWeights(header, convs)
 
 
 def load_weights(config: DarknetConfig, path: str | os.PathLike) -> DarknetWeights:
+    """Read a weights file that is a regular file of exactly the size ``config`` implies; the
+    size is checked from ``stat`` and the header before the values are read."""
     path = Path(path)
-    return parse_weights(config, path.read_bytes(), path.name)
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):  # before open(): a FIFO would block there
+            raise WeightsError(f"{path.name}: not a regular file.")
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            header = read_header(handle.read(4 * HEADER_INTS + 8), path.name)
+            check_size(config, header, info.st_size, path.name)
+            handle.seek(0)
+            data = handle.read(info.st_size + 1)
+    except OSError as error:
+        raise WeightsError(f"{path.name}: cannot be read ({error.strerror or 'I/O error'}).") from None
+    return parse_weights(config, data, path.name)
 
 
 def random_weights_bytes(config: DarknetConfig, seed: int = 0, kernel_scale: float | None = None,
@@ -136,7 +159,7 @@ def random_weights_bytes(config: DarknetConfig, seed: int = 0, kernel_scale: flo
     parts = [struct.pack("<3i", header.major, header.minor, header.revision),
              struct.pack("<q" if header.seen_bytes == 8 else "<i", header.seen)]
     for layer in config.conv_layers:
-        fan_in = layer.input_channels * layer.size * layer.size
+        fan_in = layer.input_channels // layer.groups * layer.size * layer.size
         scale = kernel_scale if kernel_scale is not None else 1.0 / np.sqrt(fan_in)
         scale *= head_gain if layer.index in heads else 1.0
         arrays = [rng.normal(0, 0.1, layer.filters)]
