@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from services.detection.backends import KerasBackend
+from services.detection.backends import KerasBackend, OpenCVDarknetBackend
 from services.detection.decode import decode_head
 from services.detection.keras_builder import build_model
 from services.detection.yolo_layers import new_coords_rows
@@ -144,6 +144,7 @@ def test_yolo_new_coords_boxes_match_opencv(tmp_path):
     _rows_match(rows, reference)
     # The product path (TensorFlow backend, decode_head) uses the same coding.
     _rows_match(KerasBackend(model).rows(batch), reference)
+    _rows_match(OpenCVDarknetBackend(model).rows(batch), reference)  # and the OpenCV backend
     # The usual coding would read these inputs differently: the new coding is really exercised.
     usual = decode_head(heads[0], dataclasses.replace(layer, new_coords=False), 32, 32)
     assert not np.allclose(usual[:, :4], rows[:, :4], atol=1e-2)

@@ -94,15 +94,18 @@ class OpenCVDarknetBackend(DarknetBackend):
             self.net = cv2.dnn.readNetFromDarknet(str(model.cfg_path), str(model.weights_path))
         except cv2.error as error:
             raise UserFacingError(f"OpenCV could not load {model.cfg_path.name}: {opencv_reason(error)}.") from error
-        names = list(self.net.getLayerNames())
-        # OpenCV names each Darknet layer's last operation "<kind>_<index>".
-        self.head_inputs = [[n for n in names if n.rsplit("_", 1)[-1] == str(layer.index - 1)][-1]
-                            for layer in model.config.yolo_layers]
+        # OpenCV puts a "permute_<index>" layer (NCHW -> NHWC) in front of each of its yolo
+        # layers: its output is the head after the convolution's activation, which the
+        # convolution's own output is not when that activation is not linear (new_coords models).
+        self.head_inputs = [name for name in self.net.getLayerNames() if name.startswith("permute_")]
+        if len(self.head_inputs) != len(model.config.yolo_layers):
+            raise UserFacingError(f"OpenCV built {len(self.head_inputs)} detection heads for "
+                                  f"{model.cfg_path.name}, which declares {len(model.config.yolo_layers)}.")
         self.yolo_outputs = list(self.net.getUnconnectedOutLayersNames())
 
     def _raw(self, batch: np.ndarray) -> list[np.ndarray]:
         self.net.setInput(_nchw(batch))
-        return [o.transpose(0, 2, 3, 1) for o in self.net.forward(self.head_inputs)]
+        return [np.asarray(output) for output in self.net.forward(self.head_inputs)]
 
     def yolo_layer_rows(self, batch: np.ndarray) -> list[np.ndarray]:
         """What the book reads: the outputs of OpenCV's own yolo layers (class scores under

@@ -52,6 +52,8 @@ class ModelSpec:
         return self.weights_url.rsplit("/", 1)[-1]
 
 
+_YOLO_FASTEST = ("https://raw.githubusercontent.com/dog-qiuqiu/Yolo-Fastest/96a2900d163196c396e73f3fdab04ca4dd9a2f70/"
+                 "ModelZoo/yolo-fastest-1.1_coco")
 REGISTRY: dict[str, ModelSpec] = {spec.key: spec for spec in (
     ModelSpec("yolov3", "YOLOv3 (COCO, the book's model)", "yolov3.cfg",
               "https://raw.githubusercontent.com/pjreddie/darknet/master/cfg/yolov3.cfg",
@@ -63,6 +65,9 @@ REGISTRY: dict[str, ModelSpec] = {spec.key: spec for spec in (
               "https://raw.githubusercontent.com/AlexeyAB/darknet/master/cfg/yolov4-tiny.cfg",
               "https://github.com/AlexeyAB/darknet/releases/download/darknet_yolo_v4_pre/yolov4-tiny.weights",
               24_251_276),
+    ModelSpec("yolo-fastest-1.1", "Yolo-Fastest 1.1 (COCO, 1.4 MB)", "yolo-fastest-1.1.cfg",
+              f"{_YOLO_FASTEST}/yolo-fastest-1.1.cfg", f"{_YOLO_FASTEST}/yolo-fastest-1.1.weights", 1_384_268,
+              default_size=320, weights_sha256="1c445c42bbd6df63edea2cc69f99667b5650d663ca11e34b116240740cd42890"),
 )}
 DEMO_KEY = "demo-random"
 DEMO_TITLE = "Random weights (demo, detections meaningless)"
