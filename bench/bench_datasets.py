@@ -6,8 +6,11 @@ docs/datasets.md).
    and after touching one file (incremental).
 2. Gallery page change (AppTest, index warm): first visit of a page (thumbnails made) vs a
    revisit (thumbnails cached).
-3. Home page first render in a fresh process (AppTest of dashboard/app.py).
-4. Peak memory (VmHWM) of a real ``streamlit run`` server with the explorer open on the 5000
+3. Zip import: the generated tiles as one zip, extracted by ``services.archives.extract_zip``
+   (every name, size and clash checked, bytes counted while writing) vs plain
+   ``zipfile.ZipFile.extractall``, and the refusal time of a 4.5 MB zip declaring 4 GiB.
+4. Home page first render in a fresh process (AppTest of dashboard/app.py).
+5. Peak memory (VmHWM) of a real ``streamlit run`` server with the explorer open on the 5000
    tiles in headless Chromium, after visiting every section but the augmentation preview.
 
 Usage: ``python bench/bench_datasets.py [--tiles-per-class 625] [--skip-browser]``. The tiles
@@ -97,6 +100,43 @@ def bench_index(folder: Path) -> None:
     print(f"problems: {int(frame['problem'].notna().sum())}")
 
 
+def bench_zip(folder: Path) -> None:
+    import zipfile
+
+    from services import archives
+    from tests.datasets_helpers import zip_bomb
+
+    data_root = Path(os.environ["DASHBOARD_DATA_DIR"])
+    archive = data_root / "bench-tiles.zip"
+    if not archive.exists():
+        with zipfile.ZipFile(archive, "w") as writer:
+            for path in sorted(folder.rglob("*.tif")):
+                writer.write(path, path.relative_to(folder.parent).as_posix())
+    print(f"\n## Zip import ({archive.stat().st_size / 1e6:.0f} MB, stored)")
+    results = {}
+    for label in ("zipfile.extractall (no checks)", "archives.extract_zip (checked)"):
+        target = data_root / "bench-extract"
+        shutil.rmtree(target, ignore_errors=True)
+        start = time.perf_counter()
+        if label.startswith("zipfile"):
+            with zipfile.ZipFile(archive) as reader:
+                reader.extractall(target)
+        else:
+            archives.extract_zip(archive, target)
+        results[label] = time.perf_counter() - start
+        shutil.rmtree(target, ignore_errors=True)
+    bomb = zip_bomb()
+    start = time.perf_counter()
+    try:
+        archives.extract_zip(bomb, data_root / "bench-bomb")
+    except archives.UnsafeArchive:
+        pass
+    results[f"refuse a {len(bomb) / 1e6:.1f} MB zip declaring 4 GiB"] = time.perf_counter() - start
+    plain = results["zipfile.extractall (no checks)"]
+    for label, seconds in results.items():
+        print(f"{label:<40} {seconds:8.3f} s   {seconds / plain:6.3f}x of extractall")
+
+
 def bench_gallery() -> None:
     from streamlit.testing.v1 import AppTest
 
@@ -180,12 +220,17 @@ def main() -> None:
     parser.add_argument("--tiles-per-class", type=int, default=625)
     parser.add_argument("--skip-browser", action="store_true")
     parser.add_argument("--memory-only", action="store_true")
+    parser.add_argument("--zip-only", action="store_true")
     args = parser.parse_args()
     os.environ["DASHBOARD_DATA_DIR"] = str(BENCH_ROOT / "data")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     folder = generate(args.tiles_per_class)
+    if args.zip_only:
+        bench_zip(folder)
+        return
     if not args.memory_only:
         bench_index(folder)
+        bench_zip(folder)
         bench_gallery()
         bench_home()
     if not args.skip_browser:

@@ -1,11 +1,12 @@
 """The sections of the Dataset explorer page (kept here so the page file reads like its UI).
 
-Nothing here imports TensorFlow at import time: only the augmentation preview needs it, and it
-imports it when the user asks for variants.
+Nothing here imports TensorFlow: the augmentation preview asks the model service. Names that
+come from files (class folders, tiles, splits) are escaped before any Markdown or HTML.
 """
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pandas as pd
@@ -15,17 +16,23 @@ import streamlit as st
 
 from dashboard import datasets_adapters as adapters
 from dashboard.adapters import job_manager
-from dashboard.widgets import job_status_line, job_stop_button, synthetic_badge, user_errors
-from services.config import confine, get_settings
+from dashboard.widgets import (job_failure_banner, job_status_line, job_stop_button, md, show_image, swatches_html,
+                               synthetic_badge, user_errors)
+from services.config import check_upload, confine, display_path, get_settings
 from services.datasets import kather, quality, sources, splits, tasks
 from services.datasets.index import class_names, usable
 from services.datasets.naming import safe_name
 from services.datasets.sources import DatasetInfo
 from services.errors import UserFacingError
+from services.images import display_copy
 
 SECTIONS = ["Gallery", "Colour", "Quality", "Splits", "Augmentation"]
 ROWS_PER_PAGE = 4
 SELECTED = "explorer_selected_tile"
+UPLOAD, UPLOAD_NAME = "explorer_upload", "explorer_upload_name"
+CONFIRM_OVERWRITE = "explorer_split_overwrite"
+ENLARGED_SIDE = 560
+"""Width in pixels of a tile enlarged in the gallery's dialog."""
 
 
 # ---------------------------------------------------------------- sources and jobs
@@ -41,6 +48,13 @@ def source_picker() -> DatasetInfo:
     return next(d for d in datasets if d.name == chosen)
 
 
+def _fill_upload_name() -> None:
+    """A new upload proposes its file name (made safe) as the dataset name."""
+    upload = st.session_state.get(UPLOAD)
+    if upload is not None:
+        st.session_state[UPLOAD_NAME] = safe_name(Path(upload.name).stem)
+
+
 def add_dataset_forms() -> None:
     kather_tab, folder_tab, upload_tab = st.tabs(["Kather 2016 download", "Folder or zip on disk", "Upload a zip"])
     with kather_tab:
@@ -52,65 +66,70 @@ def add_dataset_forms() -> None:
             with user_errors():
                 if get_settings().offline:
                     raise UserFacingError(kather.manual_instructions())
-                start_job(tasks.KATHER_KIND, "Kather 2016 download", tasks.kather_job, {"dataset": "kather2016"})
-        st.caption(f"Offline? {kather.manual_instructions()}")
+                start_job(tasks.KATHER_KIND, "Kather 2016 download", {})
+        st.caption(f"Offline? {md(kather.manual_instructions())}")
     with folder_tab:
-        st.caption(f"A path inside the data root {get_settings().data_root}: a folder of class sub-folders, "
-                   f"or a zip of one (the Kather zip is verified against its md5).")
+        st.caption("A path inside the data root (DASHBOARD_DATA_DIR): a folder of class sub-folders, or a zip "
+                   "of one (the Kather zip is verified against its md5).")
         path = st.text_input("Path under the data root", key="explorer_add_path")
         if st.button("Add", icon=":material/folder_open:", disabled=not path):
             with user_errors():
                 add_from_path(path)
     with upload_tab:
-        upload = st.file_uploader("Zip of class folders", type=["zip"], key="explorer_upload")
-        default = safe_name(Path(upload.name).stem) if upload else ""
-        name = st.text_input("Dataset name", value=default, key="explorer_upload_name")
+        upload = st.file_uploader("Zip of class folders", type=["zip"], key=UPLOAD, on_change=_fill_upload_name)
+        name = st.text_input("Dataset name", key=UPLOAD_NAME)
         if st.button("Import", icon=":material/upload:", disabled=upload is None):
             with user_errors():
-                sources.check_new_name(name)
-                target = get_settings().data_root / "uploads" / f"{name}.zip"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(upload.getbuffer())
-                start_job(tasks.IMPORT_KIND, f"Import {name}", tasks.import_job,
-                          {"dataset": name, "zip_path": str(target)})
+                import_upload(upload, name)
+
+
+def import_upload(upload, name: str) -> None:
+    """Submit the uploaded zip (as the job's file; the job deletes it after the import)."""
+    name = name or safe_name(Path(upload.name).stem)
+    check_upload([upload.size])
+    sources.check_new_name(name)
+    start_job(tasks.IMPORT_KIND, f"Import {name}", {"dataset": name, "zip_name": Path(upload.name).name[:120]},
+              files={tasks.UPLOAD_FILE: upload.getvalue()})
 
 
 def add_from_path(path: str) -> None:
+    data_root = get_settings().data_root
     resolved = confine(path)
+    relative = resolved.relative_to(data_root).as_posix()
     if resolved.is_file() and resolved.suffix.lower() == ".zip":
         if resolved.name == kather.FILE_NAME:
-            start_job(tasks.KATHER_KIND, "Kather 2016 from zip", tasks.kather_job,
-                      {"dataset": "kather2016", "zip_path": str(resolved)})
+            start_job(tasks.KATHER_KIND, "Kather 2016 from zip", {"zip_path": relative})
         else:
             name = safe_name(resolved.stem)
-            start_job(tasks.IMPORT_KIND, f"Import {name}", tasks.import_job, {"dataset": name, "zip_path": str(resolved)})
+            start_job(tasks.IMPORT_KIND, f"Import {name}", {"dataset": name, "zip_path": relative,
+                                                             "zip_name": resolved.name})
         return
     info = sources.register_folder(resolved)
-    st.success(f"Added {info.title}; pick it in the Dataset list.")
+    st.success(f"Added {md(info.title)}; pick it in the Dataset list.")
 
 
-def start_job(kind: str, title: str, function, params: dict) -> None:
-    tasks.submit_once(job_manager(), kind, title, function, params)
+def start_job(kind: str, title: str, params: dict, files: dict[str, bytes] | None = None) -> None:
+    tasks.submit_once(job_manager(), kind, title, params, files=files)
     st.rerun()
 
 
 def show_dataset_jobs() -> None:
-    """Running dataset jobs (download, import, indexing) with progress and a stop button."""
+    """Running dataset jobs (download, import, indexing) with progress and a stop button, and
+    the latest failed download or import of this page until it is dismissed."""
     manager = job_manager()
-    kinds = (tasks.KATHER_KIND, tasks.IMPORT_KIND, tasks.INDEX_KIND)
-    active = [s for kind in kinds for s in manager.list(kind=kind) if s.active]
+    active = [s for kind in tasks.DATASET_KINDS for s in manager.list(kind=kind) if s.active]
     if active:
         _job_progress([s.id for s in active])
     for kind in (tasks.KATHER_KIND, tasks.IMPORT_KIND):
         latest = manager.list(kind=kind)
-        if latest and latest[0].status == "failed":
-            st.error(f"{latest[0].title}: {latest[0].error}", icon=":material/error:")
+        if latest:
+            job_failure_banner(manager, latest[0], key_prefix="dataset-dismiss")
 
 
 @st.fragment(run_every=1.0)
 def _job_progress(job_ids: list[str]) -> None:
     manager = job_manager()
-    states = [manager.get(job_id) for job_id in job_ids]
+    states = [state for state in map(manager.get, job_ids) if state is not None]
     for state in states:
         job_status_line(state)
         job_stop_button(manager, state, key_prefix="dataset-job")
@@ -129,12 +148,11 @@ def load_or_index(info: DatasetInfo) -> pd.DataFrame | None:
         manager = job_manager()
         latest = next((s for s in manager.list(kind=tasks.INDEX_KIND) if s.params.get("dataset") == info.name), None)
         if latest is not None and latest.status in ("failed", "stopped", "interrupted"):
-            st.error(f"Indexing {info.name}: {latest.error or latest.message or latest.status}")
+            st.error(f"Indexing {md(info.name)}: {md(latest.error or latest.message or latest.status)}")
             if not st.button("Try again", icon=":material/refresh:"):
                 return None
         if latest is None or not latest.active:
-            tasks.submit_once(manager, tasks.INDEX_KIND, f"Index {info.name}", tasks.index_job, {"dataset": info.name})
-            st.rerun()
+            start_job(tasks.INDEX_KIND, f"Index {info.name}", {"dataset": info.name})
         st.info("Preparing the dataset index in the background (generated and read once, then cached).",
                 icon=":material/hourglass_top:")
     return None
@@ -152,8 +170,8 @@ def overview(info: DatasetInfo, frame: pd.DataFrame) -> None:
     columns[4].metric("Source images", f"{rows['source_image'].nunique():,}")
     left, right = st.columns([2, 1])
     counts = (rows.groupby(["label_index", "label"]).size().reset_index(name="tiles").sort_values("label_index"))
-    figure = go.Figure(go.Bar(x=counts["label"], y=counts["tiles"], text=counts["tiles"],
-                              marker_color=px.colors.qualitative.Plotly[: len(counts)] * 2))
+    figure = go.Figure(go.Bar(x=[html.escape(label) for label in counts["label"]], y=counts["tiles"],
+                              text=counts["tiles"], marker_color=px.colors.qualitative.Plotly[: len(counts)] * 2))
     figure.update_layout(title="Usable tiles per class" + (" (synthetic demo)" if info.is_synthetic else ""),
                          height=320, margin=dict(t=40, b=10, l=10, r=10), yaxis_title="tiles")
     left.plotly_chart(figure, key="explorer_counts")
@@ -161,7 +179,7 @@ def overview(info: DatasetInfo, frame: pd.DataFrame) -> None:
                .groupby(["size", "mode"]).size().reset_index(name="tiles"))
     right.markdown("**Image sizes and modes**")
     right.dataframe(summary, hide_index=True)
-    right.caption(f"Folder: `{info.folder}`")
+    right.caption(f"Folder: {md(display_path(info.folder))}")
 
 
 # ---------------------------------------------------------------- gallery
@@ -178,17 +196,29 @@ def gallery(info: DatasetInfo, frame: pd.DataFrame) -> None:
     pages = max(1, -(-len(tiles) // per_page))
     page = controls[2].number_input(f"Page (of {pages})", 1, pages, 1, key=f"gallery_page_{label}_{per_page}")
     shown = tiles.iloc[(page - 1) * per_page: page * per_page]
-    records = shown[["path", "relpath", "mtime_ns"]].to_dict("records")
-    for start in range(0, len(records), per_row):
-        for column, row in zip(st.columns(per_row), records[start:start + per_row]):
-            data = adapters.thumbnail(row["path"], size, row["mtime_ns"])
-            if data is None:
-                column.warning("unreadable")
-                continue
-            column.image(data, width=size)
-            if column.button(":material/zoom_in:", key=f"view-{row['relpath']}", help=Path(row["relpath"]).name):
-                st.session_state[SELECTED] = (info.name, row["relpath"])
+    grid = st.container(horizontal=True, gap="xsmall")
+    for row in shown[["path", "relpath", "mtime_ns", "label"]].to_dict("records"):
+        cell = grid.container(width=size, gap=None, horizontal_alignment="center")
+        data = adapters.thumbnail(row["path"], size, row["mtime_ns"])
+        if data is None:
+            cell.warning("unreadable")
+            continue
+        cell.image(data, width=size)
+        if cell.button(":material/zoom_in:", key=f"view-{row['relpath']}", help=Path(row["relpath"]).name,
+                       type="tertiary"):
+            st.session_state[SELECTED] = (info.name, row["relpath"])
+            enlarged_tile(row["label"], row["relpath"], row["path"], row["mtime_ns"])
     selected_tile(info, frame)
+
+
+@st.dialog("Tile", width="medium")
+def enlarged_tile(label: str, relpath: str, path: str, mtime_ns: int) -> None:
+    """The clicked thumbnail at full size, in place (a dialog over the gallery)."""
+    with user_errors():
+        pixels = adapters.tile_and_stains(path, mtime_ns)[0]
+        st.markdown(f"**{md(label)}** · {md(Path(relpath).name)} · shown at {pixels.shape[1]}x{pixels.shape[0]} "
+                    "pixels")
+        show_image(pixels, width=min(ENLARGED_SIDE, 4 * pixels.shape[1]))
 
 
 def _selected_row(info: DatasetInfo, frame: pd.DataFrame) -> pd.Series | None:
@@ -209,12 +239,16 @@ def selected_tile(info: DatasetInfo, frame: pd.DataFrame) -> None:
     row = _selected_row(info, frame)
     if row is None:
         return
-    st.subheader(f"Selected tile · {row['label']}")
+    st.subheader(f"Selected tile · {md(row['label'])}")
     with user_errors():
         pixels, stains = adapters.tile_and_stains(row["path"], row["mtime_ns"])
         left, middle, right = st.columns([1, 1, 2])
-        left.image(pixels, caption=f"full resolution ({pixels.shape[1]}x{pixels.shape[0]})")
-        middle.image([stains["Hematoxylin"], stains["Eosin"]], caption=["hematoxylin", "eosin"], width=110)
+        size = f"{row['width']}x{row['height']}"
+        shown_size = f"{pixels.shape[1]}x{pixels.shape[0]}"
+        show_image(pixels, target=left, caption=f"full resolution ({size})" if size == shown_size
+                   else f"{size}, shown at {shown_size}")
+        middle.image([display_copy(stains["Hematoxylin"]), display_copy(stains["Eosin"])],
+                     caption=["hematoxylin", "eosin"], width=110)
         details = row.drop(labels=["path"]).rename("value").astype(str).to_frame()
         right.dataframe(details, height=300)
 
@@ -234,11 +268,7 @@ def colour_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
         return
     means = profile.means
     st.markdown("**Mean colour per class**")
-    swatches = "".join(
-        f"<div style='display:inline-block;margin:4px;text-align:center'><div style='width:70px;height:40px;"
-        f"background:{m.hex};border:1px solid #999;border-radius:4px'></div><small>{m.label}<br>{m.hex}</small></div>"
-        for m in means.itertuples())
-    st.html(f"<div>{swatches}</div>")
+    st.html(swatches_html((m.label, m.hex) for m in means.itertuples()))
     histograms = profile.histograms[profile.histograms["space"] == space]
     figure = px.line(histograms, x="value", y="fraction", color="channel", facet_col="label", facet_col_wrap=4,
                      color_discrete_sequence=["#d62728", "#2ca02c", "#1f77b4"], height=480,
@@ -250,14 +280,15 @@ def colour_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
     st.plotly_chart(_plain_facets(stains), key="colour_stains")
     tile_means = profile.tile_stains.melt(id_vars=["label", "relpath"], value_vars=["hematoxylin", "eosin"],
                                           var_name="stain", value_name="mean concentration")
+    tile_means["label"] = tile_means["label"].map(html.escape)
     st.plotly_chart(px.box(tile_means, x="label", y="mean concentration", color="stain", height=380,
                            color_discrete_map={"hematoxylin": "#4b2c83", "eosin": "#e377c2"},
                            title="Mean stain concentration per tile"), key="colour_tile_stains")
 
 
 def _plain_facets(figure):
-    """Facet titles "TUMOR" instead of plotly's "label=TUMOR"."""
-    return figure.for_each_annotation(lambda note: note.update(text=note.text.split("=")[-1]))
+    """Facet titles "TUMOR" instead of plotly's "label=TUMOR" (escaped: plotly renders tags)."""
+    return figure.for_each_annotation(lambda note: note.update(text=html.escape(note.text.split("=", 1)[-1])))
 
 
 # ---------------------------------------------------------------- quality
@@ -326,7 +357,7 @@ def splits_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
         name = st.selectbox("Saved splits", saved, key="split_saved")
         with user_errors():
             loaded = splits.load_split(info.name, name)
-            st.caption(f"{name}: {len(loaded):,} tiles")
+            st.caption(f"{md(name)}: {len(loaded):,} tiles")
             st.dataframe(splits.split_summary(loaded))
 
 
@@ -343,12 +374,30 @@ def show_split(split: pd.DataFrame) -> None:
 
 
 def save_form(info: DatasetInfo, split: pd.DataFrame) -> None:
-    columns = st.columns([3, 1])
+    """Save the split under a name; a name already taken asks before replacing that split."""
+    columns = st.columns([3, 1], vertical_alignment="bottom")
     method = st.session_state.get("split_method", "split")
     name = columns[0].text_input("Save as", value=f"{method}-{st.session_state.get('split_seed', 42)}", key="split_name")
     if columns[1].button("Save split", icon=":material/save:"):
-        path = splits.save_split(info.name, name, split)
-        st.success(f"Saved {path.relative_to(get_settings().data_root)}; the training pages can use it.")
+        if name in splits.list_splits(info.name):
+            st.session_state[CONFIRM_OVERWRITE] = (info.name, name)
+        else:
+            _save(info, name, split)
+    if st.session_state.get(CONFIRM_OVERWRITE) == (info.name, name):
+        st.warning(f"A split called {md(name)} already exists for this dataset. Replace it with this one?",
+                   icon=":material/warning:")
+        replace, keep = st.columns(2)
+        if replace.button("Replace it", icon=":material/save:", key="split_replace"):
+            st.session_state.pop(CONFIRM_OVERWRITE)
+            _save(info, name, split)
+        elif keep.button("Keep the saved one", key="split_keep"):
+            st.session_state.pop(CONFIRM_OVERWRITE)
+            st.rerun()
+
+
+def _save(info: DatasetInfo, name: str, split: pd.DataFrame) -> None:
+    path = splits.save_split(info.name, name, split)
+    st.success(f"Saved {md(display_path(path))}; the training pages can use it.")
 
 
 # ---------------------------------------------------------------- augmentation
@@ -360,7 +409,7 @@ def augmentation_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
     if row is None:
         return
     st.caption(f"The book's augmentations as Keras preprocessing layers, applied to the selected tile "
-               f"({row['label']}, {Path(row['relpath']).name}); pick another tile in the Gallery.")
+               f"({md(row['label'])}, {md(Path(row['relpath']).name)}); pick another tile in the Gallery.")
     columns = st.columns(4)
     options = {
         "rotation_degrees": columns[0].slider("Rotation (degrees)", 0, 180, int(BOOK_DEFAULTS["rotation_degrees"])),
@@ -374,13 +423,13 @@ def augmentation_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
     options["fill_mode"] = columns[2].selectbox("Fill mode", ["nearest", "reflect", "wrap", "constant"])
     count = columns[3].slider("Variants", 4, 16, 8, step=4)
     seed = st.number_input("Seed", 0, 10_000, 0, key="augment_seed")
-    if st.toggle("Show variants", key="augment_show", help="Loads TensorFlow on first use (a few seconds)."):
+    if st.toggle("Show variants", key="augment_show",
+                 help="Runs in the model service (TensorFlow starts there on first use, a few seconds)."):
         with user_errors(), st.spinner("Augmenting…"):
-            from services.datasets.augmentation import preview_variants
-
             pixels = adapters.tile_and_stains(row["path"], row["mtime_ns"])[0]
-            variants = preview_variants(pixels, count, seed=seed, **options)
-            st.image([pixels, *variants], width=140, caption=["original", *[f"#{i + 1}" for i in range(count)]])
+            variants = adapters.augmentation_variants(pixels, count, seed, options)
+            st.image([display_copy(pixels), *variants], width=140,
+                     caption=["original", *[f"#{i + 1}" for i in range(count)]])
 
 
 RENDERERS = {"Gallery": gallery, "Colour": colour_section, "Quality": quality_section,

@@ -16,7 +16,10 @@ from PIL import Image
 
 from services.datasets import colour, index, quality
 from services.errors import BadImage
-from services.images import decode_image
+from services.images import decode_image, display_copy
+
+DISPLAY_TILE_SIDE = 1024
+"""Longest side of the selected tile as the explorer shows and augments it."""
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -61,10 +64,19 @@ def thumbnail(path: str, size: int, mtime_ns: int) -> bytes | None:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def tile_and_stains(path: str, mtime_ns: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The selected tile's pixels and its single-stain images, decoded once per file version
-    (not again on every rerun of the page)."""
-    pixels = decode_image(path).pixels
+    """The selected tile's pixels (a display copy: longest side at most DISPLAY_TILE_SIDE) and
+    its single-stain images, decoded once per file version (not again on every rerun)."""
+    pixels = decode_image(path, max_side=DISPLAY_TILE_SIDE).pixels
     return pixels, colour.single_stain_images(pixels)
+
+
+def augmentation_variants(pixels: np.ndarray, count: int, seed: int, options: dict) -> list[np.ndarray]:
+    """Augmented variants of a tile, computed in the model service (TensorFlow never runs here)."""
+    from services.model_service import client
+
+    reply = client.call("datasets.augment_preview", {"count": count, "seed": seed, **options},
+                        arrays={"tile": display_copy(pixels, DISPLAY_TILE_SIDE)})
+    return [display_copy(reply.arrays[f"variant_{i}"]) for i in range(int(reply.result["count"]))]
 
 
 @st.cache_data(max_entries=16, show_spinner="Analysing colours…")

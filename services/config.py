@@ -7,15 +7,21 @@ Every setting is documented in the README. Settings are read on each call of
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.errors import PathOutsideRoot
+from services.errors import PathOutsideRoot, UserFacingError
 
 
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
-    return int(raw) if raw not in (None, "") else default
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw.replace("_", ""))
+    except ValueError:
+        raise UserFacingError(f"the setting {name}={raw!r} is not a whole number; fix or unset it.") from None
 
 
 @dataclass(frozen=True)
@@ -28,10 +34,18 @@ class Settings:
     """``DASHBOARD_OFFLINE=1`` never touches the network (downloads fail with instructions)."""
     max_image_pixels: int
     """Decompression-bomb guard: images with more pixels are refused (``DASHBOARD_MAX_IMAGE_PIXELS``)."""
+    max_image_file_bytes: int
+    """Image files larger than this are refused before any byte is read (``DASHBOARD_MAX_IMAGE_FILE_BYTES``)."""
+    max_decode_bytes: int
+    """Memory a decode may need, estimated from the image header (``DASHBOARD_MAX_DECODE_BYTES``)."""
     max_zip_bytes: int
     """Cap on the total uncompressed size of an extracted zip (``DASHBOARD_MAX_ZIP_BYTES``)."""
     max_zip_members: int
     """Cap on the number of members of an extracted zip (``DASHBOARD_MAX_ZIP_MEMBERS``)."""
+    max_upload_files: int
+    """Files one upload (one job) may carry (``DASHBOARD_MAX_UPLOAD_FILES``)."""
+    max_upload_bytes: int
+    """Total bytes of the files one upload (one job) may carry (``DASHBOARD_MAX_UPLOAD_BYTES``)."""
     max_concurrent_runs: int
     """Training runs executing at once (``DASHBOARD_MAX_CONCURRENT_RUNS``; default 1)."""
     max_background_jobs: int
@@ -60,8 +74,12 @@ def get_settings() -> Settings:
         model_cache_dir=Path(model_cache).expanduser().resolve() if model_cache else data_root / "models",
         offline=os.environ.get("DASHBOARD_OFFLINE", "") in ("1", "true", "yes"),
         max_image_pixels=_env_int("DASHBOARD_MAX_IMAGE_PIXELS", 40_000_000),
-        max_zip_bytes=_env_int("DASHBOARD_MAX_ZIP_BYTES", 4 * 1024**3),
+        max_image_file_bytes=_env_int("DASHBOARD_MAX_IMAGE_FILE_BYTES", 512 * 1024**2),
+        max_decode_bytes=_env_int("DASHBOARD_MAX_DECODE_BYTES", 2 * 1024**3),
+        max_zip_bytes=_env_int("DASHBOARD_MAX_ZIP_BYTES", 2 * 1024**3),
         max_zip_members=_env_int("DASHBOARD_MAX_ZIP_MEMBERS", 100_000),
+        max_upload_files=_env_int("DASHBOARD_MAX_UPLOAD_FILES", 1000),
+        max_upload_bytes=_env_int("DASHBOARD_MAX_UPLOAD_BYTES", 2 * 1024**3),
         max_concurrent_runs=_env_int("DASHBOARD_MAX_CONCURRENT_RUNS", 1),
         max_background_jobs=_env_int("DASHBOARD_MAX_JOBS", 2),
         tensorboard=os.environ.get("DASHBOARD_TENSORBOARD", "1") not in ("0", "false", "no"),
@@ -70,15 +88,50 @@ def get_settings() -> Settings:
 
 def confine(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
     """Resolve ``path`` (relative paths are taken relative to ``root``) and refuse it unless it
-    lies inside ``root`` (default: the data root). Symlinks are resolved before the check."""
+    lies inside ``root`` (default: the data root). Symlinks are resolved before the check. The
+    refusal names only the last component of ``path``, never the server's folders."""
     root_path = Path(root if root is not None else get_settings().data_root).resolve()
     candidate = Path(path).expanduser()
     if not candidate.is_absolute():
         candidate = root_path / candidate
     resolved = candidate.resolve()
     if resolved != root_path and root_path not in resolved.parents:
+        shown = Path(path).name or str(path)[:60]
         raise PathOutsideRoot(
-            f"{path} is outside the data root {root_path}. Put the data under the data root "
-            "(or set DASHBOARD_DATA_DIR) and pick it from there."
+            f"{shown!r} is outside the data root (DASHBOARD_DATA_DIR). Put the data under the data root "
+            "and pick it from there."
         )
     return resolved
+
+
+def check_upload(sizes: Iterable[int]) -> None:
+    """Refuse an upload (the files one job receives) with too many files or too many bytes in
+    total (``DASHBOARD_MAX_UPLOAD_FILES``, ``DASHBOARD_MAX_UPLOAD_BYTES``). ``sizes`` are the
+    byte sizes of the files (e.g. ``[f.size for f in st.file_uploader(...)]``)."""
+    settings = get_settings()
+    sizes = [int(size) for size in sizes]
+    if len(sizes) > settings.max_upload_files:
+        raise UserFacingError(
+            f"{len(sizes):,} files in one upload; the limit is {settings.max_upload_files:,} "
+            "(DASHBOARD_MAX_UPLOAD_FILES). Upload fewer files, or a zip."
+        )
+    total = sum(sizes)
+    if total > settings.max_upload_bytes:
+        raise UserFacingError(
+            f"the upload holds {total / 1e6:,.1f} MB; the limit per job is "
+            f"{settings.max_upload_bytes / 1e6:,.1f} MB (DASHBOARD_MAX_UPLOAD_BYTES)."
+        )
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` as a user may see it: relative to the data root (``<data root>/datasets/x``) or
+    the model cache, never the server's absolute path; only the file name for paths elsewhere."""
+    settings = get_settings()
+    candidate = Path(path)
+    for root, label in ((settings.data_root, "<data root>"), (settings.model_cache_dir, "<model cache>")):
+        try:
+            relative = candidate.resolve().relative_to(root)
+        except (ValueError, OSError):
+            continue
+        return label if relative == Path(".") else f"{label}/{relative.as_posix()}"
+    return candidate.name or "<data root>"

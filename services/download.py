@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from services.config import get_settings
+from services.config import display_path, get_settings
 from services.errors import DownloadFailed, OfflineError
 
 CHUNK = 1 << 20
@@ -46,7 +46,8 @@ def verify_file(path: Path, *, size: int | None = None, md5: str | None = None, 
 def offline_message(url: str, dest: Path) -> str:
     return (
         f"Cannot download {url} (no network, or DASHBOARD_OFFLINE is set). Download it on a "
-        f"machine with internet access and put it at {dest}, then try again."
+        f"machine with internet access and put it at {display_path(dest)} (the data root is "
+        "DASHBOARD_DATA_DIR), then try again."
     )
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
+import struct
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +70,54 @@ def demo_data_root(demo_root, monkeypatch) -> Path:
     monkeypatch.setenv("DASHBOARD_DATA_DIR", str(demo_root))
     monkeypatch.setenv("DASHBOARD_OFFLINE", "1")
     return demo_root
+
+
+# ---------------------------------------------------------------- hand-built zips (hostile corpus)
+
+@dataclasses.dataclass
+class RawMember:
+    """One member of a zip written byte by byte, so that it can say what ``zipfile`` would
+    never write: an empty or non-UTF-8 name with the UTF-8 flag, a duplicate, a lying size."""
+    name: bytes
+    data: bytes = b""
+    flags: int = 0
+    """General purpose flags; 0x800 marks the name as UTF-8."""
+    compressed: bytes | None = None
+    """Raw deflate data (method 8); None stores ``data`` (method 0)."""
+    declared_size: int | None = None
+    """The uncompressed size written in the headers (default: the real one)."""
+    crc: int | None = None
+
+
+def raw_zip(members: list[RawMember]) -> bytes:
+    """A zip file of ``members`` (local headers, central directory, end record; no zip64)."""
+    body, central = bytearray(), bytearray()
+    for member in members:
+        payload = member.data if member.compressed is None else member.compressed
+        method = 0 if member.compressed is None else 8
+        size = len(member.data) if member.declared_size is None else member.declared_size
+        crc = zlib.crc32(member.data) if member.crc is None else member.crc
+        offset = len(body)
+        body += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, member.flags, method, 0, 0x21, crc, len(payload), size,
+                            len(member.name), 0) + member.name + payload
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, member.flags, method, 0, 0x21, crc,
+                               len(payload), size, len(member.name), 0, 0, 0, 0, 0o644 << 16, offset) + member.name
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(body), 0)
+    return bytes(body + central + end)
+
+
+def zeros_deflate(mebibytes: int) -> bytes:
+    """Raw deflate data that inflates to ``mebibytes`` MiB of zeros, built from one compressed
+    MiB repeated (each block ends with a full flush, so the copies chain): about 1 kB per MiB."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(bytes(1 << 20)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return block * mebibytes + zlib.compressobj(9, zlib.DEFLATED, -15).flush()
+
+
+def zip_bomb(members: int = 4, mebibytes_each: int = 1024) -> bytes:
+    """A zip of ``members`` files of ``mebibytes_each`` MiB of zeros, with honest sizes: the
+    default is about 4.2 MB that would inflate to 4 GiB (the CRCs are not computed, as
+    nothing may ever read that far)."""
+    data = zeros_deflate(mebibytes_each)
+    return raw_zip([RawMember(f"01_A/zeros{i}.tif".encode(), compressed=data, declared_size=mebibytes_each << 20,
+                              crc=0) for i in range(members)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import stat
+import uuid
 import zipfile
 
 import pytest
@@ -65,9 +66,8 @@ def test_lying_member_sizes_are_caught_while_extracting(data_root):
     path = _write_zip(data_root / "liar.zip", {"01_A/big.bin": b"y" * 4000})
     with zipfile.ZipFile(path) as archive:
         members = archive.infolist()
-    with zipfile.ZipFile(path) as archive:
         with pytest.raises(UnsafeArchive, match="more than 1,000 bytes"):
-            archives._extract_members(archive, members, data_root / "staging", 1000, None, None)
+            archives._extract_members(archive, members, data_root / "staging", 1000, 4000, False, None, None)
 
 
 def test_good_zip_extracts_and_skips_macos_junk(data_root, tmp_path):
@@ -116,30 +116,26 @@ def test_kather_offline_message_names_url_and_place(data_root, monkeypatch):
     monkeypatch.setenv("DASHBOARD_OFFLINE", "1")
     with pytest.raises(UserFacingError) as error:
         kather.download_kather()
-    assert kather.URL in str(error.value) and str(kather.download_path()) in str(error.value)
+    assert kather.URL in str(error.value) and "<data root>/downloads/" + kather.FILE_NAME in str(error.value)
     with pytest.raises(UserFacingError, match="not found"):
         kather.install_kather()
 
 
-def _run_job(data_root, kind, function, params):
-    from services.jobs import JobManager
+def _run_job(data_root, params, files=None):
+    from services.jobs.context import run_inline
 
-    manager = JobManager(data_root / "jobs")
-    try:
-        return manager.wait(tasks.submit_once(manager, kind, "test", function, params), timeout=60)
-    finally:
-        manager.shutdown()
+    return run_inline(tasks.IMPORT_KIND, params, data_root / "jobs" / uuid.uuid4().hex[:8], files)
 
 
 def test_import_job_extracts_and_indexes_and_hostile_zips_fail_with_the_reason(data_root, tmp_path):
     make_dataset(tmp_path / "src")
     members = {str(p.relative_to(tmp_path / "src")): p.read_bytes() for p in (tmp_path / "src").rglob("*.tif")}
-    good = _write_zip(data_root / "uploads" / "good.zip", members)
-    state = _run_job(data_root, tasks.IMPORT_KIND, tasks.import_job, {"dataset": "good", "zip_path": str(good)})
+    state = _run_job(data_root, {"dataset": "good", "zip_name": "good.zip"}, {tasks.UPLOAD_FILE: zip_bytes(members)})
     assert state.status == "finished" and state.result == {"dataset": "good", "files": 12, "usable": 12}
-    evil = _write_zip(data_root / "uploads" / "evil.zip", {"../../evil.tif": b"x"})
-    state = _run_job(data_root, tasks.IMPORT_KIND, tasks.import_job, {"dataset": "evil", "zip_path": str(evil)})
-    assert state.status == "failed" and "'..'" in state.error
-    assert not (data_root / "datasets" / "evil").exists()
-    with pytest.raises(UserFacingError, match="already exists"):
-        _run_job(data_root, tasks.IMPORT_KIND, tasks.import_job, {"dataset": "good", "zip_path": str(good)})
+    assert not list((data_root / "jobs").rglob("*.zip"))  # the uploaded copy is deleted after the import
+    evil = _write_zip(data_root / "mine" / "evil.zip", {"../../evil.tif": b"x"})
+    state = _run_job(data_root, {"dataset": "evil", "zip_path": "mine/evil.zip"})
+    assert state.status == "failed" and "'..'" in state.error and str(data_root) not in state.error
+    assert not (data_root / "datasets" / "evil").exists() and evil.is_file()  # the user's own zip is kept
+    state = _run_job(data_root, {"dataset": "good", "zip_path": "mine/evil.zip"})
+    assert state.status == "failed" and "already exists" in state.error

@@ -129,3 +129,86 @@ def test_explorer_does_not_import_tensorflow_outside_the_augmentation_preview(de
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(PAGE).parent.parent)
     assert output.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_clicking_a_thumbnail_enlarges_it_in_a_dialog(demo_data_root):
+    app = _ready_app()
+    zoom = [b for b in app.button if b.key and b.key.startswith("view-01_TUMOR/")]
+    zoom[2].click().run()
+    assert not app.exception
+    name = zoom[2].key.split("/", 1)[1]
+    assert any(name in m.value and "shown at 150x150" in m.value for m in app.markdown)
+    assert app.subheader[0].value == "Selected tile · TUMOR"
+
+
+def test_saving_a_split_over_an_existing_name_asks_first(demo_data_root):
+    app = _ready_app()
+    app.segmented_control(key="explorer_section").set_value("Splits").run()
+    app.text_input(key="split_name").set_value("taken").run()
+    next(b for b in app.button if b.label == "Save split").click().run()
+    first = splits.load_split("demo", "taken")
+    app.radio(key="split_method").set_value("random").run()
+    app.text_input(key="split_name").set_value("taken").run()
+    next(b for b in app.button if b.label == "Save split").click().run()
+    assert "already exists for this dataset" in _texts(app, "alert")
+    assert splits.load_split("demo", "taken").equals(first)  # nothing replaced yet
+    app.button(key="split_keep").click().run()
+    assert "already exists" not in _texts(app, "alert") and splits.load_split("demo", "taken").equals(first)
+    next(b for b in app.button if b.label == "Save split").click().run()
+    app.button(key="split_replace").click().run()
+    assert not app.exception and "Saved <data root>/splits/demo/taken.csv" in _texts(app, "alert").replace("\\", "")
+    assert not splits.load_split("demo", "taken").equals(first)
+
+
+def test_a_failed_download_banner_belongs_to_its_job_and_can_be_dismissed(demo_data_root, monkeypatch):
+    manager = job_manager()
+    other = manager.submit("test-sleep", "someone else's job", {"steps": 2, "fail_at": 1})
+    failed = manager.submit("kather-download", "Kather 2016 download", {})
+    assert manager.wait(failed, timeout=60).status == "failed" and manager.wait(other, timeout=60).status == "failed"
+    app = _ready_app()
+    errors = _texts(app, "error")
+    assert "Kather 2016 download" in errors and "someone else" not in errors
+    assert str(demo_data_root) not in errors
+    app.button(key=f"dataset-dismiss-{failed}").click().run()
+    assert not app.exception and "Kather 2016 download" not in _texts(app, "error")
+    assert manager.get(failed).dismissed
+    assert "Kather 2016 download" not in _texts(AppTest.from_file(PAGE, default_timeout=60).run(), "error")
+
+
+def test_hand_edited_split_files_get_a_clear_message(demo_data_root):
+    app = _ready_app()
+    frame = index.load_index(sources.dataset_folder("demo"))
+    saved = splits.save_split("demo", "edited", splits.make_split(frame))
+    original = saved.read_text()
+    app.segmented_control(key="explorer_section").set_value("Splits").run()
+    lines = original.splitlines()
+    path, label, label_index, source, split = lines[1].split(",")
+    for edited, message in (
+        (f"{path},{label},abc,{source},{split}", "label_index 'abc' is not a whole number"),
+        (f",{label},{label_index},{source},{split}", "the path is empty"),
+        (f"{path},{label},99,{source},{split}", "label_index 99 is out of range"),
+    ):
+        saved.write_text("\n".join([lines[0], edited, *lines[2:]]) + "\n")
+        app.selectbox(key="split_saved").set_value("edited").run()
+        assert not app.exception
+        assert message in _texts(app, "error") and "line 2" in _texts(app, "error")
+    saved.write_text(original)
+
+
+def test_a_class_folder_named_like_markup_is_escaped(data_root):
+    hostile = "<img src=x onerror=alert(1)>"
+    folder = make_dataset(data_root / "datasets" / "markup", classes=("01_TUMOR", hostile), sources=2)
+    index.load_index(folder)
+    app = AppTest.from_file(PAGE, default_timeout=60).run()
+    app.selectbox(key="explorer_dataset").set_value("markup").run()
+    app.segmented_control(key="explorer_section").set_value("Colour").run()
+    assert not app.exception
+    bodies = " ".join(element.proto.body for element in app.get("html"))
+    assert "&lt;img src=x onerror=alert(1)&gt;" in bodies and "<img" not in bodies
+    app.segmented_control(key="explorer_section").set_value("Gallery").run()
+    app.selectbox(key="gallery_class").set_value(hostile).run()
+    next(b for b in app.button if b.key and b.key.startswith(f"view-{hostile}/")).click().run()
+    assert not app.exception
+    escaped = "\\<img src=x onerror=alert(1)\\>"
+    assert app.subheader[0].value == f"Selected tile · {escaped}"
+    assert any(m.value.startswith(f"**{escaped}** · ") for m in app.markdown)  # the enlarged tile's dialog

@@ -82,3 +82,23 @@ def test_preview_variants_differ_and_keep_the_tile_shape():
     variants = preview_variants(tile, count=4, seed=5)
     assert len(variants) == 4 and all(v.shape == tile.shape and v.dtype == np.uint8 for v in variants)
     assert sum(not np.array_equal(v, tile) for v in variants) >= 3
+
+
+def test_augmentation_preview_operation_of_the_model_service():
+    from services.datasets.service_ops import augment_preview
+    from services.model_service.cache import ModelCache
+
+    tile = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    result, arrays = augment_preview(ModelCache(), {"count": 4, "seed": 1, "rotation_degrees": 90}, {"tile": tile})
+    assert result == {"count": 4} and sorted(arrays) == [f"variant_{i}" for i in range(4)]
+    assert all(a.shape == tile.shape and a.dtype == np.uint8 for a in arrays.values())
+    assert not np.array_equal(arrays["variant_0"], tile)
+    for args, tiles, message in (
+        ({"count": 1000}, {"tile": tile}, "between 1 and 16"),
+        ({"rotation_degrees": float("nan")}, {"tile": tile}, "between 0 and 180"),
+        ({"fill_mode": "<script>"}, {"tile": tile}, "unknown fill mode"),
+        ({}, {"tile": tile.astype(np.float32)}, "RGB uint8"),
+        ({}, {"tile": np.zeros((2000, 4, 3), np.uint8)}, "larger than 1024"),
+    ):
+        with pytest.raises(UserFacingError, match=message):
+            augment_preview(ModelCache(), args, tiles)

@@ -1,9 +1,11 @@
-"""Real browser: the Dataset explorer generates the demo set, shows counts and tiles, and
-follows a class change."""
+"""Real browser: the Dataset explorer generates the demo set, shows counts and tiles, follows a
+class change, enlarges a thumbnail in a dialog, and imports an uploaded zip under a name taken
+from its file name."""
 
 import pytest
 
 from tests.conftest import wait_for_app
+from tests.datasets_helpers import make_dataset, zip_bytes
 
 pytestmark = pytest.mark.e2e
 
@@ -27,8 +29,41 @@ def test_explorer_counts_tiles_and_class_change(browser_page, streamlit_server, 
     page.get_by_role("option", name="ADIPOSE").click()
     wait_for_app(page)
     page.locator("[data-testid='stButton'] button").filter(has_text="zoom_in").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.wait_for()
+    dialog.locator("[data-testid='stImage'] img").wait_for()
+    assert dialog.get_by_text("ADIPOSE", exact=False).first.is_visible()
+    width = dialog.locator("[data-testid='stImage'] img").bounding_box()["width"]
+    assert width > 300  # enlarged: the thumbnail is 110 px
+    page.screenshot(path=str(artifacts_dir / "dataset_explorer_dialog.png"))
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
     selected = page.get_by_text("Selected tile · ADIPOSE")
     selected.wait_for()
     wait_for_app(page)
     selected.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts_dir / "dataset_explorer.png"), full_page=True)
+
+
+def test_uploaded_zip_is_named_from_its_file_and_imported(browser_page, streamlit_server, artifacts_dir, tmp_path):
+    make_dataset(tmp_path / "src", sources=2, tiles_per_source=1)
+    members = {p.relative_to(tmp_path / "src").as_posix(): p.read_bytes() for p in (tmp_path / "src").rglob("*.tif")}
+    upload = tmp_path / "my_tiles.zip"
+    upload.write_bytes(zip_bytes(members))
+    page = browser_page
+    page.goto(streamlit_server.url + "/dataset_explorer")
+    wait_for_app(page)
+    page.get_by_text("Add a dataset", exact=False).first.click()
+    page.get_by_role("tab", name="Upload a zip").click()
+    page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(upload))
+    name = page.get_by_label("Dataset name")
+    page.wait_for_function("() => [...document.querySelectorAll('input')].some(i => i.value === 'my_tiles')")
+    assert name.input_value() == "my_tiles"
+    wait_for_app(page)
+    page.get_by_role("button", name="Import").click()
+    page.wait_for_timeout(500)
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Dataset").first.click()
+    page.get_by_role("option", name="Folder: my_tiles").wait_for(timeout=90_000)
+    page.keyboard.press("Escape")
+    assert not list((streamlit_server.data_dir / "jobs").rglob("upload.zip"))  # the job deleted its copy
+    page.screenshot(path=str(artifacts_dir / "dataset_explorer_import.png"), full_page=True)

@@ -108,6 +108,11 @@ class ColourProfile:
     """label, relpath, hematoxylin, eosin (mean concentration per tile)."""
 
 
+ANALYSIS_SIDE = 512
+"""Tiles larger than this on a side are analysed downscaled (bounded memory per class; the
+150 px Kather tiles are analysed as they are)."""
+
+
 def sample_per_class(frame: pd.DataFrame, per_class: int, seed: int = 0) -> pd.DataFrame:
     rows = frame[frame["problem"].isna()]
     return rows.sample(frac=1.0, random_state=seed).groupby("label_index").head(per_class)
@@ -120,7 +125,7 @@ def class_colour_profile(frame: pd.DataFrame, per_class: int = 40, seed: int = 0
         tiles, kept = [], []
         for row in group.itertuples():
             try:
-                tiles.append(decode_image(row.path).pixels)
+                tiles.append(decode_image(row.path, max_side=ANALYSIS_SIDE).pixels)
                 kept.append(row.relpath)
             except BadImage:
                 continue  # changed since indexing; the quality report shows it next time

@@ -11,7 +11,9 @@ Columns: ``path`` (absolute), ``relpath``, ``label`` (folder name without its nu
 ``height``, ``mode``, ``bytes``, ``mtime_ns``, ``content_hash`` (BLAKE2b), ``phash`` (64-bit
 DCT perceptual hash as 16 hex digits), ``mean_r/g/b``, ``note`` (conversions made when
 decoding, e.g. palette to RGB) and ``problem``: null when the file is usable, otherwise the
-reason it is excluded (unreadable, too small, too large, not an image, outside the data root).
+reason it is excluded (unreadable, too small, too large, not an image, not a regular file such as
+a FIFO, outside the data root). Only regular files are opened, and their size and image header
+are checked before they are read or decoded.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from PIL import Image
 from services.config import confine, get_settings
 from services.datasets.naming import label_from_folder, parse_tile_name
 from services.errors import BadImage, PathOutsideRoot, UserFacingError
-from services.images import decode_image
+from services.images import decode_image, open_regular_file
 
 INDEX_VERSION = "3"
 IMAGE_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
@@ -43,6 +45,8 @@ COLUMNS = [
     "width", "height", "mode", "bytes", "mtime_ns", "content_hash", "phash",
     "mean_r", "mean_g", "mean_b", "note", "problem",
 ]
+MAX_DEPTH = 16
+"""Folder levels below a class folder that are searched for tiles."""
 Progress = Callable[[int, int], None]
 """Called with (files done, files in total)."""
 
@@ -65,25 +69,39 @@ def class_folders(folder: Path) -> list[str]:
         children = sorted(entry.name for entry in os.scandir(folder)
                           if entry.is_dir(follow_symlinks=False) and not entry.name.startswith((".", "__")))
     except FileNotFoundError as error:
-        raise UserFacingError(f"{folder}: folder not found.") from error
+        raise UserFacingError(f"{Path(folder).name}: folder not found.") from error
     return children
 
 
 def scan_folder(folder: Path) -> list[FileEntry]:
-    """Every non-hidden file below the class folders of ``folder`` (symlinks not followed)."""
+    """Every non-hidden file below the class folders of ``folder`` (symlinks not followed;
+    folders deeper than :data:`MAX_DEPTH`, unreadable folders and names that are not valid
+    UTF-8 are left out)."""
     entries: list[FileEntry] = []
     for class_folder in class_folders(folder):
-        _scan_directory(os.path.join(folder, class_folder), class_folder, class_folder, entries)
+        _scan_directory(os.path.join(folder, class_folder), class_folder, class_folder, entries, 1)
     return entries
 
 
-def _scan_directory(directory: str, relative: str, class_folder: str, entries: list[FileEntry]) -> None:
-    with os.scandir(directory) as iterator:
-        children = sorted((entry for entry in iterator if not entry.name.startswith(".")), key=lambda e: e.name)
+def _listable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return not name.startswith(".")
+
+
+def _scan_directory(directory: str, relative: str, class_folder: str, entries: list[FileEntry], depth: int) -> None:
+    try:
+        with os.scandir(directory) as iterator:
+            children = sorted((entry for entry in iterator if _listable(entry.name)), key=lambda e: e.name)
+    except OSError:
+        return  # unreadable folder: nothing in it can be used
     for entry in children:
         relpath = f"{relative}/{entry.name}"
         if entry.is_dir(follow_symlinks=False):
-            _scan_directory(entry.path, relpath, class_folder, entries)
+            if depth < MAX_DEPTH:
+                _scan_directory(entry.path, relpath, class_folder, entries, depth + 1)
         else:
             stat = entry.stat(follow_symlinks=False)
             entries.append(FileEntry(relpath, class_folder, stat.st_size, stat.st_mtime_ns))
@@ -128,10 +146,18 @@ def describe_file(path: Path, root: Path) -> dict:
     except PathOutsideRoot:
         row["problem"] = "a link to a file outside the data root; not read"
         return row
+    limit = get_settings().max_image_file_bytes
     try:
-        data = path.read_bytes()
+        with open_regular_file(path, limit) as handle:  # FIFOs, devices and giant files: never read
+            data = handle.read(limit + 1)
+    except BadImage as error:
+        row["problem"] = str(error)
+        return row
     except OSError as error:
-        row["problem"] = f"cannot be read ({error.strerror or error})"
+        row["problem"] = f"cannot be read ({error.strerror or type(error).__name__})"
+        return row
+    if len(data) > limit:
+        row["problem"] = f"grew beyond {limit / 1e6:,.1f} MB while being read (DASHBOARD_MAX_IMAGE_FILE_BYTES)"
         return row
     row["content_hash"] = hashlib.blake2b(data, digest_size=16).hexdigest()
     stream = io.BytesIO(data)

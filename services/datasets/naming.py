@@ -17,8 +17,15 @@ KATHER_CLASSES = ("TUMOR", "STROMA", "COMPLEX", "LYMPHO", "DEBRIS", "MUCOSA", "A
 
 _TILE = re.compile(r"^[^_]+_(?P<source>.+?)_Row_(?P<row>\d+)_Col_(?P<col>\d+)(?:\.[A-Za-z0-9]+)?$")
 _CLASS_PREFIX = re.compile(r"^\d+[_\- ]+")
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-"""Names the dashboard turns into file or folder names (datasets, splits): one safe component."""
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+"""Names the dashboard turns into file or folder names (datasets, splits): one safe component.
+Anchored with ``\\Z`` (not ``$``, which also matches before a final newline), so
+``SAFE_NAME.match`` and :func:`is_safe_name` both require the whole text to match."""
+
+
+def is_safe_name(text: object) -> bool:
+    """Whether ``text`` is a string that :data:`SAFE_NAME` accepts as a whole."""
+    return isinstance(text, str) and SAFE_NAME.fullmatch(text) is not None
 
 
 def safe_name(text: str) -> str:

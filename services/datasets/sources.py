@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.config import confine, get_settings
-from services.datasets import kather
-from services.archives import safe_extract
+from services.config import confine, display_path, get_settings
+from services.datasets import kather, nct
+from services.archives import Source, extract_zip
 from services.datasets.demo import DEMO_NAME, demo_folder, ensure_demo_dataset
-from services.datasets.index import class_folders
-from services.datasets.naming import SAFE_NAME, safe_name
+from services.datasets.index import class_folders, scan_folder
+from services.datasets.naming import is_safe_name, safe_name
 from services.errors import UserFacingError
 
 REGISTRY = "registered.json"
+MANAGED_FOLDERS = frozenset({"datasets", "cache", "jobs", "runs", "splits", "uploads", "downloads", "models",
+                             "detection"})
+"""Top-level folders of the data root that the dashboard itself manages: never a dataset."""
+RESERVED_NAMES = frozenset({DEMO_NAME, kather.DATASET_NAME, *nct.KNOWN, REGISTRY, *MANAGED_FOLDERS})
+"""Names a new dataset may not take (compared case-insensitively)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,8 @@ class DatasetInfo:
             return "Synthetic demo (procedural H&E-like tiles)"
         if self.kind == kather.DATASET_NAME:
             return "Kather 2016 (5000 colorectal histology tiles)"
+        if self.kind in nct.KNOWN:
+            return nct.KNOWN[self.kind].title
         return f"Folder: {self.name}"
 
 
@@ -71,9 +80,11 @@ def list_datasets() -> list[DatasetInfo]:
     found = [DatasetInfo(DEMO_NAME, demo_folder(), "demo", True)]
     if kather.is_installed():
         found.append(DatasetInfo(kather.DATASET_NAME, find_class_root(kather.install_folder()), "kather2016", False))
+    found += [DatasetInfo(a.name, find_class_root(a.install_folder()), a.name, False)
+              for a in nct.KNOWN.values() if a.is_installed()]
     if datasets_dir.is_dir():
         for name in class_folders(datasets_dir):
-            if name in (DEMO_NAME, kather.DATASET_NAME):
+            if name in (DEMO_NAME, kather.DATASET_NAME, *nct.KNOWN):
                 continue
             root = find_class_root(datasets_dir / name)
             if class_folders(root):
@@ -108,43 +119,66 @@ def register_folder(path: str | os.PathLike) -> DatasetInfo:
     data_root = get_settings().data_root
     folder = confine(path, data_root)
     if not folder.is_dir():
-        raise UserFacingError(f"{path}: no such folder under the data root {data_root}.")
+        raise UserFacingError(f"{display_path(folder)}: no such folder under the data root.")
+    relative = folder.relative_to(data_root)
+    if not relative.parts or (relative.parts[0] in MANAGED_FOLDERS and len(relative.parts) == 1) \
+            or (relative.parts[0] in MANAGED_FOLDERS - {"datasets"}):
+        raise UserFacingError(
+            f"{display_path(folder)} is a folder the dashboard manages itself, not a dataset; pick the folder "
+            "that holds the class sub-folders."
+        )
     root = find_class_root(folder)
     if not class_folders(root):
         raise UserFacingError(
-            f"{path} has no class sub-folders. A dataset folder holds one sub-folder per class "
+            f"{display_path(folder)} has no class sub-folders. A dataset folder holds one sub-folder per class "
             "(e.g. 01_TUMOR/, 02_STROMA/) with the image tiles inside."
         )
     if folder.parent == get_settings().datasets_dir:
         return dataset_info(folder.name)
-    relative = folder.relative_to(data_root).as_posix()
     names = _registered()
-    if relative not in names:
+    if relative.as_posix() not in names:
         _registry_path().parent.mkdir(parents=True, exist_ok=True)
-        _registry_path().write_text(json.dumps([*names, relative], indent=1))
-    return dataset_info(relative)
+        _registry_path().write_text(json.dumps([*names, relative.as_posix()], indent=1))
+    return dataset_info(relative.as_posix())
 
 
-def check_new_name(name: str) -> str:
-    if not SAFE_NAME.match(name or "") or name in (DEMO_NAME, kather.DATASET_NAME):
+def check_new_name(name: object) -> str:
+    """``name`` when it can become a new dataset folder; else a clear :class:`UserFacingError`."""
+    if not is_safe_name(name) or name.lower() in RESERVED_NAMES:
         raise UserFacingError(
-            f"{name!r} is not a usable dataset name: use 1-64 letters, digits, '_', '-' or '.', "
-            f"not starting with '.', and not {DEMO_NAME!r} or {kather.DATASET_NAME!r}."
+            f"{str(name)[:80]!r} is not a usable dataset name: use 1-64 letters, digits, '_', '-' or '.', "
+            f"starting with a letter or digit, and not one of {', '.join(sorted(RESERVED_NAMES))}."
         )
     if (get_settings().datasets_dir / name).exists():
         raise UserFacingError(f"a dataset called {name!r} already exists; choose another name.")
     return name
 
 
-def import_zip(zip_path: str | os.PathLike, name: str, *, progress=None, stop=None) -> DatasetInfo:
-    """Extract a zip of class folders (inside the data root) as the new dataset ``name``."""
+def import_zip(zip_source: Source, name: str, *, progress=None, stop=None, label: str | None = None) -> DatasetInfo:
+    """Extract a zip of class folders (a path inside the data root, bytes or a file object) as
+    the new dataset ``name``. A zip without class sub-folders holding files is refused and
+    leaves nothing behind (the name stays free)."""
     check_new_name(name)
-    target = safe_extract(zip_path, get_settings().datasets_dir / name, progress=progress, stop=stop)
-    if not class_folders(find_class_root(target)):
-        raise UserFacingError(
-            f"the zip was extracted to {target}, but it has no class sub-folders; a dataset zip "
-            "holds one folder per class with the image tiles inside."
-        )
+    if label is None and isinstance(zip_source, (str, os.PathLike)):
+        label = Path(zip_source).name
+    datasets_dir = get_settings().datasets_dir
+    staging = datasets_dir / f".importing-{uuid.uuid4().hex[:12]}"
+    try:
+        extract_zip(zip_source, staging, progress=progress, stop=stop, label=label)
+        root = find_class_root(staging)
+        if not class_folders(root) or not scan_folder(root):
+            raise UserFacingError(
+                f"{label or 'the zip'} has no class sub-folders with files in them; a dataset zip holds one "
+                "folder per class with the image tiles inside. Nothing was kept."
+            )
+        check_new_name(name)  # another import may have taken the name meanwhile
+        try:
+            os.replace(staging, datasets_dir / name)
+        except OSError:
+            raise UserFacingError(f"a dataset called {name!r} was just created by another import; choose "
+                                  "another name.") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return dataset_info(name)
 
 

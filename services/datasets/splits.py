@@ -20,8 +20,8 @@ import pandas as pd
 
 from services.config import confine, get_settings
 from services.datasets.index import usable
-from services.datasets.naming import SAFE_NAME
-from services.errors import UserFacingError
+from services.datasets.naming import is_safe_name
+from services.errors import PathOutsideRoot, UserFacingError
 
 SPLITS = ("train", "val", "test")
 METHODS = ("grouped", "random")
@@ -146,7 +146,7 @@ def _split_dir(dataset: str) -> Path:
 
 
 def _split_file(dataset: str, name: str) -> Path:
-    if not SAFE_NAME.match(name or ""):
+    if not is_safe_name(name):
         raise UserFacingError(f"{name!r} is not a usable split name: use 1-64 letters, digits, '_', '-' or '.'.")
     return confine(_split_dir(dataset) / f"{name}.csv")
 
@@ -175,7 +175,9 @@ def list_splits(dataset: str) -> list[str]:
 
 
 def load_split(dataset: str, name: str) -> pd.DataFrame:
-    """A saved split with absolute paths; refuses files that vanished or point elsewhere."""
+    """A saved split with absolute paths. The file may have been edited by hand: rows with an
+    empty path or label, a label index that is not a whole number or out of range, paths that
+    leave the dataset folder or files that vanished are refused with the row they are on."""
     from services.datasets.sources import dataset_folder
 
     path = _split_file(dataset, name)
@@ -183,19 +185,61 @@ def load_split(dataset: str, name: str) -> pd.DataFrame:
         raise UserFacingError(f"no saved split {name!r} for dataset {dataset!r}; build and save one in the "
                               "Dataset explorer.")
     try:
-        table = pd.read_csv(path, dtype={"path": str, "label": str, "source_image": str, "split": str})
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as error:
-        raise UserFacingError(f"{path.name} is not a readable split file ({error}).") from error
+        raise UserFacingError(f"{path.name} is not a readable split file ({type(error).__name__}).") from error
     missing = [c for c in SPLIT_COLUMNS if c not in table.columns]
     if missing or not set(table["split"]).issubset(SPLITS):
         raise UserFacingError(f"{path.name} is not a split file of this dashboard (columns or split names differ).")
+    if table.empty:
+        raise UserFacingError(f"{path.name} has no rows; rebuild the split in the Dataset explorer.")
+    table["label_index"] = _label_indices(table, path.name)
     folder = dataset_folder(dataset)
-    table["path"] = [str(confine(folder / p, folder)) for p in table["path"]]
+    table["path"] = _confined_paths(table["path"], folder, path.name)
     gone = [p for p in table["path"] if not Path(p).is_file()]
     if gone:
         raise UserFacingError(
             f"split {name!r}: {len(gone)} of {len(table)} files no longer exist (first: {Path(gone[0]).name}); "
             "rebuild the split in the Dataset explorer."
         )
-    table["label_index"] = table["label_index"].astype("int64")
     return table[SPLIT_COLUMNS]
+
+
+def _row_error(file_name: str, position: int, problem: str) -> UserFacingError:
+    return UserFacingError(f"{file_name}, line {position + 2}: {problem}. Fix the file or rebuild the split in the "
+                           "Dataset explorer.")
+
+
+def _label_indices(table: pd.DataFrame, file_name: str) -> pd.Series:
+    """``label_index`` as int64, checked: whole numbers, 0..classes-1, one index per label."""
+    for position, label in enumerate(table["label"]):
+        if not label.strip():
+            raise _row_error(file_name, position, "the label is empty")
+    numbers = pd.to_numeric(table["label_index"].str.strip(), errors="coerce")
+    for position, (raw, number) in enumerate(zip(table["label_index"], numbers)):
+        if pd.isna(number) or number != int(number):
+            raise _row_error(file_name, position, f"label_index {raw[:20]!r} is not a whole number")
+    numbers = numbers.astype("int64")
+    classes = table["label"].nunique()
+    for position, number in enumerate(numbers):
+        if not 0 <= number < classes:
+            raise _row_error(file_name, position, f"label_index {number} is out of range: the split has "
+                                                  f"{classes} classes (0..{classes - 1})")
+    pairs = pd.DataFrame({"label": table["label"], "index": numbers}).drop_duplicates()
+    if pairs["label"].duplicated().any() or pairs["index"].duplicated().any():
+        raise UserFacingError(f"{file_name}: labels and label_index values do not match one to one; rebuild the "
+                              "split in the Dataset explorer.")
+    return numbers
+
+
+def _confined_paths(paths: pd.Series, folder: Path, file_name: str) -> list[str]:
+    confined = []
+    for position, relative in enumerate(paths):
+        if not relative.strip():
+            raise _row_error(file_name, position, "the path is empty")
+        try:
+            confined.append(str(confine(folder / relative, folder)))
+        except PathOutsideRoot:
+            raise _row_error(file_name, position, f"the path {relative[:60]!r} points outside the dataset "
+                                                  "folder") from None
+    return confined
