@@ -196,14 +196,19 @@ def test_run_inline_runs_a_body_in_this_process(tmp_path):
 
 
 def test_warm_worker_runs_tensorflow_jobs_one_process_each(data_root, monkeypatch):
+    system_tmp = data_root.parent / "system-tmp"  # what the runner and its workers inherit as TMPDIR
+    system_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_tmp))
     monkeypatch.setenv("DASHBOARD_WARM_WORKER", "1")
     manager = JobManager(data_root / "jobs")
     first = manager.wait(manager.submit("test-tensorflow", "tf", {"n": 3}), 120)
     second = manager.wait(manager.submit("test-tensorflow", "tf again", {"n": 5}), 120)
     assert (first.result["sum"], second.result["sum"]) == (3.0, 5.0)
     assert first.result["pid"] != second.result["pid"], "one process per job"
+    assert not list(manager.job_dir(first.id).glob("tmp")), "autograph's files went with the job's scratch folder"
     crashed = manager.wait(manager.submit("test-tensorflow", "crash", {"crash": True}), 120)
     assert crashed.status == FAILED and crashed.signal == "SIGSEGV"
+    assert not list(system_tmp.glob("__autograph_generated_file*")), "no autograph leftovers in the temp folder"
 
 
 def test_every_declared_kind_has_a_body_taking_params_and_context():

@@ -33,7 +33,16 @@ def tensorflow_job(params: dict, context) -> dict:
     from services.runtime import tensorflow
 
     tf = tensorflow()
-    value = float(tf.reduce_sum(tf.ones((int(params.get("n", 4)),))).numpy())
+
+    @tf.function  # traced by autograph, which writes a temporary file
+    def total(values):
+        result = tf.constant(0.0)
+        for value in values:
+            if value > 0:
+                result += value
+        return result
+
+    value = float(total(tf.ones((int(params.get("n", 4)),))).numpy())
     if params.get("crash"):
         os.kill(os.getpid(), signal.SIGSEGV)
     return {"sum": value, "pid": os.getpid()}

@@ -16,9 +16,11 @@ import importlib
 import logging
 import os
 import secrets
+import shutil
 import socket
 import socketserver
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -94,6 +96,17 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
 
+def _private_tmp():
+    """TensorFlow's autograph (and others) write temporary files: keep them in the service's own
+    folder, emptied at every start and removed at exit, so nothing piles up in /tmp."""
+    scratch = address.service_dir() / "tmp"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    os.environ["TMPDIR"] = str(scratch)
+    tempfile.tempdir = str(scratch)
+    return scratch
+
+
 def _import_tensorflow() -> None:
     from services.runtime import tensorflow
 
@@ -120,6 +133,7 @@ def main() -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return 0
+    scratch = _private_tmp()
     idle_s = float(os.environ.get("DASHBOARD_SERVICE_IDLE_S") or 1800)
     max_models = int(os.environ.get("DASHBOARD_SERVICE_MODELS") or 6)
     service = Service(_write_token(address.token_file()), max_models)
@@ -132,6 +146,7 @@ def main() -> int:
         time.sleep(1.0)
     server.shutdown()
     log.info("model service %d idle, exiting", os.getpid())
+    shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 
