@@ -4,11 +4,16 @@
    plain eager GradientTape loop of the same loss (the tutorial's code before @tf.function).
 2. Coarse-to-fine vs single scale: wall time until the full-resolution total loss reaches the
    loss the single-scale run ends with.
-3. Seconds to the first preview at 256 px in a fresh process, including the VGG19 load from the
-   model cache (a generated weights file installed through the registry: same file size and
-   load path as the real ImageNet file).
+3. Seconds to the first preview of a 256 px style job (the job body run in-process, the same
+   function a worker runs): cold (a fresh process: TensorFlow import + VGG19 load from the model
+   cache + first step) and warm (TensorFlow already imported, as in the warm worker), and through
+   the JobManager (submit -> worker process -> first preview in the job store).
+   VGG19 is a generated weights file installed through the registry: same file size and load
+   path as the real ImageNet file.
+4. Fast arbitrary style transfer (Magenta TF Lite, from ../shared/fixtures when present) vs one
+   Gatys step at the same size (384 px), and the fast job end to end.
 
-Weights are random (ImageNet files cannot be downloaded here): timings do not depend on them.
+Gatys weights are random (ImageNet files cannot be downloaded here): timings do not depend on them.
 Usage: ``python bench/bench_style.py [--steps 10] [--quick]``.
 """
 
@@ -29,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from services import runtime  # noqa: E402
 from services.style import builtin_images, transfer  # noqa: E402
+from services.style.settings import StyleSettings  # noqa: E402
 
 
 def pictures():
@@ -48,7 +54,7 @@ def step_times(extractor, sides, steps: int, rounds: int) -> None:
     for side in sides:
         stages = {}
         for name, (compiled, xla) in CONFIGURATIONS.items():
-            settings = transfer.StyleSettings(max_side=side, jit_compile=xla, weights="random")
+            settings = StyleSettings(max_side=side, jit_compile=xla, weights="random")
             scaled = transfer.fit_longest_side(content, side)
             objective = transfer.StyleObjective(extractor, scaled, transfer.fit_longest_side(style, side), settings.loss)
             stages[name] = transfer.Stage(objective, scaled, settings, compiled=compiled)
@@ -68,7 +74,7 @@ def step_times(extractor, sides, steps: int, rounds: int) -> None:
 def coarse_to_fine(extractor, side: int, steps: int) -> None:
     """Single scale for ``steps``; then coarse-to-fine until its full-res loss reaches the same value."""
     content, style = pictures()
-    base = transfer.StyleSettings(max_side=side, steps=steps, jit_compile=False, weights="random")
+    base = StyleSettings(max_side=side, steps=steps, jit_compile=False, weights="random")
     transfer.stylise(content, style, dataclasses.replace(base, steps=2), extractor=extractor)  # warm-up
     start = time.perf_counter()
     _, history = transfer.stylise(content, style, base, extractor=extractor)
@@ -93,68 +99,129 @@ def coarse_to_fine(extractor, side: int, steps: int) -> None:
         print(f"coarse-to-fine did not reach the target within {2 * steps} steps")
 
 
+SHARED_MAGENTA = REPO.parent / "shared" / "fixtures" / "style" / "magenta"
+
 FIRST_PREVIEW = textwrap.dedent("""
-    import sys, time
-    started = time.perf_counter()
+    import sys, tempfile, time
+    marks = [time.perf_counter()]
     sys.path.insert(0, {repo!r})
-    from services.jobs import JobManager
-    from services.style import builtin_images, transfer
-    manager = JobManager({jobs!r}, max_workers=1)
-    settings = transfer.StyleSettings(max_side=256, steps=20, preview_every=20)
-    inputs = transfer.StyleJobInputs(builtin_images.CONTENT_IMAGES["Chelsea the cat"].load(),
-                                     builtin_images.stained_glass(), settings)
-    submitted = time.perf_counter()
-    job = transfer.start_style_job(manager, inputs, title="bench")
-    state = manager.wait(job, timeout=600)
-    assert state.status == "finished", state.error
-    print(submitted - started, state.result["seconds_to_first_preview"], state.result["seconds"])
-    manager.shutdown()
+    from services import runtime
+    if {warm!r}:
+        runtime.tensorflow(); marks.append(time.perf_counter())
+    from services.jobs import run_inline
+    from services.style import builtin_images, job_files
+    from services.style.settings import StyleSettings
+    files = job_files.input_files(builtin_images.CONTENT_IMAGES["Chelsea the cat"].load(), builtin_images.stained_glass())
+    params = {{"settings": StyleSettings(max_side=256, steps=2, preview_every=20).to_dict()}}
+    begun = time.perf_counter()
+    outcome = run_inline("style-transfer", params, tempfile.mkdtemp(), files)
+    assert outcome.status == "finished", outcome.error
+    print(begun - marks[0], outcome.result["seconds_to_first_preview"])
 """)
 
-BREAKDOWN = textwrap.dedent("""
+THROUGH_MANAGER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {repo!r})
-    marks = [time.perf_counter()]
-    from services import runtime
-    runtime.tensorflow(); marks.append(time.perf_counter())
-    from services.style import builtin_images, transfer
-    extractor = transfer.feature_extractor(); marks.append(time.perf_counter())
-    content = transfer.fit_longest_side(builtin_images.CONTENT_IMAGES["Chelsea the cat"].load(), 256)
-    settings = transfer.StyleSettings(max_side=256)
-    objective = transfer.StyleObjective(extractor, content, builtin_images.stained_glass((256, 256)), settings.loss)
-    marks.append(time.perf_counter())
-    stage = transfer.Stage(objective, content, settings)
-    stage.step()[0].numpy(); marks.append(time.perf_counter())
-    stage.step()[0].numpy(); marks.append(time.perf_counter())
-    print(*[later - earlier for earlier, later in zip(marks, marks[1:])])
+    from services.jobs import JobManager
+    from services.style import builtin_images, submit
+    from services.style.settings import StyleSettings
+    manager = JobManager()
+    for attempt in range({repeats}):
+        pressed = time.perf_counter()
+        job = submit.submit_gatys(manager, builtin_images.CONTENT_IMAGES["Chelsea the cat"].load(),
+                                  builtin_images.stained_glass(), StyleSettings(max_side=256, steps=40),
+                                  title="bench")
+        first = None
+        while first is None:
+            state = manager.get(job)
+            if state.result.get("preview_step"):
+                first = time.perf_counter() - pressed
+            assert state.status not in ("failed", "stopped"), state.error
+            time.sleep(0.02)
+        manager.stop(job)
+        manager.wait(job, timeout=120)
+        print(first)
+    manager.shutdown_runner()
 """)
+
+
+def _fresh(script: str, env: dict, **values) -> list[float]:
+    code = script.format(repo=str(REPO), **values)
+    output = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if output.returncode:
+        raise SystemExit(output.stderr[-2000:])
+    return [float(value) for value in output.stdout.split()]
+
+
+def _install_generated_vgg19(folder: str) -> dict:
+    from services.models import weights as registry
+
+    env = {**os.environ, "DASHBOARD_DATA_DIR": folder, "KERAS_HOME": str(Path(folder) / "keras")}
+    os.environ.update(env)
+    model = registry.BACKBONES["vgg19"].build((64, 64, 3))
+    generated = registry.write_weights_file(model, Path(folder) / "upload" / "vgg19.h5")
+    registry.install_weights_file("vgg19", generated.read_bytes(), original_name="generated (bench)")
+    return env
 
 
 def first_preview(repeats: int = 3) -> None:
-    """A fresh process per measurement, with a generated VGG19 file installed in a new model cache."""
-    from services.models import weights as registry
-
+    """Fresh processes, with a generated VGG19 file installed in a new model cache."""
     with tempfile.TemporaryDirectory() as folder:
-        env = {**os.environ, "DASHBOARD_DATA_DIR": folder, "KERAS_HOME": str(Path(folder) / "keras")}
-        os.environ.update(env)
-        model = registry.BACKBONES["vgg19"].build((64, 64, 3))
-        generated = registry.write_weights_file(model, Path(folder) / "upload" / "vgg19.h5")
-        registry.install_weights_file("vgg19", generated.read_bytes(), original_name="generated (bench)")
+        env = _install_generated_vgg19(folder)
+        print(f"\n## First preview of a 256 px Gatys job ({repeats} fresh processes each)")
+        for warm in (False, True):
+            rows = [_fresh(FIRST_PREVIEW, env, warm=warm) for _ in range(repeats)]
+            label = "warm (TensorFlow imported before)" if warm else "cold (fresh process)"
+            print(f"{label:34} job body start -> first preview: "
+                  + ", ".join(f"{preview:.1f} s" for _, preview in rows)
+                  + f"   (Python{' + TensorFlow' if warm else ''} imports before: "
+                  + ", ".join(f"{before:.1f} s" for before, _ in rows) + ")")
+        through = _fresh(THROUGH_MANAGER, env, repeats=repeats)
+        print(f"{'through the JobManager':34} Start pressed -> first preview in the store: "
+              + ", ".join(f"{value:.1f} s" for value in through))
 
-        def fresh(script: str) -> list[float]:
-            code = script.format(repo=str(REPO), jobs=str(Path(folder) / "jobs"))
-            output = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-            return [float(value) for value in output.stdout.split()]
 
-        print(f"\n## First preview at 256 px ({repeats} fresh processes; the job shows a preview after step 1)")
-        for _ in range(repeats):
-            before, preview, twenty = fresh(FIRST_PREVIEW)
-            parts = fresh(BREAKDOWN)
-            print(f"Start pressed -> first preview {preview:.1f} s (Python imports before that {before:.1f} s); "
-                  f"-> 20 steps done {twenty:.1f} s")
-            print("  breakdown: " + ", ".join(f"{name} {value:.1f} s" for name, value in zip(
-                ("TensorFlow import", "VGG19 build + load from cache", "style/content targets",
-                 "first step (tracing)", "second step"), parts)))
+def fast_vs_gatys(extractor, rounds: int) -> None:
+    """Fast style transfer (after loading) vs one Gatys step, both at 384 px."""
+    from services.style import fast, fast_models
+    from services.style.settings import FastSettings
+
+    if not SHARED_MAGENTA.is_dir():
+        print("\n## Fast vs Gatys: ../shared/fixtures/style/magenta is absent; skipped")
+        return
+    content, style = pictures()
+    side = 384
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["DASHBOARD_MODEL_CACHE"] = folder
+        target = Path(folder) / fast_models.FOLDER
+        target.mkdir()
+        for item in [fast_models.PREDICT, *fast_models.TRANSFER_VARIANTS.values()]:
+            (target / item.file_name).write_bytes((SHARED_MAGENTA / item.file_name).read_bytes())
+        print(f"\n## Fast (Magenta TF Lite) vs one Gatys step at {side} px (best of {rounds})")
+        settings = StyleSettings(max_side=side, jit_compile=False, weights="random")
+        scaled = transfer.fit_longest_side(content, side)
+        objective = transfer.StyleObjective(extractor, scaled, transfer.fit_longest_side(style, side), settings.loss)
+        stage = transfer.Stage(objective, scaled, settings)
+        stage.step()[0].numpy()  # trace
+        gatys = min(_timed(lambda: stage.step()[0].numpy()) for _ in range(rounds))
+        for variant in fast_models.TRANSFER_VARIANTS:
+            start = time.perf_counter()
+            stylist = fast.stylist_for(variant)
+            loading = time.perf_counter() - start
+            fast_settings = FastSettings(max_side=side, variant=variant)
+            fast.stylise_fast(content, style, fast_settings, stylist)  # warm-up
+            seconds = min(_timed(lambda: fast.stylise_fast(content, style, fast_settings, stylist))
+                          for _ in range(rounds))
+            print(f"fast {variant:5} ({stylist.runtime}): {seconds:.3f} s per picture (+{loading:.3f} s loading "
+                  f"once) · one Gatys step {gatys:.3f} s -> fast = {seconds / gatys:.2f} Gatys steps; "
+                  f"200 Gatys steps / fast = {200 * gatys / seconds:.0f}x")
+        del os.environ["DASHBOARD_MODEL_CACHE"]
+
+
+def _timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -169,6 +236,7 @@ def main() -> None:
     extractor = transfer.feature_extractor("random")
     step_times(extractor, (256,) if args.quick else (256, 512), args.steps, args.rounds)
     coarse_to_fine(extractor, 256, args.coarse_steps)
+    fast_vs_gatys(extractor, args.rounds)
     first_preview()
 
 

@@ -8,13 +8,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from services.images import DecodedImage, decode_image
+from services.images import DecodedImage, decode_image, encode_png
 from services.jobs import JobState
-from services.style import builtin_images, transfer
+from services.style import builtin_images, display, submit
+from services.style.settings import check_picture_shape
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "webp"]
 MAX_UPLOAD_SIDE = 2048
-"""Uploads are downscaled (with a note) to this longest side; results are at most 1024."""
+"""Uploads are downscaled (with a note) to this longest side; results are at most 2048."""
+LOSS_TERMS = ["total", "style", "content", "total_variation"]
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -34,27 +36,66 @@ def builtin_silhouette(name: str) -> np.ndarray:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def decode_upload(data: bytes) -> DecodedImage:
-    """Decoded upload (EXIF orientation, alpha flattened, huge images downscaled with a note)."""
-    return decode_image(data, max_side=MAX_UPLOAD_SIDE)
+    """Decoded upload (EXIF orientation, alpha flattened, huge images downscaled with a note);
+    pictures too elongated to stylise (a 2 x 1,000,000 strip) are refused before any resize."""
+    decoded = decode_image(data, max_side=MAX_UPLOAD_SIDE)
+    check_picture_shape(decoded.original_size[::-1], "uploaded")
+    return decoded
+
+
+def show(pixels: np.ndarray) -> np.ndarray:
+    """A picture as sent to the browser: never more than the display size."""
+    return display.display_copy(pixels)
 
 
 def style_jobs(manager) -> list[JobState]:
-    return manager.list(kind=transfer.JOB_KIND)
+    """Both engines' jobs, newest first."""
+    jobs = [job for kind in submit.KIND_OF_ENGINE.values() for job in manager.list(kind=kind)]
+    return sorted(jobs, key=lambda job: job.created, reverse=True)
 
 
-def job_file(manager, state: JobState, key: str) -> Path | None:
-    """A file named in the job's result (e.g. "preview"), if it exists."""
-    name = (state.result or {}).get(key) if isinstance(state.result, dict) else None
-    path = manager.job_dir(state.id) / name if name else None
-    return path if path is not None and path.is_file() else None
+def is_random(state: JobState) -> bool:
+    return bool(isinstance(state.params, dict) and state.params.get("random_weights"))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _shown_picture(path: str, modified: int, random_weights: bool, max_side: int) -> np.ndarray:
+    return display.shown(decode_image(path).pixels, random_weights, max_side)
+
+
+def job_picture(manager, state: JobState, key: str, *, max_side: int = display.DISPLAY_SIDE) -> np.ndarray | None:
+    """The job's picture under ``key`` (e.g. "preview") as the page shows it (random runs marked)."""
+    path = manager.file(state, key)
+    if path is None:
+        return None
+    return _shown_picture(str(path), path.stat().st_mtime_ns, is_random(state), max_side)
+
+
+def download_png(manager, state: JobState, key: str) -> bytes | None:
+    """PNG bytes of what a download offers: the full picture, marked when the weights were random."""
+    picture = job_picture(manager, state, key, max_side=4096)
+    return None if picture is None else encode_png(picture)
 
 
 def loss_frame(state: JobState) -> pd.DataFrame:
-    history = (state.result or {}).get("history") or []
-    frame = pd.DataFrame(history)
-    if frame.empty:
-        return frame
-    return frame.set_index("step")[["total", "style", "content", "total_variation"]]
+    history = (state.result or {}).get("history") if isinstance(state.result, dict) else None
+    frame = pd.DataFrame(history or [])
+    if frame.empty or not set(LOSS_TERMS) <= set(frame.columns):
+        return pd.DataFrame()
+    return frame.set_index("step")[LOSS_TERMS]
+
+
+def loss_figure(frame: pd.DataFrame):
+    """The loss terms against the step on a log scale (the components differ by decades)."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for term in LOSS_TERMS:
+        values = frame[term].where(frame[term] > 0)  # a log axis cannot show 0
+        figure.add_trace(go.Scatter(x=frame.index, y=values, mode="lines", name=term.replace("_", " ")))
+    figure.update_layout(xaxis_title="step", yaxis_title="weighted loss (log scale)", yaxis_type="log",
+                         height=300, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h"))
+    return figure
 
 
 IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -76,3 +117,7 @@ def class_tiles(name: str, class_folder: str, limit: int = 40) -> list[str]:
 
     folder = dataset_folder(name) / class_folder
     return [str(path) for path in sorted(folder.iterdir())[: limit * 2] if path.suffix.lower() in IMAGE_SUFFIXES][:limit]
+
+
+def tile_pixels(path: str) -> np.ndarray:
+    return decode_upload(Path(path).read_bytes()).pixels

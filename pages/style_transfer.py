@@ -1,71 +1,115 @@
-"""Style transfer: Gatys et al. on VGG19 (book ch. 5), and the silhouette stained-glass mode."""
-
-from pathlib import Path
+"""Style transfer: fast arbitrary style transfer (Magenta) and Gatys et al. on VGG19 (book ch. 5),
+and the silhouette stained-glass mode. Every run is a background job in a worker process; this
+page never imports TensorFlow."""
 
 import streamlit as st
 
 from dashboard import style_adapters as ui
 from dashboard.adapters import job_manager
-from dashboard.widgets import job_status_line, job_stop_button, synthetic_badge, user_errors
+from dashboard.widgets import STATUS_ICONS, job_stop_button, synthetic_badge, user_errors
 from services.models import weights as registry
-from services.style import builtin_images, masks, transfer
+from services.style import builtin_images, fast_models, masks, submit
 from services.style.losses import STYLE_LAYERS, LossWeights
+from services.style.settings import FAST_SIDES, FastSettings, StyleSettings, default_max_side
 
 STYLE_MODE, SILHOUETTE_MODE = "Style transfer", "Silhouette mosaic"
+FAST_ENGINE, GATYS_ENGINE, BOTH_ENGINES = "Fast (Magenta)", "Gatys (VGG19)", "Both, side by side"
+ENGINES_OF = {FAST_ENGINE: [submit.FAST], GATYS_ENGINE: [submit.GATYS], BOTH_ENGINES: [submit.FAST, submit.GATYS]}
+ENGINE_TITLES = {submit.FAST: "Fast (Magenta)", submit.GATYS: "Gatys (VGG19)"}
 RESOLUTION_CHOICES = (64, 128, 256, 512, 1024)
 
 st.title(":material/palette: Style transfer")
-st.caption("Neural style transfer (Gatys et al.) on VGG19 as in book chapter 5: the picture itself is "
-           "optimised so its VGG19 features keep the content and its Gram matrices match the style.")
+st.caption("**Fast** arbitrary style transfer (Ghiasi et al. 2017, Magenta's networks): one pass, about a "
+           "second on a CPU. **Gatys** (book chapter 5): the picture itself is optimised so its VGG19 features "
+           "keep the content and its Gram matrices match the style; minutes on a CPU.")
 manager = job_manager()
 
 
-# --- VGG19 weights --------------------------------------------------------------------------
+# --- job status, shared by every panel ----------------------------------------------------------
 
-def download_progress() -> None:
-    job = manager.list(kind="weights-download")[0]
-    job_status_line(job)
-    job_stop_button(manager, job, "download-stop")
-    if not job.active and st.session_state.get("download_live"):
-        st.session_state["download_live"] = False
-        st.rerun(scope="app")
+def job_line(state, stop_key: str) -> None:
+    """Progress, status and message of one job; its error with a Dismiss button."""
+    icon = STATUS_ICONS.get(state.status, "")
+    st.progress(state.progress, text=f"{icon} **{state.status}** · {state.title}"
+                + (f" · {state.message}" if state.message else ""))
+    job_stop_button(manager, state, stop_key)
+    if state.error and not state.dismissed:
+        st.error(state.error, icon=":material/error:")
+        if st.button("Dismiss", key=f"dismiss-{state.id}", icon=":material/close:"):
+            manager.dismiss(state.id)
+            st.rerun()
 
 
-def weights_panel() -> str | None:
-    """Shows where the VGG19 weights stand; returns the weights a run will use ("imagenet", or
-    "random" when explicitly switched on), None while a run may not start."""
-    status = registry.weights_status("vgg19")
+def latest(jobs):
+    return jobs[0] if jobs else None
+
+
+def download_panel(jobs, key: str) -> None:
+    """The newest download job of one kind, live while it runs."""
+    state = latest(jobs)
+    if state is None or (state.dismissed and not state.active):
+        return
+
+    def live() -> None:
+        current = manager.get(state.id)
+        if current is None:
+            return
+        job_line(current, f"{key}-stop")
+        if not current.active and st.session_state.get(f"{key}_live"):
+            st.session_state[f"{key}_live"] = False
+            st.rerun(scope="app")
+
+    st.session_state[f"{key}_live"] = state.active
+    st.fragment(live, run_every=1.0 if state.active else None)()
+
+
+# --- the engines' files -------------------------------------------------------------------------
+
+def fast_panel(variant: str) -> bool:
+    """Where the Magenta files stand; True when the fast engine can run."""
+    status = fast_models.status(variant)
     if status.usable:
         st.caption(f":material/check_circle: {status.reason}")
+        return True
+    st.info(f"**{status.reason}**\n\n{status.fix}", icon=":material/download:")
+    if st.button("Download the Magenta style networks", icon=":material/download:", key="fast_download"):
+        with user_errors():
+            submit.submit_fast_download(manager, variant)
+    download_panel(manager.list(kind=submit.MODEL_DOWNLOAD_KIND), "fast_download")
+    return False
+
+
+def vgg19_panel() -> str | None:
+    """Where the VGG19 weights stand; the weights a Gatys run will use ("imagenet", or "random"
+    when explicitly switched on), None while a Gatys run may not start."""
+    status = registry.weights_status(submit.VGG19)
+    if status.usable:
+        st.caption(f":material/check_circle: VGG19: {status.reason}")
         return registry.IMAGENET
     st.warning(f"**VGG19 ImageNet weights are not available.** {status.reason}\n\n{status.fix}",
                icon=":material/warning:")
-    columns = st.columns(2)
-    with columns[0]:
-        if status.state == registry.DOWNLOADABLE and st.button("Download VGG19 weights", icon=":material/download:"):
-            manager.submit("weights-download", "Download VGG19 weights", registry.download_job("vgg19"),
-                           {"backbone": "vgg19"})
-        downloads = manager.list(kind="weights-download")[:1]
-        if downloads:
-            st.session_state["download_live"] = downloads[0].active
-            st.fragment(download_progress, run_every=1.0 if downloads[0].active else None)()
-    with columns[1]:
-        upload = st.file_uploader("…or upload vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", type=["h5"])
-        if upload is not None and st.button("Check and install this file", icon=":material/upload:"):
-            with user_errors(), st.spinner("Loading the file into VGG19 to check it…"):
-                registry.install_weights_file("vgg19", upload, original_name=upload.name)
-                st.rerun()
+    if status.state == registry.DOWNLOADABLE and st.button("Download VGG19 weights", icon=":material/download:"):
+        with user_errors():
+            submit.submit_vgg19_download(manager)
+    vgg19_downloads = [job for job in manager.list(kind=submit.WEIGHTS_DOWNLOAD_KIND) if submit.is_vgg19_download(job)]
+    download_panel(vgg19_downloads, "vgg19_download")
     use_random = st.toggle("Use random (untrained) VGG19 weights instead",
                            help="Only to try the page: untrained features do not capture style, and every "
-                                "result is labelled RANDOM WEIGHTS.", key="style_random_weights")
+                                "result is marked RANDOM WEIGHTS.", key="style_random_weights")
     return registry.RANDOM if use_random else None
 
 
-weights = weights_panel()
-weights_ready, use_random = weights is not None, weights == registry.RANDOM
+default_engine = FAST_ENGINE if fast_models.status().usable else GATYS_ENGINE
+engine_choice = st.segmented_control("Engine", list(ENGINES_OF), default=default_engine, key="style_engine") \
+    or default_engine
+engines = ENGINES_OF[engine_choice]
+fast_variant = st.session_state.get("fast_variant", fast_models.DEFAULT_VARIANT)
+fast_ready = fast_panel(fast_variant) if submit.FAST in engines else False
+gatys_weights = vgg19_panel() if submit.GATYS in engines else None
+use_random = gatys_weights == registry.RANDOM
 
 
-# --- pictures -------------------------------------------------------------------------------
+# --- pictures -----------------------------------------------------------------------------------
 
 def dataset_tile():
     """A tile from one of the lab's datasets (a fun demo, labelled when the data is synthetic)."""
@@ -82,8 +126,7 @@ def dataset_tile():
         index = st.slider("Tile", 1, len(tiles), 1, key="tile_index") - 1
         if datasets[name].is_synthetic:
             synthetic_badge()
-        decoded = ui.decode_upload(Path(tiles[index]).read_bytes())
-        return decoded.pixels
+        return ui.tile_pixels(tiles[index])
     return None
 
 
@@ -131,7 +174,7 @@ def silhouette_picture():
         checked = masks.validate_mask(raw)
         for note in checked.notes:
             st.caption(f":material/info: {note}")
-        st.image(masks.mask_preview(checked.mask), caption="Silhouette used", width=240)
+        st.image(ui.show(masks.mask_preview(checked.mask)), caption="Silhouette used", width=240)
         return checked.mask
     return None
 
@@ -147,7 +190,8 @@ def derived_silhouette(photo):
             y0, y1 = st.slider("Rectangle top/bottom (px)", 0, height, (height // 8, height * 7 // 8))
             with st.spinner("GrabCut…"):
                 derived = masks.grabcut_silhouette(photo, (x0, y0, x1 - x0, y1 - y0))
-        st.image([photo, masks.mask_preview(derived)], caption=["Photo", "Derived silhouette"], width=240)
+        st.image([ui.show(photo), ui.show(masks.mask_preview(derived))], caption=["Photo", "Derived silhouette"],
+                 width=240)
         if st.checkbox("Use this silhouette", key="accept_silhouette"):
             return derived
         st.info("Tick “Use this silhouette” to accept the preview.")
@@ -162,7 +206,7 @@ with left:
     if mode == STYLE_MODE:
         content = picture("Content", builtin_images.CONTENT_IMAGES, ui.builtin_content, "content", tiles=True)
         if content is not None:
-            st.image(content, width=320)
+            st.image(ui.show(content), width=320)
     else:
         silhouette = silhouette_picture()
         content = masks.mask_preview(silhouette) if silhouette is not None else None
@@ -170,19 +214,32 @@ with right:
     st.subheader("Style")
     style = picture("Style", builtin_images.STYLE_IMAGES, ui.builtin_style, "style")
     if style is not None:
-        st.image(style, width=320)
+        st.image(ui.show(style), width=320)
 
 
-# --- settings -------------------------------------------------------------------------------
+# --- settings -----------------------------------------------------------------------------------
 
-def settings_form() -> tuple[transfer.StyleSettings, float]:
-    default_side = transfer.default_max_side()
-    with st.expander("Settings (the book's values are the defaults)", icon=":material/tune:"):
+def fast_settings_form() -> FastSettings:
+    with st.expander("Fast engine settings", icon=":material/bolt:", expanded=True):
+        columns = st.columns(3)
+        strength = columns[0].slider("Style strength", 0.0, 1.0, 1.0, 0.05, key="fast_strength",
+                                     help="Blends the style's bottleneck with the content picture's own, and the "
+                                          "rendered picture with the content picture: 0 keeps the content.")
+        side = columns[1].selectbox("Longest side (px)", FAST_SIDES, index=FAST_SIDES.index(384), key="fast_side",
+                                    help="The network works at 384x384; other sizes are resized to and from it.")
+        variant = columns[2].selectbox("Network", list(fast_models.TRANSFER_VARIANTS), key="fast_variant",
+                                       help="f16: float16 weights (better); int8: quantized (smaller).")
+    return FastSettings(max_side=int(side), strength=float(strength), variant=variant)
+
+
+def gatys_settings_form() -> StyleSettings:
+    default_side = default_max_side()
+    with st.expander("Gatys settings (the book's values are the defaults)", icon=":material/tune:"):
         columns = st.columns(4)
         side = columns[0].selectbox("Longest side (px)", RESOLUTION_CHOICES,
                                     index=RESOLUTION_CHOICES.index(default_side), key="style_side",
                                     help="256 on CPU, 512 on GPU by default; 64/128 for quick looks.")
-        steps = columns[1].number_input("Steps", 1, 5000, 200, key="style_steps")
+        steps = columns[1].number_input("Steps", 1, 100_000, 200, key="style_steps")
         preview_every = columns[2].number_input("Preview every N steps", 1, 1000, 20, key="style_preview_every")
         coarse = columns[3].checkbox("Coarse-to-fine", help="Half the steps at half resolution, then full.")
         columns = st.columns(3)
@@ -198,87 +255,136 @@ def settings_form() -> tuple[transfer.StyleSettings, float]:
         beta_1 = columns[1].number_input("Adam beta_1", 0.0, 0.999, 0.99, format="%.3f")
         epsilon = columns[2].number_input("Adam epsilon", 1e-8, 10.0, 0.1, format="%.4g")
         xla = columns[3].selectbox("XLA compile", ["auto", "on", "off"], help="auto: on GPU only.")
-        feather = st.slider("Feathered mask edge (px)", 0.0, 5.0, 0.0, 0.5) if mode == SILHOUETTE_MODE else 0.0
-    settings = transfer.StyleSettings(
+    return StyleSettings(
         max_side=int(side), steps=int(steps), preview_every=int(preview_every), learning_rate=learning_rate,
         beta_1=beta_1, epsilon=epsilon, coarse_to_fine=coarse,
         loss=LossWeights(style_weight, content_weight, tv_weight, layer_weights),
         jit_compile={"auto": None, "on": True, "off": False}[xla],
         weights=registry.RANDOM if use_random else registry.IMAGENET)
-    return settings, feather
 
 
-settings, feather = settings_form()
-ready = weights_ready and content is not None and style is not None
+fast_settings = fast_settings_form() if submit.FAST in engines else None
+gatys_settings = gatys_settings_form() if submit.GATYS in engines else None
+feather = st.slider("Feathered mask edge (px)", 0.0, 5.0, 0.0, 0.5, key="style_feather") \
+    if mode == SILHOUETTE_MODE else 0.0
+
+ready_of = {submit.FAST: fast_ready, submit.GATYS: gatys_weights is not None}
+pictures_ready = content is not None and style is not None
+ready = pictures_ready and all(ready_of[engine] for engine in engines)
 if st.button("Start", type="primary", icon=":material/play_arrow:", disabled=not ready):
+    started = {}
     with user_errors():
-        title = f"{mode} · {settings.max_side} px · {settings.steps} steps" + (" · RANDOM WEIGHTS" if use_random else "")
-        inputs = transfer.StyleJobInputs(content, style, settings, mask=silhouette, feather=feather)
-        st.session_state["style_job"] = transfer.start_style_job(manager, inputs, title=title)
-if not weights_ready:
-    st.caption("Start needs VGG19 weights (or the explicit random-weights switch).")
+        for engine in engines:
+            if engine == submit.FAST:
+                title = f"{mode} · fast · {fast_settings.max_side} px · strength {fast_settings.strength:.2f}"
+                started[engine] = submit.submit_fast(manager, content, style, fast_settings, title=title,
+                                                     mask=silhouette, feather=feather)
+            else:
+                title = (f"{mode} · Gatys · {gatys_settings.max_side} px · {gatys_settings.steps} steps"
+                         + (" · RANDOM WEIGHTS" if use_random else ""))
+                started[engine] = submit.submit_gatys(manager, content, style, gatys_settings, title=title,
+                                                      mask=silhouette, feather=feather)
+    if started:
+        st.session_state["style_current"] = started
+if not ready:
+    missing = [ENGINE_TITLES[engine] for engine in engines if not ready_of[engine]]
+    if missing:
+        st.caption(f"Start needs the files of: {', '.join(missing)} (see above"
+                   + (", or the explicit random-weights switch" if submit.GATYS in engines else "") + ").")
 
 
-# --- the running / latest job ---------------------------------------------------------------
+# --- the running / latest jobs ------------------------------------------------------------------
 
 def show_result(state) -> None:
-    params = state.params
-    if params.get("random_weights"):
+    """The preview or result (random runs marked in the image), silhouette maskings, download."""
+    if ui.is_random(state):
         st.error("RANDOM WEIGHTS: VGG19 was not pretrained; this is not a real style transfer.",
                  icon=":material/science:")
-    preview = ui.job_file(manager, state, "result") or ui.job_file(manager, state, "preview")
-    if preview is None:
+    finished = manager.file(state, "result") is not None
+    key = "result" if finished else "preview"
+    picture_shown = ui.job_picture(manager, state, key)
+    if picture_shown is None:
         return
-    step = (state.result or {}).get("preview_step")
-    caption = "Result" if ui.job_file(manager, state, "result") else f"Preview at step {step}"
-    if params.get("silhouette") and ui.job_file(manager, state, "result_masked"):
+    step = state.result.get("preview_step") if isinstance(state.result, dict) else None
+    caption = "Result" if finished else f"Preview at step {step}"
+    masked = ui.job_picture(manager, state, "result_masked") if state.params.get("silhouette") else None
+    if masked is not None:
         columns = st.columns(3)
-        columns[0].image(str(preview), caption=caption)
-        columns[1].image(str(ui.job_file(manager, state, "style_masked")), caption="Style image masked directly")
-        columns[2].image(str(ui.job_file(manager, state, "result_masked")), caption="NST result masked")
+        columns[0].image(picture_shown, caption=caption)
+        columns[1].image(ui.job_picture(manager, state, "style_masked"), caption="Style image masked directly")
+        columns[2].image(masked, caption="Stylised result masked")
     else:
-        st.image(str(preview), caption=caption, width=512)
-    if ui.job_file(manager, state, "result"):
-        download = ui.job_file(manager, state, "result_masked") or preview
-        st.download_button("Download result (PNG)", download.read_bytes(), file_name=f"style-{state.id}.png",
+        st.image(picture_shown, caption=caption, width=512)
+    if finished:
+        download_key = "result_masked" if masked is not None else "result"
+        label = "Download the masked result (PNG)" if masked is not None else "Download result (PNG)"
+        st.download_button(label, ui.download_png(manager, state, download_key), file_name=f"style-{state.id}.png",
                            mime="image/png", icon=":material/download:", key=f"download-{state.id}")
 
 
-def live_view() -> None:
-    state = manager.get(st.session_state["style_job"])
+def run_view(job_id: str) -> None:
+    state = manager.get(job_id)
     if state is None:
         return
-    job_status_line(state)
-    job_stop_button(manager, state, "style-stop")
+    job_line(state, "style-stop")
     result = state.result if isinstance(state.result, dict) else {}
     if result.get("seconds_to_first_preview") is not None:
         st.caption(f"First preview after {result['seconds_to_first_preview']} s · {result.get('weights_label', '')}")
+    elif state.kind == submit.FAST_KIND and result.get("seconds") is not None:
+        st.caption(f"Stylised in {result['seconds']:.2f} s ({result.get('interpreter', 'TF Lite')}, "
+                   f"network at {result.get('native_side', 384)} px)")
+    if state.status in ("stopped", "interrupted", "failed") and state.kind == submit.GATYS_KIND:
+        if st.button("Resume", key=f"resume-{state.id}", icon=":material/play_arrow:"):
+            with user_errors():
+                manager.resume(state.id)
+                st.rerun(scope="app")
+    if state.status in ("failed", "interrupted"):
+        if st.button("Retry", key=f"retry-{state.id}", icon=":material/replay:"):
+            with user_errors():
+                current = st.session_state["style_current"]
+                engine = next((name for name, job_id in current.items() if job_id == state.id), submit.GATYS)
+                st.session_state["style_current"] = {**current, engine: manager.retry(state.id)}
+                st.rerun(scope="app")
     show_result(state)
     losses = ui.loss_frame(state)
     if not losses.empty:
-        st.line_chart(losses, x_label="step", y_label="weighted loss")
-    if not state.active and st.session_state.get("style_live"):
+        st.plotly_chart(ui.loss_figure(losses), key=f"losses-{state.id}")
+
+
+def live_view() -> None:
+    current = st.session_state["style_current"]
+    columns = st.columns(len(current)) if len(current) > 1 else [st.container()]
+    active = False
+    for column, (engine, job_id) in zip(columns, current.items()):
+        with column:
+            if len(current) > 1:
+                st.markdown(f"**{ENGINE_TITLES.get(engine, engine)}**")
+            run_view(job_id)
+        state = manager.get(job_id)
+        active = active or bool(state and state.active)
+    if not active and st.session_state.get("style_live"):
         st.session_state["style_live"] = False
         st.rerun(scope="app")
 
 
 jobs = ui.style_jobs(manager)
-if "style_job" not in st.session_state and jobs:
-    st.session_state["style_job"] = jobs[0].id  # after a reload: the newest job
-if "style_job" in st.session_state:
+if "style_current" not in st.session_state and jobs:  # after a reload: the newest job
+    st.session_state["style_current"] = {jobs[0].params.get("engine", submit.GATYS): jobs[0].id}
+if st.session_state.get("style_current"):
     st.subheader("Current run")
-    current = manager.get(st.session_state["style_job"])
-    st.session_state["style_live"] = bool(current and current.active)
+    states = [manager.get(job_id) for job_id in st.session_state["style_current"].values()]
+    st.session_state["style_live"] = any(state and state.active for state in states)
     st.fragment(live_view, run_every=1.0 if st.session_state["style_live"] else None)()
 
 
-# --- gallery ----------------------------------------------------------------------------------
+# --- gallery --------------------------------------------------------------------------------------
 
-finished = [job for job in jobs if ui.job_file(manager, job, "result")]
-if finished:
+finished_jobs = [job for job in jobs if manager.file(job, "result") is not None]
+if finished_jobs:
     st.subheader("Gallery")
     columns = st.columns(4)
-    for index, job in enumerate(finished):
-        image = ui.job_file(manager, job, "result_masked") or ui.job_file(manager, job, "result")
-        label = " · RANDOM WEIGHTS" if job.params.get("random_weights") else ""
-        columns[index % 4].image(str(image), caption=f"{job.title} · {job.status}{label}")
+    for index, job in enumerate(finished_jobs[:24]):
+        key = "result_masked" if manager.file(job, "result_masked") is not None else "result"
+        label = " · RANDOM WEIGHTS" if ui.is_random(job) else ""
+        columns[index % 4].image(ui.job_picture(manager, job, key, max_side=320),
+                                 caption=f"{job.title} · {job.status}{label}")

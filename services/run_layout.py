@@ -38,6 +38,8 @@ CONTENT_INPUT, STYLE_INPUT, MASK_INPUT = "content.png", "style.png", "mask.png"
 RESULT_MASKED, STYLE_MASKED = "result_masked.png", "style_masked.png"
 STYLE_PROGRESS = "style_progress.json"
 """Steps done and loss history as of the last preview (a resumed style job continues from it)."""
+EXPERIMENT_STATE = "experiment.json"
+"""Transfer comparison jobs: the items finished and the run in flight (a resumed job continues)."""
 
 
 def best_model(run_dir: Path) -> Path:
@@ -82,6 +84,10 @@ def initial_weights(run_dir: Path) -> Path:
 
 def traceback_file(run_dir: Path) -> Path:
     return Path(run_dir) / TRACEBACK
+
+
+def experiment_state(job_dir: Path) -> Path:
+    return Path(job_dir) / EXPERIMENT_STATE
 
 
 MODEL_ARTIFACTS = {"best_model": BEST_MODEL, "last_model": LAST_MODEL, "final_model": FINAL_MODEL}

@@ -14,7 +14,7 @@ def test_style_transfer_runs_and_shows_the_result(browser_page, streamlit_server
     page.get_by_text("VGG19 ImageNet weights are not available").wait_for()  # offline, empty data root
     page.get_by_text("Use random (untrained) VGG19 weights instead").click()
     wait_for_app(page)
-    page.get_by_text("Settings (the book's values are the defaults)").click()
+    page.get_by_text("Gatys settings (the book's values are the defaults)").click()
     wait_for_app(page)
     option = page.get_by_role("option", name="64", exact=True)
     for _ in range(3):  # the dropdown may be re-rendered by a late rerun: open it again

@@ -6,96 +6,41 @@ scaled x255 and passed through ``vgg19.preprocess_input`` before VGG19. One step
 Coarse-to-fine runs the first part of the steps at half resolution, upsamples, and continues
 at full resolution; the cheap coarse steps settle the large-scale structure.
 
-:func:`run_style_job` is the background-job function (see :mod:`services.jobs`): it writes the
-inputs, a preview every N steps and the result into the job folder, and keeps the last image
-when stopped.
+:func:`style_job` is the body of the ``style-transfer`` job (it runs in a worker process, see
+docs/architecture.md): it reads its pictures from the job folder, writes a preview after the
+first step and every N steps, keeps the last image when stopped, and a resumed job continues
+from its last preview for the remaining steps. TensorFlow is imported inside functions only.
 """
 
 from __future__ import annotations
 
-import os
+import json
+import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from services import runtime
+from services import run_layout, runtime
 from services.errors import UserFacingError
-from services.images import encode_png, resize_longest_side
+from services.images import resize_longest_side
 from services.models import weights as weights_registry
+from services.style import job_files
 from services.style.losses import CONTENT_LAYERS, STYLE_LAYERS, LossWeights, gram_matrix, weighted_losses
+from services.style.settings import MIN_SIDE, StyleSettings, is_random
 
-RESOLUTIONS = (256, 512, 1024)
-MIN_SIDE = 32
-"""Smallest side VGG19 accepts (five 2x2 poolings)."""
 JOB_KIND = "style-transfer"
-
-
-@dataclass(frozen=True)
-class StyleSettings:
-    """Everything a style-transfer run can be told; the book's values are the defaults."""
-
-    max_side: int = 256
-    """Longest side of the result in pixels."""
-    steps: int = 200
-    preview_every: int = 20
-    learning_rate: float = 0.02
-    beta_1: float = 0.99
-    epsilon: float = 0.1
-    loss: LossWeights = field(default_factory=LossWeights)
-    coarse_to_fine: bool = False
-    coarse_fraction: float = 0.5
-    """Share of the steps run at half resolution when ``coarse_to_fine`` is on."""
-    jit_compile: bool | None = None
-    """XLA for the step: True/False, or None to decide by device (on where it is faster)."""
-    weights: str = weights_registry.IMAGENET
-    """"imagenet" (through the weights registry) or "random" (explicitly untrained VGG19)."""
-
-    def validate(self) -> "StyleSettings":
-        if self.max_side < MIN_SIDE or self.max_side > weights_registry.MAX_SIDE:
-            raise UserFacingError(f"resolution must be between {MIN_SIDE} and {weights_registry.MAX_SIDE} pixels.")
-        if self.steps < 1 or self.preview_every < 1:
-            raise UserFacingError("steps and preview interval must be at least 1.")
-        if not 0.0 < self.coarse_fraction < 1.0:
-            raise UserFacingError("the coarse share of the steps must be between 0 and 1.")
-        if self.learning_rate <= 0 or not 0 <= self.beta_1 < 1 or self.epsilon <= 0:
-            raise UserFacingError("Adam needs learning rate > 0, 0 <= beta_1 < 1 and epsilon > 0.")
-        weights = (self.loss.style, self.loss.content, self.loss.total_variation, *self.loss.style_layers.values())
-        if any(value < 0 for value in weights):
-            raise UserFacingError("loss weights cannot be negative.")
-        if set(self.loss.style_layers) != set(STYLE_LAYERS):
-            raise UserFacingError(f"style layer weights must name exactly {', '.join(STYLE_LAYERS)}.")
-        if self.weights not in (weights_registry.IMAGENET, weights_registry.RANDOM):
-            raise UserFacingError(f"weights must be 'imagenet' or 'random', not {self.weights!r}.")
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "StyleSettings":
-        values = dict(values)
-        loss = values.pop("loss", None)
-        return cls(**values, **({"loss": LossWeights(**loss)} if loss else {}))
-
-
-def default_max_side() -> int:
-    """512 on a GPU, 256 on a CPU (a CPU step at 512 px takes seconds)."""
-    return 512 if runtime.quick_summary()[0].kind == "GPU" else 256
+HISTORY_POINTS = 1000
+"""At most this many loss rows travel in a job's result (the full history stays in its folder)."""
 
 
 def use_xla(requested: bool | None) -> bool:
     """XLA where asked; by default only on GPU (on CPU it brought no gain in bench/bench_style.py)."""
     return requested if requested is not None else runtime.has_gpu()
-
-
-def is_random(settings: StyleSettings) -> bool:
-    return settings.weights == weights_registry.RANDOM
 
 
 def weights_label(settings: StyleSettings) -> str:
@@ -212,6 +157,17 @@ def stage_plan(settings: StyleSettings) -> list[tuple[int, int]]:
     return [(settings.max_side // 2, coarse_steps), (settings.max_side, settings.steps - coarse_steps)]
 
 
+class Diverged(UserFacingError):
+    """The loss stopped being a finite number (the picture would come out black)."""
+
+
+def _resume_image(resume: tuple[np.ndarray, int] | None, shape: tuple[int, int]):
+    """The resumed picture as a [0, 1] tensor of the stage's size."""
+    tf = runtime.tensorflow()
+    pixels = _to_tensor(resume[0])
+    return tf.clip_by_value(tf.image.resize(pixels, shape, method="bicubic"), 0.0, 1.0)
+
+
 def stylise(
     content: np.ndarray,
     style: np.ndarray,
@@ -221,125 +177,123 @@ def stylise(
     on_step: StepCallback | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     compiled: bool = True,
+    resume: tuple[np.ndarray, int] | None = None,
 ) -> tuple[np.ndarray, list[dict[str, float]]]:
-    """Run the optimisation; returns (result uint8 HxWx3, per-step losses).
+    """Run the optimisation; returns (result uint8 HxWx3, per-step losses of this call).
 
     ``content`` and ``style`` are RGB uint8 arrays of any size; the result's longest side is
     ``settings.max_side``. Stops early (returning the current image) when ``should_stop()``.
+    ``resume=(picture, steps done)`` continues a run from its last picture for the remaining
+    steps (a fresh Adam; the stage is the one the run had reached). A loss that is not finite
+    raises :class:`Diverged` instead of returning a black picture.
     """
     tf = runtime.tensorflow()
     settings.validate()
     extractor = extractor or feature_extractor(settings.weights)
     history: list[dict[str, float]] = []
     image = None
-    step_number = 0
+    step_number = resume[1] if resume else 0
+    stage_start = 0
     for side, steps in stage_plan(settings):
+        stage_end, stage_begin = stage_start + steps, stage_start
+        stage_start = stage_end
+        if step_number >= stage_end:
+            continue  # done before the resume
         stage_content = fit_longest_side(content, side)
         objective = StyleObjective(extractor, stage_content, fit_longest_side(style, side), settings.loss)
-        if image is None:  # start from the content picture, as the tutorial does
-            initial = stage_content
-        else:  # continue from the coarse result, upsampled
+        if image is not None:  # continue from the coarse result, upsampled
             initial = tf.clip_by_value(tf.image.resize(image, stage_content.shape[:2], method="bicubic"), 0.0, 1.0)
+        elif resume is not None:
+            initial = _resume_image(resume, stage_content.shape[:2])
+        else:  # start from the content picture, as the tutorial does
+            initial = stage_content
         stage = Stage(objective, initial, settings, compiled)
-        for _ in range(steps):
+        for _ in range(stage_end - max(step_number, stage_begin)):
             if should_stop():
                 return to_uint8(stage.image), history
             total, style_term, content_term, tv = stage.step()
             step_number += 1
-            history.append({"step": step_number, "side": side, "total": float(total), "style": float(style_term),
-                            "content": float(content_term), "total_variation": float(tv)})
+            losses = {"step": step_number, "side": side, "total": float(total), "style": float(style_term),
+                      "content": float(content_term), "total_variation": float(tv)}
+            if not all(math.isfinite(losses[key]) for key in ("total", "style", "content", "total_variation")):
+                raise Diverged(f"the loss stopped being a finite number at step {step_number}; lower the "
+                               "learning rate or the loss weights and start again.")
+            history.append(losses)
             if on_step is not None:
-                on_step(step_number, stage.image, history[-1])
+                on_step(step_number, stage.image, losses)
         image = stage.image
+    if image is None:  # everything was done before the resume
+        return resume[0], history
     return to_uint8(image), history
 
 
-# --- the background job ----------------------------------------------------------------------
+# --- the job body ----------------------------------------------------------------------------
 
 
-def save_png(pixels: np.ndarray, path: Path) -> None:
-    """Write a PNG atomically (readers never see a half-written preview)."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(encode_png(pixels))
-    os.replace(temporary, path)
+def thinned(history: list[dict[str, float]], points: int = HISTORY_POINTS) -> list[dict[str, float]]:
+    """Every k-th row (and the last) so at most about ``points`` rows remain."""
+    if len(history) <= points:
+        return list(history)
+    every = math.ceil(len(history) / points)
+    rows = history[::every]
+    return rows if rows[-1] is history[-1] else rows + [history[-1]]
 
 
-@dataclass
-class StyleJobInputs:
-    content: np.ndarray
-    style: np.ndarray
-    settings: StyleSettings
-    mask: np.ndarray | None = None
-    """A validated silhouette (0/255, result size or any size: resized with nearest neighbour)."""
-    feather: float = 0.0
+def _save_progress(folder: Path, image: np.ndarray, history: list[dict[str, float]]) -> None:
+    """The picture and the losses so far, written together (what a resumed job continues from)."""
+    job_files.save_png(image, folder / run_layout.PREVIEW)
+    state = folder / run_layout.STYLE_PROGRESS
+    temporary = state.with_name(state.name + ".tmp")
+    temporary.write_text(json.dumps({"steps_done": len(history) and history[-1]["step"], "history": history}))
+    temporary.replace(state)
 
 
-def run_style_job(context, inputs: StyleJobInputs) -> dict[str, Any]:
-    """Job function: a preview after the first step and every N steps, the result, and in
-    silhouette mode both maskings."""
-    from services.style import masks
+def _load_progress(folder: Path) -> tuple[np.ndarray, list[dict[str, float]]] | None:
+    """(last preview, loss history) of an earlier attempt, or None to start over."""
+    try:
+        state = json.loads((folder / run_layout.STYLE_PROGRESS).read_text())
+        history = [dict(row) for row in state["history"]]
+        steps_done = int(state["steps_done"])
+        if steps_done < 1 or not history or history[-1]["step"] != steps_done:
+            return None
+        return np.asarray(Image.open(folder / run_layout.PREVIEW).convert("RGB")), history
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
-    settings = inputs.settings.validate()
+
+def style_job(params: dict[str, Any], context) -> dict[str, Any]:
+    """Body of the ``style-transfer`` job: ``params`` = {"settings": StyleSettings.to_dict(),
+    "silhouette": bool, "feather": px}; content.png, style.png (and mask.png) in the folder."""
     folder: Path = context.dir
-    folder.mkdir(parents=True, exist_ok=True)
-    save_png(inputs.content, folder / "content.png")
-    save_png(inputs.style, folder / "style.png")
+    settings, feather, inputs = job_files.job_request(params, folder, StyleSettings)
+    settings.check_memory(inputs.content.shape[:2])
     started = time.monotonic()
-    context.progress(0.0, "loading VGG19")
+    earlier = _load_progress(folder) if context.resumed else None
+    history: list[dict[str, float]] = earlier[1] if earlier else []
+    resume = (earlier[0], history[-1]["step"]) if earlier else None
+    context.progress(len(history) / settings.steps, "loading VGG19")
     extractor = feature_extractor(settings.weights)
-    context.update_result(weights_label=weights_label(settings), random_weights=is_random(settings))
+    context.update_result(weights_label=weights_label(settings), random_weights=is_random(settings),
+                          resumed_at_step=resume[1] if resume else None)
     first_preview: list[float] = []
-    history: list[dict[str, float]] = []
 
     def on_step(step: int, image, losses: dict[str, float]) -> None:
         history.append(losses)
-        if step == 1 or step % settings.preview_every == 0 or step == settings.steps:
-            save_png(to_uint8(image), folder / "preview.png")
+        if not first_preview or step % settings.preview_every == 0 or step == settings.steps:
+            _save_progress(folder, to_uint8(image), history)
             first_preview[:] = first_preview or [time.monotonic() - started]
-            context.update_result(preview="preview.png", preview_step=step,
+            context.update_result(preview=run_layout.PREVIEW, preview_step=step, history=thinned(history),
                                   seconds_to_first_preview=round(first_preview[0], 2))
         context.progress(step / settings.steps, f"step {step}/{settings.steps} · loss {losses['total']:.4g}")
-        context.update_result(history=history)
 
-    result, history = stylise(inputs.content, inputs.style, settings, extractor=extractor,
-                              on_step=on_step, should_stop=context.should_stop)
-    save_png(result, folder / "result.png")
-    save_png(result, folder / "preview.png")
-    summary: dict[str, Any] = {
-        "result": "result.png", "preview": "preview.png", "history": history, "steps_done": len(history),
-        "size": list(result.shape[:2]), "seconds": round(time.monotonic() - started, 2),
-        "stopped_early": len(history) < settings.steps,
-    }
-    if inputs.mask is not None:
-        mask = masks.validate_mask(inputs.mask, result.shape[:2]).mask
-        style_same_size = fit_to(inputs.style, result.shape[:2])
-        save_png(masks.apply_mask(result, mask, feather=inputs.feather), folder / "result_masked.png")
-        save_png(masks.apply_mask(style_same_size, mask, feather=inputs.feather), folder / "style_masked.png")
-        save_png(mask, folder / "mask.png")
-        summary.update(result_masked="result_masked.png", style_masked="style_masked.png", mask="mask.png")
+    result, _ = stylise(inputs.content, inputs.style, settings, extractor=extractor, on_step=on_step,
+                        should_stop=context.should_stop, resume=resume)
+    if history:
+        _save_progress(folder, result, history)  # a stopped run resumes from exactly here
+    summary = job_files.write_result(folder, result, inputs, feather)
+    steps_done = history[-1]["step"] if history else 0
+    summary.update(history=thinned(history), steps_done=steps_done, preview_step=steps_done,
+                   seconds=round(time.monotonic() - started, 2), stopped_early=steps_done < settings.steps)
+    context.progress(steps_done / settings.steps, f"{steps_done}/{settings.steps} steps in {summary['seconds']:.0f} s")
+    context.flush()
     return summary
-
-
-def fit_to(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resize and centre-crop an RGB image to exactly (height, width) (cover, no distortion)."""
-    height, width = shape
-    scale = max(height / pixels.shape[0], width / pixels.shape[1])
-    size = (max(width, round(pixels.shape[1] * scale)), max(height, round(pixels.shape[0] * scale)))
-    resized = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
-    top, left = (resized.shape[0] - height) // 2, (resized.shape[1] - width) // 2
-    return resized[top:top + height, left:left + width]
-
-
-def start_style_job(manager, inputs: StyleJobInputs, *, title: str, params: dict[str, Any] | None = None) -> str:
-    """Check the inputs and the weights now (clear errors on the page), then queue the job."""
-    inputs.settings.validate()
-    if inputs.settings.weights == weights_registry.IMAGENET:
-        weights_registry.resolve_weights("vgg19")  # raises WeightsMissing with the fix
-    if inputs.mask is not None:
-        from services.style import masks
-
-        masks.validate_mask(inputs.mask, inputs.content.shape[:2])
-    job_params = {"settings": inputs.settings.to_dict(), "silhouette": inputs.mask is not None,
-                  "random_weights": is_random(inputs.settings), **(params or {})}
-    return manager.submit(JOB_KIND, title, lambda context: run_style_job(context, inputs), job_params)
-
