@@ -8,6 +8,7 @@ import streamlit as st
 from services.access import Actor
 from services.config import get_settings
 from services.jobs import JobManager
+from services.jobs.limits import prewarm_enabled
 
 
 @st.cache_resource(show_spinner=False)
@@ -41,4 +42,7 @@ def job_manager() -> SessionJobs:
     person using this session."""
     from dashboard.auth import current_actor
 
-    return SessionJobs(_job_manager(str(get_settings().jobs_dir)), current_actor())
+    manager = _job_manager(str(get_settings().jobs_dir))
+    if prewarm_enabled():
+        manager.ensure_runner()  # cheap when it runs: one row read
+    return SessionJobs(manager, current_actor())

@@ -28,6 +28,9 @@ SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
 CHROMIUM = "/usr/bin/chromium"
 
 sys.path.insert(0, str(REPO))
+# Pages start the job runner and its warm TensorFlow worker only when a job is submitted, not as
+# soon as they open: dozens of page tests would otherwise each start a TensorFlow process.
+os.environ.setdefault("DASHBOARD_PREWARM", "0")
 
 
 @pytest.fixture

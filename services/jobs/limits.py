@@ -32,6 +32,12 @@ def warm_worker_enabled() -> bool:
     return os.environ.get("DASHBOARD_WARM_WORKER", "1") not in ("0", "false", "no")
 
 
+def prewarm_enabled() -> bool:
+    """Start the job runner (and so its warm TensorFlow worker) as soon as a page asks for the
+    job manager, before anyone presses Start (``DASHBOARD_PREWARM=0`` waits for the first job)."""
+    return os.environ.get("DASHBOARD_PREWARM", "1") not in ("0", "false", "no") and warm_worker_enabled()
+
+
 def runner_idle_seconds() -> float:
     return float(_env_int("DASHBOARD_RUNNER_IDLE_S", 600))
 
