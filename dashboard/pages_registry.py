@@ -42,6 +42,8 @@ PAGES: list[PageSpec] = [
              "Train the book's histology CNNs and watch loss, accuracy and confusion matrices live."),
     PageSpec("transfer_learning.py", "Transfer learning", ":material/model_training:", "Models",
              "Compare from-scratch, frozen-backbone, cached-feature and fine-tuned models; Grad-CAM per tile."),
+    PageSpec("tissue_map.py", "Tissue map", ":material/map:", "Models",
+             "Classify a whole image tile by tile: class map, areas, tumour-stroma ratio, QuPath GeoJSON, report."),
     PageSpec("detector.py", "Object detector", ":material/center_focus_strong:", "Create",
              "YOLO (Darknet or ONNX) on photos with TensorFlow or OpenCV, thresholds live, batch jobs."),
     PageSpec("style_transfer.py", "Style transfer", ":material/palette:", "Create",

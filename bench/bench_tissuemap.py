@@ -1,0 +1,146 @@
+"""Tissue-map speed, measured side by side in one run (figures go into docs/tissue_map.md).
+
+For each model (cnn_v1 at 150 px, MobileNet v2 as a frozen transfer model at 150 px; random
+weights, which do not change the timings), on a 5000 x 5000 px tiled TIFF mosaic of demo tiles
+(1,089 tiles of 150 px at 0.495 um/px):
+
+1. the map job's inference loop (``services.tissuemap.job.predict_tiles``: tiles read from the
+   file by region in a reader thread, resized, ``predict_on_batch``, each batch saved for resume,
+   progress and stop checks) in tiles/s, over the same model's plain batched ``model.predict`` on
+   the same tiles already in memory (warm); medians of alternating rounds. Goal >= 0.9x;
+2. the whole job's wall time (model loading, thumbnail and tissue detection, inference, every
+   output) and the peak memory (VmHWM) of the process that ran it.
+
+Each model runs in its own process so the peak memory is that job's. Usage:
+``python bench/bench_tissuemap.py [--models cnn_v1,mobilenet_v2] [--batch 32] [--side 5000] [--rounds 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def build_model(name: str):
+    from services.models.catalog import build_model as catalog_build
+
+    if name == "cnn_v1":
+        return catalog_build("cnn_v1", input_shape=(150, 150, 3), num_classes=8)
+    return catalog_build("transfer_frozen", input_shape=(150, 150, 3), num_classes=8, backbone=name,
+                         weights="random", pooling="avg")
+
+
+def write_mosaic(root: Path, side: int) -> Path:
+    import numpy as np
+
+    from services.datasets.demo import ensure_demo_dataset
+    from services.tissuemap.demo import DEMO_CLASSES, _class_tiles, blob_layout, build_mosaic, write_tiled_tiff
+
+    cells = side // 150
+    layout = blob_layout(cells, cells, DEMO_CLASSES, regions=30)
+    mosaic = build_mosaic(_class_tiles(ensure_demo_dataset(root), DEMO_CLASSES), layout)
+    canvas = np.full((side, side, 3), 255, np.uint8)
+    canvas[:mosaic.shape[0], :mosaic.shape[1]] = mosaic
+    path = root / "bench_mosaic.tif"
+    write_tiled_tiff(path, canvas, mpp=0.495, description="SYNTHETIC bench mosaic")
+    return path
+
+
+def high_water_mb() -> float:
+    """Peak RSS of this process (VmHWM; ru_maxrss would include the parent's peak, kept across exec)."""
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+
+
+def worker(name: str, root: Path, image: Path, batch: int, rounds: int) -> dict:
+    """In a fresh process: the whole map job once (wall time, peak memory), then ``rounds`` times
+    alternately the job's inference loop (reading tiles from the file) and plain ``predict`` on the
+    same tiles in memory; the medians are compared (the machine is shared: alternating evens out load)."""
+    os.environ["DASHBOARD_DATA_DIR"] = str(root)
+    import numpy as np
+
+    from services.jobs.context import JobContext, MemoryReporter, run_inline
+    from services.models.saved import load_saved_model
+    from services.tissuemap.job import TileReader, predict_tiles
+    from services.tissuemap.maps import load_map
+    from services.tissuemap.models import ModelChoice, load_predictor
+    from services.tissuemap.reader import open_image
+
+    model = build_model(name)
+    model_path = root / f"{name}.keras"
+    model.save(model_path)
+    choice = ModelChoice("run", str(model_path), f"{name} (random weights)", [f"c{i}" for i in range(8)])
+    params = {"image": {"source": "path", "path": str(image)}, "model": choice.to_params(), "batch_size": batch}
+    started = time.perf_counter()
+    outcome = run_inline("tissue-map", params, root / f"job-{name}")
+    wall = time.perf_counter() - started
+    assert outcome.status == "finished", outcome.error
+    peak_job = high_water_mb()
+    grid, tiles = (lambda m: (m.grid, m.tiles))(load_map(root / f"job-{name}" / "map"))
+    predictor, plain = load_predictor(choice), load_saved_model(model_path)
+    loop, predict = [], []
+    with open_image(image) as source:
+        reader = TileReader(source, grid, predictor.input_size)
+        x = reader.read(tiles).astype("float32") / 255.0
+        plain.predict(x[:batch], batch_size=batch, verbose=0)  # warm both
+        predictor.predict(reader.read(tiles[:batch]))
+        for round_index in range(rounds):
+            folder = root / f"loop-{name}-{round_index}"
+            (folder / "predictions").mkdir(parents=True)
+            context = JobContext(MemoryReporter(), folder, {}, report_interval=0.25)
+            with open_image(image) as fresh:  # a cold reading cache, as in a job
+                started = time.perf_counter()
+                predict_tiles(context, predictor, TileReader(fresh, grid, predictor.input_size), tiles, batch, {})
+                loop.append(len(tiles) / (time.perf_counter() - started))
+            started = time.perf_counter()
+            plain.predict(x, batch_size=batch, verbose=0)
+            predict.append(len(tiles) / (time.perf_counter() - started))
+    return {"model": name, "tiles": len(tiles), "job_wall_s": wall, "loop_tiles_per_s": float(np.median(loop)),
+            "predict_tiles_per_s": float(np.median(predict)), "job_end_to_end_tiles_per_s": len(tiles) / wall,
+            "peak_rss_mb": peak_job}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", default="cnn_v1,mobilenet_v2")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--side", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    parser.add_argument("--image", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, Path(args.root), Path(args.image), args.batch, args.rounds)))
+        return
+    root = Path(tempfile.mkdtemp(prefix="bench-tissuemap-"))
+    os.environ["DASHBOARD_DATA_DIR"] = str(root)
+    image = write_mosaic(root, args.side)
+    print(f"image {args.side}x{args.side} px tiled TIFF ({image.stat().st_size / 1e6:.0f} MB), batch {args.batch}")
+    print(f"medians of {args.rounds} alternating rounds; ratio = map loop / plain predict (goal >= 0.9)")
+    print("model          tiles  job wall s  loop tiles/s  predict tiles/s  ratio  end-to-end/predict  peak RSS MB")
+    for name in args.models.split(","):
+        done = subprocess.run([sys.executable, __file__, "--worker", name, "--root", str(root), "--image", str(image),
+                               "--batch", str(args.batch), "--rounds", str(args.rounds)], capture_output=True,
+                              text=True, cwd=REPO)
+        if done.returncode:
+            print(f"{name}: failed\n{done.stderr[-2000:]}")
+            continue
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{r['model']:<14} {r['tiles']:>5}  {r['job_wall_s']:>10.1f}  {r['loop_tiles_per_s']:>12.1f}  "
+              f"{r['predict_tiles_per_s']:>15.1f}  {r['loop_tiles_per_s'] / r['predict_tiles_per_s']:>5.2f}  "
+              f"{r['job_end_to_end_tiles_per_s'] / r['predict_tiles_per_s']:>18.2f}  {r['peak_rss_mb']:>11.0f}")
+
+
+if __name__ == "__main__":
+    main()

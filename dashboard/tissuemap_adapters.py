@@ -1,0 +1,115 @@
+"""Cached helpers of the Tissue map page (no TensorFlow here: models run in jobs and the model service)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from services.config import get_settings
+from services.errors import UserFacingError
+from services.tissuemap import reader, tissue
+from services.tissuemap.grid import Grid, cell_coverage, tiles_in_tissue
+from services.tissuemap.maps import TissueMap, load_map
+from services.tissuemap.models import ModelChoice, list_run_models
+
+UPLOAD_TYPES = ["tif", "tiff", "btf", "svs", "ndpi", "png", "jpg", "jpeg"]
+
+
+@dataclass
+class Preview:
+    name: str
+    width: int
+    height: int
+    mpp: float | None
+    synthetic: bool
+    format: str
+    thumbnail: np.ndarray
+    factor: int
+    suggested_threshold: int
+
+
+@st.cache_data(show_spinner="Reading the image…", max_entries=6)
+def preview(path: str, mtime: float, target_mpp: float | None) -> Preview:
+    """Thumbnail and metadata (the job reads the same thumbnail, so the preview matches the map)."""
+    with reader.open_image(path, target_mpp=target_mpp) as source:
+        thumbnail, factor = source.thumbnail()
+        return Preview(source.name, source.width, source.height, source.mpp, bool(getattr(source, "synthetic", False)),
+                       source.format, thumbnail, factor, tissue.suggested_threshold(thumbnail))
+
+
+def image_preview(path: Path, target_mpp: float | None) -> Preview:
+    return preview(str(path), path.stat().st_mtime, target_mpp)
+
+
+def tissue_tiles(view: Preview, mpp: float, field_um: float, threshold: float, min_tissue: float,
+                 overlap: int) -> tuple[np.ndarray, int]:
+    """(mask preview, number of tiles the job will classify) for these settings."""
+    mask = tissue.tissue_mask(view.thumbnail, threshold)
+    grid = Grid(view.width, view.height, field_um / mpp, overlap)
+    count = len(tiles_in_tissue(grid, cell_coverage(grid, mask, view.factor), min_tissue))
+    return tissue.mask_preview(view.thumbnail, mask), count
+
+
+@st.cache_data(show_spinner=False, ttl=10)
+def _run_models(runs_dir: str) -> list[ModelChoice]:
+    from services.training.store import RunStore
+
+    return list_run_models(RunStore(Path(runs_dir) / "runs.sqlite"))
+
+
+def run_models() -> list[ModelChoice]:
+    """Finished runs with a saved model and classes of this data root's store (re-read every 10 s)."""
+    return _run_models(str(get_settings().runs_dir))
+
+
+@st.cache_resource(show_spinner="Preparing the demo mosaic…")
+def demo_mosaic(data_root: str) -> Path:
+    from services.tissuemap.demo import ensure_demo_mosaic
+
+    return ensure_demo_mosaic(Path(data_root))
+
+
+def save_upload(name: str, data: bytes) -> Path:
+    """An uploaded image, kept under ``<data root>/tissuemap/uploads/`` by content hash (once)."""
+    suffix = Path(name).suffix.lower()
+    if suffix.lstrip(".") not in UPLOAD_TYPES:
+        raise UserFacingError(f"{Path(name).name}: not an image type the map reads ({', '.join(UPLOAD_TYPES)}).")
+    folder = get_settings().data_root / "tissuemap" / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:20]}{suffix}"
+    if not path.exists():
+        staging = path.with_name(f".{path.name}.part")
+        staging.write_bytes(data)
+        staging.replace(path)
+    return path
+
+
+@st.cache_data(show_spinner="Loading the map…", max_entries=4)
+def job_map(folder: str, mtime: float) -> tuple[TissueMap, np.ndarray]:
+    from PIL import Image
+
+    tissue_map = load_map(Path(folder))
+    thumbnail = np.asarray(Image.open(Path(folder) / "thumbnail.png").convert("RGB"))
+    return tissue_map, thumbnail
+
+
+def read_tile(path: str, x: int, y: int, side: int, target_mpp: float | None) -> np.ndarray:
+    with reader.open_image(path, target_mpp=target_mpp) as source:
+        return source.read_region(x, y, side, side)
+
+
+def inspect_tile(model_path: str, tile: np.ndarray) -> tuple[dict, np.ndarray | None]:
+    """The model service's view of one tile: (result JSON, Grad-CAM overlay or None).
+
+    The one place the page asks the model service about a tile (``keras.inspect_tile``)."""
+    from services.model_service import client
+
+    reply = client.call("keras.inspect_tile", {"model_path": model_path}, arrays={"tile": tile})
+    images = [a for key, a in sorted(reply.arrays.items()) if getattr(a, "ndim", 0) == 3]
+    preferred = reply.arrays.get("overlay", reply.arrays.get("gradcam"))
+    overlay = preferred if preferred is not None and preferred.ndim == 3 else (images[0] if images else None)
+    return reply.result, overlay

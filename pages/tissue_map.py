@@ -1,0 +1,320 @@
+"""Tissue map: classify a whole image tile by tile into a map of tissue classes (Kather et al. 2016)."""
+
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import tissuemap_adapters as ui
+from dashboard.adapters import job_manager
+from dashboard.widgets import job_status_line, job_stop_button, md, show_image, synthetic_badge, user_errors
+from services.config import confine, get_settings
+from services.errors import UserFacingError
+from services.images import encode_png
+from services.tissuemap import kather_large, outputs
+from services.tissuemap.grid import MAX_OVERLAP
+from services.tissuemap.job import OUTPUT_DIR
+from services.tissuemap.models import KATHER_FIELD_UM, KATHER_MPP, onnx_choice
+from services.tissuemap.reader import MPP_RANGE
+
+KIND = "tissue-map"
+DEMO, KATHER, PATH, UPLOAD = ("Demo mosaic (synthetic)", "Kather 2016 larger images", "File under the data root",
+                              "Upload")
+
+st.title(":material/map: Tissue map")
+st.caption("Classify a whole image tile by tile, as in Kather et al. 2016 (the paper behind the book's chapter 8 "
+           "data): a map of tissue classes, their areas and the tumour-stroma ratio. For research, not diagnosis.")
+manager = job_manager()
+
+
+# --- image ---------------------------------------------------------------------------------------
+
+def kather_large_panel() -> tuple[Path | None, float | None]:
+    images = kather_large.installed_images()
+    if images:
+        chosen = st.selectbox("Image", images, format_func=lambda p: p.name, key="tm_kather_image")
+        return chosen, kather_large.MPP
+    st.info(f"The ten 5000x5000 px images ({kather_large.SIZE / 1e6:,.0f} MB zip, Zenodo record 53169, CC BY 4.0) "
+            "are not downloaded yet.")
+    downloads = manager.list(kind=kather_large.JOB_KIND)[:1]
+    if downloads:
+        job_status_line(downloads[0])
+        job_stop_button(manager, downloads[0], "tm-download")
+    if not (downloads and downloads[0].active) and st.button("Download the larger images", icon=":material/download:"):
+        with user_errors():
+            manager.submit(kather_large.JOB_KIND, "Download Kather 2016 larger images", {})
+            st.rerun()
+    st.caption(md(kather_large.manual_instructions()))
+    return None, None
+
+
+def image_choice() -> tuple[Path | None, float | None]:
+    """(image path, default microns per pixel) of the chosen image."""
+    source = st.radio("Image", [DEMO, KATHER, PATH, UPLOAD], horizontal=True, key="tm_source")
+    if source == DEMO:
+        synthetic_badge("synthetic demo mosaic")
+        return ui.demo_mosaic(str(get_settings().data_root)), KATHER_MPP
+    if source == KATHER:
+        return kather_large_panel()
+    if source == PATH:
+        typed = st.text_input("Path under the data root", key="tm_path",
+                              help="TIFF/BigTIFF (tiled or striped), SVS/NDPI, PNG or JPEG")
+        if not typed:
+            return None, None
+        with user_errors():
+            path = confine(typed)
+            if not path.is_file():
+                raise UserFacingError(f"{Path(typed).name}: no such file under the data root.")
+            return path, None
+        return None, None
+    upload = st.file_uploader("Image", type=ui.UPLOAD_TYPES, key="tm_upload")
+    if upload is None:
+        return None, None
+    with user_errors():
+        return ui.save_upload(upload.name, upload.getvalue()), None
+    return None, None
+
+
+# --- model ---------------------------------------------------------------------------------------
+
+def model_choice():
+    kind = st.radio("Model", ["Trained run", "ONNX classifier"], horizontal=True, key="tm_model_kind")
+    if kind == "ONNX classifier":
+        path = st.text_input("ONNX file under the data root", key="tm_onnx_path")
+        names = st.text_input("Class names in output order (comma-separated)", key="tm_onnx_classes",
+                              value="TUMOR, STROMA, COMPLEX, LYMPHO, DEBRIS, MUCOSA, ADIPOSE, EMPTY")
+        field = st.number_input("Field of view of one input tile (µm)", 5.0, 2000.0, KATHER_FIELD_UM,
+                                key="tm_onnx_field", help="Kather 2016: 150 px at 0.495 µm/px = 74.25 µm")
+        if not path:
+            return None
+        with user_errors():
+            return onnx_choice(path, names.split(","), field_um=field)
+        return None
+    with user_errors():
+        choices = ui.run_models()
+        if not choices:
+            st.info("No finished run with a saved model yet: train one on the **Training monitor** or "
+                    "**Transfer learning** page first.")
+            return None
+        choice = st.selectbox("Run", choices, key="tm_run",
+                              format_func=lambda c: c.label + (" · synthetic data" if c.synthetic else ""))
+        if choice.synthetic:
+            synthetic_badge("model trained on synthetic data")
+        card = choice.card
+        st.caption(md(f"{len(choice.classes)} classes: {', '.join(choice.classes)} · validation accuracy "
+                      f"{card.get('val_accuracy') if card.get('val_accuracy') is not None else '?'} · "
+                      f"dataset {card.get('dataset')}"))
+        return choice
+    return None
+
+
+# --- settings and start --------------------------------------------------------------------------
+
+def settings_panel(path: Path, default_mpp: float | None, choice) -> dict | None:
+    """Resolution, tissue detection preview and tiling; returns the job params or None."""
+    with user_errors():
+        view = ui.image_preview(path, None)
+        st.caption(md(f"{view.name}: {view.width:,} x {view.height:,} px, {view.format}"))
+        if view.synthetic:
+            synthetic_badge("synthetic image")
+        mpp = view.mpp
+        if mpp:
+            st.caption(f"Resolution from the file: {mpp:.3f} µm/px")
+        else:
+            mpp = st.number_input("Microns per pixel (the file does not say)", MPP_RANGE[0], MPP_RANGE[1],
+                                  float(default_mpp or KATHER_MPP), step=0.005, format="%.3f", key="tm_mpp")
+        left, right = st.columns(2)
+        threshold = left.slider("Tissue threshold (colour saturation)", 0, 80, int(view.suggested_threshold),
+                                key="tm_threshold", help="Pixels more saturated than this are tissue; glass is not.")
+        min_tissue = left.slider("Tissue a tile needs (%)", 1, 100, 10, key="tm_min_tissue") / 100
+        overlap = left.select_slider("Tiles per tile side (overlap)", list(range(1, MAX_OVERLAP + 1)), 1,
+                                     key="tm_overlap", help="2 = tiles step by half a tile; predictions averaged")
+        field_um = choice.field_um if choice else KATHER_FIELD_UM
+        mask_preview, count = ui.tissue_tiles(view, mpp, field_um, threshold, min_tissue, overlap)
+        show_image(mask_preview, target=right, caption="Tissue found (background tinted blue)")
+        left.caption(f"{count:,} tiles of {field_um / mpp:.0f} px ({field_um:.1f} µm) to classify.")
+        if count == 0:
+            st.warning("No tissue at this threshold: lower it.")
+            return None
+        return {"image": {"source": "path", "path": str(path)}, "mpp": None if view.mpp else mpp,
+                "threshold": threshold, "min_tissue": min_tissue, "overlap": overlap}
+    return None
+
+
+# --- result --------------------------------------------------------------------------------------
+
+CLASS_MAP, CONFIDENCE, ENTROPY = "Class map", "Confidence (max probability)", "Uncertainty (entropy)"
+
+
+def shown_image(tissue_map, thumbnail: np.ndarray, layer: str, opacity: float, visible: list[str]) -> np.ndarray:
+    """The thumbnail with the chosen map layer: classes, confidence, entropy or one class's probability."""
+    factor = float(tissue_map.meta.get("thumbnail_factor", 1))
+    if layer == CLASS_MAP:
+        return outputs.overlay(thumbnail, factor, tissue_map, opacity=opacity, visible=visible)
+    if layer == CONFIDENCE:
+        values = tissue_map.confidence
+    elif layer == ENTROPY:
+        values = tissue_map.entropy
+    else:
+        values = tissue_map.probabilities[..., tissue_map.classes.index(layer.removeprefix("Probability of "))]
+    return outputs.heat_overlay(thumbnail, factor, tissue_map, values, opacity=opacity)
+
+
+def overlay_figure(tissue_map, image: np.ndarray) -> go.Figure:
+    factor = float(tissue_map.meta.get("thumbnail_factor", 1))
+    figure = go.Figure(go.Image(z=image, hoverinfo="skip"))
+    grid = tissue_map.grid
+    centres = [(grid.tile_origin(r, c), (r, c)) for r, c in tissue_map.tiles.tolist()]
+    xs = [(x + grid.tile / 2) / factor for (x, _), _ in centres]
+    ys = [(y + grid.tile / 2) / factor for (_, y), _ in centres]
+    labels = [tissue_map.classes[i] for i in tissue_map.tile_probabilities.argmax(axis=1)]
+    scatter = go.Scattergl if len(xs) > 3000 else go.Scatter
+    figure.add_trace(scatter(x=xs, y=ys, mode="markers", marker={"size": 8, "opacity": 0.02}, text=labels,
+                             hovertemplate="%{text}<extra></extra>", name="tiles"))
+    figure.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=620, dragmode="pan", showlegend=False)
+    height, width = image.shape[:2]
+    figure.update_xaxes(visible=False, range=[-0.5, width - 0.5])
+    figure.update_yaxes(visible=False, range=[height - 0.5, -0.5], scaleanchor="x")
+    return figure
+
+
+def legend(classes: list[str], colours: dict) -> None:
+    st.html("<div>" + "".join(
+        f"<span style='display:inline-block;margin-right:12px'><span style='display:inline-block;width:14px;"
+        f"height:14px;background:rgb{colours[c]};border:1px solid #888;vertical-align:middle'></span> "
+        f"{html.escape(c)}</span>" for c in classes) + "</div>")
+
+
+def tile_inspector(state, tissue_map, index: int) -> None:
+    grid = tissue_map.grid
+    row, col = tissue_map.tiles[index].tolist()
+    x, y = grid.tile_origin(row, col)
+    probabilities = tissue_map.tile_probabilities[index]
+    st.markdown(f"**Tile at x {x:,}, y {y:,}** · predicted **{md(tissue_map.classes[int(probabilities.argmax())])}**")
+    left, middle, right = st.columns(3)
+    model = state.params.get("model", {})
+    image_path = state.params.get("image", {}).get("path")
+    with user_errors():
+        tile = ui.read_tile(image_path, x, y, grid.tile_px, tissue_map.mpp) if image_path else None  # map's level
+        if tile is not None:
+            show_image(tile, target=left, caption="Tile")
+        frame = pd.DataFrame({"class": tissue_map.classes, "probability": probabilities.round(4)})
+        middle.dataframe(frame, hide_index=True)
+        if tile is None or model.get("kind") != "run":
+            right.caption("Grad-CAM is available for Keras runs.")
+        elif right.button("Grad-CAM", key="tm_gradcam", icon=":material/visibility:"):
+            with st.spinner("Asking the model service…"):
+                _, overlay = ui.inspect_tile(model["path"], tile)
+            if overlay is not None:
+                show_image(overlay, target=right, caption="Grad-CAM (predicted class)")
+            else:
+                right.caption("The model service returned no Grad-CAM for this tile.")
+
+
+def result_panel(state) -> None:
+    folder = manager.job_dir(state.id) / OUTPUT_DIR
+    if not (folder / "map.json").is_file():
+        st.warning("This map's files are missing.")
+        return
+    tissue_map, thumbnail = ui.job_map(str(folder), (folder / "map.json").stat().st_mtime)
+    if tissue_map.meta.get("synthetic"):
+        st.warning(outputs.SYNTHETIC_NOTE, icon=":material/science:")
+    if tissue_map.meta.get("synthetic_image"):
+        synthetic_badge("synthetic image")
+    colours = outputs.class_colours(tissue_map.classes)
+    controls, view = st.columns([1, 3])
+    layers = [CLASS_MAP, CONFIDENCE, ENTROPY] + [f"Probability of {c}" for c in tissue_map.classes]
+    layer = controls.selectbox("Show", layers, key="tm_layer")
+    opacity = controls.slider("Map opacity", 0.0, 1.0, 0.45, 0.05, key="tm_opacity")
+    visible = [c for c in tissue_map.classes if controls.checkbox(c, True, key=f"tm_show_{state.id}_{c}")]
+    image = shown_image(tissue_map, thumbnail, layer, opacity, visible)
+    with view:
+        if layer == CLASS_MAP:
+            legend(tissue_map.classes, colours)
+        else:
+            st.caption(f"{md(layer)}: dark blue 0 → green → yellow → red 1")
+        event = st.plotly_chart(overlay_figure(tissue_map, image), on_select="rerun",
+                                selection_mode="points", key=f"tm_figure_{state.id}",
+                                config={"scrollZoom": True})
+    points = [p for p in (event.selection.points if event else []) if p.get("curve_number") == 1]
+    if points:
+        tile_inspector(state, tissue_map, int(points[0]["point_index"]))
+    else:
+        st.caption("Click a tile on the map to see it, its class probabilities and a Grad-CAM overlay.")
+    areas = outputs.areas_frame(tissue_map)
+    table, chart = st.columns(2)
+    table.dataframe(areas[["class", "area_px", "area_mm2", "percent"]], hide_index=True,
+                    column_config={"area_px": st.column_config.NumberColumn("area (px)", format="%.0f"),
+                                   "area_mm2": st.column_config.NumberColumn("area (mm²)", format="%.3f"),
+                                   "percent": st.column_config.NumberColumn("% of tissue", format="%.1f")})
+    bars = go.Figure(go.Bar(x=areas["class"], y=areas["percent"],
+                            marker_color=[f"rgb{colours[c]}" for c in areas["class"]]))
+    bars.update_layout(height=300, margin={"l": 0, "r": 0, "t": 10, "b": 0}, yaxis_title="% of tissue")
+    chart.plotly_chart(bars, key=f"tm_bars_{state.id}")
+    ratio = tissue_map.tumour_stroma()
+    if ratio and ratio["stroma_percent"] is not None:
+        st.metric("Tumour-stroma ratio (stroma share of tumour + stroma)", f"{ratio['stroma_percent']:.1f} %",
+                  help=f"{ratio['category']}; over 50 % stroma is 'stroma-high'")
+    downloads(folder, tissue_map, image)
+
+
+def downloads(folder: Path, tissue_map, image: np.ndarray) -> None:
+    stem = Path(str(tissue_map.meta.get("image", "image"))).stem[:60] or "image"
+    overlay_png = encode_png(image)
+    columns = st.columns(5)
+    files = [("Overlay PNG", overlay_png, f"{stem}_map.png", "image/png"),
+             ("Label TIFF", (folder / "labels.tif").read_bytes(), f"{stem}_labels.tif", "image/tiff"),
+             ("Tiles CSV", (folder / "tiles.csv").read_bytes(), f"{stem}_tiles.csv", "text/csv"),
+             ("GeoJSON (QuPath)", (folder / "regions.geojson").read_bytes(), f"{stem}_regions.geojson",
+              "application/geo+json"),
+             ("HTML report", (folder / "report.html").read_bytes(), f"{stem}_report.html", "text/html")]
+    for column, (label, data, name, mime) in zip(columns, files):
+        column.download_button(label, data, file_name=name, mime=mime, icon=":material/download:",
+                               key=f"tm_download_{label}")
+
+
+def job_progress(job_id: str) -> None:
+    state = manager.get(job_id)
+    if state is None:
+        return
+    job_status_line(state)
+    job_stop_button(manager, state, "tm-stop")
+    if not state.active and st.session_state.get("tm_live") == job_id:
+        st.session_state["tm_live"] = None
+        st.rerun(scope="app")
+
+
+# --- page ----------------------------------------------------------------------------------------
+
+setup, results = st.tabs(["New map", "Maps"])
+with setup:
+    path, default_mpp = image_choice()
+    choice = model_choice()
+    params = settings_panel(path, default_mpp, choice) if path is not None else None
+    ready = params is not None and choice is not None
+    if st.button("Start", type="primary", icon=":material/play_arrow:", disabled=not ready, key="tm_start"):
+        with user_errors():
+            title = f"Map of {Path(params['image']['path']).name} with {choice.label}"[:120]
+            job_id = manager.submit(KIND, title, {**params, "model": choice.to_params(), "batch_size": 32})
+            st.session_state["tm_selected"] = job_id
+            st.toast("Map queued; it runs in the background (you may close the tab).")
+
+with results:
+    jobs = manager.list(kind=KIND)
+    if not jobs:
+        st.info("No maps yet: choose an image and a model under **New map** and press Start.")
+    else:
+        ids = [job.id for job in jobs]
+        selected = st.session_state.get("tm_selected")
+        index = ids.index(selected) if selected in ids else 0
+        state = st.selectbox("Map", jobs, index=index, key="tm_job",
+                             format_func=lambda j: f"{j.title} · {j.status_text}")
+        if state.active:
+            st.session_state["tm_live"] = state.id
+        st.fragment(lambda: job_progress(state.id), run_every=1.0 if state.active else None)()
+        if state.status == "finished":
+            with user_errors():
+                result_panel(state)

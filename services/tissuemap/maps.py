@@ -1,0 +1,99 @@
+"""A finished tissue map: per-class probabilities per cell, and what is derived from them.
+
+The argmax class map, a confidence map (max probability, and normalised entropy), per-class
+areas (px, mm2 and fraction of the detected tissue) and the tumour-stroma ratio. Saved as one
+``.npz`` (no pickles) plus JSON metadata in the job folder, so the page reads it without
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from services.tissuemap.grid import Grid
+from services.tissuemap.models import has_tumour_stroma
+
+MAP_FILE = "map.npz"
+META_FILE = "map.json"
+
+
+@dataclass
+class TissueMap:
+    probabilities: np.ndarray
+    """rows x cols x classes float32; NaN where no tile was predicted."""
+    coverage: np.ndarray
+    """rows x cols: fraction of tissue in each cell (from the tissue mask)."""
+    grid: Grid
+    classes: list[str]
+    mpp: float
+    meta: dict
+    tiles: np.ndarray
+    """(row, col) of every predicted tile (N x 2)."""
+    tile_probabilities: np.ndarray
+    """The model's probabilities of every predicted tile (N x classes)."""
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return ~np.isnan(self.probabilities[..., 0])
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class index per cell, -1 where nothing was predicted (background)."""
+        filled = np.nan_to_num(self.probabilities, nan=-1.0)
+        return np.where(self.predicted, filled.argmax(axis=2), -1).astype(np.int16)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """Max probability per cell (NaN on background)."""
+        return np.where(self.predicted, np.nan_to_num(self.probabilities, nan=0).max(axis=2), np.nan)
+
+    @property
+    def entropy(self) -> np.ndarray:
+        """Entropy of the probabilities divided by log(classes): 0 certain, 1 uniform (NaN on background)."""
+        p = np.clip(np.nan_to_num(self.probabilities, nan=1.0), 1e-12, 1.0)
+        value = -(p * np.log(p)).sum(axis=2) / np.log(max(len(self.classes), 2))
+        return np.where(self.predicted, value, np.nan)
+
+    def areas(self) -> list[dict]:
+        """Per class: cells, area in image px and mm2, fraction of the mapped tissue (sums to 1)."""
+        labels = self.labels
+        tissue_px = np.where(self.predicted, self.coverage, 0.0) * self.grid.cell ** 2
+        total = float(tissue_px.sum())
+        rows = []
+        for index, name in enumerate(self.classes):
+            area = float(tissue_px[labels == index].sum())
+            rows.append({"class": name, "cells": int((labels == index).sum()), "area_px": area,
+                         "area_mm2": area * self.mpp ** 2 / 1e6, "fraction": area / total if total else 0.0})
+        return rows
+
+    def tumour_stroma(self) -> dict | None:
+        """Stroma share of the tumour + stroma area (tumour-stroma ratio), when both classes exist."""
+        pair = has_tumour_stroma(self.classes)
+        if pair is None:
+            return None
+        areas = self.areas()
+        tumour, stroma = areas[pair[0]]["area_px"], areas[pair[1]]["area_px"]
+        both = tumour + stroma
+        return {"tumour_class": self.classes[pair[0]], "stroma_class": self.classes[pair[1]],
+                "stroma_percent": 100.0 * stroma / both if both else None,
+                "tumour_percent": 100.0 * tumour / both if both else None,
+                "category": None if not both else ("stroma-high" if stroma / both > 0.5 else "stroma-low")}
+
+    def save(self, folder: Path) -> None:
+        np.savez_compressed(folder / MAP_FILE, probabilities=self.probabilities.astype(np.float32),
+                            coverage=self.coverage.astype(np.float32), tiles=self.tiles.astype(np.int32),
+                            tile_probabilities=self.tile_probabilities.astype(np.float32))
+        meta = {**self.meta, "grid": self.grid.to_dict(), "classes": self.classes, "mpp": self.mpp}
+        (folder / META_FILE).write_text(json.dumps(meta, indent=1))
+
+
+def load_map(folder: Path) -> TissueMap:
+    meta = json.loads((Path(folder) / META_FILE).read_text())
+    with np.load(Path(folder) / MAP_FILE, allow_pickle=False) as arrays:
+        values = {name: arrays[name] for name in ("probabilities", "coverage", "tiles", "tile_probabilities")}
+    return TissueMap(grid=Grid(**meta["grid"]), classes=list(meta["classes"]), mpp=float(meta["mpp"]), meta=meta,
+                     **values)

@@ -1,0 +1,133 @@
+"""The self-contained HTML report of a tissue map, for clinicians.
+
+Thumbnail, map overlay and legend, area table, tumour-stroma ratio, the model card (training
+data and split, validation metrics with per-class recall, date, software versions), the
+intended use (research, not diagnosis) and the known limits. Images are embedded as data URIs;
+every value that comes from a file, a run or the user is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+
+import numpy as np
+
+from services.images import encode_png, resize_longest_side
+from services.tissuemap.maps import TissueMap
+from services.tissuemap.outputs import SYNTHETIC_NOTE, class_colours
+
+INTENDED_USE = ("For research and education only. This map is not a diagnosis and must not be used to make "
+                "clinical decisions; a pathologist's reading of the slide is the only diagnostic statement.")
+KNOWN_LIMITS = (
+    "Stain and scanner differences: the model saw the staining, scanner and resolution of its training data "
+    "only; other labs' slides can be classified worse without any warning sign.",
+    "Classes the model never saw (e.g. necrosis types, other organs, artefacts, pen marks, folds) are forced "
+    "into one of its classes.",
+    "Each tile is classified on its own at a fixed field of view; borders between tissues are as coarse as "
+    "the tile grid.",
+    "Areas are measured on the tiles classified as tissue; tissue detection thresholds change them.",
+)
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0; } td, th { border: 1px solid #bbb; padding: 3px 8px; }
+th { background: #f0f0f0; } .warn { background: #fde2e2; border-left: 4px solid #c00; padding: 6px 10px; }
+.use { background: #fff6d6; border-left: 4px solid #d90; padding: 6px 10px; }
+.swatch { display: inline-block; width: 1em; height: 1em; vertical-align: middle; margin-right: 4px; }
+img { max-width: 100%; border: 1px solid #ccc; } .images { display: flex; gap: 1em; }
+"""
+
+
+def _data_uri(pixels: np.ndarray, longest: int = 900) -> str:
+    small = resize_longest_side(pixels, longest) if max(pixels.shape[:2]) > longest else pixels
+    return "data:image/png;base64," + base64.b64encode(encode_png(small)).decode("ascii")
+
+
+def _number(value, digits: int = 3) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.{digits}f}" if isinstance(value, float) else f"{value:,}"
+    return escape(str(value)) if value not in (None, "") else "—"
+
+
+def _rows(pairs) -> str:
+    return "".join(f"<tr><th>{escape(str(k))}</th><td>{v}</td></tr>" for k, v in pairs)
+
+
+def _area_table(tissue_map: TissueMap) -> str:
+    colours = class_colours(tissue_map.classes)
+    rows = []
+    for row in tissue_map.areas():
+        r, g, b = colours[row["class"]]
+        rows.append(f'<tr><td><span class="swatch" style="background: rgb({r},{g},{b})"></span>'
+                    f'{escape(row["class"])}</td><td>{row["area_px"]:,.0f}</td><td>{row["area_mm2"]:.3f}</td>'
+                    f'<td>{100 * row["fraction"]:.1f} %</td></tr>')
+    return ("<table><tr><th>class</th><th>area (px)</th><th>area (mm²)</th><th>of tissue</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _recall_table(recall: dict) -> str:
+    if not isinstance(recall, dict) or not recall:
+        return "—"
+    cells = "".join(f"<tr><td>{escape(str(name))}</td><td>{_number(value)}</td></tr>" for name, value in recall.items())
+    return f"<table><tr><th>class</th><th>recall</th></tr>{cells}</table>"
+
+
+def _model_card(card: dict, synthetic: bool) -> str:
+    pairs = [
+        ("model", escape(str(card.get("name") or "—"))), ("architecture", _number(card.get("architecture"))),
+        ("training data", _number(card.get("dataset")) + (" <b>(synthetic)</b>" if synthetic else "")),
+        ("split", _number(card.get("split"))),
+        ("images train / val / test", " / ".join(_number(card.get(k)) for k in
+                                                 ("train_images", "val_images", "test_images"))),
+        ("validation accuracy", _number(card.get("val_accuracy"))),
+        ("validation macro F1", _number(card.get("val_macro_f1"))),
+        ("test accuracy", _number(card.get("test_accuracy"))),
+        ("trained", _number(card.get("trained"))), ("run id", _number(card.get("run_id"))),
+    ]
+    return (f"<table>{_rows(pairs)}</table><h3>Validation recall per class</h3>"
+            + _recall_table(card.get("val_recall")))
+
+
+def render(tissue_map: TissueMap, thumbnail: np.ndarray, overlay: np.ndarray, card: dict) -> str:
+    meta = tissue_map.meta
+    synthetic_model, synthetic_image = bool(meta.get("synthetic")), bool(meta.get("synthetic_image"))
+    warnings = []
+    if synthetic_model:
+        warnings.append(f'<p class="warn"><b>{escape(SYNTHETIC_NOTE)}</b></p>')
+    if synthetic_image:
+        warnings.append('<p class="warn"><b>SYNTHETIC IMAGE:</b> the demo mosaic of procedural tiles, not tissue.</p>')
+    colours = class_colours(tissue_map.classes)
+    legend = " ".join(f'<span><span class="swatch" style="background: rgb({r},{g},{b})"></span>'
+                      f'{escape(name)}</span>' for name, (r, g, b) in colours.items())
+    tsr = tissue_map.tumour_stroma()
+    tsr_text = ("—" if not tsr or tsr["stroma_percent"] is None else
+                f"{tsr['stroma_percent']:.1f} % stroma ({escape(tsr['category'])}; stroma share of "
+                f"{escape(tsr['tumour_class'])} + {escape(tsr['stroma_class'])} area)")
+    software = ", ".join(f"{escape(str(k))} {escape(str(v))}" for k, v in (meta.get("software") or {}).items())
+    width, height = meta.get("image_size") or ("?", "?")
+    image_pairs = [
+        ("image", escape(str(meta.get("image", "")))), ("size", f"{_number(width)} x {_number(height)} px"),
+        ("resolution", f"{tissue_map.mpp:.3f} µm/px"),
+        ("tile", f"{tissue_map.grid.tile:.0f} px ({meta.get('field_um', 0):.1f} µm), overlap "
+                 f"{tissue_map.grid.overlap}"),
+        ("tiles classified", f"{len(tissue_map.tiles):,}"),
+        ("tissue threshold", _number(meta.get("threshold"), 1)), ("mapped", _number(meta.get("created"))),
+        ("software", software or "—"),
+    ]
+    limits = "".join(f"<li>{escape(text)}</li>" for text in KNOWN_LIMITS)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Tissue map report: {escape(str(meta.get("image", "")))}</title>
+<style>{STYLE}</style></head><body>
+<h1>Tissue map report</h1>
+{''.join(warnings)}
+<p class="use"><b>Intended use.</b> {escape(INTENDED_USE)}</p>
+<h2>Image</h2><table>{_rows(image_pairs)}</table>
+<div class="images"><figure><img alt="thumbnail" src="{_data_uri(thumbnail)}"><figcaption>Image</figcaption></figure>
+<figure><img alt="tissue map" src="{_data_uri(overlay)}"><figcaption>Map of predicted classes</figcaption></figure></div>
+<p>{legend}</p>
+<h2>Areas</h2>{_area_table(tissue_map)}
+<p><b>Tumour-stroma ratio:</b> {tsr_text}</p>
+<h2>Model card</h2>{_model_card(card or {}, synthetic_model)}
+<h2>Known limits</h2><ul>{limits}</ul>
+</body></html>
+"""

@@ -1,0 +1,56 @@
+"""Tissue detection on a thumbnail: stained tissue is coloured, glass and background are not.
+
+The score of a pixel is its colour saturation (max - min of R, G, B, 0..255): H&E-stained
+tissue is pink to purple, empty glass is near white, scanner margins are white or black, all
+with little saturation. Pixels whose score is above the threshold are tissue; the default
+threshold comes from Otsu's method on the thumbnail, bounded (see :data:`MIN_THRESHOLD`). The page shows the mask and lets the user move the threshold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_THRESHOLD = 12
+MIN_THRESHOLD, MAX_THRESHOLD = 8, 16
+"""Otsu's threshold is clipped to this range: an all-glass image has no real tissue/glass split, and
+fat (adipose tissue: empty cells between thin membranes) has only 15-30 % of its pixels above
+a saturation of 16 (measured on real Kather 2016 tiles; glass: under 1 %)."""
+
+
+def saturation(pixels: np.ndarray) -> np.ndarray:
+    """max - min over the colour channels (uint8 H x W)."""
+    return (pixels.max(axis=2) - pixels.min(axis=2)).astype(np.uint8)
+
+
+def otsu_threshold(values: np.ndarray) -> int:
+    histogram = np.bincount(values.ravel(), minlength=256).astype(np.float64)
+    total = histogram.sum()
+    if total == 0:
+        return DEFAULT_THRESHOLD
+    levels = np.arange(256)
+    weight_low = np.cumsum(histogram)
+    weight_high = total - weight_low
+    mean_low = np.cumsum(histogram * levels)
+    mean_total = mean_low[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mean_total * weight_low / total - mean_low) ** 2 / (weight_low * weight_high / total)
+    between = np.nan_to_num(between, nan=0.0, posinf=0.0)
+    return int(np.argmax(between))
+
+
+def suggested_threshold(thumbnail: np.ndarray) -> int:
+    """Otsu's threshold of the saturation, clipped to [MIN_THRESHOLD, MAX_THRESHOLD]."""
+    return int(np.clip(otsu_threshold(saturation(thumbnail)), MIN_THRESHOLD, MAX_THRESHOLD))
+
+
+def tissue_mask(thumbnail: np.ndarray, threshold: float) -> np.ndarray:
+    """Boolean mask of tissue pixels of the thumbnail."""
+    return saturation(thumbnail) > threshold
+
+
+def mask_preview(thumbnail: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The thumbnail with skipped background tinted blue (what the page shows)."""
+    preview = thumbnail.astype(np.float32)
+    tint = np.array([40, 90, 200], np.float32)
+    preview[~mask] = preview[~mask] * 0.45 + tint * 0.55
+    return preview.round().astype(np.uint8)

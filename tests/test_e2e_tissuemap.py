@@ -1,0 +1,33 @@
+"""Real browser: map the demo mosaic with a tiny demo-trained run, click a tile, see the downloads."""
+
+import pytest
+
+from tests.conftest import wait_for_app
+from tests.tissuemap_helpers import train_run_in_subprocess
+
+pytestmark = pytest.mark.e2e
+
+
+def test_tissue_map_of_the_demo_mosaic(browser_page, streamlit_server, artifacts_dir):
+    train_run_in_subprocess(streamlit_server.data_dir)
+    page = browser_page
+    page.goto(f"{streamlit_server.url}/tissue_map")
+    wait_for_app(page)
+    page.get_by_text("synthetic demo mosaic").first.wait_for(timeout=60_000)
+    page.get_by_text("Tissue found (background tinted blue)").wait_for()
+    page.get_by_role("button", name="Start").click()
+    wait_for_app(page)
+    page.get_by_role("tab", name="Maps").click()
+    page.get_by_text("finished", exact=True).first.wait_for(timeout=180_000)
+    wait_for_app(page)
+    page.get_by_role("button", name="HTML report").wait_for(timeout=60_000)
+    for label in ("Overlay PNG", "Label TIFF", "Tiles CSV", "GeoJSON (QuPath)"):
+        page.get_by_role("button", name=label).wait_for()
+    page.locator("[data-testid='stAlert']").filter(has_text="MODEL TRAINED ON SYNTHETIC DATA").first.wait_for()
+    chart = page.locator("[data-testid='stPlotlyChart']").first
+    chart.wait_for()
+    box = chart.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.45)
+    wait_for_app(page)
+    page.get_by_text("Tile at x").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts_dir / "tissue_map.png"), full_page=True)

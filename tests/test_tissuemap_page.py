@@ -1,0 +1,94 @@
+"""The Tissue map page with AppTest on the demo mosaic: a real map job in a worker process.
+
+The tiny model is trained in a subprocess; whether the page imports TensorFlow is checked in a
+fresh process of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from services.jobs import JobManager
+from tests.tissuemap_helpers import train_run_in_subprocess
+
+REPO = Path(__file__).resolve().parent.parent
+PAGE = str(REPO / "pages" / "tissue_map.py")
+
+
+@pytest.fixture
+def jobs(data_root):
+    manager = JobManager(data_root / "jobs")
+    yield manager
+    manager.shutdown_runner()
+
+
+def test_page_without_models_says_where_to_train_one(data_root, jobs):
+    app = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not app.exception, app.exception
+    assert any("Training monitor" in info.value for info in app.info)
+    start = next(button for button in app.button if button.label == "Start")
+    assert start.disabled
+
+
+def test_page_never_imports_tensorflow(data_root):
+    """In a fresh process (other tests of a session may have imported TensorFlow)."""
+    script = textwrap.dedent(f"""
+        import sys
+        from streamlit.testing.v1 import AppTest
+        app = AppTest.from_file({PAGE!r}, default_timeout=60).run()
+        assert not app.exception, app.exception
+        loaded = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)
+        assert not loaded, loaded
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "DASHBOARD_DATA_DIR": str(data_root)})
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_demo_mosaic_map_from_start_to_downloads(data_root, jobs):
+    train_run_in_subprocess(data_root)
+    app = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not app.exception, app.exception
+    assert any("synthetic" in caption.value for caption in app.caption)
+    assert any("tiles of 150 px" in caption.value for caption in app.caption)
+    app.slider(key="tm_threshold").set_value(80)
+    app.slider(key="tm_min_tissue").set_value(100).run()  # far too strict: no tissue, no start
+    assert any("No tissue" in warning.value for warning in app.warning)
+    assert next(button for button in app.button if button.label == "Start").disabled
+    app.slider(key="tm_threshold").set_value(12)
+    app.slider(key="tm_min_tissue").set_value(10).run()
+    start = next(button for button in app.button if button.label == "Start")
+    assert not start.disabled
+    start.click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    job = jobs.list(kind="tissue-map")[0]
+    state = jobs.wait(job.id, timeout=240)
+    assert state.status == "finished", (state.error, state.log_tail)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        app.run()
+        if app.get("download_button"):
+            break
+        time.sleep(0.5)
+    assert not app.exception, app.exception
+    labels = [button.proto.label for button in app.get("download_button")]
+    assert labels == ["Overlay PNG", "Label TIFF", "Tiles CSV", "GeoJSON (QuPath)", "HTML report"]
+    assert any("SYNTHETIC" in warning.value for warning in app.warning)
+    assert any(metric.label.startswith("Tumour-stroma") for metric in app.metric)
+    areas = app.dataframe[0].value
+    assert abs(areas["percent"].sum() - 100) < 0.1
+    app.checkbox(key=f"tm_show_{job.id}_TUMOR").uncheck().run()
+    app.slider(key="tm_opacity").set_value(0.8).run()
+    assert not app.exception
+    for layer in ("Confidence (max probability)", "Uncertainty (entropy)", "Probability of STROMA"):
+        app.selectbox(key="tm_layer").set_value(layer).run()
+        assert not app.exception, app.exception
+        assert any(layer in caption.value for caption in app.caption)
