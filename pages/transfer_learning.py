@@ -1,6 +1,7 @@
 """Transfer learning: which approach should we use for our tiles? Compare strategies A-D on one
 dataset split, next to the book's numbers; then open a tile and see what each model predicts and
-where it looked (Grad-CAM, feature maps)."""
+where it looked (Grad-CAM, feature maps). Training runs in a job worker, models are run by the
+model service: this page never imports TensorFlow."""
 
 import pandas as pd
 import streamlit as st
@@ -11,32 +12,56 @@ from dashboard.training_adapters import run_store
 from dashboard.widgets import job_status_line, job_stop_button, synthetic_badge, user_errors
 from services.datasets import index, sources, splits
 from services.models import weights as registry
-from services.transfer import experiments, inspection, report
-from services.transfer.gradcam import spatial_layer_names
-from services.transfer.models import STRATEGIES
+from services.transfer import crossdataset, experiments, report
+from services.transfer.models import POOLINGS, STRATEGIES
 from services.transfer.results import BOOK_REFERENCE, BOOK_REFERENCE_COLUMN, results_frame
 
 st.title(":material/model_training: Transfer learning")
 st.caption("Book ch. 4 and 8: train from scratch (A), freeze a pretrained backbone and train a new head "
            "(B, the book's vgg16_v4), train a head on cached backbone features (C), or fine-tune the top "
-           "block (D). Runs go through the training service and show up in the Training monitor.")
+           "block (D). Runs go through the job queue and show up in the Training monitor.")
 manager = job_manager()
 
 # --- backbones ------------------------------------------------------------------------------------
 with st.expander("Backbones and their ImageNet weights", icon=":material/download:"):
     st.dataframe(pd.DataFrame([{"backbone": s.name, "weights": s.state, "details": s.reason, "fix": s.fix}
-                               for s in registry.all_statuses()]), hide_index=True)
-    chosen = st.selectbox("Backbone", list(registry.BACKBONES), key="tl_weights_backbone")
+                               for s in registry.all_statuses()]), hide_index=True, column_config={
+        "backbone": st.column_config.TextColumn(width="small"), "weights": st.column_config.TextColumn(width="small"),
+        "details": st.column_config.TextColumn(width="large"), "fix": st.column_config.TextColumn(width="large")})
+    chosen = st.selectbox("Backbone", list(registry.BACKBONES), key="tl_weights_backbone",
+                          format_func=lambda name: registry.spec(name).title)
+    backbone_spec = registry.spec(chosen)
     status = registry.weights_status(chosen)
-    if status.state == registry.DOWNLOADABLE and st.button(f"Download {chosen} weights", icon=":material/download:"):
-        manager.submit("weights-download", f"Download {chosen} weights", registry.download_job(chosen))
-    for job in manager.list(kind="weights-download")[:1]:
-        job_status_line(job)
-    upload = st.file_uploader(f"…or upload {registry.spec(chosen).file_name}", type=["h5"], key="tl_weights_upload")
-    if upload is not None and st.button("Check and install the file", icon=":material/upload:"):
+    weight_jobs = views.weights_jobs(manager, chosen)
+    busy = bool(weight_jobs) and weight_jobs[0].active
+    if status.state == registry.DOWNLOADABLE and st.button(
+            f"Download {backbone_spec.title} weights (about {backbone_spec.approx_mb:g} MB)",
+            icon=":material/download:", disabled=busy):
         with user_errors():
-            registry.install_weights_file(chosen, upload, original_name=upload.name)
-            st.success(f"{upload.name} fits {chosen} and is installed in the model cache.")
+            manager.submit("weights-download", f"Download {backbone_spec.title} weights", {"backbone": chosen})
+            st.rerun()
+    full = f" or a full model with its ImageNet top ({backbone_spec.full_file_name}, .h5 or .keras)" \
+        if backbone_spec.full_file_name else ""
+    upload = st.file_uploader(f"…or upload {backbone_spec.file_name}{full}", type=views.WEIGHTS_UPLOAD_TYPES,
+                              key="tl_weights_upload")
+    if upload is not None and st.button("Check and install the file", icon=":material/upload:", disabled=busy):
+        with user_errors():
+            manager.submit("weights-download", f"Install {upload.name} for {backbone_spec.title}",
+                           {"backbone": chosen, "original_name": upload.name},
+                           files={registry.UPLOAD_FILE: upload.getvalue()})
+            st.rerun()
+
+    @st.fragment(run_every=1.0 if busy else None)
+    def weights_job_status(backbone: str, was_busy: bool) -> None:
+        jobs = views.weights_jobs(manager, backbone)
+        if not jobs:
+            return
+        job_status_line(jobs[0])
+        job_stop_button(manager, jobs[0], key_prefix="tl-weights")
+        if was_busy and not jobs[0].active:
+            st.rerun()  # the whole page: the status table and the plan change
+
+    weights_job_status(chosen, busy)
 
 # --- set up a comparison --------------------------------------------------------------------------
 st.subheader("Compare strategies")
@@ -68,24 +93,35 @@ image_size = middle.number_input("Image size (px)", 8, 1024, 150, key="tl_size")
 epochs = middle.number_input("Epochs", 1, 1000, 5, key="tl_epochs")
 batch_size = right.number_input("Batch size", 1, 1024, 32, key="tl_batch")
 fine_tune_epochs = right.number_input("Fine-tuning epochs (D)", 1, 1000, 3, key="tl_ft_epochs")
+head_pooling, folds = "flatten", 0
+if "C" in (strategies or []):
+    head_pooling = middle.radio("Head of C", list(POOLINGS), horizontal=True, key="tl_pooling",
+                                format_func=POOLINGS.get,
+                                help="Global average pooling keeps only the channels: far fewer head weights "
+                                     "on large feature maps (MobileNetV2: 1,280 instead of 32,000 at 150 px).")
+    folds = right.number_input("Cross-validation folds for C (0: none)", 0, experiments.MAX_FOLDS, 0,
+                               key="tl_folds", help="k-fold cross-validation grouped by source image over "
+                                                    "every tile of the split: mean and spread. For small datasets.")
 
 spec = experiments.ExperimentSpec(
     dataset=dataset, split=split or "", strategies=list(strategies or []), backbones=backbones, weights=weights,
     scratch_models=scratch, image_size=int(image_size), epochs=int(epochs), batch_size=int(batch_size),
-    fine_tune_epochs=int(fine_tune_epochs))
+    fine_tune_epochs=int(fine_tune_epochs), head_pooling=head_pooling, folds=int(folds))
 planned = []
 with user_errors():
     planned = experiments.plan(spec)
 if planned:
     st.dataframe(pd.DataFrame([{"run": p.label, "will run": p.enabled, "why not": p.reason} for p in planned]),
-                 hide_index=True)
+                 hide_index=True, column_config={"run": st.column_config.TextColumn(width="medium"),
+                                                 "why not": st.column_config.TextColumn(width="large")})
 if weights == "random":
     st.caption(":orange-badge[random init] Backbones start from random weights: an untrained baseline, "
                "not transfer learning.")
 if st.button("Run comparison", icon=":material/play_arrow:", type="primary",
              disabled=not split or not any(p.enabled for p in planned)):
     with user_errors():
-        st.session_state["tl_job"] = experiments.start_experiment(manager, spec, run_store())
+        new_job = experiments.start_experiment(manager, spec)
+        st.session_state["tl_job"] = new_job  # show the new one at once
         st.toast("Comparison queued; its runs also appear in the Training monitor.")
 
 # --- one comparison -------------------------------------------------------------------------------
@@ -94,19 +130,28 @@ if not jobs:
     st.info("No comparison yet: choose strategies and backbones above and press Run comparison.")
     st.stop()
 ids = [job.id for job in jobs]
+labels = {job.id: views.experiment_label(job) for job in jobs}
+# The labels carry each job's status; a selectbox keeps showing its old label text when only the
+# labels change (a Streamlit limitation), so the widget is keyed by the labels and the choice
+# is kept in "tl_job" across such changes.
+picker_key = f"tl_pick_{views.labels_digest(labels)}"
 selected = st.session_state.get("tl_job")
 job_id = st.selectbox("Comparison", ids, index=ids.index(selected) if selected in ids else 0,
-                      format_func=lambda i: views.experiment_label(manager.get(i)), key="tl_pick")
+                      format_func=lambda i: labels.get(i, i), key=picker_key,
+                      on_change=lambda: st.session_state.update(tl_job=st.session_state[picker_key]))
+st.session_state["tl_job"] = job_id
 state = manager.get(job_id)
 
 
 @st.fragment(run_every=2 if state.active else None)
 def live_status(job_id: str, was_active: bool) -> None:
     current = manager.get(job_id)
+    if current is None:
+        return
     job_status_line(current)
     job_stop_button(manager, current, key_prefix="tl-stop")
     if was_active and not current.active:
-        st.rerun()  # the whole page, to show the final results
+        st.rerun()  # the whole page: the selector's label and the final results
 
 
 live_status(job_id, state.active)
@@ -123,36 +168,43 @@ if any(r.synthetic for r in results):
 if any(r.weights == "random init" for r in results):
     st.caption(":orange-badge[random init] rows use untrained backbones: a baseline, not ImageNet transfer.")
 table = results_frame(results)
-percent = st.column_config.NumberColumn(format="percent")
+percent = st.column_config.NumberColumn(format="percent", width="small")
 st.dataframe(table, hide_index=True, column_config={
+    "name": st.column_config.TextColumn(width="medium"),
     "val_accuracy": percent, "test_accuracy": percent, "macro_f1": percent,
+    "cv_accuracy_mean": st.column_config.NumberColumn("cross-val. accuracy", format="percent",
+                                                      help="Mean over folds grouped by source image (strategy C)."),
+    "cv_accuracy_std": st.column_config.NumberColumn("cross-val. spread (sd)", format="percent"),
     BOOK_REFERENCE_COLUMN: st.column_config.NumberColumn(
-        format="percent", help="Published in the book on the real Kather 2016 tiles; not measured here."),
-    "seconds_per_epoch": st.column_config.NumberColumn(format="%.2f s"),
-    "wall_seconds": st.column_config.NumberColumn(format="%.1f s"),
-    "extraction_seconds": st.column_config.NumberColumn("feature extraction (s)", format="%.1f s"),
+        "book reference (val. acc.)", format="percent", width="medium",
+        help="Published in the book on the real Kather 2016 tiles; not measured here."),
+    "total_parameters": st.column_config.NumberColumn("parameters", format="localized"),
+    "trainable_parameters": st.column_config.NumberColumn("trainable", format="localized"),
+    "seconds_per_epoch": st.column_config.NumberColumn("s / epoch", format="%.2f s"),
+    "wall_seconds": st.column_config.NumberColumn("wall time", format="%.1f s"),
+    "extraction_seconds": st.column_config.NumberColumn("feature extraction", format="%.1f s"),
+    "device": st.column_config.TextColumn(width="medium"),
 })
 st.caption(f"**{BOOK_REFERENCE_COLUMN}**: " + "; ".join(f"{what}: {value:.1%}" for value, what in BOOK_REFERENCE.values())
            + ". These are the book's numbers, not results of this dashboard.")
 
 spec_of_job = experiments.ExperimentSpec.from_dict(state.result["spec"])
-
-
-def html_report() -> str:
-    frame = splits.load_split(spec_of_job.dataset, spec_of_job.split)
-    tiles = frame[frame.split == "test"].groupby("label").head(1).path.tolist()[:3]
-    named = [(r.name, views.loaded_model(r.model_path)) for r in results if r.model_path]
-    note = f"Dataset {spec_of_job.dataset}, split {spec_of_job.split}."
-    return report.html_report(results, dataset_note=note, gradcam_examples=inspection.gradcam_examples(named, tiles))
-
-
 left, middle, right = st.columns(3)
 left.download_button("Table as CSV", report.to_csv(results), "transfer_results.csv", "text/csv",
                      icon=":material/table:", on_click="ignore")
 middle.download_button("Everything as JSON", report.to_json(results), "transfer_results.json", "application/json",
                        icon=":material/data_object:", on_click="ignore")
-right.download_button("HTML report", html_report, "transfer_report.html", "text/html",
-                      icon=":material/description:", on_click="ignore")
+report_key = f"tl_report_{job_id}_{len(results)}"
+if right.button("Prepare the HTML report", icon=":material/description:", key="tl_report_build"):
+    with user_errors(), st.spinner("Explaining a few test tiles for the report…"):
+        test_rows = splits.load_split(spec_of_job.dataset, spec_of_job.split).query("split == 'test'")
+        tiles = test_rows.groupby("label").head(1).path.tolist()[:3]
+        st.session_state[report_key] = report.html_report(
+            results, dataset_note=f"Dataset {spec_of_job.dataset}, split {spec_of_job.split}.",
+            gradcam_examples=views.gradcam_examples(results, tiles)).encode()
+if report_key in st.session_state:
+    right.download_button("Download the HTML report", st.session_state[report_key], "transfer_report.html",
+                          "text/html", icon=":material/download:", on_click="ignore", key="tl_report_download")
 
 curves, recall = st.tabs(["Learning curves", "Per-class recall"])
 with curves:
@@ -177,23 +229,69 @@ if source == "Upload a tile":
     tile_source = upload.getvalue() if upload is not None else None
 else:
     with user_errors():
-        labels = views.test_tiles(spec_of_job.dataset, spec_of_job.split)
-        tile_source = st.selectbox("Test tile", list(labels), key="tl_tile",
-                                   format_func=lambda p: f"{labels[p]} · {p.rsplit('/', 1)[-1]}")
+        test_labels = views.test_tiles(spec_of_job.dataset, spec_of_job.split)
+        tile_source = st.selectbox("Test tile", list(test_labels), key="tl_tile",
+                                   format_func=lambda p: f"{test_labels[p]} · {p.rsplit('/', 1)[-1]}")
 if tile_source is not None and explained:
     with user_errors():
-        notes = []
+        pixels, notes = views.tile_pixels(tile_source)
         for result, column in zip(explained, st.columns(max(3, len(explained)))):
-            view = views.tile_view(result.model_path, tile_source)
-            notes = view["notes"]
+            view = views.tile_view(result.model_path, pixels, result.class_names)
             column.markdown(f"**{result.name}**")
-            column.image(view["overlay"], caption="Grad-CAM, predicted class", width="stretch")
-            column.plotly_chart(views.probability_chart(result.class_names, view["probabilities"],
+            column.image(view["overlay"], caption=f"Grad-CAM ({view['layer']}), predicted class "
+                                                  f"{view['class_names'][view['predicted']]}", width="stretch")
+            column.plotly_chart(views.probability_chart(view["class_names"], view["probabilities"],
                                                         "class probabilities"), key=f"p-{result.run_id}")
+            notes = [*notes, *(n for n in view["notes"] if n not in notes)]
         for note in notes:
             st.caption(f":material/info: {note}")
         left, right = st.columns(2)
         paths = {r.name: r.model_path for r in explained}
         which = left.selectbox("Feature maps of model", list(paths), key="tl_fm_model")
-        layer = right.selectbox("Layer", spatial_layer_names(views.loaded_model(paths[which])), key="tl_fm_layer")
-        st.image(views.feature_mosaic(paths[which], tile_source, layer), caption=f"first 12 feature maps of {layer}")
+        info = views.describe(paths[which])
+        layers = info["spatial_layers"]
+        layer = right.selectbox("Layer", layers, index=layers.index(info["feature_layer"]), key=f"tl_fm_layer_{which}")
+        mosaic = views.feature_mosaic(paths[which], pixels, layer)
+        st.image(mosaic["mosaic"], caption=f"first {mosaic['shown']} of {mosaic['channels']} feature maps of {layer} "
+                                           f"({mosaic['map_size'][0]}x{mosaic['map_size'][1]})")
+
+# --- cross-dataset evaluation ---------------------------------------------------------------------
+with st.expander("Evaluate a model on another dataset (explicit class mapping)", icon=":material/compare_arrows:"):
+    st.caption("A model trained on Kather 2016 scored on NCT-CRC-HE tiles, or the reverse. Classes are matched "
+               "through an explicit mapping; classes without a counterpart are reported, never merged silently.")
+    left, middle, right = st.columns(3)
+    model_name = left.selectbox("Model", [r.name for r in explained], key="tl_cross_model")
+    target = middle.selectbox("Tiles of dataset", datasets, key="tl_cross_dataset")
+    mapping_key = right.selectbox("Class mapping", list(crossdataset.MAPPINGS), key="tl_cross_mapping",
+                                  format_func=lambda key: crossdataset.MAPPINGS[key].name)
+    mapping = crossdataset.MAPPINGS[mapping_key]
+    st.dataframe(pd.DataFrame([{"class of the tiles": cls, "counts as correct": ", ".join(accepted) or "— (left out)",
+                                "why": mapping.notes.get(cls, "")} for cls, accepted in mapping.accepts.items()]),
+                 hide_index=True, column_config={"why": st.column_config.TextColumn(width="large")})
+    if model_name and st.button("Evaluate", icon=":material/play_arrow:", key="tl_cross_run"):
+        with user_errors(), st.spinner("Classifying the tiles in the model service…"):
+            chosen_result = next(r for r in explained if r.name == model_name)
+            info = views.describe(chosen_result.model_path)
+            rows = index.usable(index.load_index(sources.dataset_folder(target)))
+
+            def classify(tiles):
+                from services.model_service import client
+
+                return client.call("keras.classify", {"model_path": chosen_result.model_path},
+                                   {"tiles": tiles}).arrays["probabilities"]
+
+            evaluation = crossdataset.evaluate_paths(list(rows.path), list(rows.label), classify,
+                                                     info["class_names"], tuple(info["input_shape"][:2]), mapping)
+            st.metric("Accuracy on mapped tiles", f"{evaluation.accuracy:.1%}" if evaluation.accuracy is not None
+                      else "–", help=f"{evaluation.scored} of {evaluation.tiles} tiles scored; {evaluation.fit}")
+            st.dataframe(pd.DataFrame([{"class": cls, "accuracy": acc, "tiles": sum(evaluation.predictions[cls].values()),
+                                        "predicted as": ", ".join(f"{k} {v}" for k, v in sorted(
+                                            evaluation.predictions[cls].items(), key=lambda kv: -kv[1]))}
+                                       for cls, acc in evaluation.per_class_accuracy.items()]),
+                         hide_index=True, column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
+                                                         "predicted as": st.column_config.TextColumn(width="large")})
+            for cls, count in evaluation.unmappable_tiles.items():
+                st.warning(f"{count} {cls} tiles have no counterpart among the model's classes: left out of the "
+                           "accuracy (their predictions are in the table).")
+            for cls, count in evaluation.unmatched_predictions.items():
+                st.warning(f"{count} tiles were called {cls}, a class with no counterpart in this dataset: errors.")

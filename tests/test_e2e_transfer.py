@@ -1,5 +1,7 @@
-"""Real browser: compare strategy C on the demo set from the transfer-learning page, export the
-table and the HTML report, then inspect an uploaded tile of the wrong size and mode."""
+"""Real browser: compare strategies A (the book's cnn_v1, a Sequential) and C on the demo set from
+the transfer-learning page, export the table and the HTML report, inspect a test tile and an
+uploaded tile of the wrong size and mode with both models (Grad-CAM, feature maps), then run a
+second comparison and see it replace the first in the selector."""
 
 import csv
 import io
@@ -31,14 +33,17 @@ def test_compare_export_and_inspect_a_tile(browser_page, streamlit_server, artif
     page.goto(f"{streamlit_server.url}/transfer_learning")
     wait_for_app(page)
     page.get_by_role("button", name="Run comparison").wait_for()
+    wait_for_app(page)
     save_split = page.get_by_role("button", name="Save a 60/20/20 split")
     if save_split.count():
         save_split.click()
         page.get_by_text("no saved split yet").wait_for(state="detached")
         wait_for_app(page)
-    page.get_by_role("button", name="B · frozen backbone + head", exact=True).click()  # keep only C
+    page.get_by_role("button", name="B · frozen backbone + head", exact=True).click()  # C only...
     wait_for_app(page)
-    for label, value in (("Image size (px)", "32"), ("Epochs", "1"), ("Batch size", "16")):
+    page.get_by_role("button", name="A · from scratch", exact=True).click()  # ...and A (cnn_v1)
+    wait_for_app(page)
+    for label, value in (("Image size (px)", "48"), ("Epochs", "1"), ("Batch size", "16")):
         field = page.get_by_label(label, exact=True)
         field.fill(value)
         field.press("Tab")
@@ -54,22 +59,40 @@ def test_compare_export_and_inspect_a_tile(browser_page, streamlit_server, artif
     with page.expect_download() as download:
         page.get_by_role("button", name="Table as CSV").click()
     rows = list(csv.DictReader(io.StringIO(open(download.value.path()).read())))
-    assert [row["strategy"] for row in rows] == ["C"] and rows[0]["backbone"] == "mobilenet_v2"
-    assert float(rows[0]["extraction_seconds"]) > 0 and 0 <= float(rows[0]["val_accuracy"]) <= 1
+    by_strategy = {row["strategy"]: row for row in rows}
+    assert sorted(by_strategy) == ["A", "C"] and by_strategy["C"]["backbone"] == "mobilenet_v2"
+    assert float(by_strategy["C"]["extraction_seconds"]) > 0 and 0 <= float(by_strategy["C"]["val_accuracy"]) <= 1
+    page.get_by_role("button", name="Prepare the HTML report").click()
     with page.expect_download(timeout=120_000) as download:
-        page.get_by_role("button", name="HTML report").click()
+        page.get_by_role("button", name="Download the HTML report").click(timeout=120_000)
     document = open(download.value.path()).read()
     assert document.startswith("<!DOCTYPE html>") and "C · mobilenet_v2" in document
     assert "book reference" in document and "data:image/png;base64," in document
 
-    page.get_by_text("Grad-CAM, predicted class").first.wait_for()  # a test tile is inspected at once
+    page.get_by_text(re.compile("Grad-CAM .*predicted class")).nth(1).wait_for()  # A and C both explained
+    assert page.get_by_text("Traceback").count() == 0 and page.get_by_text("never been called").count() == 0
     odd = tmp_path / "grey-tile.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60), dtype=np.uint8), "L").save(odd)
     page.get_by_role("radiogroup", name="Tile").get_by_text("Upload a tile").click()
     wait_for_app(page)
     page.get_by_test_id("stFileUploader").filter(has_text="A tile image").locator("input[type='file']") \
         .set_input_files(str(odd))
-    page.get_by_text("resized from 60x40 to 32x32").wait_for()
-    page.get_by_text("converted to RGB").wait_for()
-    page.get_by_text("first 12 feature maps").wait_for()
+    page.get_by_text("resized from 60x40 to 48x48").first.wait_for()
+    page.get_by_text("converted to RGB").first.wait_for()
+    # the first convolution by default (C's Conv1 or A's conv2d), never the preprocessing layer
+    page.get_by_text(re.compile(r"feature maps of (Conv1|conv2d\S*) \(")).wait_for()
     page.screenshot(path=str(artifacts_dir / "transfer-learning.png"), full_page=True)
+
+    page.get_by_role("button", name="A · from scratch", exact=True).click()  # C alone this time
+    wait_for_app(page)
+    page.get_by_role("button", name="Run comparison").click(timeout=5000)
+    wait_for_app(page)
+    # the new comparison is the one shown at once (its status line, not the first one's) ...
+    status = page.get_by_test_id("stProgress").filter(has_text=re.compile(r"· C on demo.grouped ·"))
+    status.wait_for(timeout=30_000)
+    # ... and the page follows it to its end (status line and selector label)
+    status.filter(has_text="finished").wait_for(timeout=180_000)
+    wait_for_app(page)
+    shown = page.get_by_role("combobox", name="Comparison")
+    assert re.match(r"C on demo.grouped · finished · ", shown.input_value()), shown.input_value()
+    page.screenshot(path=str(artifacts_dir / "transfer-learning-second.png"), full_page=True)

@@ -82,19 +82,18 @@ def test_stop_request_caches_nothing(setup):
 
 
 def test_extraction_job_caches_every_part_of_the_split_once(setup, tmp_path):
-    from services.jobs import JobManager
+    from services.jobs.context import run_inline
 
-    manager = JobManager(tmp_path / "jobs")
     params = {"dataset": "demo", "split": "grouped", "backbone": BACKBONE, "weights": "imagenet",
               "image_size": SIZE, "batch_size": 32}
-    first = manager.wait(manager.submit("features", "extract", cache.extraction_job, params), timeout=120)
+    first = run_inline("feature-extraction", params, tmp_path / "first")
     assert first.status == "finished", first.error
     assert set(first.result) == {"train", "val", "test"}
     assert sum(part["count"] for part in first.result.values()) == len(setup[0])
-    again = manager.wait(manager.submit("features", "extract", cache.extraction_job, params), timeout=120)
+    assert first.reports and first.reports[-1][1].startswith("features of test")
+    again = run_inline("feature-extraction", params, tmp_path / "again")
     assert all(part["reused"] and part["seconds"] == 0 for part in again.result.values())
     assert {k: v["digest"] for k, v in again.result.items()} == {k: v["digest"] for k, v in first.result.items()}
-    manager.shutdown()
 
 
 def test_a_changed_dataset_never_reuses_stale_features(setup):

@@ -33,7 +33,9 @@ def test_transfer_needs_weights_random_init_is_a_labelled_choice_and_sizes_are_c
         assert not will_run and "no ImageNet weights" in why and "upload" in why
     assert run_button(app).disabled
     statuses = next(d.value for d in app.dataframe if "fix" in d.value.columns)
-    assert set(statuses["weights"]) == {"missing"} and len(statuses) == 6
+    from services.models.backbones import BACKBONES
+
+    assert set(statuses["weights"]) == {"missing"} and len(statuses) == len(BACKBONES)
 
     app.radio(key="tl_weights").set_value("random").run()
     rows = plan_rows(app)

@@ -38,7 +38,7 @@ def sample_results() -> list[RunResult]:
     return [
         RunResult("cnn_v1 <scratch>", "A", "cnn_v1", val_accuracy=0.6, test_accuracy=0.58, macro_f1=0.55, **common),
         RunResult("vgg16 B+aug", "B+aug", "transfer_frozen", backbone="vgg16", weights="imagenet", augment=True,
-                  val_accuracy=0.8, test_accuracy=0.75, params_total=23_112_520, params_trainable=15_477_256, **common),
+                  val_accuracy=0.8, test_accuracy=0.75, total_parameters=23_112_520, trainable_parameters=15_477_256, **common),
         RunResult("mobilenet C", "C", "feature_head", backbone="mobilenet_v2", weights="random init",
                   val_accuracy=0.7, extraction_seconds=12.5, **common),
     ]
@@ -105,3 +105,24 @@ def test_html_report_is_self_contained_valid_and_holds_the_table():
     assert images and all(attrs["src"].startswith("data:image/png;base64,") for attrs in images)
     assert not any(tag in ("script", "link") for tag in tags)
     assert "http://" not in document.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_damaged_store_rows_leave_fields_empty_and_exports_name_no_server_path(data_root):
+    from services.training.store import RunStore
+    from services.transfer import experiments
+
+    store = RunStore()
+    run_id = store.create_run("C · x", model="feature_head", dataset="demo", status="finished")
+    store.update_summary(run_id, val_accuracy="high", test_accuracy=float("nan"), total_parameters=[1],
+                         test_recall={"TUMOR": "all"}, test_confusion_matrix=[[1, "x"], [0]], classes="abc",
+                         cv_accuracy_mean=0.5)
+    spec = experiments.ExperimentSpec("demo", "grouped", ["C"])
+    job = {"spec": spec.to_dict(), "entries": [{"label": "C · x", "strategy": "C", "model": "feature_head",
+                                                 "backbone": "mobilenet_v2", "run_ids": [run_id]}, "junk"]}
+    [row] = experiments.collect_results(job, store)
+    assert row.val_accuracy is None and row.test_accuracy is None and row.total_parameters is None
+    assert row.per_class_recall == {"TUMOR": None} and row.confusion == [] and row.class_names == []
+    assert row.cv_accuracy_mean == 0.5
+    row.model_path = str(data_root / "runs" / run_id / "final.keras")
+    assert str(data_root) not in report.to_json([row]).decode() and report.html_report([row])
+    assert experiments.collect_results({"entries": []}, store) == []

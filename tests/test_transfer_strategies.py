@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -29,7 +31,7 @@ def test_strategy_b_is_the_books_vgg16_v4_and_c_is_the_books_head():
     assert float(head.optimizer.learning_rate) == pytest.approx(1e-4)
 
 
-@pytest.mark.parametrize("backbone", sorted(models.PREPROCESS_STYLE))
+@pytest.mark.parametrize("backbone", sorted(registry.BACKBONES))
 def test_preprocessing_inside_the_models_equals_the_backbones_own(backbone):
     unit = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)
     inside = np.asarray(models.preprocess_layer(backbone)(unit))
@@ -61,30 +63,40 @@ def test_without_imagenet_weights_transfer_is_disabled_with_reason_and_fix(data_
                                                               image_size=SIZE))
     assert random_init[0].enabled and random_init[0].label == "C · mobilenet_v2 (random init)"
     demo_split()
-    from services.jobs import JobManager
+    submitted = []
 
-    manager = JobManager(data_root / "jobs")
+    class Recorder:  # start_experiment must refuse before anything is queued
+        def submit(self, kind, title, params):
+            submitted.append((kind, title, json.loads(json.dumps(params))))
+            return "job-1"
+
     with pytest.raises(UserFacingError, match="nothing to run"):
-        experiments.start_experiment(manager, experiments.ExperimentSpec("demo", "grouped", ["C"], image_size=SIZE),
-                                     store=None)
+        experiments.start_experiment(Recorder(), experiments.ExperimentSpec("demo", "grouped", ["C"], image_size=SIZE))
     with pytest.raises(UserFacingError, match="no saved split"):
-        experiments.start_experiment(manager, experiments.ExperimentSpec("demo", "nope", ["A"]), store=None)
-    manager.shutdown()
+        experiments.start_experiment(Recorder(), experiments.ExperimentSpec("demo", "nope", ["A"]))
+    assert submitted == []
+    assert experiments.start_experiment(Recorder(), random_spec := experiments.ExperimentSpec(
+        "demo", "grouped", ["C"], weights="random", image_size=SIZE)) == "job-1"
+    assert submitted == [("transfer", "C on demo/grouped", {"spec": random_spec.to_dict()})]
 
 
 def test_strategies_b_aug_c_and_d_run_end_to_end_and_c_reuses_its_features(data_root, monkeypatch):
-    from services.jobs import JobManager
+    from services import run_layout
+    from services.jobs.context import run_inline
     from services.models.catalog import load_saved_model
     from services.training.store import RunStore
 
     monkeypatch.setenv("DASHBOARD_TENSORBOARD", "0")
     demo_split(per_class=9)
     install_generated_weights()
-    manager, store = JobManager(data_root / "jobs"), RunStore()  # one store per process (see start_experiment)
+    store = RunStore()
     spec = experiments.ExperimentSpec("demo", "grouped", ["B+aug", "C", "D"], backbones=[BACKBONE], image_size=SIZE,
                                       epochs=1, fine_tune_epochs=1, batch_size=16)
-    state = manager.wait(experiments.start_experiment(manager, spec, store), timeout=300)
+    state = run_inline("transfer", {"spec": spec.to_dict()}, data_root / "jobs" / "one")
     assert state.status == "finished", state.error
+    messages = [message for _, message in state.reports if message]
+    assert any("B+aug · mobilenet_v2 (1/3): epoch" in m for m in messages)  # per-epoch progress of B
+    assert any("phase 2 (fine-tuning), epoch" in m for m in messages)
     results = {r.strategy: r for r in experiments.collect_results(state.result, store)}
     from services.datasets.splits import load_split
 
@@ -94,14 +106,14 @@ def test_strategies_b_aug_c_and_d_run_end_to_end_and_c_reuses_its_features(data_
         assert 0 <= result.val_accuracy <= 1 and 0 <= result.test_accuracy <= 1 and result.macro_f1 is not None
         assert sum(map(sum, result.confusion)) == test_tiles  # every test tile scored once
         assert set(result.per_class_recall) == set(result.class_names) and len(result.class_names) == 8
-        assert result.params_total > result.params_trainable > 0
+        assert result.total_parameters > result.trainable_parameters > 0
         assert result.seconds_per_epoch > 0 and result.wall_seconds > 0 and result.history["val_accuracy"]
     b, c, d = results["B+aug"], results["C"], results["D"]
     assert b.augment and store.get_run(b.run_id).config["augment"] is True
-    assert b.params_trainable > c.params_trainable  # B also trains the backbone's last 4 layers
+    assert b.trainable_parameters > c.trainable_parameters  # B also trains the backbone's last 4 layers
     assert store.get_run(b.run_id).model == "transfer_frozen" and b.extraction_seconds is None
     assert c.extraction_seconds > 0 and c.features_reused is False
-    assert c.params_trainable == 1280 * 512 + 512 + 512 * 512 + 512 + 512 * 8 + 8  # only the head trains
+    assert c.trainable_parameters == 1280 * 512 + 512 + 512 * 512 + 512 + 512 * 8 + 8  # only the head trains
     entry_d = next(e for e in state.result["entries"] if e["strategy"] == "D")
     assert len(entry_d["run_ids"]) == 2 and len(d.history["val_accuracy"]) == 2  # head phase + fine-tune
     assert [store.get_run(i).model for i in entry_d["run_ids"]] == ["transfer_frozen", "transfer_finetune"]
@@ -110,12 +122,41 @@ def test_strategies_b_aug_c_and_d_run_end_to_end_and_c_reuses_its_features(data_
     composed = load_saved_model(c.model_path)  # the head back on its backbone, for inspection
     assert composed.output.shape[-1] == 8 and composed.input.shape[1:] == (SIZE, SIZE, 3)
 
+    for run_id in (b.run_id, *entry_d["run_ids"]):  # the best checkpoint only, no backups
+        folder = store.run_dir(run_id)
+        assert run_layout.best_model(folder).exists() and not run_layout.backup_dir(folder).exists()
+        assert not run_layout.last_model(folder).exists()
+
     again = experiments.ExperimentSpec("demo", "grouped", ["C"], backbones=[BACKBONE], image_size=SIZE,
-                                       epochs=1, batch_size=16, head_units=32)
-    rerun = manager.wait(experiments.start_experiment(manager, again, store), timeout=120)
+                                       epochs=1, batch_size=16, head_units=32, head_pooling="avg")
+    rerun = run_inline("transfer", {"spec": again.to_dict()}, data_root / "jobs" / "two")
     [second] = experiments.collect_results(rerun.result, store)
-    assert second.features_reused is True and second.extraction_seconds == 0
-    assert second.params_trainable == 1280 * 32 + 32 + 32 * 32 + 32 + 32 * 8 + 8
+    assert second.features_reused is True and second.extraction_seconds == 0 and second.head_pooling == "avg"
+    assert second.trainable_parameters == 1280 * 32 + 32 + 32 * 32 + 32 + 32 * 8 + 8
+    assert load_saved_model(second.model_path).get_layer("head_pool")  # global average pooling head
     document = report.html_report([b, c, d, second])
     assert "C · mobilenet_v2" in document and BOOK_REFERENCE_COLUMN in document
-    manager.shutdown()
+
+
+def test_a_stopped_comparison_resumes_the_same_run_and_cross_validates(data_root, monkeypatch):
+    from services.jobs.context import run_inline
+    from services.training.store import RunStore
+
+    monkeypatch.setenv("DASHBOARD_TENSORBOARD", "0")
+    demo_split(per_class=6)
+    spec = experiments.ExperimentSpec("demo", "grouped", ["C"], weights="random", image_size=SIZE, epochs=2,
+                                      batch_size=16, head_units=16, folds=3)
+    folder = data_root / "jobs" / "resumable"
+    stopped = run_inline("transfer", {"spec": spec.to_dict()}, folder, stop_after=2)
+    assert stopped.status == "stopped"
+    store = RunStore()
+    [run] = store.list_runs()
+    assert run.status == "stopped" and run.source == "transfer"
+    resumed = run_inline("transfer", {"spec": spec.to_dict()}, folder, resumed=True)
+    assert resumed.status == "finished", resumed.error
+    [entry] = resumed.result["entries"]
+    assert entry["run_ids"] == [run.id] and len(store.list_runs()) == 1  # the same run, continued
+    [result] = experiments.collect_results(resumed.result, store)
+    assert result.cv_folds == 3 and 0 <= result.cv_accuracy_mean <= 1 and result.cv_accuracy_std >= 0
+    summary = store.get_run(run.id).summary
+    assert sum(summary["cv_fold_sizes"]) == 6 * 8  # every tile of the split held out once

@@ -174,3 +174,104 @@ def test_input_size_limits():
         registry.check_input_size("vgg19", (64, 64, 1))
     with pytest.raises(registry.UserFacingError, match="unknown backbone"):
         registry.check_input_size("alexnet", 224)
+
+
+# --- MobileNet v1 and full-model uploads ---------------------------------------------------------
+
+MOBILENET = "mobilenet_v1_0.25"
+
+
+def test_mobilenet_v1_uses_keras_own_file_names_and_urls():
+    from keras.src.applications import mobilenet
+
+    for alpha, text in ((0.25, "2_5"), (0.5, "5_0"), (0.75, "7_5"), (1.0, "1_0")):
+        spec = registry.BACKBONES[f"mobilenet_v1_{alpha:.2f}"]
+        assert spec.file_name == f"mobilenet_{text}_224_tf_no_top.h5"
+        assert spec.url == mobilenet.BASE_WEIGHT_PATH + spec.file_name
+        assert spec.full_file_name == f"mobilenet_{text}_224_tf.h5" and spec.preprocess_mode == "tf"
+        model = spec.build((32, 32, 3))
+        assert model.get_layer("conv1").filters == int(32 * alpha)
+    assert registry.preprocess_function(MOBILENET) is mobilenet.preprocess_input
+
+
+@pytest.fixture(scope="session")
+def generated_full_mobilenet(tmp_path_factory) -> tuple[Path, object]:
+    """A random MobileNet v1 (alpha 0.25) *with* its top, saved as Keras 2 saves a full model."""
+    from services.models.weights_h5 import write_full_model_file
+
+    model = registry.BACKBONES[MOBILENET].build(include_top=True)
+    path = write_full_model_file(model, tmp_path_factory.mktemp("full") / "mobilenet_v1_full.h5")
+    return path, model
+
+
+def test_full_model_h5_upload_gives_the_backbone_its_layers_by_name(caches, generated_full_mobilenet):
+    path, source = generated_full_mobilenet
+    installed = registry.install_weights_file(MOBILENET, path.read_bytes(), original_name="mine.h5")
+    assert installed.name == "mobilenet_2_5_224_tf_no_top.h5"
+    assert "full model" in registry.read_manifest(installed)["extracted_from"]
+    loaded = registry.load_backbone(MOBILENET, input_shape=(64, 64, 3))
+    for name in ("conv1", "conv_dw_7", "conv_pw_13_bn"):
+        for mine, theirs in zip(loaded.get_layer(name).get_weights(), source.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(mine, theirs)
+    assert registry.weights_status(MOBILENET).state == registry.PRESENT
+
+
+def test_full_model_of_another_width_is_refused_naming_the_layer(caches, generated_full_mobilenet):
+    with pytest.raises(registry.WeightsMismatch, match="'conv1'.*shapes"):
+        registry.install_weights_file("mobilenet_v1_0.50", generated_full_mobilenet[0].read_bytes(),
+                                      original_name="quarter.h5")
+    with pytest.raises(registry.WeightsMismatch, match="'block1_conv1'.*not in the file"):
+        registry.install_weights_file("vgg16", generated_full_mobilenet[0].read_bytes())
+    assert not list(caches[0].iterdir())
+
+
+def test_full_model_keras_file_upload(caches, generated_full_mobilenet, tmp_path):
+    _, source = generated_full_mobilenet
+    path = tmp_path / "full.keras"
+    source.save(path)
+    registry.install_weights_file(MOBILENET, path.read_bytes(), original_name="full.keras")
+    loaded = registry.load_backbone(MOBILENET, input_shape=(32, 32, 3))
+    np.testing.assert_array_equal(loaded.get_layer("conv_pw_5").get_weights()[0],
+                                  source.get_layer("conv_pw_5").get_weights()[0])
+    with pytest.raises(registry.WeightsMismatch, match="not a complete .keras file"):
+        registry.install_weights_file(MOBILENET, path.read_bytes()[:4000], original_name="cut.keras")
+
+
+@pytest.mark.needs_shared
+def test_real_imagenet_mobilenet_file_loads_and_sees_a_dog(caches, shared_fixtures):
+    """The real Keras 2.8 full model (ImageNet, alpha 0.25): installed as an upload, and its
+    classifier calls Darknet's dog.jpg one of ImageNet's dog classes (indices 151-268)."""
+    from PIL import Image
+
+    real = shared_fixtures / "keras" / "mobilenet_v1_0.25_224.h5"
+    registry.install_weights_file(MOBILENET, real.read_bytes(), original_name=real.name)
+    assert registry.load_backbone(MOBILENET, input_shape=(224, 224, 3)).count_params() > 200_000
+    classifier = registry.imagenet_classifier(MOBILENET, real)
+    image = Image.open(shared_fixtures / "darknet" / "dog.jpg").convert("RGB").resize((224, 224))
+    batch = registry.preprocess_function(MOBILENET)(np.asarray(image, np.float32)[None])
+    top = int(np.argmax(classifier.predict(batch, verbose=0)[0]))
+    assert 151 <= top <= 268, top
+
+
+def test_weights_job_downloads_or_installs_an_upload_naming_no_server_path(
+        caches, generated_vgg19, generated_full_mobilenet, weights_server, monkeypatch, tmp_path):
+    from services.jobs.context import run_inline
+
+    path, _ = generated_vgg19
+    _with_spec(monkeypatch, "vgg19", url=weights_server.url + path.name, md5=file_digest(path, "md5"))
+    downloaded = run_inline("weights-download", {"backbone": "vgg19"}, tmp_path / "download")
+    assert downloaded.status == "finished", downloaded.error
+    assert downloaded.result == {"backbone": "vgg19", "file": path.name}
+    assert downloaded.reports[-1][1].endswith("MB") and registry.weights_status("vgg19").state == registry.PRESENT
+
+    upload = {registry.UPLOAD_FILE: generated_full_mobilenet[0].read_bytes()}
+    installed = run_inline("weights-download", {"backbone": MOBILENET, "original_name": "mine.h5"},
+                           tmp_path / "upload", files=upload)
+    assert installed.status == "finished", installed.error
+    assert installed.result == {"backbone": MOBILENET, "file": "mobilenet_2_5_224_tf_no_top.h5",
+                                "installed_from": "mine.h5"}
+    assert not (tmp_path / "upload" / registry.UPLOAD_FILE).exists()  # no second copy kept
+    refused = run_inline("weights-download", {"backbone": "resnet50", "original_name": "mine.h5"},
+                         tmp_path / "refused", files=upload)
+    assert refused.status == "failed" and "mine.h5 does not fit ResNet50" in refused.error
+    assert str(tmp_path) not in refused.error

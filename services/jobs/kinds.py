@@ -43,6 +43,7 @@ _KINDS = [
     JobKind("dataset-index", "services.datasets.tasks:index_job", CPU, False, "dataset indexing"),
     JobKind("dataset-import", "services.datasets.tasks:import_job", CPU, False, "dataset import"),
     JobKind("kather-download", "services.datasets.tasks:kather_job", IO, False, "Kather download"),
+    JobKind("nct-download", "services.datasets.nct_tasks:nct_job", IO, False, "NCT-CRC-HE download"),
     JobKind("kather-large-download", "services.tissuemap.kather_large:download_job", IO, False,
             "Kather larger images download"),
     JobKind("weights-download", "services.models.weights:download_weights_job", IO, False, "weights download"),

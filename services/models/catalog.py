@@ -8,9 +8,9 @@ model taking [0, 1] float images. Other areas add names by registering a builder
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from services.errors import UserFacingError
+from services.models.saved import load_saved_model  # noqa: F401  (re-exported: the one safe loader)
 
 
 def _histology(name: str) -> Callable:
@@ -64,33 +64,23 @@ def build_model(name: str, *, input_shape=(150, 150, 3), num_classes: int = 8, *
         raise UserFacingError(f"Invalid option for {name}: {error}") from error
 
 
-def load_saved_model(path: str | Path, compile: bool = False):
-    """Load a ``.keras`` file with ``safe_mode=True`` (custom layers registered first)."""
-    from services.runtime import tensorflow
-
-    tensorflow()
-    import keras
-
-    import services.models.layers  # noqa: F401  (registers the custom layers)
-
-    try:
-        return keras.saving.load_model(Path(path), compile=compile, safe_mode=True)
-    except (ValueError, OSError) as error:
-        raise UserFacingError(f"Cannot load model {Path(path).name}: {error}") from error
-
-
 # --- transfer learning (owner: services.transfer): strategies B and D on any registry backbone ---
-def _transfer(function_name: str) -> Callable:
+def _by_path(path: str) -> Callable:
+    """A builder named ``"module:function"``, imported on first use (this module imports nothing
+    of the modules it lists, so none of them can form an import cycle with it)."""
     def build(input_shape, num_classes, **options):
-        from services.transfer import models as transfer_models
+        import importlib
 
-        return getattr(transfer_models, function_name)(input_shape=input_shape, num_classes=num_classes, **options)
+        module_name, function_name = path.split(":")
+        builder = getattr(importlib.import_module(module_name), function_name)
+        return builder(input_shape=input_shape, num_classes=num_classes, **options)
 
-    build.__name__ = function_name
+    build.__name__ = path.rsplit(":", 1)[-1]
     return build
 
 
-BUILDERS.update(transfer_frozen=_transfer("build_frozen"), transfer_finetune=_transfer("build_finetune"))
+BUILDERS.update(transfer_frozen=_by_path("services.transfer.models:build_frozen"),
+                transfer_finetune=_by_path("services.transfer.models:build_finetune"))
 DESCRIPTIONS.update(
     transfer_frozen="Transfer B: registry backbone (option backbone=, weights=) frozen but its last "
                     "4 layers; Flatten, Dense 1024, Dropout 0.5 (vgg16_v4 generalised).",

@@ -1,15 +1,15 @@
 """Pretrained-weights registry: where each backbone's ImageNet weights come from.
 
-Every backbone the dashboard uses (VGG16/19, ResNet50, MobileNetV2, EfficientNetB0,
-InceptionV3, all without their classifier top) is listed in :data:`BACKBONES` with the weights
-file Keras itself downloads: the same file name, official URL and md5 hash that
+Every backbone the dashboard uses is listed in :data:`services.models.backbones.BACKBONES` with
+the weights file Keras itself downloads: the same file name, official URL and md5 hash that
 ``keras.applications`` uses. Weights are looked for in this order:
 
 1. the project's model cache (``Settings.model_cache_dir``, default ``<data_root>/models``);
 2. Keras's standard cache (``$KERAS_HOME/models``, else ``~/.keras/models`` or ``/tmp/.keras/models``);
 3. a download into the model cache, only when asked (progress, md5 check, resumable);
-4. a file the user uploads or points to (:func:`install_weights_file`), validated by loading it
-   into the architecture; a mismatch names the first mismatching layer and caches nothing.
+4. a file the user uploads or points to (:func:`install_weights_file`): Keras's weights file, or
+   a full model (``.h5`` or ``.keras``) whose backbone layers are taken by name; validated
+   against the architecture, a mismatch names the first mismatching layer and caches nothing.
 
 A file found in a cache must carry Keras's official md5, or have been installed through
 :func:`install_weights_file` (recorded in a ``<file>.json`` manifest next to it); anything else
@@ -24,7 +24,6 @@ exactly the path real ImageNet files take, so tests can use generated files
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import json
 import os
@@ -40,98 +39,24 @@ from typing import Any
 from services.config import confine, get_settings
 from services.download import ProgressCallback, download
 from services.errors import UserFacingError
+from services.models.backbones import BACKBONES, BackboneSpec, spec
+from services.models.weights_h5 import (
+    WeightsMismatch, file_layers, first_mismatch, first_mismatch_by_name, is_full_model, load_by_name,
+    write_full_model_file, write_weights_file,
+)
 
 PRESENT, DOWNLOADABLE, MISSING = "present", "downloadable", "missing"
 IMAGENET, RANDOM = "imagenet", "random"
 MAX_SIDE = 2048
 """Largest input side accepted by :func:`check_input_size` (memory, not architecture)."""
 
-_GCS = "https://storage.googleapis.com/"
-
 
 class WeightsMissing(UserFacingError):
     """No usable weights file for a backbone; the message names the fix."""
 
 
-class WeightsMismatch(UserFacingError):
-    """A weights file that does not fit the architecture (names the first mismatching layer)."""
-
-
 class BadInputSize(UserFacingError):
     """An input size a backbone does not accept (names the allowed range)."""
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """One Keras application without its top, and the ImageNet weights file Keras uses for it."""
-
-    name: str
-    title: str
-    module: str
-    """Submodule of ``keras.applications`` holding the constructor and ``preprocess_input``."""
-    constructor: str
-    file_name: str
-    """The weights file name exactly as Keras caches it."""
-    url: str
-    md5: str | None
-    """The ``file_hash`` Keras checks (md5); None where Keras checks none (MobileNetV2)."""
-    approx_mb: float
-    min_side: int
-    default_side: int
-    size: int | None = None
-    """Exact byte size where known (checked on download); None: only the md5 is checked."""
-    preprocessing: str = ""
-    """What ``preprocess_input`` does, in words."""
-
-    def keras_module(self):
-        return importlib.import_module(f"keras.applications.{self.module}")
-
-    def build(self, input_shape: Sequence[int] | None = None):
-        """The architecture with ``weights=None`` (random initialisation, no top)."""
-        shape = tuple(input_shape) if input_shape else (self.default_side, self.default_side, 3)
-        constructor = getattr(self.keras_module(), self.constructor)
-        return constructor(include_top=False, weights=None, input_shape=shape)
-
-
-BACKBONES: dict[str, BackboneSpec] = {
-    spec.name: spec
-    for spec in (
-        BackboneSpec(
-            "vgg16", "VGG16", "vgg16", "VGG16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-            _GCS + "tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-            "6d6bbae143d832006294945121d1f1fc", 58.9, 32, 224,
-            preprocessing="RGB to BGR, ImageNet channel means subtracted (caffe style, 0..255 input)"),
-        BackboneSpec(
-            "vgg19", "VGG19", "vgg19", "VGG19", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
-            _GCS + "tensorflow/keras-applications/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
-            "253f8cb515780f3b799900260a226db6", 80.1, 32, 224,
-            preprocessing="RGB to BGR, ImageNet channel means subtracted (caffe style, 0..255 input)"),
-        BackboneSpec(
-            "resnet50", "ResNet50", "resnet50", "ResNet50", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-            _GCS + "tensorflow/keras-applications/resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-            "4d473c1dd8becc155b73f8504c6f6626", 94.8, 32, 224,
-            preprocessing="RGB to BGR, ImageNet channel means subtracted (caffe style, 0..255 input)"),
-        BackboneSpec(
-            "mobilenet_v2", "MobileNetV2 (alpha 1.0)", "mobilenet_v2", "MobileNetV2",
-            "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-            _GCS + "tensorflow/keras-applications/mobilenet_v2/"
-            "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-            None, 9.4, 32, 224,
-            preprocessing="scaled from 0..255 to -1..1 (tf style)"),
-        BackboneSpec(
-            "efficientnet_b0", "EfficientNetB0", "efficientnet", "EfficientNetB0", "efficientnetb0_notop.h5",
-            _GCS + "keras-applications/efficientnetb0_notop.h5",
-            "50bc09e76180e00e4465e1a485ddc09d", 16.7, 32, 224,
-            preprocessing="none (the model rescales and normalises 0..255 input itself)"),
-        BackboneSpec(
-            "inception_v3", "InceptionV3", "inception_v3", "InceptionV3",
-            "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-            _GCS + "tensorflow/keras-applications/inception_v3/"
-            "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-            "bcbd6486424b2319ff4ef7d526e38f63", 87.9, 75, 299,
-            preprocessing="scaled from 0..255 to -1..1 (tf style)"),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -151,13 +76,6 @@ class WeightsStatus:
     @property
     def usable(self) -> bool:
         return self.state == PRESENT
-
-
-def spec(name: str) -> BackboneSpec:
-    try:
-        return BACKBONES[name]
-    except KeyError:
-        raise UserFacingError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}.") from None
 
 
 def model_cache_dir() -> Path:
@@ -318,20 +236,37 @@ def resolve_weights(
         return _download(backbone, target, progress, stop)
 
 
-def download_job(name: str) -> Callable[[Any], dict[str, str]]:
-    """A :class:`services.jobs.JobManager` job function downloading ``name``'s weights
-    (progress in MB, stop honoured; a stopped download resumes next time)."""
+UPLOAD_FILE = "weights-upload.bin"
+"""Name of an uploaded weights file in a ``weights-download`` job's folder (``files=``)."""
+
+
+def download_weights_job(params: dict[str, Any], context) -> dict[str, str]:
+    """Job body (kind ``weights-download``): get the ImageNet weights of ``params["backbone"]``
+    into the model cache. Downloads them (progress in MB, stop honoured; a stopped download
+    resumes next time), or, when the job was submitted with the file :data:`UPLOAD_FILE`
+    (``params["original_name"]``: its name as uploaded), checks and installs that file
+    (:func:`install_weights_file`; the upload is deleted afterwards). The result names the
+    backbone and the cached file, never a server path."""
+    name = str(params.get("backbone", ""))
     backbone = spec(name)
+    upload = Path(context.dir) / UPLOAD_FILE
+    if upload.is_file():
+        shown = str(params.get("original_name") or "the uploaded file")[:200]
+        context.progress(0.1, f"checking {shown} against {backbone.title}")
+        try:
+            path = install_weights_file(name, upload, original_name=shown, confined=False)
+        finally:
+            upload.unlink(missing_ok=True)
+        return {"backbone": name, "file": path.name, "installed_from": shown}
 
-    def run(context) -> dict[str, str]:
-        def report(done: int, total: int | None) -> None:
-            total = total or int(backbone.approx_mb * 1e6)
-            context.progress(done / total, f"{done / 1e6:.1f} of {total / 1e6:.1f} MB")
+    def report(done: int, total: int | None) -> None:
+        total = total or int(backbone.approx_mb * 1e6)
+        context.progress(done / total, f"{done / 1e6:.1f} of {total / 1e6:.1f} MB")
 
-        path = resolve_weights(name, download=True, progress=report, stop=context.stop_event)
-        return {"path": str(path)}
-
-    return run
+    path = resolve_weights(name, download=True, progress=report, stop=context.stop_event)
+    if context.should_stop():
+        return {"backbone": name}
+    return {"backbone": name, "file": path.name}
 
 
 def _download(backbone, target: Path, progress, stop) -> Path:
@@ -393,6 +328,16 @@ def load_backbone(name: str, *, input_shape: Sequence[int] | int | None = None, 
     return model
 
 
+def imagenet_classifier(name: str, path: str | os.PathLike, *, shown_name: str | None = None):
+    """The backbone *with* its ImageNet top (1000 classes, default input size), its weights taken
+    by name from a full-model ``.h5`` (Keras 2 or 3; the saved config is never read). Used to
+    check that an uploaded full model really holds ImageNet weights (it should recognise a dog)."""
+    backbone = spec(name)
+    model = backbone.build(include_top=True)
+    load_by_name(model, Path(path), shown_name)
+    return model
+
+
 def _load_checked(model, path: Path, backbone: BackboneSpec, shown_name: str | None = None) -> None:
     shown_name = shown_name or path.name
     mismatch = first_mismatch(model, path, shown_name)
@@ -401,41 +346,100 @@ def _load_checked(model, path: Path, backbone: BackboneSpec, shown_name: str | N
     model.load_weights(str(path))
 
 
-def install_weights_file(name: str, source: str | os.PathLike | bytes | io.IOBase, *, original_name: str | None = None) -> Path:
-    """Validate an uploaded (bytes / file object) or pointed-to (path under the data root) weights
-    file by loading it into the architecture, then put it into the model cache.
+def install_weights_file(name: str, source: str | os.PathLike | bytes | io.IOBase, *, original_name: str | None = None,
+                         confined: bool = True) -> Path:
+    """Validate an uploaded (bytes / file object) or pointed-to (path under the data root) file and
+    put the backbone's weights into the model cache under Keras's file name.
 
-    A file that does not fit raises :class:`WeightsMismatch` naming the first mismatching layer;
-    nothing is cached then.
+    Accepted: Keras's no-top weights file (checked layer by layer, cached as is), or a full model
+    holding the backbone (a Keras ``.h5`` full model or weights file with the ImageNet top, or a
+    ``.keras`` file): the backbone's layers are taken from it by name, checked like any other file
+    and cached as a no-top weights file. A file that does not fit raises :class:`WeightsMismatch`
+    naming the first mismatching layer; nothing is cached then. A path must lie under the data
+    root (``confined=False``: a file the job system wrote into a job folder).
     """
     backbone = spec(name)
     cache = model_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    handle, temporary_name = tempfile.mkstemp(prefix=f".upload-{name}-", suffix=".h5", dir=cache)
+    handle, temporary_name = tempfile.mkstemp(prefix=f".upload-{name}-", suffix=".part", dir=cache)
     temporary = Path(temporary_name)
+    target = cache / backbone.file_name
     try:
         with os.fdopen(handle, "wb") as out:
-            copied_name = _copy_source(source, out)
+            copied_name = _copy_source(source, out, confined)
         original_name = original_name or copied_name or "the uploaded file"
+        model = backbone.build()
         try:
-            _load_checked(backbone.build(), temporary, backbone, shown_name=original_name)
-        except WeightsMismatch:
+            extracted = _fit_upload(model, temporary, backbone, original_name)
+        except UserFacingError:
             raise
         except Exception as error:  # h5py/keras raise many types for foreign files
-            raise WeightsMismatch(
-                f"{original_name} could not be loaded into {backbone.title} "
-                f"({type(error).__name__}: {error})."
-            ) from error
-        target = cache / backbone.file_name
+            raise WeightsMismatch(f"{original_name} could not be read as Keras weights for {backbone.title}.") from error
         with _lock:
+            if extracted:
+                write_weights_file(model, temporary)
             os.replace(temporary, target)
-            _write_manifest(target, backbone, "upload", original_name=original_name)
+            _write_manifest(target, backbone, "upload", original_name=original_name,
+                            **({"extracted_from": extracted} if extracted else {}))
         return target
     finally:
         temporary.unlink(missing_ok=True)
 
 
-def _copy_source(source, out) -> str | None:
+_HDF5_MAGIC, _ZIP_MAGIC = b"\x89HDF\r\n\x1a\n", b"PK\x03\x04"
+
+
+def _fit_upload(model, path: Path, backbone: BackboneSpec, shown_name: str) -> str | None:
+    """Check ``path`` against ``model``; returns None for a no-top weights file that fits as is,
+    or what the weights were taken from (they are then in ``model``)."""
+    with open(path, "rb") as handle:
+        magic = handle.read(8)
+    if magic.startswith(_ZIP_MAGIC):
+        _copy_from_keras_file(model, path, backbone, shown_name)
+        return "a .keras model (layers taken by name)"
+    if magic != _HDF5_MAGIC:
+        raise WeightsMismatch(f"{shown_name} is not an HDF5 weights file nor a .keras model.")
+    in_order = first_mismatch(model, path, shown_name)
+    if in_order is None and not is_full_model(path):
+        return None
+    by_name = first_mismatch_by_name(model, path, shown_name)
+    if by_name is not None:
+        problem = by_name if is_full_model(path) else in_order
+        raise WeightsMismatch(f"{shown_name} does not fit {backbone.title}: {problem}.")
+    load_by_name(model, path, shown_name)
+    return "a full model .h5 (layers taken by name)" if is_full_model(path) else "a weights file (layers taken by name)"
+
+
+def _copy_from_keras_file(model, path: Path, backbone: BackboneSpec, shown_name: str) -> None:
+    """The backbone's layers, by name, from a ``.keras`` model (loaded with ``safe_mode=True``;
+    nested models are searched too)."""
+    from services.models.saved import ModelRefused, leaf_layers, load_saved_model
+
+    named = path.with_name(path.name + ".keras")  # Keras reads only files named *.keras
+    os.link(path, named)
+    try:
+        loaded = load_saved_model(named, shown_name=shown_name)
+    except ModelRefused as error:
+        raise WeightsMismatch(str(error)) from None
+    finally:
+        named.unlink(missing_ok=True)
+    source = {layer.name: layer for layer in leaf_layers(loaded)}
+    pairs = []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        found = source.get(layer.name)
+        expected = [tuple(v.shape) for v in layer.weights]
+        if found is None or [tuple(v.shape) for v in found.weights] != expected:
+            what = "is not in it" if found is None else f"has shapes {[tuple(v.shape) for v in found.weights]}"
+            raise WeightsMismatch(f"{shown_name} does not fit {backbone.title}: the layer '{layer.name}' "
+                                  f"(shapes {expected}) {what}.")
+        pairs.append((layer, found))
+    for layer, found in pairs:
+        layer.set_weights(found.get_weights())
+
+
+def _copy_source(source, out, confined: bool = True) -> str | None:
     """Copy bytes, a file object (e.g. a Streamlit upload) or a confined path into ``out``."""
     if isinstance(source, (bytes, bytearray)):
         out.write(source)
@@ -443,98 +447,12 @@ def _copy_source(source, out) -> str | None:
     if hasattr(source, "read"):
         out.write(source.getvalue() if hasattr(source, "getvalue") else source.read())
         return getattr(source, "name", None)
-    path = confine(source)
+    path = confine(source) if confined else Path(source)
     if not path.is_file():
-        raise UserFacingError(f"{path} is not a file.")
+        raise UserFacingError(f"{path.name} is not a file.")
     with open(path, "rb") as handle:
         shutil.copyfileobj(handle, out)
     return path.name
-
-
-# --- the HDF5 layout Keras distributes ImageNet weights in --------------------------------
-
-
-def _layer_variables(layer) -> list:
-    """A layer's variables in the order Keras's legacy HDF5 loader assigns them."""
-    return list(layer.trainable_weights) + list(layer.non_trainable_weights)
-
-
-def _read_attribute(group, name: str) -> list[str]:
-    """A string-list attribute, joining the chunks Keras writes for long lists."""
-    if name in group.attrs:
-        values = list(group.attrs[name])
-    else:
-        values, chunk = [], 0
-        while f"{name}{chunk}" in group.attrs:
-            values.extend(group.attrs[f"{name}{chunk}"])
-            chunk += 1
-    return [v.decode("utf8") if hasattr(v, "decode") else str(v) for v in values]
-
-
-def file_layers(path: Path, shown_name: str | None = None) -> list[tuple[str, list[tuple[int, ...]]]]:
-    """(layer name, weight shapes) of every layer with weights in a Keras HDF5 weights file."""
-    import h5py
-
-    shown_name = shown_name or path.name
-    try:
-        with h5py.File(path, "r") as root:
-            group = root["model_weights"] if "layer_names" not in root.attrs and "model_weights" in root else root
-            if "layer_names" not in group.attrs and "layer_names0" not in group.attrs:
-                raise WeightsMismatch(
-                    f"{shown_name} is an HDF5 file but not in the layout Keras uses for ImageNet "
-                    "weights (no layer_names); upload the original Keras .h5 weights file."
-                )
-            layers = []
-            for layer_name in _read_attribute(group, "layer_names"):
-                layer_group = group[layer_name]
-                shapes = [tuple(layer_group[w].shape) for w in _read_attribute(layer_group, "weight_names")]
-                if shapes:
-                    layers.append((layer_name, shapes))
-            return layers
-    except OSError as error:
-        raise WeightsMismatch(f"{shown_name} is not an HDF5 weights file ({error}).") from error
-
-
-def first_mismatch(model, path: Path, shown_name: str | None = None) -> str | None:
-    """None if ``path`` fits ``model`` layer by layer; else the first mismatch, in words."""
-    expected = [(layer.name, [tuple(v.shape) for v in _layer_variables(layer)])
-                for layer in model.layers if _layer_variables(layer)]
-    found = file_layers(path, shown_name)
-    for index, (layer_name, shapes) in enumerate(expected):
-        if index >= len(found):
-            return (f"the file ends after {len(found)} layers with weights; layer #{index} "
-                    f"'{layer_name}' (shapes {shapes}) has no weights in it")
-        saved_name, saved_shapes = found[index]
-        if saved_shapes != shapes:
-            return (f"first mismatching layer is #{index} '{layer_name}': the model expects weight "
-                    f"shapes {shapes}, the file's layer '{saved_name}' has {saved_shapes}")
-    if len(found) > len(expected):
-        return (f"the file has {len(found)} layers with weights, the model {len(expected)}; first extra "
-                f"layer in the file is '{found[len(expected)][0]}'")
-    return None
-
-
-def write_weights_file(model, path: str | os.PathLike) -> Path:
-    """Save ``model``'s weights in the HDF5 layout of Keras's ImageNet files (layer_names,
-    weight_names, one dataset per variable), which ``model.load_weights(<name>.h5)`` reads.
-
-    Used to generate stand-in weights for tests and offline demos; such files are never official.
-    """
-    import h5py
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as root:
-        root.attrs["layer_names"] = [layer.name.encode("utf8") for layer in model.layers]
-        root.attrs["backend"] = b"tensorflow"
-        for layer in sorted(model.layers, key=lambda item: item.name):
-            group = root.create_group(layer.name)
-            variables = _layer_variables(layer)
-            names = [f"{layer.name}_{i}_{v.name}:0".encode("utf8") for i, v in enumerate(variables)]
-            group.attrs["weight_names"] = names
-            for weight_name, variable in zip(names, variables):
-                group.create_dataset(weight_name.decode("utf8"), data=variable.numpy())
-    return path
 
 
 def _main(argv: Sequence[str] | None = None) -> int:

@@ -1,12 +1,13 @@
 """A comparison experiment: the chosen strategies x backbones on one dataset split, run one after
-the other (so their timings are comparable) as one background job.
+the other (so their timings are comparable) as one job.
 
-Strategies A, B, B+aug and D are runs of the training service's worker (catalog names
-``cnn_*``, ``transfer_frozen``, ``transfer_finetune``), so they appear in the training monitor.
-Strategy C runs in a process of its own (:mod:`services.transfer.strategy_c`): features are
-extracted (or found in the cache) first, then the head is fitted with
-:class:`~services.training.callback.DashboardCallback`, so it is a monitor run too; its summary
-records the feature-extraction time separately.
+The job body is :func:`experiment_job` (kind ``transfer``, resumable): it runs in a job worker
+process under the job queue's TensorFlow limit, and every compared model trains *inside* it.
+Strategies A, B, B+aug and D are training runs (catalog names ``cnn_*``, ``transfer_frozen``,
+``transfer_finetune``) executed by the training service's worker code in this process; strategy
+C (:mod:`services.transfer.strategy_c`) is recorded the same way. All of them appear in the
+training monitor. A resumed job skips what finished and continues an interrupted run from its
+last backup (the job folder remembers which run was in flight).
 
 The job's result lists one entry per compared model (``strategy``, ``backbone``, ``run_ids``);
 :func:`collect_results` turns the entries into :class:`~services.transfer.results.RunResult` rows.
@@ -14,98 +15,72 @@ The job's result lists one entry per compared model (``strategy``, ``backbone``,
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
+from services import run_layout
 from services.errors import UserFacingError
-from services.transfer.models import FINE_TUNE_LEARNING_RATE, HEAD_C_LEARNING_RATE, STRATEGIES
 from services.transfer.results import RunResult
+from services.transfer.spec import (  # noqa: F401  (re-exported: the page's one import)
+    MAX_FOLDS, SCRATCH_MODELS, ExperimentSpec, PlannedRun, backbone_problem, plan, weights_label,
+)
 
 JOB_KIND = "transfer"
-SCRATCH_MODELS = ("cnn_v1", "cnn_v2", "cnn_v3", "mini_inception")
-POLL_S = 0.5
+PROGRESS_INTERVAL_S = 1.0
 
 
-@dataclass
-class ExperimentSpec:
-    dataset: str
-    split: str
-    strategies: list[str]
-    backbones: list[str] = field(default_factory=lambda: ["mobilenet_v2"])
-    weights: str = "imagenet"
-    """"imagenet", or "random" for the labelled untrained-backbone baseline."""
-    scratch_models: list[str] = field(default_factory=lambda: ["cnn_v1"])
-    image_size: int = 150
-    epochs: int = 5
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    head_learning_rate: float = HEAD_C_LEARNING_RATE
-    fine_tune_epochs: int = 3
-    fine_tune_learning_rate: float = FINE_TUNE_LEARNING_RATE
-    head_units: int = 512
-    seed: int = 42
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ExperimentSpec":
-        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+# --- the job folder's memory of what ran ---------------------------------------------------------
 
 
-@dataclass
-class PlannedRun:
-    strategy: str
-    backbone: str | None
-    model: str
-    label: str
-    enabled: bool = True
-    reason: str = ""
-
-
-def weights_label(weights: str) -> str:
-    return "imagenet" if weights == "imagenet" else "random init"
-
-
-def backbone_problem(backbone: str, weights: str, image_size: int) -> str:
-    """Why ``backbone`` cannot be used as asked ("" when it can): input size, then weights."""
-    from services.models import weights as registry
-
+def _load_state(folder) -> dict[str, Any]:
     try:
-        registry.check_input_size(backbone, image_size)
-    except UserFacingError as error:
-        return str(error)
-    if weights == "imagenet":
-        status = registry.weights_status(backbone)
-        if not status.usable:
-            return f"no ImageNet weights: {status.reason} Fix: {status.fix}"
-    return ""
+        state = json.loads(run_layout.experiment_state(folder).read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
 
 
-def plan(spec: ExperimentSpec) -> list[PlannedRun]:
-    """What the experiment will run; items that cannot run are kept, disabled, with the reason."""
-    unknown = [s for s in spec.strategies if s not in STRATEGIES]
-    if unknown or not spec.strategies:
-        raise UserFacingError(f"choose strategies among {', '.join(STRATEGIES)} (got {spec.strategies}).")
-    if spec.weights not in ("imagenet", "random"):
-        raise UserFacingError("weights must be 'imagenet' or 'random'.")
-    planned = []
-    for strategy in spec.strategies:
-        if strategy == "A":
-            planned += [PlannedRun("A", None, m, f"A · {m}") for m in spec.scratch_models]
-            continue
-        if not spec.backbones:
-            raise UserFacingError(f"strategy {strategy} needs at least one backbone.")
-        for backbone in spec.backbones:
-            problem = backbone_problem(backbone, spec.weights, spec.image_size)
-            suffix = "" if spec.weights == "imagenet" else " (random init)"
-            model = {"C": "feature_head", "D": "transfer_finetune"}.get(strategy, "transfer_frozen")
-            planned.append(PlannedRun(strategy, backbone, model, f"{strategy} · {backbone}{suffix}",
-                                      enabled=not problem, reason=problem))
-    return planned
+def _save_state(folder, state: dict[str, Any]) -> None:
+    path = run_layout.experiment_state(folder)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(state))
+    temporary.replace(path)
+
+
+# --- progress ------------------------------------------------------------------------------------
+
+
+def _eta(seconds_per_epoch: float | None, remaining_epochs: int) -> str:
+    if not seconds_per_epoch or remaining_epochs <= 0:
+        return ""
+    left = seconds_per_epoch * remaining_epochs
+    return f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.0f} min left"
+
+
+def run_watcher(store, run_id: str, report: Callable[[float, str], None], should_stop: Callable[[], bool]):
+    """A ``should_stop`` for a training run that also reports its epochs and an ETA (at most
+    once a second): ``report(fraction of the run, message)``."""
+    last = [0.0]
+
+    def watch() -> bool:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_INTERVAL_S:
+            last[0] = now
+            run = store.find_run(run_id)
+            if run is not None and run.epochs:
+                table = store.epoch_table(run_id)
+                seconds = table["epoch_seconds"].dropna() if "epoch_seconds" in table else []
+                mean = float(np.mean(seconds)) if len(seconds) else None
+                report(run.epochs_done / run.epochs,
+                       f"epoch {run.epochs_done}/{run.epochs}{_eta(mean, run.epochs - run.epochs_done)}")
+        return should_stop()
+
+    return watch
 
 
 # --- running -------------------------------------------------------------------------------------
@@ -120,95 +95,136 @@ def _run_config(spec: ExperimentSpec, model: str, name: str, **overrides):
     return RunConfig(**{**values, **overrides})
 
 
-def wait_for_run(run_id: str, label: str, store, should_stop, progress=None) -> None:
-    """Block until the run's process ends; a stop request is passed on to the run (and ends the
-    job); a run that ends other than finished raises :class:`UserFacingError` naming ``label``.
+def _ended_well(store, run_id: str, label: str, status: str) -> None:
+    """Raise for a run that did not finish: stopped ends the job stopped, anything else fails it."""
+    from services.jobs.context import JobStopped
+    from services.training import store as run_store
 
-    ``progress(fraction, message)`` relays what the run reports in its summary (strategy C)."""
-    from services.training import launcher
-    from services.jobs import JobStopped
-
-    asked = False
-    while True:
-        store.refresh_liveness()  # a run whose process died is marked interrupted, not waited for forever
-        run = store.get_run(run_id)
-        if not run.active:
-            if asked:
-                raise JobStopped()
-            if run.status != "finished":
-                raise UserFacingError(f"run {label} ended {run.status}: {run.error or 'see the training monitor'}")
-            return
-        if progress is not None and "progress" in run.summary:
-            progress(float(run.summary["progress"]), str(run.summary.get("stage", "")))
-        if should_stop() and not asked:
-            launcher.stop_run(run_id, store)
-            asked = True
-        time.sleep(POLL_S)
+    if status == run_store.FINISHED:
+        return
+    if status == run_store.STOPPED:
+        raise JobStopped()
+    run = store.find_run(run_id)
+    raise UserFacingError(f"run {label} ended {status}: {(run.error if run else None) or 'see the training monitor'}")
 
 
-def _worker_run(spec: ExperimentSpec, store, should_stop, model: str, name: str, **overrides) -> str:
-    from services.training import launcher
+class _Runner:
+    """Runs the steps of one comparison inside the job, remembering each run id in the job folder
+    before it starts, so that a resumed job continues the same run instead of starting anew."""
 
-    run_id = launcher.start_run(_run_config(spec, model, name, **overrides), store)
-    wait_for_run(run_id, name, store, should_stop)
-    return run_id
+    def __init__(self, spec: ExperimentSpec, store, context, state: dict[str, Any]):
+        self.spec, self.store, self.context, self.state = spec, store, context, state
+        self.current: list[str] = list(state.get("current_runs") or [])
+
+    def _remember(self, run_ids: list[str]) -> None:
+        self.state["current_runs"] = run_ids
+        _save_state(self.context.dir, self.state)
+
+    def _reuse(self, step: int) -> str | None:
+        """The run of this step recorded by an earlier attempt of the job, if any."""
+        if step < len(self.current) and self.store.find_run(self.current[step]) is not None:
+            return self.current[step]
+        return None
+
+    def training(self, step: int, config, report: Callable[[float, str], None]) -> str:
+        """Step ``step`` of the item as a training run (created, or the earlier attempt's resumed)."""
+        from services.training import launcher, worker
+        from services.training import store as run_store
+
+        run_id = self._reuse(step)
+        if run_id is not None and self.store.get_run(run_id).status == run_store.FINISHED:
+            return run_id
+        if run_id is None:
+            run_id = launcher.create_run_for(config, self.store, source="transfer", status=run_store.RUNNING)
+            self.current = self.current[:step] + [run_id]
+            self._remember(self.current)
+        status = worker.execute(run_id, store=self.store, job_id=self.context.job_id,
+                                should_stop=run_watcher(self.store, run_id, report, self.context.should_stop))
+        _ended_well(self.store, run_id, config.name, status)
+        return run_id
+
+    def strategy_c(self, item: PlannedRun, report: Callable[[float, str], None]) -> str:
+        from services.training import store as run_store
+        from services.transfer import strategy_c
+
+        run_id = self._reuse(0)
+        if run_id is not None and self.store.get_run(run_id).status == run_store.FINISHED:
+            return run_id
+        if run_id is None:
+            run_id = strategy_c.create_run(self.store, self.spec, item.backbone, item.label, self.context.job_id)
+            self._remember([run_id])
+        status = strategy_c.run_strategy_c(self.store, run_id, self.spec, item.backbone, job_id=self.context.job_id,
+                                           should_stop=self.context.should_stop, progress=report)
+        _ended_well(self.store, run_id, item.label, status)
+        return run_id
+
+    def item(self, item: PlannedRun, report: Callable[[float, str], None]) -> list[str]:
+        """Run one planned item to its end; returns its run ids (two for strategy D)."""
+        spec = self.spec
+        options = {"backbone": item.backbone, "weights": spec.weights}
+        if item.strategy == "A":
+            return [self.training(0, _run_config(spec, item.model, item.label), report)]
+        if item.strategy in ("B", "B+aug"):
+            config = _run_config(spec, "transfer_frozen", item.label, options=options, augment=item.strategy == "B+aug")
+            return [self.training(0, config, report)]
+        if item.strategy == "D":
+            share = spec.epochs / max(1, spec.epochs + spec.fine_tune_epochs)
+            head_run = self.training(0, _run_config(spec, "transfer_frozen", f"{item.label} (phase 1: head)",
+                                                    options={**options, "trainable_top_layers": 0}),
+                                     lambda f, m: report(share * f, f"phase 1 (head), {m}"))
+            best = self.store.artifact_path(head_run, "best_model")
+            if best is None:
+                raise UserFacingError(f"phase 1 of {item.label} saved no model; see the training monitor.")
+            tuned = self.training(1, _run_config(spec, "transfer_finetune", f"{item.label} (phase 2: fine-tune)",
+                                                 options={"init_model": str(best), "backbone": item.backbone},
+                                                 epochs=spec.fine_tune_epochs,
+                                                 learning_rate=spec.fine_tune_learning_rate),
+                                  lambda f, m: report(share + (1 - share) * f, f"phase 2 (fine-tuning), {m}"))
+            return [head_run, tuned]
+        if item.strategy == "C":
+            return [self.strategy_c(item, report)]
+        raise UserFacingError(f"unknown strategy {item.strategy!r}")
 
 
-def run_planned(item: PlannedRun, spec: ExperimentSpec, store, should_stop, progress) -> list[str]:
-    """Run one planned item to its end; returns its run ids (two for strategy D).
+def experiment_job(params: dict[str, Any], context) -> dict[str, Any]:
+    """Job body (kind ``transfer``): every enabled planned item of ``params["spec"]`` in turn.
 
-    ``progress(fraction, message)`` reports the item's own progress (strategy C only)."""
-    options = {"backbone": item.backbone, "weights": spec.weights}
-    if item.strategy == "A":
-        return [_worker_run(spec, store, should_stop, item.model, item.label)]
-    if item.strategy in ("B", "B+aug"):
-        return [_worker_run(spec, store, should_stop, "transfer_frozen", item.label, options=options,
-                            augment=item.strategy == "B+aug")]
-    if item.strategy == "D":
-        head_run = _worker_run(spec, store, should_stop, "transfer_frozen", f"{item.label} (phase 1: head)",
-                               options={**options, "trainable_top_layers": 0})
-        best = store.artifact_path(head_run, "best_model")
-        if best is None:
-            raise UserFacingError(f"phase 1 of {item.label} saved no model; see the training monitor.")
-        tuned = _worker_run(spec, store, should_stop, "transfer_finetune", f"{item.label} (phase 2: fine-tune)",
-                            options={"init_model": str(best), "backbone": item.backbone},
-                            epochs=spec.fine_tune_epochs, learning_rate=spec.fine_tune_learning_rate)
-        return [head_run, tuned]
-    if item.strategy == "C":
-        from services.transfer.strategy_c import start_strategy_c
+    ``params["store"]`` optionally names the run store (default: the data root's). Resumable:
+    finished items are kept, the item in flight continues."""
+    from services.training.store import RunStore
 
-        run_id = start_strategy_c(spec, item.backbone, item.label, store=store)
-        wait_for_run(run_id, item.label, store, should_stop, progress)
-        return [run_id]
-    raise UserFacingError(f"unknown strategy {item.strategy!r}")
-
-
-def run_experiment(context, store) -> dict:
-    """The background job (:class:`services.jobs.JobManager`): every enabled planned item in turn."""
-    spec = ExperimentSpec.from_dict(context.params["spec"])
+    spec = ExperimentSpec.from_dict(params["spec"])
+    store = RunStore(params.get("store"))
     planned = plan(spec)
     items = [item for item in planned if item.enabled]
     skipped = [asdict(item) for item in planned if not item.enabled]
-    entries: list[dict] = []
+    state = _load_state(context.dir) if context.resumed else {}
+    entries: list[dict] = list(state.get("entries") or [])
+    done = {entry["label"] for entry in entries}
+    state["entries"] = entries
     context.update_result(entries=entries, skipped=skipped, spec=spec.to_dict())
+    runner = _Runner(spec, store, context, state)
     for index, item in enumerate(items):
-        def progress(fraction: float, message: str, index=index, item=item) -> None:
-            context.progress((index + min(1.0, max(0.0, fraction))) / len(items), f"{item.label}: {message}")
+        if item.label in done:
+            continue
 
-        progress(0.0, f"started ({index + 1}/{len(items)})")
-        run_ids = run_planned(item, spec, store, context.should_stop, progress)
+        def report(fraction: float, message: str, index=index, item=item) -> None:
+            overall = (index + min(1.0, max(0.0, fraction))) / len(items)
+            context.progress(overall, f"{item.label} ({index + 1}/{len(items)}): {message}")
+
+        report(0.0, "starting")
+        run_ids = runner.item(item, report)
         entries.append({**asdict(item), "run_ids": run_ids})
+        runner.current = []
+        state["current_runs"] = []
+        _save_state(context.dir, state)
         context.update_result(entries=entries)
+    context.progress(1.0, f"{len(entries)} compared")
     return {"entries": entries, "skipped": skipped, "spec": spec.to_dict()}
 
 
-def start_experiment(manager, spec: ExperimentSpec, store) -> str:
-    """Validate ``spec`` and queue it as a job; returns the job id.
-
-    ``store`` is the process's one :class:`~services.training.store.RunStore` for this path (the
-    page's cached one): creating a second store object in a process that already has one open
-    reopens the database file, which drops SQLite's file locks of the first (POSIX locks are per
-    process) and lets another process delete the WAL under it."""
+def start_experiment(manager, spec: ExperimentSpec, store_path: str | None = None) -> str:
+    """Validate ``spec`` and queue it as a ``transfer`` job; returns the job id."""
     from services.datasets.splits import load_split
 
     load_split(spec.dataset, spec.split)  # refuses a missing split or vanished files now
@@ -216,7 +232,10 @@ def start_experiment(manager, spec: ExperimentSpec, store) -> str:
     if not any(item.enabled for item in items):
         raise UserFacingError("nothing to run: " + " ".join(f"{i.label}: {i.reason}" for i in items))
     title = f"{', '.join(spec.strategies)} on {spec.dataset}/{spec.split}"
-    return manager.submit(JOB_KIND, title, lambda context: run_experiment(context, store), {"spec": spec.to_dict()})
+    params: dict[str, Any] = {"spec": spec.to_dict()}
+    if store_path:
+        params["store"] = str(store_path)
+    return manager.submit(JOB_KIND, title, params)
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -232,36 +251,73 @@ def _history(store, run_ids: list[str]) -> dict[str, list[float]]:
     return history
 
 
+def _number(value) -> float | None:
+    """A finite number from an untrusted summary field, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if np.isfinite(value) else None
+
+
+def _count(value) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None else None
+
+
+def _matrix(value) -> list[list[int]]:
+    """A square matrix of counts, or [] when the stored one is anything else."""
+    rows = _of(list, value, [])
+    if not all(isinstance(row, list) and len(row) == len(rows) for row in rows):
+        return []
+    counts = [[_count(cell) for cell in row] for row in rows]
+    return counts if all(cell is not None for row in counts for cell in row) else []
+
+
+def _of(kind, value, default):
+    return value if isinstance(value, kind) else default
+
+
 def result_for(entry: dict, store, spec: ExperimentSpec) -> RunResult | None:
-    """One comparison row from an experiment entry (None when its runs were deleted)."""
-    runs = [store.find_run(run_id) for run_id in entry["run_ids"]]
+    """One comparison row from an experiment entry (None when its runs were deleted). Store rows
+    are untrusted: a field of the wrong type is left empty rather than breaking the table."""
+    run_ids = _of(list, entry.get("run_ids"), [])
+    runs = [store.find_run(run_id) for run_id in run_ids if isinstance(run_id, str)]
     if not runs or any(run is None for run in runs):
         return None
-    last, history = runs[-1], _history(store, entry["run_ids"])
-    summary = last.summary
+    last, history = runs[-1], _history(store, run_ids)
+    summary = _of(dict, last.summary, {})
     seconds = [s for s in history.pop("epoch_seconds", []) if s == s]
-    walls = [run.summary.get("wall_seconds") for run in runs]
+    walls = [_number(_of(dict, run.summary, {}).get("wall_seconds")) for run in runs]
     model_path = store.artifact_path(last.id, "final_model")
+    classes = _of(list, summary.get("classes"), [])
     return RunResult(
-        name=entry["label"], strategy=entry["strategy"], model=entry["model"], backbone=entry.get("backbone"),
+        name=str(entry.get("label", "")), strategy=str(entry.get("strategy", "")), model=str(entry.get("model", "")),
+        backbone=entry.get("backbone") if isinstance(entry.get("backbone"), str) else None,
         weights=weights_label(spec.weights) if entry.get("backbone") else "n/a",
-        augment=entry["strategy"] == "B+aug", dataset=spec.dataset, split=spec.split,
+        augment=entry.get("strategy") == "B+aug", dataset=spec.dataset, split=spec.split,
         synthetic=bool(last.synthetic), status=last.status, run_id=last.id,
-        val_accuracy=summary.get("val_accuracy"), test_accuracy=summary.get("test_accuracy"),
-        macro_f1=summary.get("test_macro_f1"), per_class_recall=summary.get("test_recall") or {},
-        confusion=summary.get("test_confusion_matrix") or [], class_names=summary.get("classes") or [],
-        params_total=summary.get("total_parameters"), params_trainable=summary.get("trainable_parameters"),
+        val_accuracy=_number(summary.get("val_accuracy")), test_accuracy=_number(summary.get("test_accuracy")),
+        macro_f1=_number(summary.get("test_macro_f1")),
+        per_class_recall={str(k): _number(v) for k, v in _of(dict, summary.get("test_recall"), {}).items()},
+        confusion=_matrix(summary.get("test_confusion_matrix")),
+        class_names=[str(name) for name in classes],
+        total_parameters=_count(summary.get("total_parameters")),
+        trainable_parameters=_count(summary.get("trainable_parameters")),
         seconds_per_epoch=float(np.mean(seconds)) if seconds else None,
         wall_seconds=float(sum(w for w in walls if w)) if any(walls) else None,
-        extraction_seconds=summary.get("extraction_seconds"), features_reused=summary.get("features_reused"),
-        device=last.device or "", history=history, model_path=str(model_path) if model_path else None,
+        extraction_seconds=_number(summary.get("extraction_seconds")),
+        features_reused=summary.get("features_reused") if isinstance(summary.get("features_reused"), bool) else None,
+        cv_folds=_count(summary.get("cv_folds")), cv_accuracy_mean=_number(summary.get("cv_accuracy_mean")),
+        cv_accuracy_std=_number(summary.get("cv_accuracy_std")),
+        head_pooling=summary.get("head_pooling") if summary.get("head_pooling") in ("flatten", "avg") else None,
+        device=str(last.device or ""), history=history, model_path=str(model_path) if model_path else None,
     )
 
 
 def collect_results(job_result: dict | None, store) -> list[RunResult]:
     """The comparison rows of a (finished or running) experiment job's result."""
-    if not job_result:
+    if not job_result or not isinstance(job_result.get("spec"), dict):
         return []
     spec = ExperimentSpec.from_dict(job_result["spec"])
-    rows = [result_for(entry, store, spec) for entry in job_result.get("entries", [])]
+    rows = [result_for(entry, store, spec) for entry in _of(list, job_result.get("entries"), [])
+            if isinstance(entry, dict)]
     return [row for row in rows if row is not None]

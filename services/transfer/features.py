@@ -226,26 +226,24 @@ def extract_splits(base, backbone: str, frame, *, image_size: int, batch_size: i
                 preprocessing=preprocessing, image_size=(image_size, image_size), batch_size=batch_size,
                 progress=report, should_stop=should_stop, weights_digest=digest)
         except StopRequested:
-            from services.jobs import JobStopped
+            from services.jobs.context import JobStopped
 
             raise JobStopped() from None
         done_before += len(rows)
     return sets
 
 
-def extraction_job(context) -> dict:
-    """A :class:`services.jobs.JobManager` job: cache the features of every part of a saved split.
+def feature_extraction_job(params: dict, context) -> dict:
+    """Job body (kind ``feature-extraction``): cache the features of every part of a saved split.
 
-    ``context.params``: dataset, split, backbone, weights ("imagenet" | "random"), image_size,
+    ``params``: dataset, split, backbone, weights ("imagenet" | "random"), image_size,
     batch_size. Progress per batch; a stop request ends it with nothing half-written."""
     from services.models import weights as registry
 
-    params = context.params
     size = int(params.get("image_size", 150))
     frame, _ = split_rows(params["dataset"], params["split"])
     base = registry.load_backbone(params["backbone"], input_shape=(size, size, 3), weights=params.get("weights", "imagenet"))
     sets = extract_splits(base, params["backbone"], frame, image_size=size, batch_size=int(params.get("batch_size", 32)),
-                          progress=context.progress,
-                          should_stop=context.should_stop)
+                          progress=context.progress, should_stop=context.should_stop)
     return {split: {"digest": s.key.digest, "count": len(s.paths), "seconds": s.seconds, "reused": s.reused}
             for split, s in sets.items()}

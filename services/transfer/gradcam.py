@@ -4,8 +4,8 @@ Grad-CAM (Selvaraju et al. 2017): weight each channel of a convolutional layer's
 mean gradient of the class score with respect to it, sum, keep the positive part. The result,
 upscaled to the image, shows the regions that raised the score of that class.
 
-Works on any Keras functional model whose layers are reachable with ``model.get_layer`` (the
-transfer models of :mod:`services.transfer.models` are built flat for that reason).
+Works on any Keras classifier: Functional or Sequential, loaded from a file or not, with nested
+backbones (layers are run one by one by :mod:`services.transfer.graph`).
 """
 
 from __future__ import annotations
@@ -14,35 +14,18 @@ import numpy as np
 
 from services.errors import UserFacingError
 from services.runtime import tensorflow
+from services.transfer import graph
 
 
 def spatial_layer_names(model) -> list[str]:
-    """Names of the layers with a 4-D output (batch, height, width, channels), input first."""
-    names = []
-    for layer in model.layers:
-        shape = getattr(layer, "output", None)
-        shape = getattr(shape, "shape", None)
-        if shape is not None and len(shape) == 4 and layer.__class__.__name__ != "InputLayer":
-            names.append(layer.name)
-    return names
+    """Paths of the layers with a spatial output (batch, height, width, channels), in order,
+    preprocessing left out (see :func:`services.transfer.graph.spatial_layers`)."""
+    return graph.spatial_layers(model)
 
 
 def last_conv_layer_name(model) -> str:
     """The last layer with a spatial output: the usual Grad-CAM layer."""
-    names = spatial_layer_names(model)
-    if not names:
-        raise UserFacingError(f"model {model.name} has no convolutional layer to explain.")
-    return names[-1]
-
-
-def _layer(model, name: str):
-    try:
-        return model.get_layer(name)
-    except ValueError as error:
-        raise UserFacingError(
-            f"model {model.name} has no layer named {name!r}; choose one of "
-            f"{', '.join(spatial_layer_names(model)[-5:])} ..."
-        ) from error
+    return graph.last_spatial_layer(model)
 
 
 def _batch(image: np.ndarray) -> np.ndarray:
@@ -54,19 +37,23 @@ def gradcam(model, image: np.ndarray, layer_name: str | None = None, class_index
     """Grad-CAM heatmap of ``image`` (H x W x C, already preprocessed for ``model``).
 
     Returns a float32 array of the layer's spatial size, scaled to 0..1 (all zeros when nothing
-    raised the class score). ``class_index`` defaults to the predicted class.
+    raised the class score). ``class_index`` defaults to the predicted class; ``layer_name`` (a
+    layer path, nested backbones included) to the last spatial layer.
     """
-    import keras
-
     tf = tensorflow()
     layer_name = layer_name or last_conv_layer_name(model)
-    grad_model = keras.Model(model.input, [_layer(model, layer_name).output, model.output])
     batch = tf.convert_to_tensor(_batch(image))
     with tf.GradientTape() as tape:
-        activations, predictions = grad_model(batch, training=False)
+        predictions, found = graph.run(model, batch, [layer_name], tape=tape)
+        activations = found[layer_name]
         if class_index is None:
             class_index = int(tf.argmax(predictions[0]))
+        if not 0 <= class_index < int(predictions.shape[-1]):
+            raise UserFacingError(f"class index {class_index} is out of range: the model has "
+                                  f"{int(predictions.shape[-1])} classes.")
         score = predictions[:, class_index]
+    if len(activations.shape) != 4:
+        raise UserFacingError(f"layer {layer_name} has no spatial output (shape {tuple(activations.shape[1:])}).")
     gradients = tape.gradient(score, activations)
     if gradients is None:
         raise UserFacingError(f"the output of {model.name} does not depend on layer {layer_name}.")
@@ -99,11 +86,9 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4) -> np.nd
 
 
 def feature_maps(model, image: np.ndarray, layer_name: str) -> np.ndarray:
-    """The output of ``layer_name`` for one preprocessed image: H x W x channels float32."""
-    import keras
-
-    probe = keras.Model(model.input, _layer(model, layer_name).output)
-    output = np.asarray(probe(_batch(image), training=False))[0]
+    """The output of ``layer_name`` (a layer path) for one preprocessed image: H x W x channels."""
+    _, found = graph.run(model, _batch(image), [layer_name])
+    output = np.asarray(found[layer_name])[0]
     if output.ndim != 3:
         raise UserFacingError(f"layer {layer_name} has no spatial output (shape {output.shape}).")
     return output

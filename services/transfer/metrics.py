@@ -1,6 +1,6 @@
-"""What every run records: accuracy, macro F1, per-class recall, the confusion matrix and the
-parameter counts, computed exactly as the training service scores its runs
-(:func:`services.training.evaluation.scores`), so strategy C rows compare fairly with A/B/D."""
+"""Accuracy, macro F1, per-class recall and the confusion matrix of class probabilities, computed
+exactly as the training service scores its runs (:func:`services.training.evaluation.scores`),
+so cross-validation folds and cross-dataset evaluations compare fairly with the runs."""
 
 from __future__ import annotations
 
@@ -31,11 +31,3 @@ def evaluate(true: np.ndarray, probabilities: np.ndarray, class_names: list[str]
     return Evaluation(accuracy=result["accuracy"], macro_f1=result["macro_f1"],
                       per_class_recall=result["recall"], confusion=result["confusion_matrix"],
                       class_names=list(class_names), count=int(len(true)))
-
-
-def parameter_counts(model) -> dict[str, int]:
-    """``params_total`` and ``params_trainable`` (the book's model summaries)."""
-    from services.models.histology import parameter_counts as counts
-
-    values = counts(model)
-    return {"params_total": int(values["total"]), "params_trainable": int(values["trainable"])}

@@ -26,17 +26,9 @@ from services.runtime import tensorflow
 HEAD_C_LEARNING_RATE = 1e-4
 FINE_TUNE_LEARNING_RATE = 1e-5
 
-PREPROCESS_STYLE = {"vgg16": "caffe", "vgg19": "caffe", "resnet50": "caffe", "mobilenet_v2": "tf",
-                    "inception_v3": "tf", "efficientnet_b0": "none"}
-"""How each backbone's ``preprocess_input`` treats 0..255 RGB (checked against Keras in tests)."""
-
-TOP_BLOCK_PREFIXES = {
-    "vgg16": ("block5_",), "vgg19": ("block5_",), "resnet50": ("conv5_block3_",),
-    "mobilenet_v2": ("block_16_", "Conv_1", "out_relu"), "efficientnet_b0": ("block7a_", "top_"),
-}
-"""Layer-name prefixes of each backbone's last block (strategy D unfreezes these)."""
 TOP_BLOCK_FALLBACK_LAYERS = 20
-"""Backbones without a prefix entry (InceptionV3's layer names are generic) unfreeze this many."""
+"""Backbones without top-block prefixes (InceptionV3's layer names are generic) unfreeze this many."""
+POOLINGS = {"flatten": "Flatten (the book's head)", "avg": "global average pooling"}
 
 
 def _keras():
@@ -48,8 +40,10 @@ def _keras():
 
 def preprocess_layer(backbone_name: str):
     """A serialisable layer doing ``preprocess_input(x * 255)`` for [0, 1] input."""
+    from services.models.backbones import spec
+
     keras = _keras()
-    style = PREPROCESS_STYLE.get(backbone_name)
+    style = spec(backbone_name).preprocess_mode
     if style == "caffe":
         from services.models.layers import CaffePreprocess
 
@@ -58,7 +52,7 @@ def preprocess_layer(backbone_name: str):
         return keras.layers.Rescaling(2.0, offset=-1.0, name=f"{backbone_name}_preprocess")
     if style == "none":
         return keras.layers.Rescaling(255.0, name=f"{backbone_name}_preprocess")
-    raise UserFacingError(f"no preprocessing known for backbone {backbone_name!r}.")
+    raise UserFacingError(f"no preprocessing layer for mode {style!r} of backbone {backbone_name!r}.")
 
 
 def attach(backbone, backbone_name: str, *, augmentation=None):
@@ -94,16 +88,22 @@ def frozen_backbone_model(
     keras = _keras()
     _freeze_all_but_top(backbone, trainable_top_layers)
     inputs, features = attach(backbone, backbone_name, augmentation=augmentation)
-    if pooling == "flatten":
-        x = keras.layers.Flatten(name="head_flatten")(features)
-    elif pooling == "avg":
-        x = keras.layers.GlobalAveragePooling2D(name="head_pool")(features)
-    else:
-        raise UserFacingError(f"pooling must be 'flatten' or 'avg', not {pooling!r}.")
+    x = pool(features, pooling)
     x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="head_output")(x)
     return keras.Model(inputs, outputs, name=name or f"{backbone_name}_frozen")
+
+
+def pool(features, pooling: str):
+    """The head's first layer on 4-D backbone features: the book's Flatten, or global average
+    pooling (``"avg"``: channels only, far fewer head weights on large feature maps)."""
+    keras = _keras()
+    if pooling == "flatten":
+        return keras.layers.Flatten(name="head_flatten")(features)
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name="head_pool")(features)
+    raise UserFacingError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}.")
 
 
 def feature_extractor(backbone, backbone_name: str):
@@ -114,12 +114,13 @@ def feature_extractor(backbone, backbone_name: str):
     return keras.Model(inputs, features, name=f"{backbone_name}_features")
 
 
-def feature_head(feature_shape, num_classes: int, *, units: int = 512, dropout: float = 0.3, name: str = "feature_head"):
-    """Strategy C's head (book ch. 4): Flatten, Dense 512, Dropout 0.3, Dense 512, Dropout 0.3,
-    softmax. Compile it with ``Adam(1e-4)`` (:func:`compile_model`)."""
+def feature_head(feature_shape, num_classes: int, *, units: int = 512, dropout: float = 0.3,
+                 pooling: str = "flatten", name: str = "feature_head"):
+    """Strategy C's head (book ch. 4): Flatten (or global average pooling), Dense 512, Dropout
+    0.3, Dense 512, Dropout 0.3, softmax. Compile it with ``Adam(1e-4)`` (:func:`compile_model`)."""
     keras = _keras()
     inputs = keras.Input(shape=tuple(feature_shape), name="features")
-    x = keras.layers.Flatten(name="head_flatten")(inputs)
+    x = pool(inputs, pooling)
     for index in (1, 2):
         x = keras.layers.Dense(units, activation="relu", name=f"head_dense_{index}")(x)
         x = keras.layers.Dropout(dropout, name=f"head_dropout_{index}")(x)
@@ -137,7 +138,9 @@ def compose(backbone, backbone_name: str, head, name: str | None = None):
 
 def top_block_layers(model, backbone_name: str, backbone_layer_names: list[str]) -> list:
     """The layers of ``model`` that form the backbone's last block."""
-    prefixes = TOP_BLOCK_PREFIXES.get(backbone_name)
+    from services.models.backbones import spec
+
+    prefixes = spec(backbone_name).top_block_prefixes
     names = [n for n in backbone_layer_names if prefixes and n.startswith(prefixes)]
     if not names:
         names = backbone_layer_names[-TOP_BLOCK_FALLBACK_LAYERS:]
@@ -220,7 +223,7 @@ def build_finetune(input_shape=(150, 150, 3), num_classes: int = 8, *, init_mode
     phase (a ``.keras`` file under the data root) with its top block unfrozen; train it at a low
     learning rate (:data:`FINE_TUNE_LEARNING_RATE`)."""
     from services.config import confine
-    from services.models.catalog import load_saved_model
+    from services.models.saved import load_saved_model
 
     model = load_saved_model(confine(init_model))
     if tuple(model.input.shape[1:]) != tuple(input_shape) or model.output.shape[-1] != num_classes:

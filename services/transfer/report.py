@@ -18,7 +18,10 @@ from services.transfer.results import (
 )
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-PERCENT_COLUMNS = ("val_accuracy", "test_accuracy", "macro_f1", BOOK_REFERENCE_COLUMN)
+PRIVATE_FIELDS = ("model_path",)
+"""Fields kept out of exports (a server path is nobody's business outside the server)."""
+PERCENT_COLUMNS = ("val_accuracy", "test_accuracy", "macro_f1", "cv_accuracy_mean", "cv_accuracy_std",
+                   BOOK_REFERENCE_COLUMN)
 
 
 def to_csv(results: list[RunResult]) -> bytes:
@@ -29,7 +32,7 @@ def to_json(results: list[RunResult]) -> bytes:
     """Everything measured, per run (table fields plus recall, confusion matrix and curves)."""
     payload = {"book_reference": {key: {"val_accuracy": value, "what": what}
                                   for key, (value, what) in BOOK_REFERENCE.items()},
-               "runs": [result.to_dict() for result in results]}
+               "runs": [{k: v for k, v in result.to_dict().items() if k not in PRIVATE_FIELDS} for result in results]}
     return json.dumps(payload, indent=1, default=str).encode()
 
 

@@ -46,13 +46,20 @@ class RunResult:
     confusion: list[list[int]] = field(default_factory=list)
     """Test split, true classes as rows."""
     class_names: list[str] = field(default_factory=list)
-    params_total: int | None = None
-    params_trainable: int | None = None
+    total_parameters: int | None = None
+    trainable_parameters: int | None = None
     seconds_per_epoch: float | None = None
     wall_seconds: float | None = None
     extraction_seconds: float | None = None
     """Strategy C only: time to compute the features (0 when they came from the cache)."""
     features_reused: bool | None = None
+    head_pooling: str | None = None
+    """Strategy C only: ``flatten`` (the book's head) or ``avg`` (global average pooling)."""
+    cv_folds: int | None = None
+    """Strategy C with cross-validation: folds grouped by source image, and the held-out accuracy's
+    mean and standard deviation over them."""
+    cv_accuracy_mean: float | None = None
+    cv_accuracy_std: float | None = None
     device: str = ""
     history: dict[str, list[float]] = field(default_factory=dict)
     """Per-epoch logs: loss, accuracy, val_loss, val_accuracy."""
@@ -79,7 +86,7 @@ def book_reference(result: RunResult) -> tuple[float, str] | None:
 
 TABLE_COLUMNS = [
     "name", "strategy", "backbone", "weights", "augment", "val_accuracy", "test_accuracy", "macro_f1",
-    BOOK_REFERENCE_COLUMN, "params_total", "params_trainable", "seconds_per_epoch", "wall_seconds",
+    "cv_accuracy_mean", "cv_accuracy_std", BOOK_REFERENCE_COLUMN, "total_parameters", "trainable_parameters", "seconds_per_epoch", "wall_seconds",
     "extraction_seconds", "device", "dataset", "split", "run_id",
 ]
 

@@ -1,137 +1,146 @@
 """Strategy C end to end: cached features of a frozen backbone, then a small head fitted on them.
 
-Runs in its own OS process (``python -m services.transfer.strategy_c <run_id> --store PATH``,
-started by :func:`start_strategy_c`), like the training worker: the Keras work stays out of the
-server process, and that process keeps a single run-store object (see docs/transfer_learning.md
-on the run store's file locks). Recorded as a training-monitor run (source ``transfer``) with
-the same summary fields as the worker's runs, plus ``extraction_seconds`` (0 when every split came from the cache),
-``features_reused`` and the cache keys. The head is saved on its backbone (``final.keras``) so
-the comparison page can classify and explain tiles with it like any other run.
+Runs inside the comparison's job (:func:`services.transfer.experiments.experiment_job`, a worker
+process under the job queue), never in a process of its own. Recorded as a training-monitor run
+(source ``transfer``) through the training lifecycle (:mod:`services.training.lifecycle`): the
+same status handling, summary names, scores and export as every other run, plus
+``extraction_seconds`` (0 when every split came from the cache), ``features_reused``, the cache
+keys, ``head_pooling`` and, with ``folds`` >= 2, a cross-validation grouped by source image
+(``cv_*``). The head is exported on its backbone (``final.keras``) so the comparison page can
+classify and explain tiles with it like any other run.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import time
+from collections.abc import Callable
 
-from services.errors import UserFacingError
-from services.jobs import JobStopped
+import numpy as np
+
+from services import run_layout
 from services.transfer import features as feature_cache
-from services.transfer.metrics import evaluate, parameter_counts
+from services.transfer.spec import ExperimentSpec, weights_label
+
+Progress = Callable[[float, str], None]
 
 
-def start_strategy_c(spec, backbone: str, label: str, *, store) -> str:
-    """Record the run and start its process; returns the run id at once."""
+def create_run(store, spec: ExperimentSpec, backbone: str, label: str, job_id: str | None = None) -> str:
+    """Record a strategy-C run (running from now on, in this process); returns its id."""
     from services.training import store as run_store
-    from services.training.launcher import spawn_run_process
     from services.training.data import is_synthetic
 
     hyperparameters = {"backbone": backbone, "weights": spec.weights, "epochs": spec.epochs,
                        "batch_size": spec.batch_size, "learning_rate": spec.head_learning_rate,
-                       "head_units": spec.head_units, "image_size": spec.image_size, "strategy": "C"}
-    run_id = store.create_run(label, model="feature_head", dataset=spec.dataset, split=spec.split,
-                              source="transfer", hyperparameters=hyperparameters, epochs=spec.epochs,
-                              config={"spec": spec.to_dict(), "backbone": backbone}, status=run_store.RUNNING,
-                              synthetic=is_synthetic(spec.dataset))
-    store.set_status(run_id, run_store.RUNNING)  # started and heartbeat now: not taken for a dead run
-    spawn_run_process("services.transfer.strategy_c", run_id, store)
-    return run_id
+                       "head_units": spec.head_units, "head_pooling": spec.head_pooling,
+                       "image_size": spec.image_size, "strategy": "C", "folds": spec.folds}
+    return store.create_run(label, model="feature_head", dataset=spec.dataset, split=spec.split,
+                            source="transfer", hyperparameters=hyperparameters, epochs=spec.epochs,
+                            config={"spec": spec.to_dict(), "backbone": backbone, "job_id": job_id},
+                            status=run_store.RUNNING, synthetic=is_synthetic(spec.dataset))
 
 
-def run_strategy_c(run_id: str, *, store) -> str:
-    """Extract (or reuse) features, fit the head, score it, record everything in ``run_id``."""
+def run_strategy_c(store, run_id: str, spec: ExperimentSpec, backbone: str, *,
+                   should_stop: Callable[[], bool], progress: Progress, job_id: str | None = None) -> str:
+    """Extract (or reuse) features, fit the head, score it, record everything in ``run_id``;
+    returns the run's final status (finished, stopped, failed or diverged). Never raises for a
+    training error: the lifecycle records it."""
+    from services.training import lifecycle
+
+    return lifecycle.run(store, run_id, lambda: _train(store, run_id, spec, backbone, should_stop, progress),
+                         job_id=job_id)
+
+
+def _train(store, run_id: str, spec: ExperimentSpec, backbone: str, should_stop, progress: Progress) -> str:
     from services.runtime import tensorflow
 
     tensorflow()
     import keras
 
     from services.models import weights as registry
+    from services.training import lifecycle
     from services.training import store as run_store
     from services.training.callback import DashboardCallback
     from services.transfer import models
-    from services.transfer.experiments import ExperimentSpec
 
-    run = store.get_run(run_id)
-    spec, backbone = ExperimentSpec.from_dict(run.config["spec"]), run.config["backbone"]
     started = time.time()
-    last_report = [0.0]
+    frame, class_names = feature_cache.split_rows(spec.dataset, spec.split, spec.seed)
+    keras.utils.set_random_seed(spec.seed)
+    base = registry.load_backbone(backbone, input_shape=(spec.image_size,) * 2 + (3,), weights=spec.weights)
+    sets = feature_cache.extract_splits(base, backbone, frame, image_size=spec.image_size,
+                                        batch_size=spec.batch_size, should_stop=should_stop,
+                                        progress=lambda fraction, message: progress(0.5 * fraction, message))
+    head = build_head(sets["train"].features.shape[1:], len(class_names), spec)
+    composed = models.compose(base, backbone, head, name=f"{backbone}_feature_head")
+    lifecycle.record_model(store, run_id, composed, classes=class_names, weights=weights_label(spec.weights),
+                           strategy="C", head_pooling=spec.head_pooling,
+                           extraction_seconds=sum(s.seconds for s in sets.values()),
+                           features_reused=all(s.reused for s in sets.values()),
+                           feature_keys={split: s.key.digest for split, s in sets.items()},
+                           **{f"{split}_images": len(s.paths) for split, s in sets.items()})
+    epochs_done = [0]
 
-    def should_stop() -> bool:
-        return store.stop_requested(run_id)
+    def fit_stop() -> bool:
+        run = store.find_run(run_id)
+        if run is not None and run.epochs_done != epochs_done[0]:
+            epochs_done[0] = run.epochs_done
+            progress(0.5 + 0.4 * run.epochs_done / max(1, spec.epochs), f"head epoch {run.epochs_done}/{spec.epochs}")
+        return should_stop()
 
-    def progress(fraction: float, message: str) -> None:
-        if time.monotonic() - last_report[0] > 0.5:
-            last_report[0] = time.monotonic()
-            store.update_summary(run_id, progress=fraction, stage=message)
+    validation = (sets["val"].features, sets["val"].labels)
+    dashboard = DashboardCallback(run_id=run_id, store_path=store.path, hyperparameters=store.get_run(run_id).hyperparameters,
+                                  batch_size=spec.batch_size, validation_data=validation, class_names=class_names,
+                                  finalize=False, should_stop=fit_stop)
+    head.fit(sets["train"].features, sets["train"].labels, validation_data=validation, epochs=spec.epochs,
+             batch_size=spec.batch_size, shuffle=True, verbose=0, callbacks=[dashboard])
+    status = lifecycle.outcome(store, run_id, stopped=dashboard.stopped_by_request,
+                               diverged=dashboard.diverged_at is not None)
+    if status != run_store.FINISHED:
+        if status == run_store.STOPPED:
+            store.set_status(run_id, run_store.STOPPED)
+        return status
+    parts = {split: (sets[split].features, sets[split].labels) for split in ("val", "test") if split in sets}
+    summary = lifecycle.score(store, run_id, head, parts, class_names)
+    summary |= lifecycle.parameter_summary(composed)  # the callback recorded the head's alone
+    if spec.folds >= 2:
+        progress(0.9, f"{spec.folds}-fold cross-validation grouped by source image")
+        summary |= cross_validation(sets, frame, class_names, spec, should_stop).summary()
+    lifecycle.export_final(store, run_id, composed)
+    run_layout.classes_file(store.run_dir(run_id)).write_text(json.dumps(class_names))
+    return lifecycle.finish(store, run_id, started=started, **summary)
 
-    try:
-        store.set_status(run_id, run_store.RUNNING, pid=os.getpid())
-        frame, class_names = feature_cache.split_rows(spec.dataset, spec.split, spec.seed)
+
+def build_head(feature_shape, num_classes: int, spec: ExperimentSpec):
+    """Strategy C's head for ``spec`` (units, pooling), compiled with its learning rate."""
+    from services.transfer import models
+
+    head = models.feature_head(feature_shape, num_classes, units=spec.head_units, pooling=spec.head_pooling)
+    models.compile_model(head, spec.head_learning_rate)
+    return head
+
+
+def fit_predict_head(spec: ExperimentSpec, num_classes: int):
+    """``fit_predict(train_x, train_y, test_x)`` training a fresh head (same seed) per call."""
+    def fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) -> np.ndarray:
+        import keras
+
         keras.utils.set_random_seed(spec.seed)
-        base = registry.load_backbone(backbone, input_shape=(spec.image_size,) * 2 + (3,), weights=spec.weights)
-        sets = feature_cache.extract_splits(base, backbone, frame, image_size=spec.image_size,
-                                            batch_size=spec.batch_size, should_stop=should_stop,
-                                            progress=lambda fraction, message: progress(0.8 * fraction, message))
-        store.update_summary(run_id, extraction_seconds=sum(s.seconds for s in sets.values()),
-                             features_reused=all(s.reused for s in sets.values()),
-                             feature_keys={split: s.key.digest for split, s in sets.items()}, classes=class_names,
-                             progress=0.8, stage="training the head on cached features")
-        head = models.feature_head(sets["train"].features.shape[1:], len(class_names), units=spec.head_units)
-        models.compile_model(head, spec.head_learning_rate)
-        validation = (sets["val"].features, sets["val"].labels)
-        dashboard = DashboardCallback(run_id=run_id, store_path=store.path, hyperparameters=run.hyperparameters,
-                                      batch_size=spec.batch_size, validation_data=validation,
-                                      class_names=class_names, finalize=False)
-        head.fit(sets["train"].features, sets["train"].labels, validation_data=validation, epochs=spec.epochs,
-                 batch_size=spec.batch_size, shuffle=True, verbose=0, callbacks=[dashboard])
-        if dashboard.stopped_by_request:
-            raise JobStopped()
-        composed = models.compose(base, backbone, head, name=f"{backbone}_feature_head")
-        counts = parameter_counts(composed)
-        summary = _scores(head, sets, class_names) | {"total_parameters": counts["params_total"],
-                                                      "trainable_parameters": counts["params_trainable"]}
-        seconds = store.epoch_table(run_id).get("epoch_seconds")
-        path = store.run_dir(run_id) / "final.keras"
-        composed.save(path)
-        store.add_artifact(run_id, "final_model", path)
-        store.update_summary(run_id, **summary, wall_seconds=time.time() - started, progress=1.0,
-                             seconds_per_epoch=float(seconds.mean()) if seconds is not None else None)
-        store.set_status(run_id, run_store.FINISHED)
-        return run_store.FINISHED
-    except JobStopped:
-        store.set_status(run_id, run_store.STOPPED)
-        return run_store.STOPPED
-    except BaseException as error:  # noqa: BLE001 - the process records every way it can end
-        message = str(error) if isinstance(error, UserFacingError) else f"{type(error).__name__}: {error}"
-        store.set_status(run_id, run_store.FAILED, error=message)
-        raise
+        head = build_head(train_x.shape[1:], num_classes, spec)
+        head.fit(train_x, train_y, epochs=spec.epochs, batch_size=spec.batch_size, shuffle=True, verbose=0)
+        return np.asarray(head.predict(test_x, verbose=0))
+
+    return fit_predict
 
 
-def _scores(head, sets, class_names) -> dict:
-    summary = {}
-    for split in ("val", "test"):
-        if split not in sets:
-            continue
-        probabilities = head.predict(sets[split].features, verbose=0)
-        result = evaluate(sets[split].labels, probabilities, class_names)
-        summary |= {f"{split}_accuracy": result.accuracy, f"{split}_macro_f1": result.macro_f1,
-                    f"{split}_recall": result.per_class_recall, f"{split}_confusion_matrix": result.confusion}
-    return summary
+def cross_validation(sets: dict, frame, class_names: list[str], spec: ExperimentSpec, should_stop):
+    """k-fold cross-validation of the head over every part's cached features, grouped by the
+    tiles' source image (a tile whose source is unknown is its own group)."""
+    from services.transfer.crossval import cross_validate
 
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from services.training.store import RunStore
-
-    parser = argparse.ArgumentParser(description="Run one strategy-C run of the run store.")
-    parser.add_argument("run_id")
-    parser.add_argument("--store", required=True)
-    args = parser.parse_args(argv)
-    status = run_strategy_c(args.run_id, store=RunStore(args.store))
-    print(f"run {args.run_id}: {status}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    source = dict(zip(frame["path"].astype(str), frame["source_image"].astype(str)))
+    paths = [p for s in sets.values() for p in s.paths]
+    features = np.concatenate([s.features for s in sets.values()])
+    labels = np.concatenate([s.labels for s in sets.values()])
+    groups = [source.get(p) or p for p in paths]
+    return cross_validate(features, labels, groups, class_names, fit_predict_head(spec, len(class_names)),
+                          folds=spec.folds, seed=spec.seed, should_stop=should_stop)
