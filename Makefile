@@ -29,7 +29,7 @@ demo-data: $(VENV)/.runtime
 
 run: export STREAMLIT_SERVER_ADDRESS = $(ADDRESS)
 run: $(VENV)/.runtime demo-data
-	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT)
+	$(PY) -m services.training.ingest --host $(ADDRESS) & trap "kill $$! 2>/dev/null" EXIT INT TERM; $(PY) -m streamlit run dashboard/app.py --server.port $(PORT)
 
 test: $(VENV)/.dev chromium
 	$(PY) -m pytest

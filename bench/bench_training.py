@@ -5,10 +5,14 @@
    (in memory, the book's augmentation layers run inside the model instead).
 2. The book's approach: whole arrays in memory + per-image numpy/scipy augmentation in a Python
    generator (what ImageDataGenerator did) vs the tf.data pipeline with augmentation layers.
-3. DashboardCallback overhead: step time with and without the callback (default throttle).
+3. DashboardCallback overhead: step time with and without the callback (default throttle),
+   logging to the local run store and streaming to the ingest endpoint over 127.0.0.1.
 4. Metric latency: from a batch end to the row being readable by the monitor's process.
+5. Multi-worker: the same run (cnn_v1, demo set, 2 epochs) as two MultiWorkerMirroredStrategy
+   processes on this machine against one process (CPU: the two workers share the cores).
 
-Usage: ``.venv/bin/python bench/bench_training.py [--model cnn_v1] [--epochs 3]``
+Usage: ``.venv/bin/python bench/bench_training.py [--model cnn_v1] [--epochs 3]
+[--parts pipeline,callback,latency,multiworker]``
 """
 
 from __future__ import annotations
@@ -152,34 +156,77 @@ def _timed_callback(**kwargs):
 
 
 def callback_overhead(args, frame):
+    """Fit time with and without the callback, for local logging and for remote logging to an
+    ingest endpoint on 127.0.0.1 (same process, its own thread: the worst case for the fit)."""
+    import threading
+
     from services.datasets.pipeline import load_pixels
+    from services.training import ingest
 
     size, batch = args.size, args.batch_size
     x = (np.stack([load_pixels(p, size, size) for p in frame.path]) / 255.0).astype("float32")
     y = frame.label_index.to_numpy()
     model = _model(args.model, size)
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-    plain, logged, inside, per_batch, fixed = [], [], [], [], []
-    for repeat in range(2 * args.repeats):  # interleaved in ABBA order against drifting machine load
-        for logging in ((False, True) if repeat % 2 == 0 else (True, False)):
-            callback = _timed_callback(run_name="bench overhead", batch_size=batch) if logging else None
-            start = time.perf_counter()
-            model.fit(x, y, batch_size=batch, epochs=args.epochs, verbose=0, callbacks=[callback] if logging else [])
-            elapsed = time.perf_counter() - start
-            if not logging:
-                plain.append(elapsed)
-                continue
-            logged.append(elapsed)
-            inside.append(callback.spent / elapsed)
-            per_batch.append(callback.hook_seconds["on_train_batch_end"] / elapsed)
-            fixed.append(callback.hook_seconds["on_train_begin"] + callback.hook_seconds["on_train_end"])
+    server = ingest.make_server("127.0.0.1", 0, token="bench-token")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    spool = tempfile.mkdtemp(prefix="bench-spool-")
+    destinations = {"local store": {},
+                    "remote (HTTP ingest)": {"url": f"http://127.0.0.1:{server.server_port}", "token": "bench-token",
+                                             "spool_dir": spool}}
     steps = args.epochs * int(np.ceil(len(y) / batch))
-    print(f"DashboardCallback overhead: time inside its hooks {statistics.median(inside) * 100:.1f} % of fit time "
-          f"(median of {len(inside)}); fit with vs without (medians, ABBA order): "
-          f"{(statistics.median(logged) / statistics.median(plain) - 1) * 100:+.1f} % "
-          f"(step {statistics.median(plain) / steps * 1000:.1f} ms, {steps} steps per fit, includes creating the run)")
-    print(f"  of which per-batch hook (stop check + throttled batch loss): {statistics.median(per_batch) * 100:.2f} % "
-          f"of fit time; once per fit (create run, status): {statistics.median(fixed) * 1000:.0f} ms")
+    for label, options in destinations.items():
+        plain, logged, inside, per_batch, fixed = [], [], [], [], []
+        for repeat in range(2 * args.repeats):  # interleaved in ABBA order against drifting machine load
+            for logging in ((False, True) if repeat % 2 == 0 else (True, False)):
+                callback = _timed_callback(run_name="bench overhead", batch_size=batch, **options) if logging else None
+                start = time.perf_counter()
+                model.fit(x, y, batch_size=batch, epochs=args.epochs, verbose=0,
+                          callbacks=[callback] if logging else [])
+                elapsed = time.perf_counter() - start
+                if not logging:
+                    plain.append(elapsed)
+                    continue
+                logged.append(elapsed)
+                inside.append(callback.spent / elapsed)
+                per_batch.append(callback.hook_seconds["on_train_batch_end"] / elapsed)
+                fixed.append(callback.hook_seconds["on_train_begin"] + callback.hook_seconds["on_train_end"])
+        print(f"DashboardCallback overhead, {label}: time inside its hooks {statistics.median(inside) * 100:.1f} % "
+              f"of fit time (median of {len(inside)}); fit with vs without (medians, ABBA order): "
+              f"{(statistics.median(logged) / statistics.median(plain) - 1) * 100:+.1f} % "
+              f"(step {statistics.median(plain) / steps * 1000:.1f} ms, {steps} steps per fit, includes creating "
+              f"the run and, remote, delivering the last events)")
+        print(f"  of which per-batch hook (stop check + throttled batch loss): {statistics.median(per_batch) * 100:.2f} "
+              f"% of fit time; once per fit (create run, status, final delivery): "
+              f"{statistics.median(fixed) * 1000:.0f} ms")
+    server.shutdown()
+    server.server_close()
+
+
+def multi_worker_time(args) -> None:
+    """Wall time of the same 2-epoch run as 2 MultiWorkerMirroredStrategy processes and as one."""
+    import json
+    import subprocess
+
+    from services.training.distribution import local_cluster
+
+    repo = Path(__file__).resolve().parent.parent
+    run = [sys.executable, "-m", "services.training", "--model", "cnn_v1", "--dataset", "demo", "--epochs", "2",
+           "--image-size", "48", "--batch-size", "32"]
+    env = {**os.environ, "PYTHONPATH": str(repo), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_CONFIG", None)
+    start = time.perf_counter()
+    subprocess.run([*run, "--distribution", "none"], cwd=repo, env=env, check=True, capture_output=True)
+    single = time.perf_counter() - start
+    start = time.perf_counter()
+    workers = [subprocess.Popen([*run, "--distribution", "multi_worker"], cwd=repo, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env={**env, "TF_CONFIG": json.dumps(config)})
+               for config in local_cluster(2)]
+    codes = [worker.wait() for worker in workers]
+    multi = time.perf_counter() - start
+    print(f"multi-worker (2 processes on this machine, exit codes {codes}): {multi:.1f} s vs one process "
+          f"{single:.1f} s -> {multi / single:.2f}x the time (process start and TensorFlow import included; "
+          f"on one machine's CPU the workers share the cores, so this measures the coordination cost)")
 
 
 def metric_latency():
@@ -230,7 +277,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--parts", default="pipeline,callback,latency,multiworker")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     os.environ["DASHBOARD_DATA_DIR"] = os.environ.get("DASHBOARD_DATA_DIR") or tempfile.mkdtemp(prefix="bench-")
     from services import runtime
     from services.datasets.demo import ensure_demo_dataset
@@ -240,9 +289,14 @@ def main() -> None:
     frame = usable(load_index(ensure_demo_dataset()))
     print(f"machine: {runtime.quick_summary()[0].name}; TensorFlow {runtime.tensorflow_version()}; "
           f"model {args.model} at {args.size}px, batch {args.batch_size}, {len(frame)} demo tiles")
-    pipeline_benchmarks(args, frame, len(class_names(frame)))
-    callback_overhead(args, frame)
-    metric_latency()
+    if "pipeline" in parts:
+        pipeline_benchmarks(args, frame, len(class_names(frame)))
+    if "callback" in parts:
+        callback_overhead(args, frame)
+    if "latency" in parts:
+        metric_latency()
+    if "multiworker" in parts:
+        multi_worker_time(args)
 
 
 if __name__ == "__main__":

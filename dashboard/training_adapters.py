@@ -1,9 +1,18 @@
-"""The run store for the training monitor (one per server process and store path)."""
+"""The training monitor's process-wide objects and its calls into other processes.
+
+- :func:`run_store`: the run store (one per server process and store path).
+- :func:`first_layer_view`: the ch. 3 kernels / feature-maps view, computed by the model service
+  (the server never imports TensorFlow).
+- :func:`ingest_address`: how a remote script reaches this dashboard's ingest endpoint.
+"""
 
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 
+from services.training.inspection import FirstLayerView
 from services.training.store import RunStore, default_store_path
 
 
@@ -15,3 +24,24 @@ def _run_store(path: str) -> RunStore:
 def run_store() -> RunStore:
     """The run store under the configured data root (raises StoreError for a bad file)."""
     return _run_store(str(default_store_path()))
+
+
+def first_layer_view(model_path: str, tile_path: str) -> FirstLayerView:
+    from services.model_service import client
+
+    reply = client.call("training.first_layer", {"model_path": str(model_path), "tile_path": str(tile_path)})
+    return FirstLayerView(reply.arrays["kernels"], reply.arrays["before_pooling"], reply.arrays.get("after_pooling"),
+                          str(reply.result.get("conv_name")), reply.result.get("pool_name"))
+
+
+def ingest_address() -> tuple[str, str]:
+    """(URL, token) of the remote-logging endpoint ``make run`` starts next to the app."""
+    import socket
+
+    from services.training.ingest import DEFAULT_PORT, default_host, ingest_token
+
+    host = default_host()
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn()  # listening on every interface: name this machine
+    port = os.environ.get("DASHBOARD_INGEST_PORT", str(DEFAULT_PORT))
+    return f"http://{host}:{port}", ingest_token()

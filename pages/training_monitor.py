@@ -1,7 +1,7 @@
-"""Training monitor: start runs, watch them live, compare curves, inspect what a model learned.
+"""Training monitor: start runs, watch them live, compare runs, inspect what a model learned.
 
-Runs execute in their own OS process (closing the browser does not stop them); the live view
-refreshes with st.fragment only while a selected run is queued or running.
+Runs execute as ``training`` jobs in worker processes (closing the browser does not stop them);
+the runs table, the curves and the run details refresh with st.fragment while a run is active.
 """
 
 from pathlib import Path
@@ -9,26 +9,31 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from dashboard.adapters import job_manager
 from dashboard.datasets_adapters import thumbnail
-from dashboard.training_adapters import run_store
-from dashboard.widgets import STATUS_ICONS, synthetic_badge, user_errors
+from dashboard.training_adapters import first_layer_view, ingest_address, run_store
+from dashboard.widgets import STATUS_ICONS, md, show_image, synthetic_badge, user_errors
 from services.datasets import sources, splits
 from services.images import decode_image
 from services.models.catalog import DESCRIPTIONS, model_names
-from services.training import charts, launcher, overview
-from services.training.config import OPTIMIZERS, RunConfig
-from services.training.store import ACTIVE, DIVERGED, ENDED, FAILED, INTERRUPTED, RUNNING
+from services.training import charts, launcher, overview, tb_import
+from services.training.config import KEEP, OPTIMIZERS, RunConfig
+from services.training.store import ACTIVE, DIVERGED, ENDED, FAILED, INTERRUPTED, QUEUED, RUNNING
 
 st.title(":material/monitoring: Training monitor")
 st.caption("Train the book's histology models (ch. 8) and watch them learn. Runs keep going when the "
            "browser closes; a script on another machine shows up here by adding `DashboardCallback`.")
 
-store = None
+store = manager = None
 with user_errors():
     store = run_store()
-    launcher.schedule(store)  # marks vanished workers interrupted, starts queued runs
+    manager = job_manager()
+    launcher.schedule(store, manager)  # runs whose worker vanished are marked interrupted
 if store is None:
     st.stop()
+
+DEVICES = {"auto": "all local GPUs (MirroredStrategy when several), else CPU", "none": "one device",
+           "mirrored": "MirroredStrategy over every local device"}
 
 
 def run_label(run) -> str:
@@ -44,6 +49,9 @@ with st.expander("Start a training run", icon=":material/play_arrow:", expanded=
     with st.form("start_run"):
         left, middle, right = st.columns(3)
         model = left.selectbox("Model", model_names(standalone=True), format_func=lambda n: f"{n} — {DESCRIPTIONS.get(n, '')}")
+        devices = left.selectbox("Devices", list(DEVICES), format_func=DEVICES.get)
+        keep = left.selectbox("Keep when finished", KEEP,
+                              format_func=lambda k: "best checkpoint only" if k == "best" else "best and last checkpoints")
         epochs = middle.number_input("Epochs", 1, 10_000, 5)
         batch_size = middle.number_input("Batch size", 1, 4096, 32)
         image_size = middle.number_input("Image size (px)", 8, 1024, 150)
@@ -57,31 +65,75 @@ with st.expander("Start a training run", icon=":material/play_arrow:", expanded=
                 config = RunConfig(model=model, dataset=dataset, split=split, epochs=int(epochs),
                                    batch_size=int(batch_size), optimizer=optimizer,
                                    learning_rate=float(learning_rate), augment=augment, seed=int(seed),
-                                   image_size=int(image_size), name=name or None)
-                run_id = launcher.start_run(config, store)
+                                   image_size=int(image_size), name=name or None, distribution=devices, keep=keep)
+                run_id = launcher.start_run(config, store, manager)
                 st.session_state["selected_runs"] = [run_id]
                 st.toast("Run queued; it starts as soon as a training slot is free.")
+
+with st.expander("Log a script on another machine, or import TensorBoard files", icon=":material/cloud_upload:"):
+    url, token = ingest_address()
+    st.caption("Add the callback to any Keras `fit` (install it there with `pip install <this repository>`; "
+               "no Streamlit needed). Events wait in a local spool while this dashboard is unreachable.")
+    st.code(f'from services.training.callback import DashboardCallback\n'
+            f'callback = DashboardCallback("my run", url="{url}", token="{token}")\n'
+            f'model.fit(x, y, epochs=10, callbacks=[callback])', language="python")
+    uploads = st.file_uploader("TensorBoard event files, or a zip of a run's log folder", accept_multiple_files=True,
+                               key="tb_files")
+    import_name = st.text_input("Name of the imported run", key="tb_name")
+    if st.button("Import", icon=":material/upload:", disabled=not uploads, key="tb_import"):
+        with user_errors():
+            imported = tb_import.import_event_files(store, [(f.name, f.getvalue()) for f in uploads],
+                                                    import_name or uploads[0].name)
+            st.session_state["selected_runs"] = [imported]
+            st.toast("Imported.")
 
 # --- runs table --------------------------------------------------------------------------------
 runs = store.list_runs()
 if not runs:
     st.info("No runs yet: start one above, or add `DashboardCallback` to your own `model.fit`.")
     st.stop()
+by_id = {r.id: r for r in runs}
+any_active = any(r.status in ACTIVE for r in runs)
 
 st.subheader("Runs")
-left, middle, right = st.columns(3)
+left, middle, right, tags_column = st.columns(4)
 status_filter = left.multiselect("Status", sorted({r.status for r in runs}))
 model_filter = middle.multiselect("Model", sorted({r.model or "" for r in runs}))
 dataset_filter = right.multiselect("Dataset", sorted({r.dataset or "" for r in runs}))
-shown = [r for r in runs if (not status_filter or r.status in status_filter)
-         and (not model_filter or (r.model or "") in model_filter)
-         and (not dataset_filter or (r.dataset or "") in dataset_filter)]
-table = overview.runs_frame(store, shown)
-st.dataframe(table, hide_index=True, column_config={
-    "best val acc": st.column_config.ProgressColumn(format="%.3f", min_value=0.0, max_value=1.0),
-    "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+tag_filter = tags_column.multiselect("Tag", sorted({t for r in runs for t in r.tags}))
 
-by_id = {r.id: r for r in runs}
+
+@st.fragment(run_every=overview.REFRESH_SECONDS if any_active else None)
+def runs_table() -> None:
+    current = store.list_runs()
+    shown = [r for r in current if (not status_filter or r.status in status_filter)
+             and (not model_filter or (r.model or "") in model_filter)
+             and (not dataset_filter or (r.dataset or "") in dataset_filter)
+             and (not tag_filter or set(tag_filter) & set(r.tags))]
+    st.dataframe(overview.runs_frame(store, shown), hide_index=True, key="runs_table", column_config={
+        "best val acc": st.column_config.ProgressColumn(format="%.3f", min_value=0.0, max_value=1.0),
+        "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+    _, total = overview.disk_usage(store, [])
+    damaged = [r for r in current if r.damaged]
+    st.caption(f"Disk use of all runs: {total / 1e6:,.1f} MB" +
+               (f" · {len(damaged)} run(s) with damaged records (shown with what could be read)" if damaged else ""))
+
+
+runs_table()
+
+with st.expander("Clean up old runs", icon=":material/cleaning_services:"):
+    days = st.number_input("Ended more than this many days ago", 0.0, 3650.0, 30.0, key="cleanup_days")
+    statuses = st.multiselect("With status", ["failed", "stopped", "interrupted", "diverged", "finished"],
+                              default=["failed", "stopped", "interrupted", "diverged"], key="cleanup_statuses")
+    candidates = overview.cleanup_candidates(store, runs, days, tuple(statuses))
+    per_run, _ = overview.disk_usage(store, candidates)
+    st.caption(f"{len(candidates)} run(s), {sum(per_run.values()) / 1e6:,.1f} MB")
+    if st.button("Delete them", disabled=not candidates, key="cleanup_go", icon=":material/delete_sweep:"):
+        with user_errors():
+            for run in candidates:
+                store.delete_run(run.id)
+            st.rerun()
+
 if "selected_runs" not in st.session_state:
     st.session_state["selected_runs"] = [runs[0].id]
 st.session_state["selected_runs"] = [i for i in st.session_state["selected_runs"] if i in by_id]
@@ -90,42 +142,65 @@ selected = st.multiselect("Runs to show", list(by_id), format_func=lambda i: run
 if not selected:
     st.stop()
 
+options = st.columns([2, 1, 2])
+smoothing = options[0].slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="smoothing",
+                              help="Exponential moving average, as in TensorBoard; raw points stay faint behind.")
+log_y = options[1].toggle("Log scale", key="log_y")
+x_axis = options[2].radio("x axis", overview.X_AXES, horizontal=True, key="x_axis")
+selected_active = any(by_id[i].status in ACTIVE for i in selected)
+
 
 # --- live curves -------------------------------------------------------------------------------
-@st.fragment(run_every=overview.REFRESH_SECONDS if any(by_id[i].status in ACTIVE for i in selected) else None)
+@st.fragment(run_every=overview.REFRESH_SECONDS if selected_active else None)
 def live_view(run_ids: list[str], was_active: bool) -> None:
-    launcher.schedule(store)
+    launcher.schedule(store, manager)
     current = [run for run in (store.find_run(i) for i in run_ids) if run is not None]
-    tables = {run_label(run): store.epoch_table(run.id) for run in current}
-    st.plotly_chart(charts.curves_figure(tables), key="curves")
+    tables = {run_label(run): overview.curve_table(store, run, x_axis) for run in current}
+    st.plotly_chart(charts.curves_figure(tables, smoothing=smoothing, log_y=log_y, x_axis=x_axis), key="curves")
     for run in current:
         progress = overview.run_progress(store, run)
-        st.progress(progress.fraction, text=f"{STATUS_ICONS.get(run.status, '')} **{run_label(run)}** · "
-                                            f"{progress.text}")
+        job = manager.get(run.job_id) if run.status == QUEUED and run.job_id else None
+        waiting = f" · {job.queue_ahead} ahead in the queue" if job is not None and job.queue_ahead else ""
+        st.progress(progress.fraction, text=f"{STATUS_ICONS.get(run.status, '')} **{md(run_label(run))}** · "
+                                            f"{progress.text}{waiting}")
         if run.status == RUNNING:
             batches = store.metrics(run.id, names=["batch_loss"])
             if not batches.empty:
-                st.plotly_chart(charts.batch_loss_figure(batches, run_label(run)), key=f"batches-{run.id}")
+                st.plotly_chart(charts.batch_loss_figure(batches, run_label(run), smoothing=smoothing, log_y=log_y),
+                                key=f"batches-{run.id}")
+    with st.expander("Min / max per run"):
+        for run in current:
+            stats = overview.metric_stats(store.epoch_table(run.id))
+            if not stats.empty:
+                st.caption(md(run_label(run)))
+                st.dataframe(stats, hide_index=True)
+    if len(current) > 1:
+        st.subheader("Comparison")
+        only = st.toggle("Show only differences", key="only_differences")
+        epoch_tables = {run.id: store.epoch_table(run.id) for run in current}
+        st.dataframe(overview.comparison_frame(current, epoch_tables, {r.id: run_label(r) for r in current}, only),
+                     key="comparison")
     if was_active and not any(run.active for run in current):
         st.rerun()  # everything ended: one full rerun redraws the page without the timer
 
 
-live_view(selected, any(by_id[i].status in ACTIVE for i in selected))
+live_view(selected, selected_active)
 
 
 # --- one run in detail -------------------------------------------------------------------------
 def run_actions(run) -> None:
     columns = st.columns(6)
     if run.status in ACTIVE and columns[0].button("Stop", icon=":material/stop:"):
-        launcher.stop_run(run.id, store)
+        launcher.stop_run(run.id, store, manager)
         st.toast("Stop requested: the run ends after its current batch.")
         st.rerun()
-    if run.status in launcher.RESUMABLE and run.source != "script" and columns[1].button("Resume", icon=":material/replay:"):
+    if run.status in launcher.RESUMABLE and run.source in ("dashboard", "cli") and \
+            columns[1].button("Resume", icon=":material/replay:"):
         with user_errors():
-            launcher.resume_run(run.id, store)
+            launcher.resume_run(run.id, store, manager)
             st.rerun()
     with columns[2].popover("Delete", icon=":material/delete:", disabled=run.status == RUNNING):
-        st.write(f"Delete **{run.name}** with its metrics, checkpoints and models?")
+        st.write(f"Delete **{md(run.name)}** with its metrics, checkpoints and models?")
         if st.button("Yes, delete it", type="primary"):
             with user_errors():
                 store.delete_run(run.id)
@@ -133,29 +208,39 @@ def run_actions(run) -> None:
     columns[3].download_button("Metrics CSV", lambda: overview.metrics_csv(store, run.id),
                                f"{run.id}-metrics.csv", "text/csv", icon=":material/download:", on_click="ignore")
     for column, kind, label in ((columns[4], "best_model", "Best model"), (columns[5], "last_model", "Last model")):
-        path = store.artifact_path(run.id, kind) or _checkpoint(run, kind)
+        path = store.artifact_path(run.id, kind)  # confined to the run's folder
         if path is not None:
             column.download_button(label, path.read_bytes, f"{run.id}-{path.name}", "application/octet-stream",
                                    icon=":material/download:", on_click="ignore")
 
 
-def _checkpoint(run, kind: str):
-    path = store.run_dir(run.id) / ("best.keras" if kind == "best_model" else "last.keras")
-    return path if path.exists() else None
-
-
 def summary_metrics(run) -> None:
-    summary = run.summary
-    columns = st.columns(5)
-    for column, key, label in zip(columns, ("val_accuracy", "test_accuracy", "test_macro_f1"),
-                                  ("val accuracy", "test accuracy", "test macro F1")):
-        column.metric(label, f"{summary[key]:.3f}" if key in summary else "—")
-    columns[3].metric("parameters", f"{summary.get('total_parameters', summary.get('parameters', 0)):,}")
-    columns[4].metric("s / epoch", f"{summary['seconds_per_epoch']:.1f}" if summary.get("seconds_per_epoch") else "—")
+    summary, table = run.summary, store.epoch_table(run.id)
+    columns = st.columns(6)
+    best = overview.best_val_accuracy(table)
+    columns[0].metric("best val accuracy", f"{best:.3f}" if best is not None else "—")
+    for column, key, label in zip(columns[1:3], ("test_accuracy", "test_macro_f1"), ("test accuracy", "test macro F1")):
+        value = summary.get(key)
+        column.metric(label, f"{value:.3f}" if isinstance(value, (int, float)) else "—")
+    total = summary.get("total_parameters")
+    columns[3].metric("parameters", f"{total:,}" if isinstance(total, int) else "—")
+    columns[4].metric("epochs", f"{max(run.epochs_done, len(table))}/{run.epochs or '?'}")
+    columns[5].metric("duration", overview.format_seconds(run.duration) if run.duration is not None else "—")
     recall = summary.get("test_recall") or summary.get("val_recall")
-    if recall:
+    if isinstance(recall, dict) and recall:
         st.caption("Recall per class (test set, or validation when there is no test set)")
         st.dataframe(pd.DataFrame([recall]), hide_index=True)
+
+
+def notes_editor(run) -> None:
+    with st.form(f"notes-{run.id}"):
+        notes = st.text_area("Notes", run.notes, key=f"notes-text-{run.id}")
+        tags = st.text_input("Tags (comma-separated)", ", ".join(run.tags), key=f"tags-{run.id}")
+        if st.form_submit_button("Save notes", icon=":material/save:"):
+            with user_errors():
+                store.set_notes(run.id, notes, tags.split(","))
+                st.toast("Saved.")
+                st.rerun()  # the runs table above shows the new tags
 
 
 def confusion_view(run) -> None:
@@ -182,50 +267,66 @@ def tile_grid(run, predictions: pd.DataFrame) -> None:
         verdict = "correct" if row.label == row.predicted else "WRONG"
         caption = f"{verdict}: true {row.label} · predicted {row.predicted} ({row.confidence:.2f})"
         if image is None:
-            columns[number % 8].caption(f"{path.name} cannot be read · {caption}")
+            columns[number % 8].caption(f"{md(path.name)} cannot be read · {md(caption)}")
         else:
             columns[number % 8].image(image, caption=caption)
 
 
 def learned_filters(run, predictions: pd.DataFrame) -> None:
-    model_path = store.artifact_path(run.id, "final_model") or _checkpoint(run, "best_model")
+    model_path = store.artifact_path(run.id, "final_model") or store.artifact_path(run.id, "best_model")
     if model_path is None:
         st.caption("Available once the run has saved a model.")
         return
     tile = st.selectbox("Tile", predictions.path.tolist(), format_func=lambda p: p.rsplit("/", 1)[-1],
                         key=f"tile-{run.id}")
     if st.button("Show filters and feature maps", icon=":material/grid_view:", key=f"filters-{run.id}"):
-        from services.training.inspection import first_layer_view
-
-        with st.spinner("Loading the model…"), user_errors():
-            view = first_layer_view(model_path, tile)
-            st.image(decode_image(tile).pixels, caption="the tile", width=150)
-            st.caption(f"Learned kernels of `{view.conv_name}` (first 12)")
+        with st.spinner("Asking the model service…"), user_errors():
+            view = first_layer_view(str(model_path), tile)
+            show_image(decode_image(tile).pixels, caption="the tile", width=150)
+            st.caption(f"Learned kernels of `{md(view.conv_name)}` (first 12)")
             st.image(list(view.kernels), width=48)
-            st.caption(f"Feature maps of the tile after `{view.conv_name}` (before pooling)")
+            st.caption(f"Feature maps of the tile after `{md(view.conv_name)}` (before pooling)")
             st.image(list(view.before_pooling), width=96)
             if view.after_pooling is not None:
-                st.caption(f"… and after `{view.pool_name}`")
+                st.caption(f"… and after `{md(view.pool_name)}`")
                 st.image(list(view.after_pooling), width=96)
 
 
 st.subheader("Run details")
 chosen = st.selectbox("Run", selected, format_func=lambda i: run_label(by_id[i]))
+
+
+@st.fragment(run_every=overview.REFRESH_SECONDS if by_id[chosen].status in ACTIVE else None)
+def run_header(run_id: str) -> None:
+    run = store.find_run(run_id)
+    if run is None:
+        st.caption("This run was deleted.")
+        return
+    if run.damaged:
+        st.warning(f"Part of this run's record is damaged ({', '.join(run.damaged)}); it is shown with what "
+                   "could be read.", icon=":material/broken_image:")
+    if run.synthetic:
+        synthetic_badge("trained on synthetic demo data")
+    if overview.weights_of(run) == "random init":
+        st.caption(":gray-badge[:material/casino: random init] the weights started random (no pretrained weights).")
+    if run.status in (FAILED, DIVERGED, INTERRUPTED) and run.error:
+        st.error(md(run.error), icon=":material/error:")
+    left, right = st.columns([1, 2])
+    with left:
+        st.caption("Hyper-parameters")
+        st.json(run.hyperparameters, expanded=True)
+        st.caption(f"Device: {md(run.device or '—')} · source: {md(run.source)} · id `{run.id}` · "
+                   f"disk {store.disk_bytes(run.id) / 1e6:,.1f} MB")
+    with right:
+        summary_metrics(run)
+
+
 run = store.find_run(chosen)
 if run is None:
     st.stop()
-if run.synthetic:
-    synthetic_badge("trained on synthetic demo data")
-if run.status in (FAILED, DIVERGED, INTERRUPTED) and run.error:
-    st.error(run.error, icon=":material/error:")
 run_actions(run)
-left, right = st.columns([1, 2])
-with left:
-    st.caption("Hyper-parameters")
-    st.json(run.hyperparameters, expanded=True)
-    st.caption(f"Device: {run.device or '—'} · source: {run.source} · id `{run.id}`")
-with right:
-    summary_metrics(run)
+run_header(chosen)
+notes_editor(run)
 if run.status in ENDED or run.status == RUNNING:
     tabs = st.tabs(["Confusion matrix", "Validation tiles", "Filters and feature maps (ch. 3)"])
     with tabs[0]:

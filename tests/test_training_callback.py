@@ -43,7 +43,7 @@ def test_callback_on_a_real_fit_writes_the_expected_rows(data_root):
     store = RunStore()
     run = store.get_run(callback.run_id)
     assert (run.status, run.epochs_done, run.epochs, run.steps_per_epoch) == (FINISHED, 2, 2, 4)
-    assert run.source == "script" and run.hyperparameters == {"lr": 0.001} and run.summary["parameters"] > 0
+    assert run.source == "script" and run.hyperparameters == {"lr": 0.001} and run.summary["total_parameters"] > 0 and "parameters" not in run.summary
     table = store.epoch_table(run.id)
     assert list(table.epoch) == [0, 1]
     for column in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds",
@@ -70,17 +70,21 @@ def test_batch_logging_is_throttled_by_time(data_root):
     assert list(RunStore().metrics(callback.run_id, names=["batch_loss"]).step) == [0]  # only the first
 
 
-def test_stop_flag_stops_within_one_batch(data_root):
+@pytest.mark.parametrize("images, batch, epochs, stop_at, status, done", [
+    (32, 2, 5, 3, STOPPED, 1),  # the flag raised during batch 3 is seen at the end of batch 3
+    (16, 4, 2, 8, FINISHED, 2),  # Stop during the last batch: every epoch completed, so finished
+])
+def test_stop_flag_stops_within_one_batch(data_root, images, batch, epochs, stop_at, status, done):
     from services.training.callback import DashboardCallback
 
-    x, y = tiny_arrays(32)
+    x, y = tiny_arrays(images)
     callback = DashboardCallback("to stop")
     store = RunStore()
-    counter = BatchCounter(on_batch=lambda n: n == 3 and store.request_stop(callback.run_id))
-    _tiny_model().fit(x, y, batch_size=2, epochs=5, callbacks=[counter, callback], verbose=0)
-    assert counter.batches == 3  # the flag raised during batch 3 is seen at the end of batch 3
+    counter = BatchCounter(on_batch=lambda n: n == stop_at and store.request_stop(callback.run_id))
+    _tiny_model().fit(x, y, batch_size=batch, epochs=epochs, callbacks=[counter, callback], verbose=0)
+    assert counter.batches == stop_at and callback.stopped_by_request
     run = store.get_run(callback.run_id)
-    assert run.status == STOPPED and run.epochs_done == 1
+    assert (run.status, run.epochs_done) == (status, done)
 
 
 def test_nan_loss_marks_the_run_diverged_with_its_epoch(data_root):
@@ -98,3 +102,4 @@ def test_nan_loss_marks_the_run_diverged_with_its_epoch(data_root):
     assert "epoch 1, batch 1" in run.error and "learning rate" in run.error
     assert run.summary["diverged_epoch"] == 1
     assert len(history.history["loss"]) == 1  # stopped in its first epoch
+

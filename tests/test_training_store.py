@@ -150,3 +150,54 @@ def test_opening_a_second_store_in_one_process_keeps_the_first_ones_writes_visib
     output = subprocess.run([sys.executable, "-c", reader, str(path)], check=True, capture_output=True, text=True)
     assert output.stdout.strip() == "2"
     assert [run.name for run in RunStore(path).list_runs()] == ["after", "before"]
+
+
+def test_the_lifecycle_records_failures_cleanly_and_a_stop_as_stopped(data_root):
+    from services.errors import UserFacingError
+    from services.training import lifecycle
+    from services.training.store import FAILED, QUEUED, STOPPED
+
+    store = RunStore()
+    run_id = store.create_run("fails", source="dashboard", status=QUEUED)
+
+    def broken():
+        raise ValueError("bad shape (3, 4)\n  File /secret/path.py, line 9")
+
+    assert lifecycle.run(store, run_id, broken, job_id="abc123") == FAILED
+    run = store.get_run(run_id)
+    assert run.error == "ValueError: bad shape (3, 4)" and run.job_id == "abc123" and run.pid
+    assert "Traceback" in (store.run_dir(run_id) / "traceback.txt").read_text()
+
+    def refused():
+        raise UserFacingError("The dataset has no val part.")
+
+    assert lifecycle.run(store, run_id, refused) == FAILED
+    assert store.get_run(run_id).error == "The dataset has no val part."
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    assert lifecycle.run(store, run_id, interrupted) == STOPPED
+    assert store.get_run(run_id).error is None
+    assert lifecycle.failure_message(MemoryError()).startswith("Out of memory")
+
+
+def test_a_version_1_store_is_upgraded_in_place(data_root):
+    import sqlite3
+
+    store = RunStore()
+    run_id = store.create_run("old", status="finished")
+    store.close()
+    connection = sqlite3.connect(store.path)
+    for column in ("notes", "tags", "job_id"):
+        connection.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+    connection.execute("DROP TABLE deliveries")
+    connection.execute("PRAGMA user_version = 1")
+    connection.commit()
+    connection.close()
+    upgraded = RunStore(store.path)
+    run = upgraded.get_run(run_id)
+    assert (run.name, run.notes, run.tags) == ("old", "", [])
+    upgraded.set_notes(run_id, "kept", ["a"])
+    assert upgraded.get_run(run_id).tags == ["a"]
+    assert upgraded.deliver("client", 0, lambda connection, store: None)

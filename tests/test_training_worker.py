@@ -85,28 +85,41 @@ def _wait_for(predicate, timeout: float = 120.0):
     raise AssertionError("timed out")
 
 
-def test_sigkilled_worker_is_interrupted_and_resumes_at_its_next_epoch_with_the_same_history(data_root):
-    from services.training.worker import execute
+@pytest.fixture
+def manager(data_root):
+    """The data root's job manager; its runner (and workers) are shut down after the test."""
+    from services.jobs import JobManager
 
+    jobs = JobManager()
+    yield jobs
+    jobs.shutdown_runner()
+
+
+def test_sigkilled_worker_is_interrupted_and_resumes_at_its_next_epoch_with_the_same_history(data_root, manager):
     store = RunStore()
     config = RunConfig(model="cnn_v1", dataset="demo", epochs=8, batch_size=16, image_size=48)
-    run_id = launcher.start_run(config, store)  # a real worker process
-    _wait_for(lambda: store.get_run(run_id).epochs_done >= 2)
+    run_id = launcher.start_run(config, store, manager)  # a training job in a real worker process
+    first_job = store.get_run(run_id).job_id
+    assert manager.get(first_job).kind == "training" and manager.get(first_job).params["run_id"] == run_id
+    waiting = launcher.start_run(RunConfig(model="cnn_v1", dataset="demo", epochs=1, batch_size=16, image_size=48,
+                                           name="waits for the slot"), store, manager)
+    _wait_for(lambda: store.get_run(run_id).epochs_done >= 2, timeout=240)
+    assert store.get_run(waiting).status == QUEUED  # the TensorFlow slot is taken: it waits
+    assert manager.get(store.get_run(waiting).job_id).status == "queued"
+    launcher.stop_run(waiting, store, manager)  # leave the slot to the resumed run below
     os.killpg(store.get_run(run_id).pid, signal.SIGKILL)
-    _wait_for(lambda: run_id in launcher.schedule(store) or store.get_run(run_id).status == INTERRUPTED)
+    _wait_for(lambda: run_id in launcher.schedule(store, manager) or store.get_run(run_id).status == INTERRUPTED)
     killed = store.get_run(run_id)
-    assert killed.status == INTERRUPTED and "vanished" in killed.error
+    assert killed.status == INTERRUPTED and "Resume continues" in killed.error
     before = store.epoch_table(run_id)
     done_at_kill = killed.epochs_done
     assert len(before) == done_at_kill
+    assert (store.run_dir(run_id) / "backup").is_dir() and (store.run_dir(run_id) / "last.keras").exists()
 
-    slot = store.create_run("occupies the only slot", source="dashboard", status=RUNNING)
-    store.update_run(slot, pid=os.getpid(), host=killed.host)
-    launcher.resume_run(run_id, store)  # queued behind the busy slot: no second process
-    assert store.get_run(run_id).status == QUEUED
-    store.set_status(slot, FINISHED)
-    assert store.claim_next_queued(limit=1) == run_id
-    assert execute(run_id) == FINISHED, store.get_run(run_id).error
+    job_id = launcher.resume_run(run_id, store, manager)  # re-submitted as a new training job
+    assert job_id != first_job
+    state = manager.wait(job_id, timeout=300)
+    assert state.status == "finished", (state.error, store.get_run(run_id).error)
 
     after = store.epoch_table(run_id)
     resumed_at = int(store.metrics(run_id, names=["resumed_at_epoch"]).value.iloc[0])
@@ -116,9 +129,30 @@ def test_sigkilled_worker_is_interrupted_and_resumes_at_its_next_epoch_with_the_
     assert not kept.empty
     assert after.set_index("epoch").loc[kept.index, kept.columns].equals(kept)
     run = store.get_run(run_id)
-    assert run.epochs_done == 8 and "test_accuracy" in run.summary and "val_macro_f1" in run.summary
+    assert run.status == FINISHED and run.epochs_done == 8
+    assert "test_accuracy" in run.summary and "val_macro_f1" in run.summary
+    assert run.summary["total_parameters"] > 0 and run.summary["weights"] == "random init"
+    assert not {"parameters", "params_total", "total"} & set(run.summary)  # one name for one figure
     assert store.artifact_path(run_id, "best_model") and store.artifact_path(run_id, "final_model")
     assert any((store.run_dir(run_id) / "tensorboard").rglob("events.out.tfevents*"))
+    # a run that ended well keeps its best checkpoint only: no backups, no last-epoch copy
+    assert not (store.run_dir(run_id) / "backup").exists() and not (store.run_dir(run_id) / "last.keras").exists()
+    assert store.artifact_path(run_id, "final_model") == store.artifact_path(run_id, "best_model")
+
+
+def test_training_job_body_runs_inline_and_keeps_what_it_was_asked_to(data_root):
+    """The job body through run_inline (as a worker process would run it)."""
+    from services.jobs import run_inline
+
+    store = RunStore()
+    run_id = launcher.create_run_for(RunConfig(model="cnn_v1", dataset="demo", epochs=2, batch_size=32,
+                                               image_size=48, keep="all"), store)
+    result = run_inline("training", {"run_id": run_id, "store": str(store.path)}, data_root / "jobs" / "inline")
+    assert result.status == "finished" and result.result["status"] == FINISHED
+    run = store.get_run(run_id)
+    assert run.status == FINISHED and "test_accuracy" in run.summary
+    assert (store.run_dir(run_id) / "last.keras").exists()  # keep="all" keeps the last checkpoint
+    assert not (store.run_dir(run_id) / "backup").exists()
 
 
 def test_only_ended_runs_can_be_resumed(data_root):
@@ -200,3 +234,18 @@ def test_a_backup_left_half_written_by_a_kill_falls_back_to_the_previous_epoch(t
     (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"half-written")
     history = fit(4)
     assert len(history.history["loss"]) == 3  # resumed after epoch 1 (the previous backup), not 0 or 2
+
+
+def test_a_job_that_dies_before_its_run_starts_fails_the_run_in_the_monitor(data_root, manager):
+    """A training job that fails before the run could record anything (here: its store path is
+    unusable) leaves the run queued; the monitor's schedule() mirrors the job's failure into it."""
+    store = RunStore()
+    run_id = launcher.create_run_for(RunConfig(epochs=1, image_size=48), store)
+    (data_root / "not-a-folder").write_text("a file")
+    job_id = manager.submit("training", "doomed", {"run_id": run_id, "store": str(data_root / "not-a-folder" / "x.sqlite")})
+    store.update_run(run_id, job_id=job_id)
+    assert manager.wait(job_id, timeout=120).status == "failed"
+    assert store.get_run(run_id).status == QUEUED
+    assert launcher.schedule(store, manager) == [run_id]
+    run = store.get_run(run_id)
+    assert run.status == FAILED and run.error and "Traceback" not in run.error

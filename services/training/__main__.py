@@ -2,8 +2,10 @@
 
 Trains in the foreground of this process and logs to the same run store as the dashboard, so
 the run appears in the training monitor. With ``TF_CONFIG`` set (one process per machine) it
-trains with MultiWorkerMirroredStrategy; only the chief logs. ``--background`` queues the run
-for a worker process instead and returns at once.
+trains with MultiWorkerMirroredStrategy; only the chief logs and writes checkpoints. Give every
+machine the same ``--run-id`` (any ``YYYYmmdd-HHMMSS-xxxxxx``-style id): starting them all again
+with it resumes the run from its last backup. ``--background`` queues the run as a training job
+instead and returns at once.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ def parse_config(argv: list[str] | None = None) -> tuple[RunConfig, argparse.Nam
     parser.add_argument("--mixed-precision", action="store_true", help="float16 compute on GPU")
     parser.add_argument("--distribution", default="auto", choices=DISTRIBUTIONS)
     parser.add_argument("--name", default=None)
+    parser.add_argument("--run-id", default=None, help="the run's id (the same on every machine of a cluster); "
+                                                       "an existing stopped/failed/interrupted run resumes")
+    parser.add_argument("--keep", default="best", choices=("best", "all"),
+                        help="checkpoints kept when the run ends well")
     parser.add_argument("--options", default="{}", help='model options as JSON, e.g. \'{"weights": null}\'')
     parser.add_argument("--background", action="store_true", help="queue for a worker process and return")
     args = parser.parse_args(argv)
@@ -43,7 +49,7 @@ def parse_config(argv: list[str] | None = None) -> tuple[RunConfig, argparse.Nam
                        batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.learning_rate,
                        augment=args.augment, seed=args.seed, image_size=args.image_size,
                        mixed_precision=args.mixed_precision, distribution=args.distribution, name=args.name,
-                       options=options)
+                       keep=args.keep, options=options)
     return config, args
 
 
@@ -54,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     config, args = parse_config(argv)
     try:
         config.validate()
+        if args.run_id:
+            run_store.check_run_id(args.run_id)
         if args.background:
             run_id = launcher.start_run(config)
             print(f"queued run {run_id}; watch it in the training monitor")
@@ -61,10 +69,16 @@ def main(argv: list[str] | None = None) -> int:
         if not is_chief():  # other machines of a multi-worker job train but do not log
             from services.training.worker import train_unlogged
 
-            train_unlogged(config)
-            return 0
+            status = train_unlogged(config, run_key=args.run_id)
+            print(f"worker finished its share: {status}")
+            return 0 if status == run_store.FINISHED else 1
         store = run_store.RunStore()
-        run_id = launcher.create_run_for(config, store, source="cli", status=run_store.RUNNING)
+        existing = store.find_run(args.run_id) if args.run_id else None
+        if existing is not None and existing.status not in launcher.RESUMABLE:
+            raise UserFacingError(f"Run {args.run_id} is {existing.status}; only stopped, failed or interrupted "
+                                  "runs can be resumed.")
+        run_id = existing.id if existing else launcher.create_run_for(config, store, source="cli",
+                                                                      status=run_store.RUNNING, run_id=args.run_id)
     except UserFacingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

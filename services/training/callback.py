@@ -6,6 +6,11 @@ Three lines in your own script::
     callback = DashboardCallback("my experiment", hyperparameters={"lr": 1e-3})
     model.fit(x, y, validation_data=(xv, yv), epochs=10, callbacks=[callback])
 
+On another machine, stream to the dashboard's ingest endpoint instead of the local SQLite file:
+``DashboardCallback("my experiment", url="http://dashboard-host:8502", token="...")`` (see
+:mod:`services.training.remote`: events are spooled locally while the dashboard is unreachable
+and delivered exactly once when it is back; Stop in the monitor reaches the script).
+
 It logs epoch metrics (loss, accuracy, val_*), the learning rate, epoch duration and
 throughput, the per-batch loss (time-throttled so logging stays a small fraction of the step
 time), optionally a validation confusion matrix per epoch, and a heartbeat. It checks the run's
@@ -23,11 +28,11 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from services.models.histology import parameter_counts
+from services import run_layout
 from services.runtime import tensorflow
 from services.training import store as run_store
 from services.training.evaluation import confusion_matrix
@@ -56,6 +61,47 @@ def canonical_logs(logs: dict[str, Any] | None) -> dict[str, float]:
     return result
 
 
+class LocalSink:
+    """Writes the callback's events into the SQLite run store of this machine."""
+
+    def __init__(self, store_path=None):
+        self.store = run_store.RunStore(store_path)
+        self._stop_connection = _stop_flag_reader(self.store.path)
+
+    def create_run(self, run_id: str | None, **fields: Any) -> str:
+        return self.store.create_run(run_id=run_id, **fields)
+
+    def set_status(self, run_id: str, status: str, error: str | None = None, **fields: Any) -> None:
+        self.store.set_status(run_id, status, error, **fields)
+
+    def update_summary(self, run_id: str, **values: Any) -> None:
+        self.store.update_summary(run_id, **values)
+
+    def log_metrics(self, run_id: str, values: dict, *, epoch: int, step: int | None = None, **fields: Any) -> None:
+        self.store.log_metrics(run_id, values, epoch=epoch, step=step, **fields)
+
+    def delete_metrics_from(self, run_id: str, epoch: int) -> None:
+        self.store.delete_metrics_from(run_id, epoch)
+
+    def heartbeat(self, run_id: str) -> None:
+        self.store.heartbeat(run_id)
+
+    def confusion_matrix(self, run_id: str, epoch: int, payload: dict) -> None:
+        path = run_layout.confusion_matrix_file(self.store.run_dir(run_id), epoch)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"epoch": epoch, **payload}))
+        self.store.add_artifact(run_id, "confusion_matrix", path, epoch=epoch)
+
+    def stop_requested(self, run_id: str) -> bool:
+        return _read_stop_flag(self._stop_connection, run_id) if self._stop_connection is not None else False
+
+    def close(self) -> bool:
+        if self._stop_connection is not None:
+            self._stop_connection.close()
+            self._stop_connection = None
+        return True
+
+
 def _device_name() -> str:
     from services.runtime import quick_summary
 
@@ -76,14 +122,26 @@ class DashboardCallback(keras.callbacks.Callback):
         class_names: names of the classes for the confusion matrix.
         finalize: set the final status at the end of training (the worker does it itself).
         confusion_matrix: False disables the per-epoch confusion matrix even with validation data.
+        url, token: stream to the dashboard's ingest endpoint on another machine instead of a
+            local store (``token`` is in ``<data root>/runs/ingest.token`` there).
+        spool_dir: where events wait while the dashboard is unreachable (remote logging).
+        flush_timeout: seconds the end of training waits for the last events to arrive.
+        should_stop: an extra stop flag checked after every batch (the job's).
     """
 
     def __init__(self, run_name: str | None = None, *, store_path=None, run_id: str | None = None,
                  hyperparameters: dict | None = None, batch_size: int | None = None,
                  batch_log_interval: float = BATCH_LOG_INTERVAL_S, validation_data=None, class_names=None,
                  finalize: bool = True, confusion_matrix: bool = True, model_name: str | None = None,
-                 dataset: str | None = None, source: str = "script", is_chief: bool = True):
+                 dataset: str | None = None, source: str = "script", is_chief: bool = True,
+                 url: str | None = None, token: str | None = None, spool_dir=None, flush_timeout: float = 30.0,
+                 should_stop: Callable[[], bool] | None = None):
         super().__init__()
+        self.url, self.token, self.spool_dir, self.flush_timeout = url, token, spool_dir, flush_timeout
+        self.should_stop = should_stop
+        self.sink = None
+        self.delivered: bool | None = None
+        """After training with ``url``: True when every event reached the dashboard."""
         self.run_name = run_name
         self.store_path = store_path
         self.run_id = run_id
@@ -96,7 +154,6 @@ class DashboardCallback(keras.callbacks.Callback):
         self.confusion_matrix = confusion_matrix and validation_data is not None
         self.model_name, self.dataset, self.source = model_name, dataset, source
         self.is_chief = is_chief
-        self.store: run_store.RunStore | None = None
         self.stopped_by_request = False
         self.diverged_at: int | None = None
         self._first_epoch = True
@@ -104,43 +161,59 @@ class DashboardCallback(keras.callbacks.Callback):
         self._steps = 0
         self._last_batch_log: float | None = None
         self._epoch_start = 0.0
-        self._stop_connection = None
+        self._epochs_done = 0
         self._heartbeat_stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
         self._validation_labels = None
 
     # --- lifecycle -------------------------------------------------------------------------
+    @property
+    def store(self) -> run_store.RunStore | None:
+        """The local run store written to (None with remote logging, or on a non-chief worker)."""
+        return getattr(self.sink, "store", None)
+
+    def _open_sink(self):
+        if self.url:
+            from services.training.remote import RemoteSink
+
+            return RemoteSink(self.url, self.token or "", spool_dir=self.spool_dir, flush_timeout=self.flush_timeout)
+        return LocalSink(self.store_path)
+
     def on_train_begin(self, logs=None):
         if not self.is_chief:
             return
-        self.store = run_store.RunStore(self.store_path)
+        from services.training.lifecycle import parameter_summary
+
+        self.sink = self._open_sink()
         epochs, steps = self.params.get("epochs"), self.params.get("steps")
-        if self.run_id is None:
-            self.run_id = self.store.create_run(
-                self.run_name or f"{self.model.name} {time.strftime('%Y-%m-%d %H:%M')}",
-                model=self.model_name or self.model.name, dataset=self.dataset, source=self.source,
-                hyperparameters=self.hyperparameters, epochs=epochs, status=run_store.RUNNING)
-        self.store.set_status(self.run_id, run_store.RUNNING, pid=os.getpid(), host=socket.gethostname(),
-                              device=_device_name(), epochs=epochs, steps_per_epoch=steps)
-        counts = parameter_counts(self.model)
-        self.store.update_summary(self.run_id, parameters=counts["total"], trainable_parameters=counts["trainable"])
-        self._stop_connection = _stop_flag_reader(self.store.path)
+        name = self.run_name or f"{self.model.name} {time.strftime('%Y-%m-%d %H:%M')}"
+        described = {"name": name, "model": self.model_name or self.model.name, "dataset": self.dataset,
+                     "hyperparameters": self.hyperparameters, "epochs": epochs}
+        if self.url:  # the id is made here; the endpoint records the run as a remote one
+            self.run_id = self.sink.create_run(self.run_id or run_store.new_run_id(), **described)
+        elif self.run_id is None:
+            self.run_id = self.sink.create_run(None, **described, source=self.source, status=run_store.RUNNING)
+        self.sink.set_status(self.run_id, run_store.RUNNING, pid=os.getpid(), host=socket.gethostname(),
+                             device=_device_name(), epochs=epochs, steps_per_epoch=steps)
+        self.sink.update_summary(self.run_id, **parameter_summary(self.model))
         self._start_heartbeat()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         self._steps = 0
         self._epoch_start = time.perf_counter()
-        if self.store is None:
+        if self.sink is None:
             return
         if self._first_epoch:
             self._first_epoch = False
-            self.store.delete_metrics_from(self.run_id, epoch)  # a resumed fit redoes these epochs
+            self.sink.delete_metrics_from(self.run_id, epoch)  # a resumed fit redoes these epochs
             if epoch > 0:
-                self.store.log_metrics(self.run_id, {"resumed_at_epoch": epoch}, epoch=epoch, step=-1)
+                self.sink.log_metrics(self.run_id, {"resumed_at_epoch": epoch}, epoch=epoch, step=-1)
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.store is None:
+        if self.sink is None:
+            if self.should_stop is not None and self.should_stop():
+                self.model.stop_training = True
             return
         self._steps = batch + 1
         loss = (logs or {}).get("loss")
@@ -151,14 +224,14 @@ class DashboardCallback(keras.callbacks.Callback):
         if self._last_batch_log is None or now - self._last_batch_log >= self.batch_log_interval:
             self._last_batch_log = now
             steps = self.params.get("steps") or 0
-            self.store.log_metrics(self.run_id, {"batch_loss": loss}, epoch=self._epoch,
-                                   step=self._epoch * steps + batch)
-        if self._stop_connection is not None and _read_stop_flag(self._stop_connection, self.run_id):
+            self.sink.log_metrics(self.run_id, {"batch_loss": loss}, epoch=self._epoch,
+                                  step=self._epoch * steps + batch)
+        if self.sink.stop_requested(self.run_id) or (self.should_stop is not None and self.should_stop()):
             self.stopped_by_request = True
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.store is None:
+        if self.sink is None:
             return
         values = canonical_logs(logs)
         seconds = time.perf_counter() - self._epoch_start
@@ -172,34 +245,36 @@ class DashboardCallback(keras.callbacks.Callback):
         bad = [k for k in ("loss", "val_loss") if k in values and not math.isfinite(values[k])]
         if bad and self.diverged_at is None:
             self._diverged(f"{bad[0]} became {values[bad[0]]} at epoch {epoch + 1}")
-        self.store.log_metrics(self.run_id, values, epoch=epoch, epochs_done=epoch + 1)
+        self.sink.log_metrics(self.run_id, values, epoch=epoch, epochs_done=epoch + 1)
+        self._epochs_done = epoch + 1
         if self.confusion_matrix and self.diverged_at is None:
             self._save_confusion_matrix(epoch)
 
     def on_train_end(self, logs=None):
         self._heartbeat_stop.set()
-        if self._stop_connection is not None:
-            self._stop_connection.close()
-            self._stop_connection = None
-        if self.store is None or not self.finalize or self.diverged_at is not None:
+        if self.sink is None:
             return
-        status = run_store.STOPPED if self.stopped_by_request else run_store.FINISHED
-        self.store.set_status(self.run_id, status)
+        if self.finalize and self.diverged_at is None:
+            # a run whose last epoch completed is finished, even if a Stop arrived after it
+            epochs = self.params.get("epochs")
+            finished = not self.stopped_by_request or (epochs is not None and self._epochs_done >= epochs)
+            self.sink.set_status(self.run_id, run_store.FINISHED if finished else run_store.STOPPED)
+        self.delivered = self.sink.close()
 
     # --- helpers ---------------------------------------------------------------------------
     def _diverged(self, message: str) -> None:
         self.diverged_at = self._epoch
         self.model.stop_training = True
-        self.store.update_summary(self.run_id, diverged_epoch=self._epoch + 1)
-        self.store.set_status(self.run_id, run_store.DIVERGED, error=f"Training diverged: {message}. "
-                              "Try a lower learning rate.")
+        self.sink.update_summary(self.run_id, diverged_epoch=self._epoch + 1)
+        self.sink.set_status(self.run_id, run_store.DIVERGED, error=f"Training diverged: {message}. "
+                             "Try a lower learning rate.")
 
     def _start_heartbeat(self) -> None:
         """Heartbeats from a thread, so a run with very long batches does not look dead."""
         def beat():
             while not self._heartbeat_stop.wait(HEARTBEAT_EVERY_S):
                 try:
-                    self.store.heartbeat(self.run_id)
+                    self.sink.heartbeat(self.run_id)
                 except Exception:  # never let the heartbeat kill training
                     pass
 
@@ -225,12 +300,8 @@ class DashboardCallback(keras.callbacks.Callback):
         predicted = np.asarray(predictions).argmax(axis=-1)
         classes = int(max(predictions.shape[-1], labels.max() + 1))
         matrix = confusion_matrix(labels, predicted, classes)
-        folder = self.store.run_dir(self.run_id) / "confusion"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"epoch_{epoch:04d}.json"
-        path.write_text(json.dumps({"epoch": epoch, "classes": self.class_names or list(range(classes)),
-                                    "matrix": matrix.tolist()}))
-        self.store.add_artifact(self.run_id, "confusion_matrix", path, epoch=epoch)
+        self.sink.confusion_matrix(self.run_id, epoch, {"classes": self.class_names or list(range(classes)),
+                                                        "matrix": matrix.tolist()})
 
 
 def _learning_rate(model) -> float | None:

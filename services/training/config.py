@@ -10,6 +10,8 @@ from services.errors import UserFacingError
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 DISTRIBUTIONS = ("auto", "none", "mirrored", "multi_worker")
+KEEP = ("best", "all")
+"""What a run keeps when it ends well: its best checkpoint only, or the last one and backups too."""
 
 
 class InvalidConfig(UserFacingError):
@@ -32,6 +34,7 @@ class RunConfig:
     mixed_precision: bool = False
     distribution: str = "auto"
     name: str | None = None
+    keep: str = "best"
     options: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for ``catalog.build_model`` (e.g. ``{"weights": None}``)."""
 
@@ -57,6 +60,8 @@ class RunConfig:
         if self.distribution not in DISTRIBUTIONS:
             raise InvalidConfig(f"Unknown distribution {self.distribution!r}; choose one of "
                                 f"{', '.join(DISTRIBUTIONS)}.")
+        if self.keep not in KEEP:
+            raise InvalidConfig(f"keep must be one of {', '.join(KEEP)}; got {self.keep!r}.")
         if not isinstance(self.options, dict):
             raise InvalidConfig("options must be a dictionary of model options.")
         return self

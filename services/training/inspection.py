@@ -38,20 +38,26 @@ def _flat_layers(model):
 
 def first_layer_view(model_path: str | Path, image_path: str | Path, count: int = 12) -> FirstLayerView:
     """Kernels of the first Conv2D layer and the first ``count`` feature maps of the tile."""
-    import keras
-
     from services.images import decode_image
     from services.models.catalog import load_saved_model
 
-    model = load_saved_model(model_path)
+    return first_layer_view_of(load_saved_model(model_path), decode_image(image_path).pixels, count)
+
+
+def first_layer_view_of(model, pixels: np.ndarray, count: int = 12) -> FirstLayerView:
+    """:func:`first_layer_view` for a loaded model and a decoded RGB tile (uint8, HxWx3)."""
+    import keras
+    from PIL import Image
+
     layers = list(_flat_layers(model))
-    conv_index = next(i for i, layer in enumerate(layers) if isinstance(layer, keras.layers.Conv2D))
+    conv_index = next((i for i, layer in enumerate(layers) if isinstance(layer, keras.layers.Conv2D)), None)
+    if conv_index is None:
+        from services.errors import UserFacingError
+
+        raise UserFacingError("This model has no convolution layer to show.")
     conv = layers[conv_index]
     pool = next((layer for layer in layers[conv_index + 1:] if isinstance(layer, keras.layers.MaxPooling2D)), None)
     height, width = model.input_shape[1:3]
-    pixels = decode_image(image_path).pixels
-    from PIL import Image
-
     tile = np.asarray(Image.fromarray(pixels).resize((width, height)), dtype="float32")[None] / 255.0
     kernel = np.asarray(conv.kernel)  # (k, k, in, filters)
     count = min(count, kernel.shape[-1])

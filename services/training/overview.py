@@ -6,6 +6,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -21,20 +22,127 @@ def best_val_accuracy(table: pd.DataFrame) -> float | None:
     return float(table["val_accuracy"].max())
 
 
+def best_val_loss(table: pd.DataFrame) -> float | None:
+    if "val_loss" not in table or table["val_loss"].dropna().empty:
+        return None
+    return float(table["val_loss"].min())
+
+
+def weights_of(run: Run) -> str:
+    """How the run's weights started: the summary's ``weights`` (recorded by the worker and the
+    strategies), else the ``weights`` hyper-parameter, else ``unknown``."""
+    value = run.summary.get("weights", run.hyperparameters.get("weights"))
+    if value in (None, "", "none", "random"):
+        return "random init" if ("weights" in run.summary or "weights" in run.hyperparameters) else "unknown"
+    return str(value)
+
+
 def runs_frame(store: RunStore, runs: list[Run]) -> pd.DataFrame:
-    """One row per run for the runs table."""
+    """One row per run for the runs table (read live: epochs done, duration, best value)."""
     rows = []
     for run in runs:
         table = store.epoch_table(run.id)
+        done = max(run.epochs_done, len(table))
         rows.append({
-            "name": run.name, "status": run.status, "model": run.model, "dataset": run.dataset,
-            "best val acc": best_val_accuracy(table),
-            "epochs": f"{run.epochs_done}/{run.epochs or '?'}",
+            "name": run.name, "status": run.status if not run.damaged else f"{run.status} (damaged)",
+            "weights": weights_of(run), "model": run.model, "dataset": run.dataset,
+            "best val acc": best_val_accuracy(table), "best val loss": best_val_loss(table),
+            "epochs": f"{done}/{run.epochs or '?'}",
             "duration (s)": round(run.duration) if run.duration is not None else None,
-            "device": run.device, "source": run.source, "synthetic data": run.synthetic,
+            "disk (MB)": round(store.disk_bytes(run.id) / 1e6, 1),
+            "tags": ", ".join(run.tags), "device": run.device, "source": run.source,
+            "synthetic data": run.synthetic,
             "started": pd.to_datetime(run.started or run.created, unit="s"), "id": run.id,
         })
     return pd.DataFrame(rows)
+
+
+def disk_usage(store: RunStore, runs: list[Run]) -> tuple[dict[str, int], int]:
+    """Bytes per run folder and the total of the whole runs folder (store file included)."""
+    from services.run_layout import folder_bytes
+
+    per_run = {run.id: store.disk_bytes(run.id) for run in runs}
+    return per_run, folder_bytes(store.runs_dir)
+
+
+def cleanup_candidates(store: RunStore, runs: list[Run], older_than_days: float,
+                       statuses: tuple[str, ...] = ("failed", "stopped", "interrupted", "diverged"),
+                       now: float | None = None) -> list[Run]:
+    """Ended runs with one of ``statuses`` that ended more than ``older_than_days`` ago."""
+    import time
+
+    limit = (now or time.time()) - older_than_days * 86400
+    return [run for run in runs if run.status in statuses and not run.active and (run.ended or run.created) < limit]
+
+
+def metric_stats(table: pd.DataFrame) -> pd.DataFrame:
+    """Last, minimum and maximum of each curve of a run, with the epochs where they occurred."""
+    rows = []
+    for name in ("loss", "val_loss", "accuracy", "val_accuracy"):
+        if name not in table or table[name].dropna().empty:
+            continue
+        values = table[["epoch", name]].dropna()
+        low, high = values.loc[values[name].idxmin()], values.loc[values[name].idxmax()]
+        rows.append({"metric": name, "last": float(values[name].iloc[-1]), "min": float(low[name]),
+                     "min at epoch": int(low.epoch) + 1, "max": float(high[name]), "max at epoch": int(high.epoch) + 1})
+    return pd.DataFrame(rows)
+
+
+X_AXES = ("epoch", "step", "wall-clock")
+
+
+def curve_table(store: RunStore, run: Run, x_axis: str = "epoch") -> pd.DataFrame:
+    """The run's epoch table with an ``x`` column: epoch number (1-based), global step at the end
+    of the epoch, or the wall-clock time the epoch ended."""
+    frame = store.metrics(run.id)
+    frame = frame[frame.step.isna()]
+    if frame.empty:
+        return pd.DataFrame(columns=["epoch", "x"])
+    table = frame.pivot_table(index="epoch", columns="name", values="value", aggfunc="last").reset_index()
+    if x_axis == "step":
+        table["x"] = (table["epoch"] + 1) * (run.steps_per_epoch or 1)
+    elif x_axis == "wall-clock":
+        ended = frame.groupby("epoch")["time"].max()
+        table["x"] = pd.to_datetime(table["epoch"].map(ended), unit="s")
+    else:
+        table["x"] = table["epoch"] + 1
+    return table
+
+
+def comparison_frame(runs: list[Run], tables: dict[str, pd.DataFrame], labels: dict[str, str],
+                     only_differences: bool = False) -> pd.DataFrame:
+    """Selected runs side by side: one column per run, rows of hyper-parameters and final/best
+    metrics. ``only_differences`` keeps the rows where the runs differ."""
+    rows: dict[str, dict[str, Any]] = {}
+
+    def put(field: str, run: Run, value: Any) -> None:
+        rows.setdefault(field, {})[labels[run.id]] = value
+
+    for run in runs:
+        table = tables.get(run.id, pd.DataFrame())
+        put("model", run, run.model)
+        put("dataset", run, run.dataset)
+        put("weights", run, weights_of(run))
+        put("status", run, run.status)
+        for key, value in sorted(run.hyperparameters.items()):
+            put(f"hp · {key}", run, value if not isinstance(value, (dict, list)) else json.dumps(value))
+        put("epochs done", run, max(run.epochs_done, len(table)))
+        for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            if name in table and not table[name].dropna().empty:
+                put(f"final {name}", run, round(float(table[name].dropna().iloc[-1]), 4))
+        for name, value in (("best val_accuracy", best_val_accuracy(table)), ("best val_loss", best_val_loss(table))):
+            put(name, run, None if value is None else round(value, 4))
+        for key in ("test_accuracy", "test_macro_f1", "total_parameters", "seconds_per_epoch"):
+            if key in run.summary:
+                value = run.summary[key]
+                put(key, run, round(value, 4) if isinstance(value, float) else value)
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame = frame.reindex(columns=[labels[run.id] for run in runs])
+    if only_differences and len(runs) > 1:
+        keep = [index for index, row in frame.iterrows()
+                if len({json.dumps(v, default=str) for v in row.tolist()}) > 1]
+        frame = frame.loc[keep]
+    return frame.astype(object).where(frame.notna(), None).map(lambda v: "—" if v is None else str(v))
 
 
 @dataclass
@@ -76,20 +184,60 @@ def format_seconds(seconds: float) -> str:
 
 
 def confusion_matrices(store: RunStore, run_id: str) -> list[dict]:
-    """Per-epoch validation confusion matrices (epoch, classes, matrix), oldest first."""
+    """Per-epoch validation confusion matrices (epoch, classes, matrix), oldest first; files
+    outside the run's folder or not in the expected shape are skipped."""
     found = []
-    for path in store.artifacts(run_id, "confusion_matrix").path:
+    for path in store.artifact_paths(run_id, "confusion_matrix"):
         try:
-            found.append(json.loads(Path(path).read_text()))
+            item = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
+        if isinstance(item, dict) and isinstance(item.get("epoch"), int) and isinstance(item.get("matrix"), list) \
+                and isinstance(item.get("classes"), list):
+            found.append(item)
     return sorted(found, key=lambda item: item["epoch"])
 
 
 def val_predictions(store: RunStore, run_id: str) -> pd.DataFrame | None:
+    """The per-tile validation predictions; tile paths outside the data root are dropped."""
+    from services.config import get_settings
+
     path = store.artifact_path(run_id, "val_predictions")
-    return pd.read_csv(path) if path else None
+    if path is None:
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError):
+        return None
+    needed = {"path", "label", "predicted", "confidence"}
+    if not needed <= set(frame.columns):
+        return None
+    root = get_settings().data_root.resolve()
+    inside = frame.path.astype(str).map(lambda p: _inside(p, root))
+    return frame[inside].reset_index(drop=True)
+
+
+def _inside(path: str, root: Path) -> bool:
+    try:
+        resolved = Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False
+    return root in resolved.parents
 
 
 def metrics_csv(store: RunStore, run_id: str) -> bytes:
-    return store.metrics(run_id).to_csv(index=False).encode()
+    """Metrics in wide format: one row per epoch (and per logged batch), one column per metric,
+    with the ISO 8601 UTC time the row was written."""
+    frame = store.metrics(run_id)
+    if frame.empty:
+        return b"epoch,step,time\n"
+    epoch_rows = -(10**9)  # stands for "no step" (an epoch row) while pivoting
+    frame = frame.assign(step=frame.step.fillna(epoch_rows).astype(int))
+    wide = frame.pivot_table(index=["epoch", "step"], columns="name", values="value", aggfunc="last").reset_index()
+    times = frame.groupby(["epoch", "step"])["time"].max()
+    wide.insert(2, "time", [pd.Timestamp(times.loc[(e, s)], unit="s", tz="UTC").isoformat()
+                            for e, s in zip(wide.epoch, wide.step)])
+    wide["step"] = wide["step"].astype("Int64").where(wide["step"] != epoch_rows)
+    wide["epoch"] = wide["epoch"] + 1
+    wide.columns.name = None
+    return wide.sort_values(["epoch", "step"], na_position="last").to_csv(index=False).encode()

@@ -30,7 +30,8 @@ from services.config import get_settings
 from services.errors import UserFacingError
 
 APPLICATION_ID = 0x44534852  # "DSHR"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: run notes, tags and job id; the deliveries table of the remote-logging ingest."""
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED, DIVERGED = (
     "queued", "running", "finished", "stopped", "failed", "interrupted", "diverged")
 ACTIVE = (QUEUED, RUNNING)
@@ -46,7 +47,8 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL, created REAL NOT NULL, started REAL, ended REAL,
     epochs INTEGER, epochs_done INTEGER NOT NULL DEFAULT 0, steps_per_epoch INTEGER,
     device TEXT, host TEXT, pid INTEGER, heartbeat REAL, error TEXT,
-    stop_requested INTEGER NOT NULL DEFAULT 0, synthetic INTEGER NOT NULL DEFAULT 0
+    stop_requested INTEGER NOT NULL DEFAULT 0, synthetic INTEGER NOT NULL DEFAULT 0,
+    notes TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '[]', job_id TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -59,7 +61,13 @@ CREATE TABLE IF NOT EXISTS artifacts (
     PRIMARY KEY (run_id, kind, path)
 );
 """
-_JSON_FIELDS = ("config", "hyperparameters", "summary")
+_DELIVERIES = """CREATE TABLE IF NOT EXISTS deliveries (
+    client TEXT NOT NULL, seq INTEGER NOT NULL, received REAL NOT NULL, PRIMARY KEY (client, seq)
+)"""
+_SCHEMA += _DELIVERIES + ";\n"
+_ADDED_IN_2 = {"notes": "TEXT NOT NULL DEFAULT ''", "tags": "TEXT NOT NULL DEFAULT '[]'", "job_id": "TEXT"}
+_JSON_FIELDS = ("config", "hyperparameters", "summary", "tags")
+_JSON_DEFAULTS = {"config": dict, "hyperparameters": dict, "summary": dict, "tags": list}
 
 
 class StoreError(UserFacingError):
@@ -95,6 +103,11 @@ class Run:
     error: str | None = None
     stop_requested: bool = False
     synthetic: bool = False
+    notes: str = ""
+    tags: list[str] = field(default_factory=list)
+    job_id: str | None = None
+    damaged: list[str] = field(default_factory=list)
+    """Columns whose stored value could not be read (shown as damaged; the run stays listed)."""
 
     @property
     def active(self) -> bool:
@@ -222,6 +235,24 @@ class RunStore:
         if application_id == 0:
             connection.executescript("BEGIN;" + _SCHEMA + f"PRAGMA application_id = {APPLICATION_ID};"
                                      f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        elif connection.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            self._migrate(connection)
+
+    @staticmethod
+    def _migrate(connection: sqlite3.Connection) -> None:
+        """Version 1 -> 2: new run columns and the deliveries table (nothing is rewritten)."""
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+            for name, declaration in _ADDED_IN_2.items():
+                if name not in columns:
+                    connection.execute(f"ALTER TABLE runs ADD COLUMN {name} {declaration}")
+            connection.execute(_DELIVERIES)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / check_run_id(run_id)
@@ -232,25 +263,45 @@ class RunStore:
                    hyperparameters: dict | None = None, epochs: int | None = None,
                    status: str = QUEUED, synthetic: bool = False, run_id: str | None = None) -> str:
         run_id = check_run_id(run_id) if run_id else new_run_id()
-        now = time.time()
         with self._transaction() as connection:
-            connection.execute(
-                "INSERT INTO runs (id, name, model, dataset, split, source, config, hyperparameters,"
-                " status, created, epochs, synthetic) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, name or f"{model or 'run'} {time.strftime('%Y-%m-%d %H:%M')}", model, dataset,
-                 split, source, json.dumps(config or {}, default=str),
-                 json.dumps(hyperparameters or {}, default=str), status, now, epochs, int(synthetic)))
+            self._insert_run(connection, run_id, name, model=model, dataset=dataset, split=split, source=source,
+                             config=config, hyperparameters=hyperparameters, epochs=epochs, status=status,
+                             synthetic=synthetic)
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         return run_id
 
     @staticmethod
+    def _insert_run(connection: sqlite3.Connection, run_id: str, name: str | None, *, model, dataset, split,
+                    source, config, hyperparameters, epochs, status, synthetic) -> None:
+        connection.execute(
+            "INSERT INTO runs (id, name, model, dataset, split, source, config, hyperparameters,"
+            " status, created, epochs, synthetic) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (run_id, name or f"{model or 'run'} {time.strftime('%Y-%m-%d %H:%M')}", model, dataset,
+             split, source, json.dumps(config or {}, default=str),
+             json.dumps(hyperparameters or {}, default=str), status, time.time(), epochs, int(synthetic)))
+
+    @staticmethod
     def _row_to_run(row: sqlite3.Row) -> Run:
+        """A run from its row; a JSON column that does not parse (or has the wrong shape) is
+        replaced by its empty value and named in ``damaged`` instead of failing the caller."""
         values = dict(row)
+        damaged = []
         for key in _JSON_FIELDS:
-            values[key] = json.loads(values[key] or "{}")
+            empty = _JSON_DEFAULTS[key]
+            try:
+                value = json.loads(values.get(key) or json.dumps(empty()))
+            except (TypeError, ValueError):
+                value = None
+            if not isinstance(value, empty):
+                damaged.append(key)
+                value = empty()
+            values[key] = value
         values["stop_requested"] = bool(values["stop_requested"])
         values["synthetic"] = bool(values["synthetic"])
-        return Run(**values)
+        values["notes"] = values.get("notes") or ""
+        if not isinstance(values.get("name"), str):
+            values["name"] = str(values.get("name"))
+        return Run(**values, damaged=damaged)
 
     def get_run(self, run_id: str) -> Run:
         with self._connect() as connection:
@@ -276,38 +327,47 @@ class RunStore:
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set columns of a run (dict values of JSON columns replace the whole value)."""
-        allowed = set(Run.__dataclass_fields__) - {"id", "created"}
+        with self._transaction() as connection:
+            self._update_run(connection, run_id, fields)
+
+    @staticmethod
+    def _update_run(connection: sqlite3.Connection, run_id: str, fields: dict[str, Any]) -> None:
+        allowed = set(Run.__dataclass_fields__) - {"id", "created", "damaged"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown run fields: {sorted(unknown)}")
         values = {k: json.dumps(v, default=str) if k in _JSON_FIELDS else v for k, v in fields.items()}
         assignments = ", ".join(f"{key} = ?" for key in values)
-        with self._transaction() as connection:
-            cursor = connection.execute(f"UPDATE runs SET {assignments} WHERE id = ?",
-                                        (*values.values(), check_run_id(run_id)))
+        cursor = connection.execute(f"UPDATE runs SET {assignments} WHERE id = ?",
+                                    (*values.values(), check_run_id(run_id)))
         if cursor.rowcount == 0:
             raise RunNotFound(f"There is no run {run_id}.")
 
     def update_summary(self, run_id: str, **values: Any) -> None:
         """Merge ``values`` into the run's summary (final accuracies, F1, parameter counts...)."""
         with self._transaction() as connection:
-            row = connection.execute("SELECT summary FROM runs WHERE id = ?", (check_run_id(run_id),)).fetchone()
-            if row is None:
-                raise RunNotFound(f"There is no run {run_id}.")
-            summary = {**json.loads(row[0] or "{}"), **values}
-            connection.execute("UPDATE runs SET summary = ? WHERE id = ?", (json.dumps(summary, default=str), run_id))
+            self._update_summary(connection, run_id, values)
+
+    @staticmethod
+    def _update_summary(connection: sqlite3.Connection, run_id: str, values: dict[str, Any]) -> None:
+        row = connection.execute("SELECT summary FROM runs WHERE id = ?", (check_run_id(run_id),)).fetchone()
+        if row is None:
+            raise RunNotFound(f"There is no run {run_id}.")
+        try:
+            summary = json.loads(row[0] or "{}")
+        except ValueError:
+            summary = {}
+        summary = {**(summary if isinstance(summary, dict) else {}), **values}
+        connection.execute("UPDATE runs SET summary = ? WHERE id = ?", (json.dumps(summary, default=str), run_id))
 
     def set_status(self, run_id: str, status: str, error: str | None = None, **fields: Any) -> None:
-        if status not in ACTIVE + ENDED:
-            raise ValueError(f"unknown status {status!r}")
-        now = time.time()
-        if status == RUNNING:
-            fields.setdefault("started", now)
-            fields.setdefault("heartbeat", now)
-            fields.setdefault("ended", None)
-        elif status in ENDED:
-            fields.setdefault("ended", now)
-        self.update_run(run_id, status=status, error=error, **fields)
+        with self._transaction() as connection:
+            self._update_run(connection, run_id, status_fields(status, error, fields))
+
+    def set_notes(self, run_id: str, notes: str, tags: list[str]) -> None:
+        """The run's free-text notes and its tags (trimmed, de-duplicated, in the order given)."""
+        clean = list(dict.fromkeys(str(tag).strip()[:40] for tag in tags if str(tag).strip()))
+        self.update_run(run_id, notes=str(notes)[:10_000], tags=clean[:50])
 
     def heartbeat(self, run_id: str, **fields: Any) -> None:
         self.update_run(run_id, heartbeat=time.time(), **fields)
@@ -387,19 +447,39 @@ class RunStore:
     def log_metrics(self, run_id: str, values: dict[str, float], *, epoch: int, step: int | None = None,
                     when: float | None = None, heartbeat: bool = True, **run_fields: Any) -> None:
         """Write a set of metric values (one transaction); optionally update run columns too."""
-        when = when or time.time()
-        rows = [(run_id, int(epoch), step, name, _as_float(value), when) for name, value in values.items()]
         with self._transaction() as connection:
-            connection.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?)", rows)
-            if heartbeat or run_fields:
-                fields = {**run_fields, **({"heartbeat": when} if heartbeat else {})}
-                assignments = ", ".join(f"{key} = ?" for key in fields)
-                connection.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
+            self._log_metrics(connection, run_id, values, epoch, step, when, heartbeat, run_fields)
+
+    def _log_metrics(self, connection: sqlite3.Connection, run_id: str, values: dict[str, float], epoch: int,
+                     step: int | None, when: float | None, heartbeat: bool, run_fields: dict[str, Any]) -> None:
+        when = when or time.time()
+        rows = [(run_id, int(epoch), step, str(name), _as_float(value), when) for name, value in values.items()]
+        connection.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?)", rows)
+        if heartbeat or run_fields:
+            fields = {**run_fields, **({"heartbeat": when} if heartbeat else {})}
+            self._update_run(connection, run_id, fields)
 
     def delete_metrics_from(self, run_id: str, epoch: int) -> None:
         """Forget metrics of ``epoch`` and later (a resumed run redoes them)."""
         with self._transaction() as connection:
-            connection.execute("DELETE FROM metrics WHERE run_id = ? AND epoch >= ?", (run_id, int(epoch)))
+            self._delete_metrics_from(connection, run_id, epoch)
+
+    @staticmethod
+    def _delete_metrics_from(connection: sqlite3.Connection, run_id: str, epoch: int) -> None:
+        connection.execute("DELETE FROM metrics WHERE run_id = ? AND epoch >= ?", (run_id, int(epoch)))
+
+    # --- remote logging (services.training.ingest) -----------------------------------------
+    def deliver(self, client: str, seq: int, apply) -> bool:
+        """Apply one remote event exactly once: ``apply(connection, store)`` runs in the same
+        transaction that records ``(client, seq)``, so a repeated delivery (the sender retrying
+        after a lost answer) changes nothing. Returns False for a repeat."""
+        with self._transaction() as connection:
+            cursor = connection.execute("INSERT OR IGNORE INTO deliveries VALUES (?,?,?)",
+                                        (str(client), int(seq), time.time()))
+            if cursor.rowcount == 0:
+                return False
+            apply(connection, self)
+        return True
 
     def metrics(self, run_id: str, names: list[str] | None = None, since: float | None = None) -> pd.DataFrame:
         """Metric rows (epoch, step, name, value, time) of a run, oldest first."""
@@ -436,13 +516,47 @@ class RunStore:
         with self._connect() as connection:
             return pd.read_sql_query(query + " ORDER BY created", connection, params=args)
 
+    def artifact_paths(self, run_id: str, kind: str) -> list[Path]:
+        """Existing files of ``kind``, oldest first, confined to the run's folder: store rows are
+        untrusted (any script can write one), so a row naming ``/etc/passwd`` or a link out of
+        the folder gives nothing."""
+        folder = self.run_dir(run_id).resolve()
+        found = []
+        for raw in self.artifacts(run_id, kind).path.tolist():
+            try:
+                path = Path(raw).resolve()
+            except (OSError, RuntimeError, ValueError):
+                continue
+            if folder in path.parents and path.is_file():
+                found.append(path)
+        return found
+
     def artifact_path(self, run_id: str, kind: str) -> Path | None:
-        """The newest artifact of ``kind`` that still exists on disk."""
-        frame = self.artifacts(run_id, kind)
-        for path in reversed(frame.path.tolist()):
-            if Path(path).exists():
-                return Path(path)
-        return None
+        """The newest existing artifact of ``kind`` inside the run's folder (see :meth:`artifact_paths`)."""
+        paths = self.artifact_paths(run_id, kind)
+        return paths[-1] if paths else None
+
+    # --- disk use --------------------------------------------------------------------------
+    def disk_bytes(self, run_id: str) -> int:
+        from services.run_layout import folder_bytes
+
+        folder = self.run_dir(run_id)
+        return folder_bytes(folder) if folder.is_dir() else 0
+
+
+def status_fields(status: str, error: str | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """The columns a change to ``status`` sets (start time and heartbeat, or end time)."""
+    if status not in ACTIVE + ENDED:
+        raise ValueError(f"unknown status {status!r}")
+    now = time.time()
+    fields = dict(fields)
+    if status == RUNNING:
+        fields.setdefault("started", now)
+        fields.setdefault("heartbeat", now)
+        fields.setdefault("ended", None)
+    elif status in ENDED:
+        fields.setdefault("ended", now)
+    return {"status": status, "error": error, **fields}
 
 
 def _as_float(value: Any) -> float | None:

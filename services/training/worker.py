@@ -1,12 +1,13 @@
 """The training process: ``python -m services.training.worker <run_id> [--store PATH]``.
 
-Runs one run of the store to its end, in its own OS process (the dashboard starts it with
-:func:`services.training.launcher.start_run`; it outlives the browser and the page). It builds
+The job body :func:`training_job` (kind ``training``; the dashboard submits it with
+:func:`services.training.launcher.start_run`, the job runner runs it in a worker process that
+outlives the browser and the page) and the CLI above run one run of the store to its end. It builds
 the model with ``catalog.build_model(config.model, **config.options)``, trains it with
 ``ModelCheckpoint`` (best and last ``.keras``), ``BackupAndRestore`` (a killed worker resumes at
 its next epoch), TensorBoard event files and :class:`DashboardCallback`, then scores the best
-model on validation and test data and records the summary. Any exception marks the run failed
-with its message; when it ends, the next queued run starts.
+model on validation and test data and records the summary, all through
+:mod:`services.training.lifecycle`. Any exception marks the run failed with its message.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
+import shutil
 import sys
 import time
-import traceback
 from pathlib import Path
 
-import numpy as np
-
+from services import run_layout
 from services.errors import UserFacingError
+from services.training import lifecycle
 from services.training import store as run_store
 from services.training.config import RunConfig
 
@@ -69,85 +69,58 @@ def build_for_run(config: RunConfig, num_classes: int):
 def training_callbacks(run_dir: Path, dashboard_callback, *, multi_output: bool, chief: bool,
                        best_so_far: float | None = None) -> list:
     """The dashboard callback first (an epoch it logged but BackupAndRestore did not save is
-    forgotten and redone on resume), then BackupAndRestore, best/last checkpoints, TensorBoard."""
+    forgotten and redone on resume), then BackupAndRestore, best/last checkpoints, TensorBoard.
+
+    ``run_dir`` of a non-chief worker of a multi-worker run is its own scratch folder: only the
+    chief writes into the run's folder."""
     import keras
 
-    folder = run_dir if chief else run_dir / f"worker-{os.getpid()}"
+    folder = Path(run_dir)
     monitor = "val_main_accuracy" if multi_output else "val_accuracy"
     callbacks = [
         dashboard_callback,
         # double_checkpoint keeps the previous backup: a worker killed while writing the latest
         # one resumes from the epoch before instead of failing on a half-written file.
-        keras.callbacks.BackupAndRestore(str(folder / "backup"), delete_checkpoint=False, double_checkpoint=True),
-        keras.callbacks.ModelCheckpoint(str(folder / "best.keras"), monitor=monitor, mode="max",
+        keras.callbacks.BackupAndRestore(str(run_layout.backup_dir(folder)), delete_checkpoint=False,
+                                         double_checkpoint=True),
+        keras.callbacks.ModelCheckpoint(str(run_layout.best_model(folder)), monitor=monitor, mode="max",
                                         save_best_only=True, initial_value_threshold=best_so_far),
-        keras.callbacks.ModelCheckpoint(str(folder / "last.keras")),
+        keras.callbacks.ModelCheckpoint(str(run_layout.last_model(folder))),
     ]
-    if tensorboard_available():
-        callbacks.append(keras.callbacks.TensorBoard(str(folder / "tensorboard"), update_freq="epoch",
+    if tensorboard_available() and chief:
+        callbacks.append(keras.callbacks.TensorBoard(str(run_layout.tensorboard_dir(folder)), update_freq="epoch",
                                                      write_graph=False, profile_batch=0))
     return callbacks
 
 
-def predict_labels(model, dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(true labels, predicted labels, confidence) over a dataset of (images, labels)."""
-    truths, probabilities = [], []
-    for images, labels in dataset:
-        output = model(images, training=False)
-        truths.append(np.asarray(labels["main"] if isinstance(labels, dict) else labels))
-        probabilities.append(np.asarray(output))
-    probability = np.concatenate(probabilities)
-    return np.concatenate(truths), probability.argmax(axis=-1), probability.max(axis=-1)
+def _shard_by_data(dataset):
+    """Multi-worker input: every worker reads the same (seeded) pipeline and takes its share of
+    each global batch, so a step sees the same images as one process with that batch size."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options) if dataset is not None else None
 
 
-def score_and_export(store, run_id: str, run_dir: Path, model, data) -> dict:
-    """Score the best checkpoint on val and test, save the inference model and val predictions."""
-    from services.models.catalog import load_saved_model
-    from services.models.histology import inference_model
-    from services.training.evaluation import scores
+def train(store, run_id: str, config: RunConfig, *, scratch: Path | None = None, should_stop=None) -> str:
+    """Train ``run_id`` to its end; return its final status. Raises on errors (see :func:`execute`).
 
-    best_path = run_dir / "best.keras"
-    best = load_saved_model(best_path) if best_path.exists() else model
-    final = inference_model(best)
-    summary = {}
-    for part, dataset in (("val", data.val), ("test", data.test)):
-        if dataset is None:
-            continue
-        truth, predicted, confidence = predict_labels(final, dataset)
-        result = scores(truth, predicted, data.class_names)
-        summary |= {f"{part}_accuracy": result["accuracy"], f"{part}_macro_f1": result["macro_f1"],
-                    f"{part}_recall": result["recall"], f"{part}_confusion_matrix": result["confusion_matrix"]}
-        if part == "val":
-            frame = data.part("val")[["path", "label", "label_index"]].copy()
-            frame["predicted_index"], frame["confidence"] = predicted[: len(frame)], confidence[: len(frame)]
-            frame["predicted"] = [data.class_names[i] for i in frame["predicted_index"]]
-            frame.to_csv(run_dir / "val_predictions.csv", index=False)
-            store.add_artifact(run_id, "val_predictions", run_dir / "val_predictions.csv")
-    final_path = run_dir / "final.keras"
-    final.save(final_path)
-    for kind, path in (("best_model", best_path), ("last_model", run_dir / "last.keras"),
-                       ("final_model", final_path)):
-        if path.exists():
-            store.add_artifact(run_id, kind, path)
-    (run_dir / "classes.json").write_text(json.dumps(data.class_names))
-    return summary
-
-
-def train(store, run_id: str, config: RunConfig) -> str:
-    """Train ``run_id`` to its end; return its final status. Raises on errors (see :func:`execute`)."""
+    ``scratch`` is set for a non-chief worker of a multi-worker run: its checkpoints go there
+    and nothing is scored or exported."""
     from services import runtime
-    from services.training.distribution import describe, is_chief, select_strategy
+    from services.training.distribution import describe, is_multi_worker, prepare_multi_worker_fit, select_strategy
 
     strategy = select_strategy(config.distribution)  # must come before any other TF work
     import keras
 
-    from services.models.histology import has_auxiliary_heads, parameter_counts
+    from services.models.histology import has_auxiliary_heads, inference_model
     from services.training.callback import DashboardCallback
     from services.training.data import load_run_data, with_aux_labels
     from services.training.overview import best_val_accuracy
 
-    chief = is_chief()
-    run_dir = store.run_dir(run_id)
+    chief = scratch is None
+    run_dir = store.run_dir(run_id) if chief else Path(scratch)
     keras.backend.clear_session()  # the book's habit: a fresh graph and seed for every model
     keras.utils.set_random_seed(config.seed)
     policy = runtime.set_mixed_precision(config.mixed_precision)
@@ -159,76 +132,129 @@ def train(store, run_id: str, config: RunConfig) -> str:
     multi_output = has_auxiliary_heads(model)
     train_data, val_data = (with_aux_labels(data.train), with_aux_labels(data.val)) if multi_output \
         else (data.train, data.val)
-    initial = run_dir / "initial.weights.h5"
+    if is_multi_worker(strategy):
+        train_data, val_data = _shard_by_data(train_data), _shard_by_data(val_data)
+        prepare_multi_worker_fit(model, train_data)
+    initial = run_layout.initial_weights(run_dir)
     if chief and not initial.exists():
         model.save_weights(initial)  # the book's habit: keep initial weights for fair comparisons
-    store.update_summary(run_id, **{f"{k}_parameters": v for k, v in parameter_counts(model).items()},
-                         strategy=describe(strategy), precision=policy, classes=data.class_names,
-                         train_images=int((data.frame.split == "train").sum()),
-                         val_images=int((data.frame.split == "val").sum()),
-                         test_images=int((data.frame.split == "test").sum()))
-    store.update_run(run_id, synthetic=data.synthetic)  # the callback records the device
+    replicas = strategy.num_replicas_in_sync
+    if chief:
+        lifecycle.record_model(store, run_id, model, strategy=describe(strategy), precision=policy,
+                               replicas=replicas, global_batch_size=config.batch_size,
+                               replica_batch_size=config.batch_size // max(replicas, 1),
+                               weights=weights_label(config), classes=data.class_names,
+                               train_images=int((data.frame.split == "train").sum()),
+                               val_images=int((data.frame.split == "val").sum()),
+                               test_images=int((data.frame.split == "test").sum()))
+        store.update_run(run_id, synthetic=data.synthetic)  # the callback records the device
     dashboard = DashboardCallback(run_id=run_id, store_path=store.path, hyperparameters=config.hyperparameters(),
-                                  batch_size=config.batch_size, validation_data=data.val,
-                                  class_names=data.class_names, finalize=False, is_chief=chief)
-    model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=0, shuffle=False,
-              callbacks=training_callbacks(run_dir, dashboard, multi_output=multi_output, chief=chief,
-                                           best_so_far=best_val_accuracy(store.epoch_table(run_id))))
+                                  # per-epoch confusion matrices predict on one worker only: under
+                                  # MultiWorkerMirroredStrategy every worker must run the same collectives
+                                  batch_size=config.batch_size,
+                                  validation_data=data.val if chief and not is_multi_worker(strategy) else None,
+                                  class_names=data.class_names, finalize=False, is_chief=chief,
+                                  should_stop=should_stop)
+    callbacks = training_callbacks(run_dir, dashboard, multi_output=multi_output, chief=chief,
+                                   best_so_far=best_val_accuracy(store.epoch_table(run_id)) if chief else None)
+    try:
+        model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=0, shuffle=False,
+                  callbacks=callbacks)
+    except Exception as error:
+        if is_multi_worker(strategy) and type(error).__module__.startswith("tensorflow"):
+            raise UserFacingError(
+                "A worker of this multi-worker run stopped answering (killed, crashed or unreachable), so "
+                f"the run cannot go on ({type(error).__name__}). Start every worker again with the same "
+                "--run-id to resume from the last backup.") from error
+        raise
     if not chief:
         return run_store.FINISHED
-    if dashboard.diverged_at is not None:
-        return run_store.DIVERGED
-    if dashboard.stopped_by_request:
-        store.set_status(run_id, run_store.STOPPED)
-        return run_store.STOPPED
-    summary = score_and_export(store, run_id, run_dir, model, data)
-    table = store.epoch_table(run_id)
-    seconds = table["epoch_seconds"].dropna() if "epoch_seconds" in table else []
-    store.update_summary(run_id, **summary, wall_seconds=time.time() - started,
-                         seconds_per_epoch=float(np.mean(seconds)) if len(seconds) else None)
-    store.set_status(run_id, run_store.FINISHED)
-    return run_store.FINISHED
+    status = lifecycle.outcome(store, run_id, diverged=dashboard.diverged_at is not None,
+                               stopped=dashboard.stopped_by_request)
+    if status != run_store.FINISHED:
+        if status == run_store.STOPPED:
+            store.set_status(run_id, run_store.STOPPED)
+        return status
+    best_path = run_layout.best_model(run_dir)
+    from services.models.catalog import load_saved_model
+
+    best = load_saved_model(best_path) if best_path.exists() else model
+    final = inference_model(best)
+    summary = lifecycle.score(store, run_id, final, {"val": data.val, "test": data.test}, data.class_names,
+                              val_rows=data.part("val"))
+    lifecycle.export_final(store, run_id, final, best=best)
+    run_layout.classes_file(run_dir).write_text(json.dumps(data.class_names))
+    return lifecycle.finish(store, run_id, started=started, keep=config.keep, **summary)
 
 
-def train_unlogged(config: RunConfig) -> str:
-    """A non-chief machine of a multi-worker job: trains its share, logs to a throw-away store."""
+def weights_label(config: RunConfig) -> str:
+    """How the run's weights start, for the runs table: random init unless the model loads
+    pretrained (ImageNet) or earlier weights."""
+    options = config.options or {}
+    if options.get("init_model"):
+        return "from an earlier run"
+    weights = options.get("weights")
+    return "random init" if weights in (None, "", "random", "none") else str(weights)
+
+
+def train_unlogged(config: RunConfig, run_key: str | None = None) -> str:
+    """A non-chief machine of a multi-worker job: trains its share, logs to a throw-away store.
+
+    ``run_key`` (the chief's run id) keeps this worker's backups under
+    ``<runs>/workers/<run_key>-<task>`` so a restarted cluster resumes together; without it the
+    scratch folder is temporary."""
     import tempfile
 
-    store = run_store.RunStore(Path(tempfile.mkdtemp(prefix="worker-")) / "runs.sqlite")
-    run_id = store.create_run(config.name, model=config.model, dataset=config.dataset,
-                              config=config.to_dict(), status=run_store.RUNNING)
-    return train(store, run_id, config)
+    from services.config import get_settings
+    from services.training.distribution import cluster_task
 
-
-def failure_message(error: BaseException) -> str:
-    if isinstance(error, UserFacingError):
-        return str(error)
-    name = type(error).__name__
-    if name == "ResourceExhaustedError" or isinstance(error, MemoryError):
-        return f"Out of memory ({name}). Lower the batch size or the image size."
-    return f"{name}: {error}"
-
-
-def execute(run_id: str, store_path: str | os.PathLike | None = None) -> str:
-    """Run ``run_id`` and record how it ended; never raises for a training error."""
-    store = run_store.RunStore(store_path)
-    run = store.get_run(run_id)
-    store.update_run(run_id, status=run_store.RUNNING, pid=os.getpid(), heartbeat=time.time(),
-                     started=run.started or time.time(), ended=None, error=None, stop_requested=0,
-                     host=socket.gethostname())
-    try:
-        status = train(store, run_id, RunConfig.from_dict(run.config))
-    except BaseException as error:  # noqa: BLE001 - a worker records every way it can end
-        (store.run_dir(run_id) / "traceback.txt").write_text(traceback.format_exc())
-        stopped = isinstance(error, KeyboardInterrupt)
-        store.set_status(run_id, run_store.STOPPED if stopped else run_store.FAILED,
-                         error=None if stopped else failure_message(error))
-        status = run_store.STOPPED if stopped else run_store.FAILED
-    finally:
-        from services.training.launcher import schedule
-
-        schedule(store)  # a slot is free: start the next queued run
+    if run_key:
+        task_type, index = cluster_task() or ("worker", 0)
+        scratch = get_settings().runs_dir / "workers" / f"{run_store.check_run_id(run_key)}-{task_type}{index}"
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix="worker-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    store = run_store.RunStore(scratch / "scratch.sqlite")
+    run_id = store.find_run(run_key).id if run_key and store.find_run(run_key) else store.create_run(
+        config.name, model=config.model, dataset=config.dataset, config=config.to_dict(),
+        status=run_store.RUNNING, run_id=run_key)
+    status = train(store, run_id, config, scratch=scratch)
+    if status == run_store.FINISHED:
+        shutil.rmtree(scratch, ignore_errors=True)  # nothing to resume any more
     return status
+
+
+def execute(run_id: str, store_path: str | os.PathLike | None = None, *, store=None, should_stop=None,
+            job_id: str | None = None) -> str:
+    """Run ``run_id`` in this process and record how it ended; never raises for a training error."""
+    store = store if store is not None else run_store.RunStore(store_path)
+    config = RunConfig.from_dict(store.get_run(run_id).config)
+    return lifecycle.run(store, run_id, lambda: train(store, run_id, config, should_stop=should_stop), job_id=job_id)
+
+
+def training_job(params: dict, context) -> dict:
+    """Job body of kind ``training`` (services/jobs/kinds.py): params ``{"run_id": ...}`` and
+    optionally ``"store"`` (the run store path; default the data root's). Resumable: a resumed
+    attempt continues from the run's last backup. A run that fails raises its message; a
+    stopped one ends the job stopped."""
+    from services.jobs.context import JobStopped
+
+    store = run_store.RunStore(params.get("store"))
+    run_id = run_store.check_run_id(params["run_id"])
+
+    def progress_stop() -> bool:
+        run = store.find_run(run_id)
+        if run is not None and run.epochs:
+            context.progress(run.epochs_done / run.epochs, f"epoch {run.epochs_done}/{run.epochs}")
+        return context.should_stop()
+
+    status = execute(run_id, store=store, should_stop=progress_stop, job_id=getattr(context, "job_id", None))
+    run = store.get_run(run_id)
+    if status == run_store.STOPPED:
+        raise JobStopped()
+    if status in (run_store.FAILED, run_store.DIVERGED):
+        raise UserFacingError(run.error or f"the run ended {status}")
+    return {"run_id": run_id, "status": status, "epochs_done": run.epochs_done}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,285 @@
+"""Remote logging, the receiving side: a small HTTP endpoint next to the app that writes remote
+runs into the same run store.
+
+``python -m services.training.ingest [--host 127.0.0.1] [--port 8502]`` (``make run`` starts it).
+It binds to 127.0.0.1 unless told otherwise, like the app. Every request needs
+``Authorization: Bearer <token>``: the token is ``DASHBOARD_INGEST_TOKEN`` when set, else the
+one in ``<data root>/runs/ingest.token`` (created on first start, readable by its owner only).
+
+``POST /v1/events`` with ``{"client": id, "events": [{"seq", "op", "args"}, ...]}`` applies each
+event once (:meth:`RunStore.deliver`: a repeated ``(client, seq)`` changes nothing) and answers
+``{"delivered": n, "stop": {run_id: bool}}``. Events are untrusted: only the operations below,
+with checked values, and only on runs the endpoint created (source ``remote``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import json
+import os
+import secrets
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from services import run_layout
+from services.config import get_settings
+from services.training import store as run_store
+
+DEFAULT_PORT = 8502
+MAX_BODY_BYTES = 8 * 1024 * 1024
+REMOTE = "remote"
+_SETTABLE = {"epochs", "epochs_done", "steps_per_epoch", "device", "host", "pid", "started", "ended"}
+
+
+class BadEvent(ValueError):
+    """An event that cannot be applied (unknown operation, wrong values, not a remote run)."""
+
+
+def default_host() -> str:
+    """Bound like the app: ``DASHBOARD_INGEST_HOST``, else Streamlit's server address, else 127.0.0.1."""
+    return os.environ.get("DASHBOARD_INGEST_HOST") or os.environ.get("STREAMLIT_SERVER_ADDRESS") or "127.0.0.1"
+
+
+def token_path() -> Path:
+    return get_settings().runs_dir / "ingest.token"
+
+
+def ingest_token() -> str:
+    """The token remote scripts must send (created on first use)."""
+    token = os.environ.get("DASHBOARD_INGEST_TOKEN")
+    if token:
+        return token
+    path = token_path()
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(24)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token)
+    return token
+
+
+# --- applying events ---------------------------------------------------------------------------
+def _text(value: Any, limit: int = 500) -> str | None:
+    return None if value is None else str(value)[:limit]
+
+
+def _int(value: Any, low: int = -1, high: int = 10**9) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise BadEvent(f"not a usable number: {value!r}"[:100])
+    return int(value)
+
+
+def _values(values: Any) -> dict[str, float | None]:
+    if not isinstance(values, dict) or len(values) > 200:
+        raise BadEvent("metric values must be a small object of name -> number")
+    clean = {}
+    for name, value in values.items():
+        try:
+            number = float(value) if value is not None else None
+        except (TypeError, ValueError):
+            number = None
+        clean[str(name)[:100]] = number
+    return clean
+
+
+def _fields(fields: Any) -> dict[str, Any]:
+    if not isinstance(fields, dict):
+        return {}
+    clean: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key not in _SETTABLE or value is None:
+            continue
+        clean[key] = _text(value, 200) if key in ("device", "host") else (
+            float(value) if key in ("started", "ended") else _int(value, 0, 10**9))
+    return clean
+
+
+def _remote_run(connection, run_id: str) -> str:
+    run_id = run_store.check_run_id(str(run_id))
+    row = connection.execute("SELECT source FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None or row[0] != REMOTE:
+        raise BadEvent(f"run {run_id} is not a remote run of this dashboard")
+    return run_id
+
+
+def apply_event(connection, store: run_store.RunStore, op: str, args: dict) -> None:
+    """Apply one event inside the delivery's transaction."""
+    if not isinstance(args, dict):
+        raise BadEvent("event args must be an object")
+    if op == "create_run":
+        run_id = run_store.check_run_id(str(args.get("run_id")))
+        if connection.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+            _remote_run(connection, run_id)  # continuing a remote run (a resumed script)
+            return
+        hyper = args.get("hyperparameters") if isinstance(args.get("hyperparameters"), dict) else {}
+        store._insert_run(connection, run_id, _text(args.get("name"), 200), model=_text(args.get("model"), 100),
+                          dataset=_text(args.get("dataset"), 100), split=None, source=REMOTE, config={},
+                          hyperparameters=hyper, epochs=_int(args["epochs"], 0) if args.get("epochs") else None,
+                          status=run_store.RUNNING, synthetic=False)
+        store.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        return
+    run_id = _remote_run(connection, args.get("run_id"))
+    if op in ("log_metrics", "heartbeat"):  # alive again after an outage that outlasted the heartbeat timeout
+        connection.execute("UPDATE runs SET status = ?, ended = NULL, error = NULL WHERE id = ? AND status = ?",
+                           (run_store.RUNNING, run_id, run_store.INTERRUPTED))
+    if op == "set_status":
+        status = args.get("status")
+        if status not in run_store.ACTIVE + run_store.ENDED:
+            raise BadEvent(f"unknown status {status!r}"[:100])
+        store._update_run(connection, run_id, run_store.status_fields(status, _text(args.get("error")),
+                                                                      _fields(args.get("fields"))))
+    elif op == "update_summary":
+        values = args.get("values")
+        if not isinstance(values, dict) or len(json.dumps(values, default=str)) > 1_000_000:
+            raise BadEvent("summary values must be an object under 1 MB")
+        store._update_summary(connection, run_id, values)
+    elif op == "log_metrics":
+        step = args.get("step")
+        when = args.get("when")
+        store._log_metrics(connection, run_id, _values(args.get("values")), _int(args.get("epoch"), 0),
+                           None if step is None else _int(step), float(when) if isinstance(when, (int, float)) else None,
+                           True, _fields(args.get("fields")))
+    elif op == "delete_metrics_from":
+        store._delete_metrics_from(connection, run_id, _int(args.get("epoch"), 0))
+    elif op == "heartbeat":
+        store._update_run(connection, run_id, {"heartbeat": time.time()})
+    elif op == "confusion_matrix":
+        epoch, payload = _int(args.get("epoch"), 0), args.get("payload")
+        if not isinstance(payload, dict) or len(json.dumps(payload)) > 1_000_000:
+            raise BadEvent("a confusion matrix must be an object under 1 MB")
+        path = run_layout.confusion_matrix_file(store.run_dir(run_id), epoch)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"epoch": epoch, "classes": payload.get("classes"),
+                                    "matrix": payload.get("matrix")}))
+        connection.execute("INSERT OR REPLACE INTO artifacts VALUES (?,?,?,?,?)",
+                           (run_id, "confusion_matrix", str(path), epoch, time.time()))
+    else:
+        raise BadEvent(f"unknown operation {op!r}"[:100])
+
+
+def ingest(store: run_store.RunStore, client: str, events: list) -> dict:
+    """Apply a batch of events (each once); the answer names the stop flags of the runs touched."""
+    if not isinstance(client, str) or not 8 <= len(client) <= 64 or not client.isalnum():
+        raise BadEvent("client must be an id of 8 to 64 letters and digits")
+    if not isinstance(events, list) or len(events) > 5000:
+        raise BadEvent("events must be a list of at most 5000")
+    delivered, runs, rejected = 0, set(), []
+
+    def apply(connection, store, op, args, seq):
+        try:
+            apply_event(connection, store, op, args)
+        except (BadEvent, run_store.RunNotFound) as error:  # recorded as delivered: it will never apply
+            rejected.append({"seq": seq, "error": str(error)[:200]})
+
+    for event in events:
+        if not isinstance(event, dict):
+            raise BadEvent("each event must be an object")
+        seq, op, args = _int(event.get("seq"), 0), event.get("op"), event.get("args")
+        if isinstance(args, dict):
+            try:
+                runs.add(run_store.check_run_id(str(args.get("run_id"))))
+            except run_store.RunNotFound:
+                pass  # rejected below, with the reason
+        if store.deliver(client, seq, lambda connection, store, op=op, args=args, seq=seq:
+                         apply(connection, store, op, args, seq)):
+            delivered += 1
+    return {"delivered": delivered, "rejected": rejected,
+            "stop": {run_id: store.stop_requested(run_id) for run_id in runs if store.find_run(run_id)}}
+
+
+# --- HTTP ----------------------------------------------------------------------------------------
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "dashboard-ingest"
+    store: run_store.RunStore
+    token: str
+    lock: threading.Lock
+
+    def _answer(self, code: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _authorised(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        sent = header[7:] if header.startswith("Bearer ") else ""
+        if not hmac.compare_digest(sent.encode(), self.token.encode()):
+            self._answer(401, {"error": "wrong or missing token"})
+            return False
+        return True
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        if self.path != "/v1/health":
+            self._answer(404, {"error": "not found"})
+        elif self._authorised():
+            self._answer(200, {"ok": True})
+
+    def do_POST(self):  # noqa: N802
+        if self.path != "/v1/events":
+            self._answer(404, {"error": "not found"})
+            return
+        if not self._authorised():
+            return
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if not 0 < length <= MAX_BODY_BYTES:
+            self._answer(413 if length > MAX_BODY_BYTES else 400, {"error": "body missing or too large"})
+            return
+        try:
+            body = json.loads(self.rfile.read(length))
+            with self.lock:  # one writer per process: keeps delivery order within a client
+                answer = ingest(self.store, body.get("client"), body.get("events"))
+        except (ValueError, AttributeError, KeyError, run_store.RunNotFound) as error:
+            self._answer(400, {"error": str(error)[:300]})
+            return
+        except run_store.StoreError as error:
+            self._answer(503, {"error": str(error)[:300]})
+            return
+        self._answer(200, answer)
+
+    def log_message(self, *args):
+        pass
+
+
+def make_server(host: str = "127.0.0.1", port: int = DEFAULT_PORT, store: run_store.RunStore | None = None,
+                token: str | None = None) -> ThreadingHTTPServer:
+    """The endpoint, bound but not yet serving (``serve_forever``); port 0 picks a free one."""
+    handler = type("IngestHandler", (_Handler,), {"store": store or run_store.RunStore(), "token": token or ingest_token(),
+                                                  "lock": threading.Lock()})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.training.ingest", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=default_host())
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DASHBOARD_INGEST_PORT", DEFAULT_PORT)))
+    args = parser.parse_args(argv)
+    try:
+        server = make_server(args.host, args.port)
+    except (OSError, run_store.StoreError) as error:
+        print(f"ingest endpoint not started: {error}", file=sys.stderr)
+        return 1
+    print(f"remote-logging endpoint on http://{args.host}:{server.server_port} "
+          f"(token in {token_path()} or $DASHBOARD_INGEST_TOKEN)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
