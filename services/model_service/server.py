@@ -17,7 +17,6 @@ import logging
 import os
 import secrets
 import shutil
-import socket
 import socketserver
 import sys
 import tempfile

@@ -11,18 +11,10 @@ record (a worker killed before it started, or killed by a signal) into the run s
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
-from pathlib import Path
-
-from services import run_layout
 from services.errors import UserFacingError
 from services.training import store as run_store
 from services.training.config import InvalidConfig, RunConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 RESUMABLE = (run_store.STOPPED, run_store.INTERRUPTED, run_store.FAILED)
 JOB_KIND = "training"
 
@@ -81,21 +73,6 @@ def start_run(config: RunConfig, store: run_store.RunStore | None = None, manage
         store.set_status(run_id, run_store.FAILED, error=f"Could not queue the training job: {error}")
         raise
     return run_id
-
-
-def spawn_run_process(module: str, run_id: str, store: run_store.RunStore) -> subprocess.Popen:
-    """``python -m <module> <run_id> --store <path>`` in a new session (for run processes that are
-    not jobs yet); its output goes to the run's ``worker.log``."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    with open(run_layout.worker_log(store.run_dir(run_id)), "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", module, run_id, "--store", str(store.path)],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-    store.update_run(run_id, pid=process.pid)
-    threading.Thread(target=process.wait, name=f"reap-{run_id}", daemon=True).start()  # no zombies
-    return process
 
 
 def schedule(store: run_store.RunStore | None = None, manager=None) -> list[str]:
