@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.adapters import job_manager
+from dashboard.auth import current_actor
 from dashboard.datasets_adapters import thumbnail
 from dashboard.training_adapters import first_layer_view, ingest_address, run_store
 from dashboard.widgets import STATUS_ICONS, md, show_image, synthetic_badge, user_errors
@@ -66,7 +67,7 @@ with st.expander("Start a training run", icon=":material/play_arrow:", expanded=
                                    batch_size=int(batch_size), optimizer=optimizer,
                                    learning_rate=float(learning_rate), augment=augment, seed=int(seed),
                                    image_size=int(image_size), name=name or None, distribution=devices, keep=keep)
-                run_id = launcher.start_run(config, store, manager)
+                run_id = launcher.start_run(config, store, manager, owner=current_actor().owner)
                 st.session_state["selected_runs"] = [run_id]
                 st.toast("Run queued; it starts as soon as a training slot is free.")
 
@@ -130,8 +131,13 @@ with st.expander("Clean up old runs", icon=":material/cleaning_services:"):
     st.caption(f"{len(candidates)} run(s), {sum(per_run.values()) / 1e6:,.1f} MB")
     if st.button("Delete them", disabled=not candidates, key="cleanup_go", icon=":material/delete_sweep:"):
         with user_errors():
+            actor = current_actor()
+            kept = [run for run in candidates if not actor.can_delete(run.owner)]
             for run in candidates:
-                store.delete_run(run.id)
+                if actor.can_delete(run.owner):
+                    store.delete_run(run.id)
+            if kept:
+                st.toast(f"{len(kept)} run(s) belong to others and were kept.")
             st.rerun()
 
 if "selected_runs" not in st.session_state:
@@ -203,6 +209,7 @@ def run_actions(run) -> None:
         st.write(f"Delete **{md(run.name)}** with its metrics, checkpoints and models?")
         if st.button("Yes, delete it", type="primary"):
             with user_errors():
+                current_actor().check_can_delete(run.owner, what=f"the run {run.name!r}")
                 store.delete_run(run.id)
                 st.rerun()
     columns[3].download_button("Metrics CSV", lambda: overview.metrics_csv(store, run.id),

@@ -201,3 +201,28 @@ def test_a_version_1_store_is_upgraded_in_place(data_root):
     upgraded.set_notes(run_id, "kept", ["a"])
     assert upgraded.get_run(run_id).tags == ["a"]
     assert upgraded.deliver("client", 0, lambda connection, store: None)
+
+
+def test_runs_record_their_owner_and_old_stores_gain_the_column(tmp_path):
+    import sqlite3
+
+    from services.training.store import RunStore
+
+    path = tmp_path / "runs.sqlite"
+    store = RunStore(path)
+    run_id = store.create_run("mine", owner="ann@lab.org")
+    assert store.get_run(run_id).owner == "ann@lab.org"
+    assert store.get_run(store.create_run("script")).owner is None
+    # A version-2 file (no owner column) is migrated in place and keeps its runs.
+    legacy = tmp_path / "legacy" / "runs.sqlite"
+    legacy.parent.mkdir()
+    connection = sqlite3.connect(path)
+    connection.execute(f"VACUUM INTO '{legacy}'")
+    connection.close()
+    connection = sqlite3.connect(legacy)
+    connection.execute("ALTER TABLE runs DROP COLUMN owner")
+    connection.execute("PRAGMA user_version = 2")
+    connection.commit()
+    connection.close()
+    migrated = RunStore(legacy)
+    assert migrated.get_run(run_id).owner is None and migrated.get_run(run_id).name == "mine"

@@ -45,12 +45,15 @@ class JobContext:
     """
 
     def __init__(self, reporter: Reporter, folder: Path, params: dict[str, Any], *, resumed: bool = False,
-                 job_id: str = "inline", report_interval: float = 0.25, stop_interval: float = 0.2):
+                 job_id: str = "inline", owner: str | None = None, report_interval: float = 0.25,
+                 stop_interval: float = 0.2):
         self._reporter = reporter
         self.dir = Path(folder)
         self.params = params
         self.resumed = resumed
         self.job_id = job_id
+        self.owner = owner
+        """Who submitted the job (recorded on what it creates: runs, datasets); None: unknown."""
         self.stop_event = _StopFlag(self)
         self._progress = 0.0
         self._message: str | None = None

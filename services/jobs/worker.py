@@ -79,7 +79,7 @@ def run_job(jobs_dir: Path, job_id: str) -> int:
     done = threading.Event()
     threading.Thread(target=_heartbeat, args=(store, job_id, done), daemon=True).start()
     context = JobContext(StoreReporter(store, job_id), folder, dict(state.params), resumed=state.resumed,
-                         job_id=job_id)
+                         job_id=job_id, owner=state.owner)
     if state.resumed:
         context.update_result(**state.result)
     print(f"--- job {job_id} ({state.kind}) attempt {state.attempts}", flush=True)

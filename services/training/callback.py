@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from services import run_layout
+from services import access, run_layout
 from services.runtime import tensorflow
 from services.training import store as run_store
 from services.training.evaluation import confusion_matrix
@@ -192,7 +192,8 @@ class DashboardCallback(keras.callbacks.Callback):
         if self.url:  # the id is made here; the endpoint records the run as a remote one
             self.run_id = self.sink.create_run(self.run_id or run_store.new_run_id(), **described)
         elif self.run_id is None:
-            self.run_id = self.sink.create_run(None, **described, source=self.source, status=run_store.RUNNING)
+            self.run_id = self.sink.create_run(None, **described, source=self.source, status=run_store.RUNNING,
+                                               owner=access.script_owner())
         self.sink.set_status(self.run_id, run_store.RUNNING, pid=os.getpid(), host=socket.gethostname(),
                              device=_device_name(), epochs=epochs, steps_per_epoch=steps)
         self.sink.update_summary(self.run_id, **parameter_summary(self.model))

@@ -32,14 +32,14 @@ def _manager(manager=None):
 
 
 def create_run_for(config: RunConfig, store: run_store.RunStore | None = None, source: str = "dashboard",
-                   status: str = run_store.QUEUED, run_id: str | None = None) -> str:
+                   status: str = run_store.QUEUED, run_id: str | None = None, owner: str | None = None) -> str:
     """Record a validated run (queued for a worker; the CLI records it as running itself)."""
     config.validate()
     check_data_exists(config)
     return _store(store).create_run(
         config.name or f"{config.model} on {config.dataset}", model=config.model, dataset=config.dataset,
         split=config.split, source=source, config=config.to_dict(), hyperparameters=config.hyperparameters(),
-        epochs=config.epochs, status=status, run_id=run_id)
+        epochs=config.epochs, status=status, run_id=run_id, owner=owner)
 
 
 def check_data_exists(config: RunConfig) -> None:
@@ -63,10 +63,11 @@ def submit(run_id: str, store: run_store.RunStore, manager=None) -> str:
     return job_id
 
 
-def start_run(config: RunConfig, store: run_store.RunStore | None = None, manager=None) -> str:
-    """Validate, record and submit a run; returns its id at once."""
+def start_run(config: RunConfig, store: run_store.RunStore | None = None, manager=None,
+              owner: str | None = None) -> str:
+    """Validate, record (``owner``: who started it) and submit a run; returns its id at once."""
     store = _store(store)
-    run_id = create_run_for(config, store)
+    run_id = create_run_for(config, store, owner=owner)
     try:
         submit(run_id, store, manager)
     except Exception as error:

@@ -30,7 +30,7 @@ from services.config import get_settings
 from services.errors import UserFacingError
 
 APPLICATION_ID = 0x44534852  # "DSHR"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """2: run notes, tags and job id; the deliveries table of the remote-logging ingest."""
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED, DIVERGED = (
     "queued", "running", "finished", "stopped", "failed", "interrupted", "diverged")
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS runs (
     epochs INTEGER, epochs_done INTEGER NOT NULL DEFAULT 0, steps_per_epoch INTEGER,
     device TEXT, host TEXT, pid INTEGER, heartbeat REAL, error TEXT,
     stop_requested INTEGER NOT NULL DEFAULT 0, synthetic INTEGER NOT NULL DEFAULT 0,
-    notes TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '[]', job_id TEXT
+    notes TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '[]', job_id TEXT, owner TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -65,7 +65,9 @@ _DELIVERIES = """CREATE TABLE IF NOT EXISTS deliveries (
     client TEXT NOT NULL, seq INTEGER NOT NULL, received REAL NOT NULL, PRIMARY KEY (client, seq)
 )"""
 _SCHEMA += _DELIVERIES + ";\n"
-_ADDED_IN_2 = {"notes": "TEXT NOT NULL DEFAULT ''", "tags": "TEXT NOT NULL DEFAULT '[]'", "job_id": "TEXT"}
+_ADDED_COLUMNS = {"notes": "TEXT NOT NULL DEFAULT ''", "tags": "TEXT NOT NULL DEFAULT '[]'", "job_id": "TEXT",
+                  "owner": "TEXT"}
+"""Run columns added after version 1 (2: notes, tags, job_id; 3: owner), added by ``_migrate``."""
 _JSON_FIELDS = ("config", "hyperparameters", "summary", "tags")
 _JSON_DEFAULTS = {"config": dict, "hyperparameters": dict, "summary": dict, "tags": list}
 
@@ -106,6 +108,8 @@ class Run:
     notes: str = ""
     tags: list[str] = field(default_factory=list)
     job_id: str | None = None
+    owner: str | None = None
+    """Who created the run (the signed-in user, or ``DASHBOARD_OWNER`` for scripts); None: nobody known."""
     damaged: list[str] = field(default_factory=list)
     """Columns whose stored value could not be read (shown as damaged; the run stays listed)."""
 
@@ -240,11 +244,12 @@ class RunStore:
 
     @staticmethod
     def _migrate(connection: sqlite3.Connection) -> None:
-        """Version 1 -> 2: new run columns and the deliveries table (nothing is rewritten)."""
+        """Older versions -> current: the run columns added since and the deliveries table
+        (nothing is rewritten)."""
         connection.execute("BEGIN IMMEDIATE")
         try:
             columns = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
-            for name, declaration in _ADDED_IN_2.items():
+            for name, declaration in _ADDED_COLUMNS.items():
                 if name not in columns:
                     connection.execute(f"ALTER TABLE runs ADD COLUMN {name} {declaration}")
             connection.execute(_DELIVERIES)
@@ -261,24 +266,26 @@ class RunStore:
     def create_run(self, name: str | None = None, *, model: str | None = None, dataset: str | None = None,
                    split: str | None = None, source: str = "script", config: dict | None = None,
                    hyperparameters: dict | None = None, epochs: int | None = None,
-                   status: str = QUEUED, synthetic: bool = False, run_id: str | None = None) -> str:
+                   status: str = QUEUED, synthetic: bool = False, run_id: str | None = None,
+                   owner: str | None = None) -> str:
         run_id = check_run_id(run_id) if run_id else new_run_id()
         with self._transaction() as connection:
             self._insert_run(connection, run_id, name, model=model, dataset=dataset, split=split, source=source,
                              config=config, hyperparameters=hyperparameters, epochs=epochs, status=status,
-                             synthetic=synthetic)
+                             synthetic=synthetic, owner=owner)
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         return run_id
 
     @staticmethod
     def _insert_run(connection: sqlite3.Connection, run_id: str, name: str | None, *, model, dataset, split,
-                    source, config, hyperparameters, epochs, status, synthetic) -> None:
+                    source, config, hyperparameters, epochs, status, synthetic, owner=None) -> None:
         connection.execute(
             "INSERT INTO runs (id, name, model, dataset, split, source, config, hyperparameters,"
-            " status, created, epochs, synthetic) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " status, created, epochs, synthetic, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (run_id, name or f"{model or 'run'} {time.strftime('%Y-%m-%d %H:%M')}", model, dataset,
              split, source, json.dumps(config or {}, default=str),
-             json.dumps(hyperparameters or {}, default=str), status, time.time(), epochs, int(synthetic)))
+             json.dumps(hyperparameters or {}, default=str), status, time.time(), epochs, int(synthetic),
+             owner))
 
     @staticmethod
     def _row_to_run(row: sqlite3.Row) -> Run:

@@ -135,7 +135,8 @@ class _Runner:
         if run_id is not None and self.store.get_run(run_id).status == run_store.FINISHED:
             return run_id
         if run_id is None:
-            run_id = launcher.create_run_for(config, self.store, source="transfer", status=run_store.RUNNING)
+            run_id = launcher.create_run_for(config, self.store, source="transfer", status=run_store.RUNNING,
+                                             owner=self.context.owner)
             self.current = self.current[:step] + [run_id]
             self._remember(self.current)
         status = worker.execute(run_id, store=self.store, job_id=self.context.job_id,
@@ -151,7 +152,8 @@ class _Runner:
         if run_id is not None and self.store.get_run(run_id).status == run_store.FINISHED:
             return run_id
         if run_id is None:
-            run_id = strategy_c.create_run(self.store, self.spec, item.backbone, item.label, self.context.job_id)
+            run_id = strategy_c.create_run(self.store, self.spec, item.backbone, item.label, self.context.job_id,
+                                           owner=self.context.owner)
             self._remember([run_id])
         status = strategy_c.run_strategy_c(self.store, run_id, self.spec, item.backbone, job_id=self.context.job_id,
                                            should_stop=self.context.should_stop, progress=report)

@@ -25,7 +25,8 @@ from services.transfer.spec import ExperimentSpec, weights_label
 Progress = Callable[[float, str], None]
 
 
-def create_run(store, spec: ExperimentSpec, backbone: str, label: str, job_id: str | None = None) -> str:
+def create_run(store, spec: ExperimentSpec, backbone: str, label: str, job_id: str | None = None,
+               owner: str | None = None) -> str:
     """Record a strategy-C run (running from now on, in this process); returns its id."""
     from services.training import store as run_store
     from services.training.data import is_synthetic
@@ -37,7 +38,7 @@ def create_run(store, spec: ExperimentSpec, backbone: str, label: str, job_id: s
     return store.create_run(label, model="feature_head", dataset=spec.dataset, split=spec.split,
                             source="transfer", hyperparameters=hyperparameters, epochs=spec.epochs,
                             config={"spec": spec.to_dict(), "backbone": backbone, "job_id": job_id},
-                            status=run_store.RUNNING, synthetic=is_synthetic(spec.dataset))
+                            status=run_store.RUNNING, synthetic=is_synthetic(spec.dataset), owner=owner)
 
 
 def run_strategy_c(store, run_id: str, spec: ExperimentSpec, backbone: str, *,
