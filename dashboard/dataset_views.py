@@ -16,10 +16,12 @@ import streamlit as st
 
 from dashboard import datasets_adapters as adapters
 from dashboard.adapters import job_manager
+from dashboard.auth import current_actor
+from dashboard.delete_control import delete_control, show_deleted_notice
 from dashboard.widgets import (job_failure_banner, job_status_line, job_stop_button, md, show_image, swatches_html,
                                synthetic_badge, user_errors)
 from services.config import check_upload, confine, display_path, get_settings
-from services.datasets import kather, quality, sources, splits, tasks
+from services.datasets import published, quality, sources, splits, tasks
 from services.datasets.index import class_names, usable
 from services.datasets.naming import safe_name
 from services.datasets.sources import DatasetInfo
@@ -42,10 +44,28 @@ def source_picker() -> DatasetInfo:
     names = [d.name for d in datasets]
     titles = {d.name: d.title for d in datasets}
     chosen = st.selectbox("Dataset", names, format_func=titles.get, key="explorer_dataset")
-    with st.expander("Add a dataset: Kather 2016, a folder or a zip", icon=":material/add:"):
+    with st.expander("Add a dataset: Kather 2016, NCT-CRC-HE, a folder or a zip", icon=":material/add:"):
         add_dataset_forms()
+    show_deleted_notice()
     show_dataset_jobs()
     return next(d for d in datasets if d.name == chosen)
+
+
+def delete_section(info: DatasetInfo) -> None:
+    """Delete an imported or downloaded dataset (owner or administrator; never the demo set
+    nor a folder registered where it lies)."""
+    if sources.managed_folder(info) is None:
+        return
+
+    def delete(actor) -> None:
+        if tasks.active_job(job_manager(), tasks.INDEX_KIND, info.name) is not None:
+            raise UserFacingError(f"{info.name} is being indexed; delete it when that job has finished.")
+        sources.delete_dataset(info.name, actor)
+        st.session_state.pop("explorer_dataset", None)
+
+    with st.expander("Delete this dataset", icon=":material/delete:"):
+        delete_control("Delete dataset", f"the dataset {info.name!r}", sources.dataset_owner(info),
+                       f"dataset-{info.name}", delete)
 
 
 def _fill_upload_name() -> None:
@@ -56,21 +76,14 @@ def _fill_upload_name() -> None:
 
 
 def add_dataset_forms() -> None:
-    kather_tab, folder_tab, upload_tab = st.tabs(["Kather 2016 download", "Folder or zip on disk", "Upload a zip"])
-    with kather_tab:
-        st.markdown(f"**{kather.FILE_NAME}** from [Zenodo record 53169]({kather.URL}) "
-                    f"({kather.SIZE / 1e6:.0f} MB, md5 `{kather.MD5}`). {kather.CITATION}")
-        if kather.is_installed():
-            st.success("Kather 2016 is installed; pick it in the Dataset list.", icon=":material/check:")
-        elif st.button("Download, verify and extract", icon=":material/download:"):
-            with user_errors():
-                if get_settings().offline:
-                    raise UserFacingError(kather.manual_instructions())
-                start_job(tasks.KATHER_KIND, "Kather 2016 download", {})
-        st.caption(f"Offline? {md(kather.manual_instructions())}")
+    *published_tabs, folder_tab, upload_tab = st.tabs([*(f"{item.label} download" for item in published.PUBLISHED),
+                                                       "Folder or zip on disk", "Upload a zip"])
+    for tab, item in zip(published_tabs, published.PUBLISHED):
+        with tab:
+            published_panel(item)
     with folder_tab:
         st.caption("A path inside the data root (DASHBOARD_DATA_DIR): a folder of class sub-folders, or a zip "
-                   "of one (the Kather zip is verified against its md5).")
+                   "of one (the zips of the published sets are verified against their md5).")
         path = st.text_input("Path under the data root", key="explorer_add_path")
         if st.button("Add", icon=":material/folder_open:", disabled=not path):
             with user_errors():
@@ -83,12 +96,44 @@ def add_dataset_forms() -> None:
                 import_upload(upload, name)
 
 
+def published_panel(item: published.Published) -> None:
+    """A published set: what it is, then download it or take its zip from under the data root
+    (both verified against the published size and md5)."""
+    st.markdown(f"**{item.file_name}** from [{item.record}]({item.url}) ({item.size_text}, md5 `{item.md5}`). "
+                f"{item.citation}")
+    if item.is_installed():
+        st.success(f"{item.label} is installed; pick it in the Dataset list.", icon=":material/check:")
+        return
+    if st.button("Download, verify and extract", icon=":material/download:", key=f"published-download-{item.name}"):
+        with user_errors():
+            if get_settings().offline:
+                raise UserFacingError(item.manual_instructions())
+            start_job(item.kind, f"{item.label} download", item.job_params())
+    columns = st.columns([3, 1], vertical_alignment="bottom")
+    path = columns[0].text_input(f"Or {item.file_name} already under the data root", key=f"published-path-{item.name}",
+                                 placeholder=f"downloads/{item.file_name}")
+    if columns[1].button("Verify and extract", icon=":material/folder_zip:", key=f"published-zip-{item.name}",
+                         disabled=not path):
+        with user_errors():
+            start_job(item.kind, f"{item.label} from zip", item.job_params(_zip_under_data_root(path)))
+    st.caption(f"Offline? {md(item.manual_instructions())}")
+
+
+def _zip_under_data_root(path: str) -> str:
+    """``path`` (a zip file inside the data root) relative to the data root."""
+    resolved = confine(path)
+    if not resolved.is_file():
+        raise UserFacingError(f"{resolved.name} is not a file under the data root.")
+    return resolved.relative_to(get_settings().data_root).as_posix()
+
+
 def import_upload(upload, name: str) -> None:
     """Submit the uploaded zip (as the job's file; the job deletes it after the import)."""
     name = name or safe_name(Path(upload.name).stem)
     check_upload([upload.size])
     sources.check_new_name(name)
-    start_job(tasks.IMPORT_KIND, f"Import {name}", {"dataset": name, "zip_name": Path(upload.name).name[:120]},
+    start_job(tasks.IMPORT_KIND, f"Import {name}", {"dataset": name, "zip_name": Path(upload.name).name[:120],
+                                                     "owner": current_actor().owner},
               files={tasks.UPLOAD_FILE: upload.getvalue()})
 
 
@@ -97,12 +142,13 @@ def add_from_path(path: str) -> None:
     resolved = confine(path)
     relative = resolved.relative_to(data_root).as_posix()
     if resolved.is_file() and resolved.suffix.lower() == ".zip":
-        if resolved.name == kather.FILE_NAME:
-            start_job(tasks.KATHER_KIND, "Kather 2016 from zip", {"zip_path": relative})
+        item = published.by_file_name(resolved.name)
+        if item is not None:
+            start_job(item.kind, f"{item.label} from zip", item.job_params(relative))
         else:
             name = safe_name(resolved.stem)
             start_job(tasks.IMPORT_KIND, f"Import {name}", {"dataset": name, "zip_path": relative,
-                                                             "zip_name": resolved.name})
+                                                             "zip_name": resolved.name, "owner": current_actor().owner})
         return
     info = sources.register_folder(resolved)
     st.success(f"Added {md(info.title)}; pick it in the Dataset list.")
@@ -120,7 +166,7 @@ def show_dataset_jobs() -> None:
     active = [s for kind in tasks.DATASET_KINDS for s in manager.list(kind=kind) if s.active]
     if active:
         _job_progress([s.id for s in active])
-    for kind in (tasks.KATHER_KIND, tasks.IMPORT_KIND):
+    for kind in (*tasks.DOWNLOAD_KINDS, tasks.IMPORT_KIND):
         latest = manager.list(kind=kind)
         if latest:
             job_failure_banner(manager, latest[0], key_prefix="dataset-dismiss")

@@ -17,6 +17,8 @@ import streamlit as st
 
 from dashboard import detection_adapters as adapters
 from dashboard.adapters import job_manager
+from dashboard.auth import current_actor
+from dashboard.delete_control import delete_control, forget_deleted_notice, show_deleted_notice
 from dashboard.widgets import job_status_line, job_stop_button, user_errors
 from services.detection import onnx_store, registry
 from services.detection.annotate import annotate, mark_random_weights
@@ -96,6 +98,29 @@ def active_model(key: str):
             st.info(f"Still using the previous model: {model_options().get(previous, previous)}.")
             return previous, model_facts(previous)
         return None
+
+
+UPLOAD_STORES = {"upload": (registry.upload_owner, registry.delete_upload),
+                 "onnx": (onnx_store.onnx_owner, onnx_store.delete_onnx)}
+"""Uploaded models by key prefix: (who uploaded it, delete it)."""
+
+
+def delete_uploaded_model(key: str) -> None:
+    """Delete the chosen uploaded model (its uploader or an administrator), after a confirmation."""
+    prefix, _, stem = key.partition(":")
+    if prefix not in UPLOAD_STORES:
+        return
+    owner_of, delete = UPLOAD_STORES[prefix]
+
+    def forget(actor) -> None:
+        delete(stem, actor)
+        for name in ("det_model", "det_model_choice", "det_active"):
+            if state.get(name) == key:
+                del state[name]
+        st.query_params.pop("model", None)
+
+    with st.expander("Delete this uploaded model", icon=":material/delete:"), user_errors():
+        delete_control("Delete model", f"the model {stem!r}", owner_of(stem), f"model-{key}", forget)
 
 
 def apply_preset() -> None:
@@ -185,6 +210,7 @@ st.caption("Book ch. 6-7: Darknet YOLO on COCO with OpenCV's `readNetFromDarknet
            "in Keras on TensorFlow (GPU when present), and ONNX YOLO exports on onnxruntime.")
 for kind, text in state.pop("det_flash", []):
     getattr(st, kind)(text)
+show_deleted_notice()
 
 options = model_options()
 if state.get("det_model") not in options:
@@ -206,6 +232,7 @@ letterbox = controls[3].toggle("Letterbox", key="det_letterbox",
                                help="Keep the aspect ratio with grey borders instead of the book's plain resize.")
 
 loaded = active_model(model_key)
+delete_uploaded_model(model_key)
 
 with st.expander("Add a model: download weights, upload Darknet cfg + weights + names, or ONNX",
                  icon=":material/add_circle:"):
@@ -230,7 +257,7 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
             with user_errors():
                 saved = registry.save_upload((cfg_file.name, cfg_file.getvalue()),
                                              (weights_file.name, weights_file.getvalue()),
-                                             (names_file.name, names_file.getvalue()))
+                                             (names_file.name, names_file.getvalue()), current_actor().owner)
                 flash("success", saved.message)
                 state.det_model = saved.model.key
                 remember_model()
@@ -246,7 +273,8 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
             with user_errors(), st.spinner("Checking the model…"):
                 names = (parse_names(onnx_names.getvalue().decode("utf-8", "replace"), onnx_names.name)
                          if onnx_names else None)
-                saved = onnx_store.save_onnx(onnx_file.name, onnx_file.getvalue(), names, family)
+                saved = onnx_store.save_onnx(onnx_file.name, onnx_file.getvalue(), names, family,
+                                             current_actor().owner)
                 flash("success", saved.message)
                 if saved.warning:
                     flash("warning", saved.warning)
@@ -398,3 +426,4 @@ with st.expander("Batch: a zip or many photos as a background job", icon=":mater
             show_batch_job(manager, job)
 
     batch_jobs()
+forget_deleted_notice()

@@ -110,9 +110,9 @@ def check_can_delete(owner: str | None, user: str | None, admins: Iterable[str] 
     """Raise :class:`NotAllowed` with a clear message unless :func:`can_delete` allows it."""
     if can_delete(owner, user, admins):
         return
-    whose = f"its owner ({owner_label(owner)})" if owner else "an administrator"
+    who = f"its owner ({owner_label(owner)}) or an administrator" if owner else "an administrator"
     raise NotAllowed(
-        f"Only {whose} or an administrator can delete {what}; you are signed in as {user}. "
+        f"Only {who} can delete {what}; you are signed in as {user}. "
         f"Ask an administrator (listed in {ADMINS_VARIABLE}) if it should go."
     )
 

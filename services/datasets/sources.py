@@ -15,8 +15,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.access import Actor
 from services.config import confine, display_path, get_settings
-from services.datasets import kather, nct
+from services.datasets import index, kather, nct, records, splits
 from services.archives import Source, extract_zip
 from services.datasets.demo import DEMO_NAME, demo_folder, ensure_demo_dataset
 from services.datasets.index import class_folders, scan_folder
@@ -154,10 +155,12 @@ def check_new_name(name: object) -> str:
     return name
 
 
-def import_zip(zip_source: Source, name: str, *, progress=None, stop=None, label: str | None = None) -> DatasetInfo:
+def import_zip(zip_source: Source, name: str, *, progress=None, stop=None, label: str | None = None,
+               owner: str | None = None) -> DatasetInfo:
     """Extract a zip of class folders (a path inside the data root, bytes or a file object) as
-    the new dataset ``name``. A zip without class sub-folders holding files is refused and
-    leaves nothing behind (the name stays free)."""
+    the new dataset ``name``, recording ``owner`` (:mod:`services.datasets.records`). A zip
+    without class sub-folders holding files is refused and leaves nothing behind (the name
+    stays free)."""
     check_new_name(name)
     if label is None and isinstance(zip_source, (str, os.PathLike)):
         label = Path(zip_source).name
@@ -171,6 +174,7 @@ def import_zip(zip_source: Source, name: str, *, progress=None, stop=None, label
                 f"{label or 'the zip'} has no class sub-folders with files in them; a dataset zip holds one "
                 "folder per class with the image tiles inside. Nothing was kept."
             )
+        records.write_record(staging, owner, label)
         check_new_name(name)  # another import may have taken the name meanwhile
         try:
             os.replace(staging, datasets_dir / name)
@@ -185,3 +189,38 @@ def import_zip(zip_source: Source, name: str, *, progress=None, stop=None, label
 def slug(name: str) -> str:
     """A dataset name as one safe path component (registered names may contain '/')."""
     return safe_name(name.replace("/", "__"))
+
+
+def managed_folder(info: DatasetInfo) -> Path | None:
+    """The folder under ``<data_root>/datasets`` that holds dataset ``info`` (what deleting it
+    removes), or None when the dashboard does not own its files: the demo set, and folders
+    registered where they lie (they belong to whoever put them there)."""
+    datasets_dir = get_settings().datasets_dir
+    if info.kind == "demo" or not is_safe_name(info.name):
+        return None
+    folder = datasets_dir / info.name
+    return folder if folder.is_dir() and folder in (info.folder, *info.folder.parents) else None
+
+
+def dataset_owner(info: DatasetInfo) -> str | None:
+    """Who imported ``info`` (None: a download, a hand-copied folder, or sign-in was off)."""
+    folder = managed_folder(info)
+    return records.read_owner(folder) if folder is not None else None
+
+
+def delete_dataset(name: str, actor: Actor) -> None:
+    """Delete the dataset ``name`` (its folder, cached index and saved splits) when ``actor``
+    may: its owner or an administrator, everybody with sign-in off. The demo set and registered
+    folders are refused. The folder is renamed away first, so the list never shows half of it."""
+    info = dataset_info(name)
+    folder = managed_folder(info)
+    if folder is None:
+        raise UserFacingError(f"{info.title} cannot be deleted here: the demo set is generated, and a folder "
+                              "added where it lies belongs to whoever put it there (remove it on disk).")
+    actor.check_can_delete(records.read_owner(folder), what=f"the dataset {name!r}")
+    cache = index.cache_file(confine(info.folder))
+    doomed = folder.with_name(f".deleting-{uuid.uuid4().hex[:12]}")
+    os.replace(folder, doomed)
+    cache.unlink(missing_ok=True)
+    shutil.rmtree(splits.split_dir(name), ignore_errors=True)
+    shutil.rmtree(doomed, ignore_errors=True)

@@ -139,7 +139,7 @@ def split_summary(frame: pd.DataFrame) -> pd.DataFrame:
     return table.loc[[*labels, "total"], [s for s in (*SPLITS, "total") if s in table.columns]]
 
 
-def _split_dir(dataset: str) -> Path:
+def split_dir(dataset: str) -> Path:
     from services.datasets.sources import slug
 
     return get_settings().data_root / "splits" / slug(dataset)
@@ -148,7 +148,7 @@ def _split_dir(dataset: str) -> Path:
 def _split_file(dataset: str, name: str) -> Path:
     if not is_safe_name(name):
         raise UserFacingError(f"{name!r} is not a usable split name: use 1-64 letters, digits, '_', '-' or '.'.")
-    return confine(_split_dir(dataset) / f"{name}.csv")
+    return confine(split_dir(dataset) / f"{name}.csv")
 
 
 def save_split(dataset: str, name: str, frame: pd.DataFrame) -> Path:
@@ -170,7 +170,7 @@ def save_split(dataset: str, name: str, frame: pd.DataFrame) -> Path:
 
 
 def list_splits(dataset: str) -> list[str]:
-    directory = _split_dir(dataset)
+    directory = split_dir(dataset)
     return sorted(p.stem for p in directory.glob("*.csv")) if directory.is_dir() else []
 
 

@@ -6,8 +6,10 @@ result. Kinds:
 - ``dataset-index`` ``{"dataset": name}``: generate the demo set if needed, then index.
 - ``kather-download`` ``{"zip_path"?: path under the data root}``: download (resumable) or take
   the zip the user pointed to, verify its md5, extract, index.
+- ``nct-download`` ``{"dataset": "nct-crc-he-100k" | "crc-val-he-7k", "zip_path"?}``: the same
+  for the NCT-CRC-HE archives (:mod:`services.datasets.nct_tasks`).
 - ``dataset-import`` ``{"dataset": name, "zip_name": shown name, "zip_path"?: path under the
-  data root}``: extract the zip submitted as the job file :data:`UPLOAD_FILE` (deleted after
+  data root, "owner"?: who imports it}``: extract the zip submitted as the job file :data:`UPLOAD_FILE` (deleted after
   the import, whatever its outcome) or the zip at ``zip_path`` (the user's own file, kept),
   then index.
 
@@ -27,8 +29,10 @@ from services.datasets import index, kather, sources
 from services.errors import UserFacingError
 from services.jobs.context import JobContext, JobStopped
 
-INDEX_KIND, KATHER_KIND, IMPORT_KIND = "dataset-index", "kather-download", "dataset-import"
-DATASET_KINDS = (KATHER_KIND, IMPORT_KIND, INDEX_KIND)
+INDEX_KIND, IMPORT_KIND = "dataset-index", "dataset-import"
+KATHER_KIND, NCT_KIND = "kather-download", "nct-download"
+DATASET_KINDS = (KATHER_KIND, NCT_KIND, IMPORT_KIND, INDEX_KIND)
+DOWNLOAD_KINDS = (KATHER_KIND, NCT_KIND)
 UPLOAD_FILE = "upload.zip"
 """Name of the uploaded zip in an import job's folder (``manager.submit(..., files={UPLOAD_FILE: data})``)."""
 
@@ -102,7 +106,7 @@ def download_install_index(context: JobContext, name: str, *, installed: bool, d
 
 
 def import_job(params: dict[str, Any], context: JobContext) -> dict:
-    """Extract the uploaded (or pointed-to) zip as a new dataset, then index it."""
+    """Extract the uploaded (or pointed-to) zip as a new dataset owned by ``params["owner"]``, then index it."""
     name = _dataset_param(params)
     upload = context.dir / UPLOAD_FILE
     source = upload if upload.is_file() else _zip_param(params)
@@ -110,7 +114,7 @@ def import_job(params: dict[str, Any], context: JobContext) -> dict:
     context.progress(0.0, f"extracting {label}")
     try:
         with _stops_as_job_stopped():
-            sources.import_zip(source, name, stop=context.should_stop, label=label,
+            sources.import_zip(source, name, stop=context.should_stop, label=label, owner=params.get("owner"),
                                progress=lambda done, total: context.progress(0.5 * done / max(total, 1)))
     finally:
         upload.unlink(missing_ok=True)  # the upload was copied in; never keep a second copy

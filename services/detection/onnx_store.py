@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services.access import Actor, normalize_owner
 from services.config import get_settings
 from services.detection.decode import CANDIDATE_FLOOR, preprocess, rows_to_candidates
 from services.detection.onnx_layouts import FAMILIES
@@ -74,9 +75,11 @@ def opencv_agrees(data: bytes, detector: OnnxDetector, batch: np.ndarray, rows: 
     return other.shape == rows.shape and bool(np.allclose(other, rows, rtol=1e-3, atol=1e-3))
 
 
-def save_onnx(file_name: str, data: bytes, names: list[str] | None = None, family: str = "auto") -> SavedOnnx:
-    """Check an uploaded ONNX detector and keep it; ``names`` are used when its metadata has none.
-    OpenCV is offered as a second runtime only when it reads the file and agrees with onnxruntime."""
+def save_onnx(file_name: str, data: bytes, names: list[str] | None = None, family: str = "auto",
+              owner: str | None = None) -> SavedOnnx:
+    """Check an uploaded ONNX detector and keep it; ``names`` are used when its metadata has none;
+    the record names ``owner``, who uploaded it (see :mod:`services.access`). OpenCV is offered
+    as a second runtime only when it reads the file and agrees with onnxruntime."""
     stem = safe_stem(file_name, "model")
     detector = OnnxDetector(data, f"{stem}.onnx", names=names, family=family)
     batch, transform = preprocess(load_sample(SAMPLE), detector.input_size)
@@ -84,7 +87,8 @@ def save_onnx(file_name: str, data: bytes, names: list[str] | None = None, famil
     warning = sample_warning(detector, rows, transform)
     runtimes = ["onnxruntime"] + (["OpenCV"] if opencv_agrees(data, detector, batch, rows) else [])
     digest = hashlib.sha256(data).hexdigest()
-    record = {"family": detector.family, "names": detector.names, "runtimes": runtimes, "sha256": digest}
+    record = {"family": detector.family, "names": detector.names, "runtimes": runtimes, "sha256": digest,
+              "owner": normalize_owner(owner)}
     final, existed = _place(stem, data, record)
     info = OnnxInfo(final, detector.family, detector.names, tuple(runtimes), digest)
     if existed:
@@ -147,6 +151,21 @@ def onnx_info(stem: str) -> OnnxInfo:
     if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)) or family not in FAMILIES:
         raise UserFacingError(f"the record of the ONNX model {stem} is damaged; add the model again.")
     return OnnxInfo(stem, family, names, runtimes, str(record.get("sha256", "")))
+
+
+def onnx_owner(stem: str) -> str | None:
+    """Who uploaded ``stem`` (None: sign-in was off, or added before owners were recorded)."""
+    if safe_stem(f"{stem}.onnx", "") != stem or not (onnx_dir() / f"{stem}.onnx").is_file():
+        raise UserFacingError(f"there is no uploaded ONNX model called {stem!r}.")
+    return normalize_owner((_read_record(stem) or {}).get("owner"))
+
+
+def delete_onnx(stem: str, actor: Actor) -> None:
+    """Delete the uploaded ONNX model ``stem`` when ``actor`` may (its uploader or an
+    administrator): the model file first, so it leaves the list at once, then its record."""
+    actor.check_can_delete(onnx_owner(stem), what=f"the model {stem!r}")
+    (onnx_dir() / f"{stem}.onnx").unlink(missing_ok=True)
+    (onnx_dir() / f"{stem}.json").unlink(missing_ok=True)
 
 
 def load_onnx(stem: str, runtime: str = "onnxruntime") -> OnnxDetector:

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.access import Actor, normalize_owner
 from services.config import get_settings
 from services.detection.cfg import parse_cfg
 from services.detection.models import DarknetModel, load_darknet, parse_names
@@ -69,6 +70,8 @@ REGISTRY: dict[str, ModelSpec] = {spec.key: spec for spec in (
               f"{_YOLO_FASTEST}/yolo-fastest-1.1.cfg", f"{_YOLO_FASTEST}/yolo-fastest-1.1.weights", 1_384_268,
               default_size=320, weights_sha256="1c445c42bbd6df63edea2cc69f99667b5650d663ca11e34b116240740cd42890"),
 )}
+OWNER_FILE = "owner"
+"""Beside an uploaded model's files: who uploaded it (empty when nobody was signed in)."""
 DEMO_KEY = "demo-random"
 DEMO_TITLE = "Random weights (demo, detections meaningless)"
 DEMO_CFG = "yolov3-tiny.cfg"
@@ -178,8 +181,10 @@ def _digest(*parts: bytes) -> str:
     return digest.hexdigest()
 
 
-def save_upload(cfg: tuple[str, bytes], weights: tuple[str, bytes], names: tuple[str, bytes]) -> SavedUpload:
-    """Validate uploaded cfg + weights + names and keep them under ``<model cache>/darknet/uploads``.
+def save_upload(cfg: tuple[str, bytes], weights: tuple[str, bytes], names: tuple[str, bytes],
+                owner: str | None = None) -> SavedUpload:
+    """Validate uploaded cfg + weights + names and keep them under ``<model cache>/darknet/uploads``,
+    with ``owner`` (who uploaded them; see :mod:`services.access`) in an ``owner`` file beside.
 
     Files are validated in a staging folder of their own first, so a bad upload never touches a
     good model. An existing model of the same name is never replaced: identical files are
@@ -199,6 +204,7 @@ def save_upload(cfg: tuple[str, bytes], weights: tuple[str, bytes], names: tuple
             (staging / f"{stem}.{suffix}").write_bytes(data)
         digest = _digest(*files.values())
         (staging / "sha256").write_text(digest)
+        (staging / OWNER_FILE).write_text(normalize_owner(owner) or "")
         load_darknet(staging / f"{stem}.cfg", staging / f"{stem}.weights", names_list, names_source=names[0])
         final_stem, existed = _place_upload(staging, uploads, stem, digest)
     finally:
@@ -236,6 +242,32 @@ def _place_upload(staging: Path, uploads: Path, stem: str, digest: str) -> tuple
     raise UserFacingError(f"too many uploaded models called {stem}; remove some first.")
 
 
+def upload_owner(stem: str) -> str | None:
+    """Who uploaded the Darknet model ``stem`` (None: sign-in was off, or uploaded before owners
+    were recorded)."""
+    try:
+        return normalize_owner((_upload_folder(stem) / OWNER_FILE).read_text())
+    except OSError:
+        return None
+
+
+def delete_upload(stem: str, actor: Actor) -> None:
+    """Delete the uploaded Darknet model ``stem`` when ``actor`` may (its uploader or an
+    administrator). The folder is renamed away first, so the model list never shows half of it."""
+    folder = _upload_folder(stem)
+    actor.check_can_delete(upload_owner(stem), what=f"the model {stem!r}")
+    doomed = folder.with_name(f".deleting-{uuid.uuid4().hex}")
+    os.rename(folder, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _upload_folder(stem: str) -> Path:
+    folder = upload_weights_path(stem).parent
+    if safe_stem(f"{stem}.cfg", "") != stem or not folder.is_dir():
+        raise UserFacingError(f"there is no uploaded Darknet model called {stem!r}.")
+    return folder
+
+
 def uploaded_models() -> list[str]:
     folder = darknet_dir() / "uploads"
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
@@ -243,10 +275,8 @@ def uploaded_models() -> list[str]:
 
 
 def load_uploaded(stem: str) -> DarknetModel:
+    folder = _upload_folder(stem)
     weights_path = upload_weights_path(stem)
-    folder = weights_path.parent
-    if safe_stem(f"{stem}.cfg", "") != stem or not folder.is_dir():
-        raise UserFacingError(f"there is no uploaded Darknet model called {stem!r}.")
     names = parse_names((folder / f"{stem}.names").read_text(errors="replace"), f"{stem}.names")
     return load_darknet(folder / f"{stem}.cfg", weights_path, names,
                         key=f"upload:{stem}", title=f"{stem} (uploaded)")

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.access import Actor, normalize_owner
 from services.config import confine, get_settings
 from services.download import ProgressCallback, download
 from services.errors import UserFacingError
@@ -347,7 +348,7 @@ def _load_checked(model, path: Path, backbone: BackboneSpec, shown_name: str | N
 
 
 def install_weights_file(name: str, source: str | os.PathLike | bytes | io.IOBase, *, original_name: str | None = None,
-                         confined: bool = True) -> Path:
+                         confined: bool = True, owner: str | None = None) -> Path:
     """Validate an uploaded (bytes / file object) or pointed-to (path under the data root) file and
     put the backbone's weights into the model cache under Keras's file name.
 
@@ -356,7 +357,8 @@ def install_weights_file(name: str, source: str | os.PathLike | bytes | io.IOBas
     ``.keras`` file): the backbone's layers are taken from it by name, checked like any other file
     and cached as a no-top weights file. A file that does not fit raises :class:`WeightsMismatch`
     naming the first mismatching layer; nothing is cached then. A path must lie under the data
-    root (``confined=False``: a file the job system wrote into a job folder).
+    root (``confined=False``: a file the job system wrote into a job folder). The manifest
+    records ``owner``, who installed it (see :mod:`services.access`).
     """
     backbone = spec(name)
     cache = model_cache_dir()
@@ -379,11 +381,36 @@ def install_weights_file(name: str, source: str | os.PathLike | bytes | io.IOBas
             if extracted:
                 write_weights_file(model, temporary)
             os.replace(temporary, target)
-            _write_manifest(target, backbone, "upload", original_name=original_name,
+            _write_manifest(target, backbone, "upload", original_name=original_name, owner=normalize_owner(owner),
                             **({"extracted_from": extracted} if extracted else {}))
         return target
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _installed_upload(name: str) -> Path:
+    """The user-installed weights file of backbone ``name`` in the model cache (refused when the
+    file there is a download, or there is none)."""
+    backbone = spec(name)
+    path = model_cache_dir() / backbone.file_name
+    if not path.is_file() or read_manifest(path).get("source") != "upload":
+        raise UserFacingError(f"there are no user-installed {backbone.title} weights in the model cache.")
+    return path
+
+
+def installed_weights_owner(name: str) -> str | None:
+    """Who installed the user-installed weights of ``name`` (None: sign-in was off)."""
+    return normalize_owner(read_manifest(_installed_upload(name)).get("owner"))
+
+
+def delete_installed_weights(name: str, actor: Actor) -> None:
+    """Remove the user-installed weights of ``name`` from the model cache when ``actor`` may (who
+    installed them or an administrator); official downloads are not removed here."""
+    path = _installed_upload(name)
+    actor.check_can_delete(installed_weights_owner(name), what=f"the installed {spec(name).title} weights")
+    with _lock:
+        path.unlink(missing_ok=True)
+        _manifest_path(path).unlink(missing_ok=True)
 
 
 _HDF5_MAGIC, _ZIP_MAGIC = b"\x89HDF\r\n\x1a\n", b"PK\x03\x04"
