@@ -220,3 +220,13 @@ def test_every_declared_kind_has_a_body_taking_params_and_context():
         body = kind.load_body()
         assert list(inspect.signature(body).parameters)[:2] == ["params", "context"], kind.name
         assert kind.resource in RESOURCES
+
+
+def test_job_inputs_are_held_to_the_upload_caps(manager, monkeypatch):
+    monkeypatch.setenv("DASHBOARD_MAX_UPLOAD_FILES", "2")
+    with pytest.raises(UserFacingError, match="DASHBOARD_MAX_UPLOAD_FILES"):
+        manager.submit("test-sleep", "too many", {}, files={f"f{i}.bin": b"x" for i in range(3)})
+    monkeypatch.setenv("DASHBOARD_MAX_UPLOAD_BYTES", "10")
+    with pytest.raises(UserFacingError, match="DASHBOARD_MAX_UPLOAD_BYTES"):
+        manager.submit("test-sleep", "too big", {}, files={"a.bin": b"x" * 11})
+    assert manager.list() == []

@@ -226,3 +226,15 @@ def test_runs_record_their_owner_and_old_stores_gain_the_column(tmp_path):
     connection.close()
     migrated = RunStore(legacy)
     assert migrated.get_run(run_id).owner is None and migrated.get_run(run_id).name == "mine"
+
+
+def test_an_impossible_batch_is_refused_by_its_memory_estimate():
+    import pytest
+
+    from services.training.config import InvalidConfig, RunConfig, check_batch_memory
+
+    with pytest.raises(InvalidConfig, match="smaller batch"):
+        RunConfig(batch_size=4096, image_size=1024).validate()
+    check_batch_memory(32, 150, available=8 * 1024**3)  # the defaults fit in 8 GB
+    with pytest.raises(InvalidConfig):
+        check_batch_memory(512, 512, available=8 * 1024**3)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from services.config import get_settings
+from services.config import check_upload, get_settings
 from services.errors import UserFacingError
 from services.jobs import store as job_store
 from services.jobs.kinds import kind_of
@@ -67,6 +67,7 @@ class JobManager:
                files: dict[str, bytes] | None = None, *, owner: str | None = None) -> str:
         """Queue a job of ``kind``; ``files`` are written into its folder first. Returns its id."""
         spec = kind_of(kind)
+        check_upload(len(data) for data in (files or {}).values())
         for name in files or {}:
             if not _FILE_NAME.fullmatch(name):
                 raise UserFacingError(f"Not a usable input file name for a job: {name[:40]!r}.")

@@ -18,6 +18,35 @@ class InvalidConfig(UserFacingError):
     """A hyper-parameter that cannot work; the message says which and why."""
 
 
+FLOATS_PER_INPUT_PIXEL = 64
+"""Rough memory a training step holds per input pixel and image, in float32 values: the book's
+CNNs start with 32 filters at full resolution, kept for the forward pass and their gradients
+(about 2 x 32), and the later, smaller layers add less than that again. An estimate to refuse
+the impossible early (batch 4096 at 1024 px would need about 1 TB), not a budget."""
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (None where it cannot be read)."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def check_batch_memory(batch_size: int, image_size: int, available: int | None = None) -> None:
+    """Refuse a batch whose estimated training memory exceeds 80 % of the memory available now."""
+    available = available_memory_bytes() if available is None else available
+    needed = batch_size * image_size * image_size * FLOATS_PER_INPUT_PIXEL * 4
+    if available and needed > 0.8 * available:
+        raise InvalidConfig(
+            f"A batch of {batch_size} images of {image_size}x{image_size} px needs about {needed / 1e9:,.1f} GB "
+            f"to train; {available / 1e9:,.1f} GB are available. Use a smaller batch or image size.")
+
+
 @dataclass
 class RunConfig:
     model: str = "cnn_v1"
@@ -64,6 +93,7 @@ class RunConfig:
             raise InvalidConfig(f"keep must be one of {', '.join(KEEP)}; got {self.keep!r}.")
         if not isinstance(self.options, dict):
             raise InvalidConfig("options must be a dictionary of model options.")
+        check_batch_memory(self.batch_size, self.image_size)
         return self
 
     def to_dict(self) -> dict[str, Any]:
