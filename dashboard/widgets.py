@@ -88,9 +88,9 @@ def job_status_line(state: JobState) -> None:
             st.code(state.log_tail, language=None)
 
 
-def job_stop_button(manager: JobManager, state: JobState, key_prefix: str = "stop") -> None:
-    """Stop for a queued or running job; Retry (and Resume, for kinds that resume) for one that
-    failed, stopped or was interrupted."""
+def job_stop_button(manager: JobManager, state: JobState, key_prefix: str = "stop", *, recovery: bool = True) -> None:
+    """Stop for a queued or running job; with ``recovery``, Retry (and Resume, for kinds that
+    resume) for one that failed, stopped or was interrupted (pages with their own pass False)."""
     from services.jobs.kinds import KINDS
 
     if state.active:
@@ -98,7 +98,7 @@ def job_stop_button(manager: JobManager, state: JobState, key_prefix: str = "sto
             manager.stop(state.id)
             st.toast("Stop requested; the job ends at its next step.")
         return
-    if state.status not in ("failed", "stopped", "interrupted"):
+    if not recovery or state.status not in ("failed", "stopped", "interrupted"):
         return
     retry, resume = st.columns(2)
     if retry.button("Retry", key=f"{key_prefix}-retry-{state.id}", icon=":material/replay:",

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import style_adapters as ui
 from dashboard.adapters import job_manager
-from dashboard.widgets import STATUS_ICONS, job_stop_button, synthetic_badge, user_errors
+from dashboard.widgets import STATUS_ICONS, job_stop_button, md, synthetic_badge, user_errors
 from services.models import weights as registry
 from services.style import builtin_images, fast_models, masks, submit
 from services.style.losses import STYLE_LAYERS, LossWeights
@@ -30,11 +30,14 @@ manager = job_manager()
 def job_line(state, stop_key: str) -> None:
     """Progress, status and message of one job; its error with a Dismiss button."""
     icon = STATUS_ICONS.get(state.status, "")
-    st.progress(state.progress, text=f"{icon} **{state.status}** · {state.title}"
-                + (f" · {state.message}" if state.message else ""))
-    job_stop_button(manager, state, stop_key)
+    st.progress(state.progress, text=f"{icon} **{md(state.status_text)}** · {md(state.title)}"
+                + (f" · {md(state.message)}" if state.message else ""))
+    job_stop_button(manager, state, stop_key, recovery=False)  # run_view has Resume and Retry
     if state.error and not state.dismissed:
-        st.error(state.error, icon=":material/error:")
+        st.error(md(state.error), icon=":material/error:")
+        if state.log_tail:
+            with st.expander("End of the job's log"):
+                st.code(state.log_tail, language=None)
         if st.button("Dismiss", key=f"dismiss-{state.id}", icon=":material/close:"):
             manager.dismiss(state.id)
             st.rerun()

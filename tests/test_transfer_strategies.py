@@ -160,3 +160,13 @@ def test_a_stopped_comparison_resumes_the_same_run_and_cross_validates(data_root
     assert result.cv_folds == 3 and 0 <= result.cv_accuracy_mean <= 1 and result.cv_accuracy_std >= 0
     summary = store.get_run(run.id).summary
     assert sum(summary["cv_fold_sizes"]) == 6 * 8  # every tile of the split held out once
+
+
+def test_a_scratch_model_too_big_for_the_image_size_is_planned_disabled():
+    from services.transfer.spec import ExperimentSpec, plan
+
+    spec = ExperimentSpec(dataset="demo", split="s", strategies=["A"], scratch_models=["cnn_v1", "cnn_v2"],
+                          image_size=32)
+    items = {item.model: item for item in plan(spec)}
+    assert not items["cnn_v1"].enabled and "48 px" in items["cnn_v1"].reason
+    assert items["cnn_v2"].enabled

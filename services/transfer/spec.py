@@ -76,6 +76,15 @@ def backbone_problem(backbone: str, weights: str, image_size: int) -> str:
     return ""
 
 
+def scratch_problem(model: str, image_size: int) -> str:
+    """Why the book's ``model`` cannot be trained from scratch at ``image_size`` ("" when it can)."""
+    from services.models.catalog import MIN_INPUT_SIDE
+
+    minimum = MIN_INPUT_SIDE.get(model, 1)
+    return f"{model} needs at least {minimum} px; the comparison runs at {image_size} px." \
+        if image_size < minimum else ""
+
+
 def plan(spec: ExperimentSpec) -> list[PlannedRun]:
     """What the experiment will run; items that cannot run are kept, disabled, with the reason."""
     unknown = [s for s in spec.strategies if s not in STRATEGIES]
@@ -90,7 +99,9 @@ def plan(spec: ExperimentSpec) -> list[PlannedRun]:
     planned = []
     for strategy in spec.strategies:
         if strategy == "A":
-            planned += [PlannedRun("A", None, m, f"A · {m}") for m in spec.scratch_models]
+            for model in spec.scratch_models:
+                problem = scratch_problem(model, spec.image_size)
+                planned.append(PlannedRun("A", None, model, f"A · {model}", enabled=not problem, reason=problem))
             continue
         if not spec.backbones:
             raise UserFacingError(f"strategy {strategy} needs at least one backbone.")
