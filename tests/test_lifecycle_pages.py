@@ -80,7 +80,7 @@ def test_a_style_worker_killed_by_sigsegv_is_reported_with_the_signal_and_the_ap
     _rerun_until(app, lambda a: any("SIGSEGV" in error.value for error in a.error))
     failed = jobs.get(job_id)
     assert (failed.status, failed.signal) == ("failed", "SIGSEGV")
-    assert any("**failed**" in text for text in _progress_texts(app))
+    assert any("**failed (SIGSEGV)**" in text for text in _progress_texts(app))
     assert "Traceback" not in " ".join(error.value for error in app.error)
     labels = [button.label for button in app.button]
     assert "Retry" in labels and "Resume" in labels  # a style job may continue from its last preview
