@@ -5,11 +5,14 @@ weights, which do not change the timings), on a 5000 x 5000 px tiled TIFF mosaic
 (1,089 tiles of 150 px at 0.495 um/px):
 
 1. the map job's inference loop (``services.tissuemap.job.predict_tiles``: tiles read from the
-   file by region in a reader thread, resized, ``predict_on_batch``, each batch saved for resume,
-   progress and stop checks) in tiles/s, over the same model's plain batched ``model.predict`` on
-   the same tiles already in memory (warm); medians of alternating rounds. Goal >= 0.9x;
+   file by region in a reader thread, resized, the predictor's traced uint8 graph
+   (``services.tissuemap.models.uint8_forward``), each batch saved for resume, progress and stop
+   checks) in tiles/s, over the same model's plain batched ``model.predict`` on the same tiles
+   already in memory (warm); medians of alternating rounds. Goal >= 0.9x. The same loop with the
+   earlier ``predict_on_batch(tiles.astype(float32) / 255)`` runs in the same rounds ("old loop");
 2. the whole job's wall time (model loading, thumbnail and tissue detection, inference, every
-   output) and the peak memory (VmHWM) of the process that ran it.
+   output) and the peak memory (VmHWM) of the process that ran it;
+3. the page's detail view: one region read at 1:1, 1:2 and 1:4 (cold file, then panned).
 
 Each model runs in its own process so the peak memory is that job's. Usage:
 ``python bench/bench_tissuemap.py [--models cnn_v1,mobilenet_v2] [--batch 32] [--side 5000] [--rounds 3]``.
@@ -88,25 +91,30 @@ def worker(name: str, root: Path, image: Path, batch: int, rounds: int) -> dict:
     peak_job = high_water_mb()
     grid, tiles = (lambda m: (m.grid, m.tiles))(load_map(root / f"job-{name}" / "map"))
     predictor, plain = load_predictor(choice), load_saved_model(model_path)
-    loop, predict = [], []
+    old = load_predictor(choice)
+    old.forward = lambda tiles: old.model.predict_on_batch(tiles.astype("float32") / 255.0)
+    loop, predict, old_loop = [], [], []
     with open_image(image) as source:
         reader = TileReader(source, grid, predictor.input_size)
         x = reader.read(tiles).astype("float32") / 255.0
         plain.predict(x[:batch], batch_size=batch, verbose=0)  # warm both
         predictor.predict(reader.read(tiles[:batch]))
+        old.predict(reader.read(tiles[:batch]))
         for round_index in range(rounds):
-            folder = root / f"loop-{name}-{round_index}"
-            (folder / "predictions").mkdir(parents=True)
-            context = JobContext(MemoryReporter(), folder, {}, report_interval=0.25)
-            with open_image(image) as fresh:  # a cold reading cache, as in a job
-                started = time.perf_counter()
-                predict_tiles(context, predictor, TileReader(fresh, grid, predictor.input_size), tiles, batch, {})
-                loop.append(len(tiles) / (time.perf_counter() - started))
+            for kind, timed, speeds in (("new", predictor, loop), ("old", old, old_loop)):
+                folder = root / f"loop-{name}-{kind}-{round_index}"
+                (folder / "predictions").mkdir(parents=True)
+                context = JobContext(MemoryReporter(), folder, {}, report_interval=0.25)
+                with open_image(image) as fresh:  # a cold reading cache, as in a job
+                    started = time.perf_counter()
+                    predict_tiles(context, timed, TileReader(fresh, grid, timed.input_size), tiles, batch, {})
+                    speeds.append(len(tiles) / (time.perf_counter() - started))
             started = time.perf_counter()
             plain.predict(x, batch_size=batch, verbose=0)
             predict.append(len(tiles) / (time.perf_counter() - started))
     return {"model": name, "tiles": len(tiles), "job_wall_s": wall, "loop_tiles_per_s": float(np.median(loop)),
             "predict_tiles_per_s": float(np.median(predict)), "job_end_to_end_tiles_per_s": len(tiles) / wall,
+            "old_loop_tiles_per_s": float(np.median(old_loop)),
             "peak_rss_mb": peak_job}
 
 
@@ -128,7 +136,8 @@ def main() -> None:
     image = write_mosaic(root, args.side)
     print(f"image {args.side}x{args.side} px tiled TIFF ({image.stat().st_size / 1e6:.0f} MB), batch {args.batch}")
     print(f"medians of {args.rounds} alternating rounds; ratio = map loop / plain predict (goal >= 0.9)")
-    print("model          tiles  job wall s  loop tiles/s  predict tiles/s  ratio  end-to-end/predict  peak RSS MB")
+    print("model          tiles  job wall s  loop tiles/s  predict tiles/s  ratio  old loop ratio  end-to-end/predict"
+          "  peak RSS MB")
     for name in args.models.split(","):
         done = subprocess.run([sys.executable, __file__, "--worker", name, "--root", str(root), "--image", str(image),
                                "--batch", str(args.batch), "--rounds", str(args.rounds)], capture_output=True,
@@ -139,7 +148,27 @@ def main() -> None:
         r = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"{r['model']:<14} {r['tiles']:>5}  {r['job_wall_s']:>10.1f}  {r['loop_tiles_per_s']:>12.1f}  "
               f"{r['predict_tiles_per_s']:>15.1f}  {r['loop_tiles_per_s'] / r['predict_tiles_per_s']:>5.2f}  "
+              f"{r['old_loop_tiles_per_s'] / r['predict_tiles_per_s']:>14.2f}  "
               f"{r['job_end_to_end_tiles_per_s'] / r['predict_tiles_per_s']:>18.2f}  {r['peak_rss_mb']:>11.0f}")
+    detail_view_times(image)
+
+
+def detail_view_times(image: Path) -> None:
+    """Seconds per detail view of the page (services.tissuemap.detail) at each zoom: a freshly opened
+    file (cold chunk cache), then the view panned right by half (the page keeps the file open)."""
+    from services.tissuemap import detail
+    from services.tissuemap.reader import open_image
+
+    for zoom in detail.ZOOMS:
+        with open_image(image) as source:
+            box = detail.detail_box(source.width, source.height, source.width / 2, source.height / 2, zoom)
+            started = time.perf_counter()
+            detail.read_detail(source, box)
+            cold = time.perf_counter() - started
+            started = time.perf_counter()
+            detail.read_detail(source, detail.panned(box, source.width, source.height, 1, 0))
+            panned = time.perf_counter() - started
+        print(f"detail view 1:{zoom} ({box.width} px box): {cold:.3f} s cold, {panned:.3f} s panned")
 
 
 if __name__ == "__main__":

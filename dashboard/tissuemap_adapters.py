@@ -11,7 +11,7 @@ import streamlit as st
 
 from services.config import get_settings
 from services.errors import UserFacingError
-from services.tissuemap import reader, tissue
+from services.tissuemap import detail, reader, tissue
 from services.tissuemap.grid import Grid, cell_coverage, tiles_in_tissue
 from services.tissuemap.maps import TissueMap, load_map
 from services.tissuemap.models import ModelChoice, list_run_models
@@ -95,6 +95,23 @@ def job_map(folder: str, mtime: float) -> tuple[TissueMap, np.ndarray]:
     tissue_map = load_map(Path(folder))
     thumbnail = np.asarray(Image.open(Path(folder) / "thumbnail.png").convert("RGB"))
     return tissue_map, thumbnail
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _open_source(path: str, mtime: float, target_mpp: float | None) -> reader.ImageSource:
+    """The image kept open between reruns, so panning decodes only the chunks it has not seen
+    (each open TIFF keeps at most ``reader.CHUNK_CACHE_BYTES`` of decoded chunks)."""
+    return reader.open_image(path, target_mpp=target_mpp)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _detail_pixels(path: str, mtime: float, target_mpp: float | None, box: detail.DetailBox) -> np.ndarray:
+    return detail.read_detail(_open_source(path, mtime, target_mpp), box)
+
+
+def detail_pixels(path: str, target_mpp: float | None, box: detail.DetailBox) -> np.ndarray:
+    """The detail view's pixels of ``box`` at the map's level (only the box is read; cached per box)."""
+    return _detail_pixels(path, Path(path).stat().st_mtime, target_mpp, box)
 
 
 def read_tile(path: str, x: int, y: int, side: int, target_mpp: float | None) -> np.ndarray:

@@ -14,7 +14,7 @@ from dashboard.widgets import job_status_line, job_stop_button, md, show_image, 
 from services.config import confine, get_settings
 from services.errors import UserFacingError
 from services.images import encode_png
-from services.tissuemap import kather_large, outputs
+from services.tissuemap import detail, kather_large, outputs
 from services.tissuemap.grid import MAX_OVERLAP
 from services.tissuemap.job import OUTPUT_DIR
 from services.tissuemap.models import KATHER_FIELD_UM, KATHER_MPP, onnx_choice
@@ -149,18 +149,20 @@ def settings_panel(path: Path, default_mpp: float | None, choice) -> dict | None
 CLASS_MAP, CONFIDENCE, ENTROPY = "Class map", "Confidence (max probability)", "Uncertainty (entropy)"
 
 
-def shown_image(tissue_map, thumbnail: np.ndarray, layer: str, opacity: float, visible: list[str]) -> np.ndarray:
-    """The thumbnail with the chosen map layer: classes, confidence, entropy or one class's probability."""
-    factor = float(tissue_map.meta.get("thumbnail_factor", 1))
+def shown_image(tissue_map, pixels: np.ndarray, layer: str, opacity: float, visible: list[str], *,
+                factor: float | None = None, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The thumbnail (or a detail region at ``origin``, ``factor`` image px per pixel) with the chosen
+    map layer: classes, confidence, entropy or one class's probability."""
+    factor = float(tissue_map.meta.get("thumbnail_factor", 1)) if factor is None else factor
     if layer == CLASS_MAP:
-        return outputs.overlay(thumbnail, factor, tissue_map, opacity=opacity, visible=visible)
+        return outputs.overlay(pixels, factor, tissue_map, opacity=opacity, visible=visible, origin=origin)
     if layer == CONFIDENCE:
         values = tissue_map.confidence
     elif layer == ENTROPY:
         values = tissue_map.entropy
     else:
         values = tissue_map.probabilities[..., tissue_map.classes.index(layer.removeprefix("Probability of "))]
-    return outputs.heat_overlay(thumbnail, factor, tissue_map, values, opacity=opacity)
+    return outputs.heat_overlay(pixels, factor, tissue_map, values, opacity=opacity, origin=origin)
 
 
 def overlay_figure(tissue_map, image: np.ndarray) -> go.Figure:
@@ -214,6 +216,50 @@ def tile_inspector(state, tissue_map, index: int) -> None:
                 right.caption("The model service returned no Grad-CAM for this tile.")
 
 
+def _pan(keys: dict, box: detail.DetailBox, width: int, height: int, columns: int, rows: int) -> None:
+    moved = detail.panned(box, width, height, columns, rows)
+    st.session_state[keys["x"]], st.session_state[keys["y"]] = moved.centre
+
+
+PAN_BUTTONS = ((":material/arrow_back:", "left", -1, 0), (":material/arrow_upward:", "up", 0, -1),
+               (":material/arrow_downward:", "down", 0, 1), (":material/arrow_forward:", "right", 1, 0))
+
+
+def detail_panel(state, tissue_map, layer: str, opacity: float, visible: list[str], clicked: int | None) -> None:
+    """One region of the image at full (or 1:2, 1:4) resolution with the same map layer overlaid:
+    centred on the clicked tile or on x/y entered, panned with the arrows. Only the region is read."""
+    image_path = state.params.get("image", {}).get("path")
+    if not image_path:
+        return
+    grid = tissue_map.grid
+    keys = {axis: f"tm_detail_{axis}_{state.id}" for axis in ("x", "y")}
+    st.session_state.setdefault(keys["x"], grid.width // 2)
+    st.session_state.setdefault(keys["y"], grid.height // 2)
+    if clicked is not None and st.session_state.get(f"tm_detail_click_{state.id}") != clicked:
+        st.session_state[f"tm_detail_click_{state.id}"] = clicked  # a new click recentres; panning keeps it
+        x, y = grid.tile_origin(*tissue_map.tiles[clicked].tolist())
+        st.session_state[keys["x"]], st.session_state[keys["y"]] = int(x + grid.tile / 2), int(y + grid.tile / 2)
+    st.subheader("Detail at full resolution")
+    zoom_col, x_col, y_col, pan_col = st.columns([2, 1, 1, 2], vertical_alignment="bottom")
+    zoom = zoom_col.selectbox("Resolution", detail.ZOOMS, key=f"tm_detail_zoom_{state.id}",
+                              format_func=lambda z: "full (1 image px per screen px)" if z == 1 else
+                              f"1:{z} ({z} x {z} image px per screen px)")
+    centre_x = x_col.number_input("Centre x (px)", 0, grid.width - 1, step=detail.VIEW_SIDE // 4, key=keys["x"])
+    centre_y = y_col.number_input("Centre y (px)", 0, grid.height - 1, step=detail.VIEW_SIDE // 4, key=keys["y"])
+    box = detail.detail_box(grid.width, grid.height, centre_x, centre_y, zoom)
+    for column, (icon, name, columns, rows) in zip(pan_col.columns(4), PAN_BUTTONS):
+        column.button(name.capitalize(), icon=icon, key=f"tm_pan_{name}_{state.id}", help=f"Pan {name}", on_click=_pan,
+                      args=(keys, box, grid.width, grid.height, columns, rows))
+    st.session_state[f"tm_detail_box_{state.id}"] = (box.x, box.y, box.width, box.height, box.zoom)
+    pixels = ui.detail_pixels(image_path, tissue_map.mpp, box)
+    shown = shown_image(tissue_map, pixels, layer, opacity, visible, factor=box.zoom, origin=(box.x, box.y))
+    um_per_px = tissue_map.mpp * box.zoom
+    shown, bar_um = detail.with_scale_bar(shown, um_per_px)
+    show_image(shown, caption=f"x {box.x:,}-{box.x + box.width:,}, y {box.y:,}-{box.y + box.height:,} of "
+                              f"{grid.width:,} x {grid.height:,} px · {um_per_px:.3f} µm per screen pixel · "
+                              f"scale bar {bar_um:g} µm")
+
+
 def result_panel(state) -> None:
     folder = manager.job_dir(state.id) / OUTPUT_DIR
     if not (folder / "map.json").is_file():
@@ -240,10 +286,13 @@ def result_panel(state) -> None:
                                 selection_mode="points", key=f"tm_figure_{state.id}",
                                 config={"scrollZoom": True})
     points = [p for p in (event.selection.points if event else []) if p.get("curve_number") == 1]
-    if points:
-        tile_inspector(state, tissue_map, int(points[0]["point_index"]))
+    clicked = int(points[0]["point_index"]) if points else None
+    if clicked is not None:
+        tile_inspector(state, tissue_map, clicked)
     else:
-        st.caption("Click a tile on the map to see it, its class probabilities and a Grad-CAM overlay.")
+        st.caption("Click a tile on the map to see it, its class probabilities and a Grad-CAM overlay, and to "
+                   "centre the detail view on it.")
+    detail_panel(state, tissue_map, layer, opacity, visible, clicked)
     areas = outputs.areas_frame(tissue_map)
     table, chart = st.columns(2)
     table.dataframe(areas[["class", "area_px", "area_mm2", "percent"]], hide_index=True,

@@ -15,7 +15,7 @@ from PIL import Image
 from services.jobs.context import run_inline
 from services.tissuemap.demo import blob_layout, build_mosaic, demo_layout, placed_tiles, write_tiled_tiff
 from services.tissuemap.maps import load_map
-from services.tissuemap.models import KATHER_MPP, ModelChoice, list_run_models
+from services.tissuemap.models import KATHER_MPP, ModelChoice, list_run_models, load_predictor
 from services.training.store import RunStore
 from tests import tissuemap_helpers as helpers
 
@@ -46,6 +46,18 @@ def demo_model(demo_root_env):
     helpers.finished_run(store, model, names, synthetic=True)
     choice = list_run_models(store)[0]
     return choice, names, held, model
+
+
+def test_keras_predictor_matches_predict_and_traces_once_for_every_batch_size(demo_model):
+    """uint8 tiles scaled inside one traced graph: the model's own probabilities, and the short
+    last batch of a map does not retrace the model."""
+    choice, _, held, model = demo_model
+    tiles = helpers.shrink([t for pool in held.values() for t in pool][:37])
+    predictor = load_predictor(choice)
+    for size in (32, 5, 1):
+        expected = model.predict(tiles[:size].astype(np.float32) / 255.0, verbose=0)
+        assert np.allclose(predictor.predict(tiles[:size]), expected, atol=1e-5)
+    assert predictor.forward.experimental_get_tracing_count() == 1
 
 
 def map_params(choice: ModelChoice, path: Path, **extra) -> dict:

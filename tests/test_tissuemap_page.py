@@ -13,8 +13,13 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tifffile
+from PIL import Image
 from streamlit.testing.v1 import AppTest
+
+from dashboard import widgets
 
 from services.jobs import JobManager
 from tests.tissuemap_helpers import train_run_in_subprocess
@@ -53,7 +58,11 @@ def test_page_never_imports_tensorflow(data_root):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_demo_mosaic_map_from_start_to_downloads(data_root, jobs):
+def test_demo_mosaic_map_from_start_to_downloads(data_root, jobs, monkeypatch):
+    shown = []
+    original = widgets.show_image
+    monkeypatch.setattr(widgets, "show_image",
+                        lambda pixels, **kw: shown.append((pixels, kw)) or original(pixels, **kw))
     train_run_in_subprocess(data_root)
     app = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not app.exception, app.exception
@@ -92,3 +101,43 @@ def test_demo_mosaic_map_from_start_to_downloads(data_root, jobs):
         app.selectbox(key="tm_layer").set_value(layer).run()
         assert not app.exception, app.exception
         assert any(layer in caption.value for caption in app.caption)
+    check_detail_view(app, job.id, jobs.job_dir(job.id) / "map", shown)
+
+
+def detail_shown(app: AppTest, job_id: str, shown: list, um_per_px: str = "0.495") -> tuple[tuple, np.ndarray]:
+    """(box, pixels) of the detail view the last run showed (the page's show_image, recorded)."""
+    box = app.session_state[f"tm_detail_box_{job_id}"]
+    pixels, kwargs = next(item for item in reversed(shown) if "per screen pixel" in item[1].get("caption", ""))
+    assert f"{um_per_px} µm per screen pixel" in kwargs["caption"]
+    return box, pixels
+
+
+def check_detail_view(app: AppTest, job_id: str, folder: Path, shown: list) -> None:
+    """At opacity 0 the detail view is the demo TIFF's own pixels of its box (full resolution, not
+    the thumbnail's); the pan arrow moves it by half a view; x/y inputs recentre it."""
+    from services.tissuemap.demo import demo_paths
+
+    image = tifffile.imread(demo_paths()[0])
+    app.selectbox(key="tm_layer").set_value("Class map")
+    app.slider(key="tm_opacity").set_value(0.0).run()
+    assert not app.exception, app.exception
+    box, pixels = detail_shown(app, job_id, shown)
+    x, y, width, height, zoom = box
+    assert zoom == 1 and (width, height) == (640, 640) and pixels.shape == (640, 640, 3)
+    truth = image[y:y + height, x:x + width]
+    assert (pixels[:-30] == truth[:-30]).all()  # above the scale bar: the file's pixels exactly
+    thumbnail = np.asarray(Image.open(folder / "thumbnail.png").convert("RGB"))
+    factor = image.shape[1] // thumbnail.shape[1]
+    upsampled = np.repeat(np.repeat(thumbnail, factor, axis=0), factor, axis=1)[y:y + height, x:x + width]
+    assert (upsampled[:-30] != pixels[:-30]).any(axis=2).mean() > 0.5  # detail the thumbnail does not have
+    app.button(key=f"tm_pan_right_{job_id}").click().run()
+    moved, pixels = detail_shown(app, job_id, shown)
+    assert (moved[0], moved[1]) == (x + 320, y)
+    assert (pixels[:-30] == image[y:y + 640, x + 320:x + 960][:-30]).all()
+    app.number_input(key=f"tm_detail_x_{job_id}").set_value(100).run()
+    assert app.session_state[f"tm_detail_box_{job_id}"][0] == 0  # clamped at the left edge
+    app.selectbox(key=f"tm_detail_zoom_{job_id}").set_value(2).run()
+    assert not app.exception, app.exception
+    box, pixels = detail_shown(app, job_id, shown, "0.990")
+    assert box[4] == 2 and pixels.shape[0] == box[3] // 2
+

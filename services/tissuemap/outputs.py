@@ -32,20 +32,24 @@ def class_colours(classes: list[str]) -> dict[str, tuple[int, int, int]]:
     return colours
 
 
-def cells_at(cells: np.ndarray, cell: float, height: int, width: int, factor: float, fill) -> np.ndarray:
-    """A per-cell array resampled to an image of ``height`` x ``width`` px (``factor`` image px each)."""
+def cells_at(cells: np.ndarray, cell: float, height: int, width: int, factor: float, fill,
+             origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """A per-cell array resampled to an image of ``height`` x ``width`` px (``factor`` image px each)
+    whose top-left pixel is image pixel ``origin`` (x, y): the whole image's thumbnail, or a region."""
     step = cell / factor
-    rows = (np.arange(height) / step).astype(int)
-    cols = (np.arange(width) / step).astype(int)
-    inside_rows, inside_cols = rows < cells.shape[0], cols < cells.shape[1]
+    rows = np.floor((origin[1] / factor + np.arange(height)) / step).astype(int)
+    cols = np.floor((origin[0] / factor + np.arange(width)) / step).astype(int)
+    inside_rows = (rows >= 0) & (rows < cells.shape[0])
+    inside_cols = (cols >= 0) & (cols < cells.shape[1])
     out = np.full((height, width), fill, cells.dtype)
     out[np.ix_(inside_rows, inside_cols)] = cells[np.ix_(rows[inside_rows], cols[inside_cols])]
     return out
 
 
-def labels_at(tissue_map: TissueMap, height: int, width: int, factor: float) -> np.ndarray:
+def labels_at(tissue_map: TissueMap, height: int, width: int, factor: float,
+              origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """The class map resampled to an image of ``height`` x ``width`` px (``factor`` image px each)."""
-    return cells_at(tissue_map.labels, tissue_map.grid.cell, height, width, factor, -1)
+    return cells_at(tissue_map.labels, tissue_map.grid.cell, height, width, factor, -1, origin)
 
 
 HEAT_STOPS = np.array([[48, 18, 59], [40, 120, 220], [30, 200, 160], [240, 220, 50], [220, 40, 20]], np.float32)
@@ -53,10 +57,11 @@ HEAT_STOPS = np.array([[48, 18, 59], [40, 120, 220], [30, 200, 160], [240, 220, 
 
 
 def heat_overlay(thumbnail: np.ndarray, factor: float, tissue_map: TissueMap, values: np.ndarray, *,
-                 opacity: float = 0.6) -> np.ndarray:
-    """The thumbnail with a per-cell value map in [0, 1] blended in (NaN cells left as they are)."""
+                 opacity: float = 0.6, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The thumbnail (or a region at ``origin``) with a per-cell value map in [0, 1] blended in
+    (NaN cells left as they are)."""
     resampled = cells_at(values.astype(np.float32), tissue_map.grid.cell, thumbnail.shape[0], thumbnail.shape[1],
-                         factor, np.nan)
+                         factor, np.nan, origin)
     known = ~np.isnan(resampled)
     position = np.clip(np.nan_to_num(resampled), 0, 1) * (len(HEAT_STOPS) - 1)
     low = np.minimum(position.astype(int), len(HEAT_STOPS) - 2)
@@ -67,9 +72,10 @@ def heat_overlay(thumbnail: np.ndarray, factor: float, tissue_map: TissueMap, va
 
 
 def overlay(thumbnail: np.ndarray, factor: float, tissue_map: TissueMap, *, opacity: float = 0.45,
-            visible: list[str] | None = None) -> np.ndarray:
-    """The thumbnail with the class map blended in (only ``visible`` classes; all by default)."""
-    labels = labels_at(tissue_map, thumbnail.shape[0], thumbnail.shape[1], factor)
+            visible: list[str] | None = None, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The thumbnail (or a region at ``origin``) with the class map blended in (only ``visible``
+    classes; all by default)."""
+    labels = labels_at(tissue_map, thumbnail.shape[0], thumbnail.shape[1], factor, origin)
     colours = class_colours(tissue_map.classes)
     lookup = np.zeros((len(tissue_map.classes) + 1, 3), np.float32)
     shown = np.zeros(len(tissue_map.classes) + 1, bool)
