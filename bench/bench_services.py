@@ -108,19 +108,17 @@ def _operation_cases():
         image = np.random.default_rng(0).integers(0, 255, (416, 416, 3), dtype=np.uint8)
         return "darknet.detect", {"model": registry.DEMO_KEY, "input_size": 416, "letterbox": True}, {"image": image}
 
-    def small_cnn():
-        import keras
+    def book_cnn():
+        from services.models.catalog import build_model
 
-        model = keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Rescaling(1 / 255),
-                                  keras.layers.Conv2D(8, 3, activation="relu", name="conv1"),
-                                  keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(8, activation="softmax")])
-        path = Path(os.environ["DASHBOARD_DATA_DIR"]) / "bench_cnn.keras"
+        model = build_model("cnn_v1", input_shape=(150, 150, 3), num_classes=8)
+        path = Path(os.environ["DASHBOARD_DATA_DIR"]) / "bench_cnn_v1.keras"
         model.save(path)
-        tile = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+        tile = np.random.default_rng(1).integers(0, 255, (150, 150, 3), dtype=np.uint8)
         return "keras.inspect_tile", {"model_path": str(path)}, {"tile": tile}
 
     return [("darknet.detect yolov3-tiny 416 (random weights)", yolov3_tiny),
-            ("keras.inspect_tile (probabilities + Grad-CAM), small CNN", small_cnn)]
+            ("keras.inspect_tile (probabilities + Grad-CAM), cnn_v1 at 150 px (random weights)", book_cnn)]
 
 
 def server_memory(app_root: Path, data_dir: Path) -> dict[str, float]:
@@ -133,6 +131,7 @@ def server_memory(app_root: Path, data_dir: Path) -> dict[str, float]:
     import conftest
 
     conftest.REPO = app_root
+    data_dir.mkdir(parents=True, exist_ok=True)
     server = StreamlitServer(data_dir, data_dir / "server.log")
     pages = sorted(p.stem for p in (app_root / "pages").glob("*.py") if p.stem not in ("__init__", "home"))
     try:

@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 from services.errors import UserFacingError
 from services.model_service import address, protocol
@@ -91,8 +92,24 @@ def _handler(service: Service):
     return Handler
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
+class _Server(socketserver.UnixStreamServer):
+    """Answers each connection on a thread of a fixed pool: TensorFlow sets up per-thread state
+    on a thread's first operation, which a fresh thread per request would pay every time."""
+
+    def __init__(self, address: str, handler, threads: int = 8):
+        super().__init__(address, handler)
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="model-service")
+
+    def process_request(self, request, client_address):
+        self.pool.submit(self._answer, request, client_address)
+
+    def _answer(self, request, client_address):
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # noqa: BLE001 - one broken connection never ends the service
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
 
 
 def _private_tmp():
