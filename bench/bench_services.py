@@ -1,7 +1,8 @@
 """The process architecture (docs/architecture.md), measured side by side in one run.
 
 1. Job start: time from submit to the first progress report and to the end of a tiny
-   TensorFlow job, with a cold worker (imports TensorFlow per job) and with the warm worker.
+   TensorFlow job, with a cold worker (imports TensorFlow per job) and with the warm worker;
+   then the same for the style page's default Gatys job (first progress, first preview).
 2. Model service round trip against the same call in this process: a no-op ping (pure
    overhead) and every TensorFlow operation the pages use that can run here on generated
    weights (``darknet.detect`` on yolov3-tiny with random weights, ``keras.inspect_tile`` on a
@@ -66,6 +67,48 @@ def bench_job_start(root: Path) -> None:
         label = "warm worker" if warm == "1" else "cold worker"
         print(f"{label}: started after {statistics.median(t[0] for t in timings):.2f} s, "
               f"done after {statistics.median(t[1] for t in timings):.2f} s (median of 3)")
+
+
+def bench_style_first_preview(root: Path) -> None:
+    """Start pressed -> first progress and first preview of the page's default Gatys job (256 px,
+    random VGG19 weights), with a cold worker and with the warm one a page starts when it opens."""
+    from services.jobs import JobManager
+    from services.style import builtin_images, submit
+    from services.style.settings import StyleSettings
+
+    print("\n# 1b. style transfer, Start -> first progress / first preview (256 px, random VGG19)")
+    content = builtin_images.CONTENT_IMAGES["Chelsea the cat"].load()
+    style = builtin_images.stained_glass()
+    for warm in ("0", "1"):
+        os.environ["DASHBOARD_WARM_WORKER"] = warm
+        manager = JobManager(root / f"style-jobs-warm{warm}")
+        if warm == "1":
+            manager.ensure_runner()  # what a page does when it opens (DASHBOARD_PREWARM)
+            time.sleep(12)
+        rows = []
+        for _ in range(2):
+            pressed = time.perf_counter()
+            job_id = submit.submit_gatys(manager, content, style, StyleSettings(max_side=256, steps=40, weights="random"),
+                                         title="bench")
+            progress = preview = None
+            while preview is None:
+                state = manager.get(job_id)
+                if progress is None and state.status == "running" and state.message:
+                    progress = time.perf_counter() - pressed
+                if state.result.get("preview_step"):
+                    preview = time.perf_counter() - pressed
+                if not state.active:
+                    raise SystemExit(f"style job ended early: {state.status} {state.error}")
+                time.sleep(0.02)
+            manager.stop(job_id)
+            manager.wait(job_id, 120)
+            rows.append((progress or preview, preview))
+            if warm == "1":
+                time.sleep(12)  # the next warm worker imports TensorFlow
+        manager.shutdown_runner()
+        label = "warm worker (page open)" if warm == "1" else "cold worker"
+        print(f"{label}: first progress " + ", ".join(f"{p:.1f} s" for p, _ in rows)
+              + "; first preview " + ", ".join(f"{v:.1f} s" for _, v in rows) + " (goal <= 10 s)")
 
 
 def bench_round_trip(root: Path) -> None:
@@ -187,6 +230,7 @@ def main() -> None:
         root = Path(folder)
         os.environ["DASHBOARD_DATA_DIR"] = str(root / "data")
         bench_job_start(root)
+        bench_style_first_preview(root)
         bench_round_trip(root)
         if not arguments.skip_browser:
             bench_server_memory(root, arguments.before)
