@@ -89,7 +89,7 @@ def test_a_style_worker_killed_by_sigsegv_shows_the_signal_and_the_server_keeps_
 
     os.kill(job.pid, signal.SIGSEGV)
     page.get_by_text(re.compile("killed by SIGSEGV")).wait_for(timeout=60_000)
-    page.get_by_text("failed", exact=True).wait_for()
+    page.get_by_text(re.compile(r"^failed \(SIGSEGV\)$")).first.wait_for()  # the status line names the signal
     page.get_by_role("button", name="Retry").first.wait_for()
     wait_for_app(page)
     page.get_by_text(re.compile("killed by SIGSEGV")).scroll_into_view_if_needed()

@@ -89,7 +89,11 @@ def test_compare_export_and_inspect_a_tile(browser_page, streamlit_server, artif
     wait_for_app(page)
     # the new comparison is the one shown at once (its status line, not the first one's) ...
     status = page.get_by_test_id("stProgress").filter(has_text=re.compile(r"· C on demo.grouped ·"))
-    status.wait_for(timeout=30_000)
+    try:
+        status.wait_for(timeout=30_000)
+    except Exception:
+        page.screenshot(path=str(artifacts_dir / "transfer-learning-second-failed.png"), full_page=True)
+        raise
     # ... and the page follows it to its end (status line and selector label)
     status.filter(has_text="finished").wait_for(timeout=180_000)
     wait_for_app(page)

@@ -249,3 +249,25 @@ def test_a_job_that_dies_before_its_run_starts_fails_the_run_in_the_monitor(data
     assert launcher.schedule(store, manager) == [run_id]
     run = store.get_run(run_id)
     assert run.status == FAILED and run.error and "Traceback" not in run.error
+
+
+def test_an_unreadable_backup_is_repaired_before_training(tmp_path):
+    import h5py
+
+    from services.training.worker import repair_backup
+
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    with h5py.File(folder / "latest.weights.h5.bkp", "w") as handle:
+        handle["w"] = [1.0]
+    (folder / "training_metadata.json.bkp").write_text('{"epoch": 1, "batch": 0}')
+    (folder / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n half-written")
+    (folder / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
+    assert "the one before" in repair_backup(folder)
+    with h5py.File(folder / "latest.weights.h5", "r") as handle:
+        assert list(handle["w"][()]) == [1.0]
+    assert '"epoch": 1' in (folder / "training_metadata.json").read_text()
+    assert repair_backup(folder) is None  # readable now: left alone
+    (folder / "latest.weights.h5").write_bytes(b"garbage")
+    (folder / "latest.weights.h5.bkp").write_bytes(b"garbage too")
+    assert "starts its epochs again" in repair_backup(folder) and not folder.exists()

@@ -93,6 +93,40 @@ def training_callbacks(run_dir: Path, dashboard_callback, *, multi_output: bool,
     return callbacks
 
 
+def _readable_h5(path: Path) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            return True
+    except OSError:
+        return False
+
+
+def repair_backup(folder: Path) -> str | None:
+    """Make a BackupAndRestore folder loadable before ``fit``: a process killed while Keras wrote
+    or copied its weights can leave ``latest.weights.h5`` unreadable (and, seen in multi-worker
+    runs, the ``.bkp`` copy too, which Keras's own fallback then fails on). An unreadable latest
+    file is replaced by a readable previous one; when neither reads, the backup is removed and
+    the run starts its epochs again (said in its log). Returns what was done, or None."""
+    latest = Path(folder) / "latest.weights.h5"
+    previous = latest.with_name(latest.name + ".bkp")
+    if not latest.exists() or _readable_h5(latest):
+        return None
+    metadata = Path(folder) / "training_metadata.json"
+    previous_metadata = metadata.with_name(metadata.name + ".bkp")
+    if previous.exists() and _readable_h5(previous):
+        shutil.copyfile(previous, latest)
+        if previous_metadata.exists():
+            shutil.copyfile(previous_metadata, metadata)
+        action = "the latest backup was unreadable; resuming from the one before"
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        action = "no readable backup was left; the run starts its epochs again"
+    print(f"backup repair: {action}", flush=True)
+    return action
+
+
 def _shard_by_data(dataset):
     """Multi-worker input: every worker reads the same (seeded) pipeline and takes its share of
     each global batch, so a step sees the same images as one process with that batch size."""
@@ -121,6 +155,7 @@ def train(store, run_id: str, config: RunConfig, *, scratch: Path | None = None,
 
     chief = scratch is None
     run_dir = store.run_dir(run_id) if chief else Path(scratch)
+    repair_backup(run_layout.backup_dir(run_dir))
     keras.backend.clear_session()  # the book's habit: a fresh graph and seed for every model
     keras.utils.set_random_seed(config.seed)
     policy = runtime.set_mixed_precision(config.mixed_precision)
