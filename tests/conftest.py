@@ -203,6 +203,17 @@ def browser_page(_browser, streamlit_server):
     context.close()
 
 
+def wait_for(condition, timeout: float = 30.0):
+    """Poll ``condition`` until it returns something truthy (returned) or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
 def wait_for_app(page, settle_ms: int = 300) -> None:
     """Wait until Streamlit has finished running the page script.
 

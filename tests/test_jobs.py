@@ -5,29 +5,19 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import time
 
 import pytest
 
 from services.errors import UserFacingError
 from services.jobs import (FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING, STOPPED, JobManager, run_inline)
 from services.jobs.store import open_store
+from tests.conftest import wait_for
 
 
 @pytest.fixture
 def manager(data_root, monkeypatch) -> JobManager:
     monkeypatch.setenv("DASHBOARD_WARM_WORKER", "0")  # these tests need no TensorFlow
     return JobManager(data_root / "jobs")
-
-
-def wait_for(condition, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_job_runs_in_its_own_process_and_reports(manager):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from services.errors import UserFacingError
 from services.training import launcher
 from services.training.config import InvalidConfig, RunConfig
+from tests.conftest import wait_for
 from services.training.inspection import first_layer_view
 from services.training.store import FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING, RunStore
 
@@ -75,16 +75,6 @@ def test_runs_whose_data_or_model_cannot_be_had_fail_cleanly_at_start(data_root,
     assert run.epochs_done == 0
 
 
-def _wait_for(predicate, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 @pytest.fixture
 def manager(data_root):
     """The data root's job manager; its runner (and workers) are shut down after the test."""
@@ -103,12 +93,13 @@ def test_sigkilled_worker_is_interrupted_and_resumes_at_its_next_epoch_with_the_
     assert manager.get(first_job).kind == "training" and manager.get(first_job).params["run_id"] == run_id
     waiting = launcher.start_run(RunConfig(model="cnn_v1", dataset="demo", epochs=1, batch_size=16, image_size=48,
                                            name="waits for the slot"), store, manager)
-    _wait_for(lambda: store.get_run(run_id).epochs_done >= 2, timeout=240)
+    wait_for(lambda: store.get_run(run_id).epochs_done >= 2, timeout=240)
     assert store.get_run(waiting).status == QUEUED  # the TensorFlow slot is taken: it waits
     assert manager.get(store.get_run(waiting).job_id).status == "queued"
     launcher.stop_run(waiting, store, manager)  # leave the slot to the resumed run below
     os.killpg(store.get_run(run_id).pid, signal.SIGKILL)
-    _wait_for(lambda: run_id in launcher.schedule(store, manager) or store.get_run(run_id).status == INTERRUPTED)
+    wait_for(lambda: run_id in launcher.schedule(store, manager) or store.get_run(run_id).status == INTERRUPTED,
+             timeout=120)
     killed = store.get_run(run_id)
     assert killed.status == INTERRUPTED and "Resume continues" in killed.error
     before = store.epoch_table(run_id)
