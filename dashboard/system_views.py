@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 from collections.abc import Iterator
 
 import streamlit as st
@@ -35,6 +36,15 @@ def tensorflow_devices() -> list[dict] | None:
     except UserFacingError as error:
         st.error(str(error))
         return None
+
+
+@st.cache_data(ttl=60, show_spinner="Measuring disk use…")
+def data_root_usage(data_root: str) -> list[dict]:
+    """Disk use per data-root folder, walked at most once a minute (a dataset folder can hold
+    100,000 files: not on every rerun)."""
+    from services import storage
+
+    return storage.data_root_usage(Path(data_root))
 
 
 def _memory_mib(pid: int | None) -> float | None:

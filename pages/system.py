@@ -4,9 +4,10 @@ background processes (job runner, model service) that hold TensorFlow for the da
 import pandas as pd
 import streamlit as st
 
-from dashboard.system_views import background_processes, tensorflow_devices, show_service_error
 from dashboard.adapters import job_manager
+from dashboard.system_views import background_processes, data_root_usage, show_service_error, tensorflow_devices
 from services import runtime, storage
+from services.config import get_settings
 from services.model_service import client
 
 st.title(":material/memory: System")
@@ -35,7 +36,7 @@ st.subheader("Background processes")
 st.dataframe(pd.DataFrame(background_processes()), hide_index=True)
 
 st.subheader("Storage")
-usage = storage.data_root_usage()
+usage = data_root_usage(str(get_settings().data_root))
 st.caption(f"Data root: {sum(row['bytes'] for row in usage) / 1e6:,.1f} MB in all.")
 st.dataframe(pd.DataFrame([{"folder": row["folder"], "MB": row["bytes"] / 1e6} for row in usage]),
              hide_index=True, column_config={"MB": st.column_config.NumberColumn(format="%.1f")})
@@ -45,4 +46,5 @@ with st.form("cleanup"):
     if st.form_submit_button("Delete old jobs", icon=":material/delete_sweep:"):
         deleted, refused = storage.delete_old_jobs(job_manager(), days)
         st.success(f"Deleted {deleted} job(s)." + (f" {refused} belong to others and were kept." if refused else ""))
+        data_root_usage.clear()
 st.caption("Training runs are cleaned up on the Training monitor (each run shows its disk use).")

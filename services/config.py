@@ -14,7 +14,8 @@ from pathlib import Path
 from services.errors import PathOutsideRoot, UserFacingError
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
+    """An integer setting from the environment (``1_000`` allowed); a bad value is refused by name."""
     raw = os.environ.get(name)
     if raw in (None, ""):
         return default
@@ -73,15 +74,15 @@ def get_settings() -> Settings:
         data_root=data_root,
         model_cache_dir=Path(model_cache).expanduser().resolve() if model_cache else data_root / "models",
         offline=os.environ.get("DASHBOARD_OFFLINE", "") in ("1", "true", "yes"),
-        max_image_pixels=_env_int("DASHBOARD_MAX_IMAGE_PIXELS", 40_000_000),
-        max_image_file_bytes=_env_int("DASHBOARD_MAX_IMAGE_FILE_BYTES", 512 * 1024**2),
-        max_decode_bytes=_env_int("DASHBOARD_MAX_DECODE_BYTES", 2 * 1024**3),
-        max_zip_bytes=_env_int("DASHBOARD_MAX_ZIP_BYTES", 2 * 1024**3),
-        max_zip_members=_env_int("DASHBOARD_MAX_ZIP_MEMBERS", 100_000),
-        max_upload_files=_env_int("DASHBOARD_MAX_UPLOAD_FILES", 1000),
-        max_upload_bytes=_env_int("DASHBOARD_MAX_UPLOAD_BYTES", 2 * 1024**3),
-        max_concurrent_runs=_env_int("DASHBOARD_MAX_CONCURRENT_RUNS", 1),
-        max_background_jobs=_env_int("DASHBOARD_MAX_JOBS", 2),
+        max_image_pixels=env_int("DASHBOARD_MAX_IMAGE_PIXELS", 40_000_000),
+        max_image_file_bytes=env_int("DASHBOARD_MAX_IMAGE_FILE_BYTES", 512 * 1024**2),
+        max_decode_bytes=env_int("DASHBOARD_MAX_DECODE_BYTES", 2 * 1024**3),
+        max_zip_bytes=env_int("DASHBOARD_MAX_ZIP_BYTES", 2 * 1024**3),
+        max_zip_members=env_int("DASHBOARD_MAX_ZIP_MEMBERS", 100_000),
+        max_upload_files=env_int("DASHBOARD_MAX_UPLOAD_FILES", 1000),
+        max_upload_bytes=env_int("DASHBOARD_MAX_UPLOAD_BYTES", 2 * 1024**3),
+        max_concurrent_runs=env_int("DASHBOARD_MAX_CONCURRENT_RUNS", 1),
+        max_background_jobs=env_int("DASHBOARD_MAX_JOBS", 2),
         tensorboard=os.environ.get("DASHBOARD_TENSORBOARD", "1") not in ("0", "false", "no"),
     )
 

@@ -10,8 +10,9 @@ from services.config import get_settings
 from services.errors import UserFacingError
 from services.jobs import ENDED, JobManager
 
+
 def data_root_usage(root: Path | None = None) -> list[dict]:
-    """Bytes used by each top-level folder of the data root (largest first), and the total."""
+    """Bytes used by each top-level folder of the data root, largest first."""
     root = Path(root or get_settings().data_root)
     rows = []
     if root.is_dir():
@@ -19,13 +20,6 @@ def data_root_usage(root: Path | None = None) -> list[dict]:
             rows.append({"folder": folder.name, "bytes": run_layout.folder_bytes(folder)})
     rows.sort(key=lambda row: row["bytes"], reverse=True)
     return rows
-
-
-def job_usage(manager: JobManager) -> list[dict]:
-    """Every job with its folder's size (for the clean-up table)."""
-    return [{"id": state.id, "kind": state.kind, "title": state.title, "status": state.status,
-             "created": state.created, "bytes": run_layout.folder_bytes(manager.job_dir(state.id))}
-            for state in manager.list()]
 
 
 def delete_old_jobs(manager: JobManager, older_than_days: float,

@@ -10,22 +10,14 @@ from __future__ import annotations
 
 import os
 
-from services.config import get_settings
+from services.config import env_int, get_settings
 from services.jobs.kinds import CPU, IO, TENSORFLOW
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    try:
-        return int(raw) if raw.strip() else default
-    except ValueError:
-        return default
 
 
 def resource_limits() -> dict[str, int]:
     settings = get_settings()
     return {TENSORFLOW: max(1, settings.max_concurrent_runs), CPU: max(1, settings.max_background_jobs),
-            IO: max(1, _env_int("DASHBOARD_MAX_DOWNLOADS", 3))}
+            IO: max(1, env_int("DASHBOARD_MAX_DOWNLOADS", 3))}
 
 
 def warm_worker_enabled() -> bool:
@@ -39,10 +31,10 @@ def prewarm_enabled() -> bool:
 
 
 def runner_idle_seconds() -> float:
-    return float(_env_int("DASHBOARD_RUNNER_IDLE_S", 600))
+    return float(env_int("DASHBOARD_RUNNER_IDLE_S", 600))
 
 
 def stale_seconds() -> float:
     """A running job whose worker has not reported for this long is ended and marked
     interrupted (``DASHBOARD_JOB_STALE_S``, default 30)."""
-    return float(_env_int("DASHBOARD_JOB_STALE_S", 30))
+    return float(env_int("DASHBOARD_JOB_STALE_S", 30))

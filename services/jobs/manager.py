@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,6 @@ class JobManager:
         for name in files or {}:
             if not _FILE_NAME.fullmatch(name):
                 raise UserFacingError(f"Not a usable input file name for a job: {name[:40]!r}.")
-        import uuid
-
         job_id = uuid.uuid4().hex[:12]
         folder = self.job_dir(job_id)
         folder.mkdir(parents=True)

@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from services import run_layout
@@ -75,7 +75,6 @@ class Worker:
     warm: bool
     job_id: str | None = None
     ready: bool = False
-    started: float = field(default_factory=time.monotonic)
     buffer: bytes = b""
 
 

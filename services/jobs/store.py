@@ -15,11 +15,13 @@ the same file in one process and closing it would drop the process's SQLite lock
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,24 +160,17 @@ class JobStore:
         with self._lock:
             return self._db.execute(sql, parameters)
 
-    def _transaction(self):
-        """``with store._transaction():`` BEGIN IMMEDIATE ... COMMIT (one writer at a time)."""
-        store = self
-
-        class _Transaction:
-            def __enter__(self_inner):
-                store._lock.acquire()
-                store._db.execute("BEGIN IMMEDIATE")
-                return store._db
-
-            def __exit__(self_inner, kind, value, traceback):
-                try:
-                    store._db.execute("COMMIT" if kind is None else "ROLLBACK")
-                finally:
-                    store._lock.release()
-                return False
-
-        return _Transaction()
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on an error): one writer at a time."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     # --- jobs ------------------------------------------------------------------------------
 
