@@ -17,6 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard.widgets import md
 from services import access
 
 EXAMPLE = ".streamlit/secrets.toml.example"
@@ -63,9 +64,10 @@ def current_user() -> str | None:
 
 def display_name() -> str | None:
     """The signed-in user's name as the identity provider gives it (plain text)."""
-    if current_user() is None:
+    user = current_user()
+    if user is None:
         return None
-    return str(st.user.get("name") or st.user.get("email") or current_user())
+    return str(st.user.get("name") or st.user.get("email") or user)
 
 
 def admins() -> frozenset[str]:
@@ -121,11 +123,7 @@ def show_account() -> None:
     if name is None:
         return
     with st.sidebar:
-        st.caption(f"Signed in as **{markdown_text(name)}**")
+        st.caption(f"Signed in as **{md(name)}**")
         if st.button("Log out", icon=":material/logout:", key="logout"):
             st.logout()
 
-
-def markdown_text(text: str) -> str:
-    """``text`` with Markdown and HTML special characters escaped, to show it literally."""
-    return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+-.!|~$" else ch for ch in text)

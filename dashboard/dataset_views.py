@@ -473,7 +473,7 @@ def augmentation_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
                  help="Runs in the model service (TensorFlow starts there on first use, a few seconds)."):
         with user_errors(), st.spinner("Augmenting…"):
             pixels = adapters.tile_and_stains(row["path"], row["mtime_ns"])[0]
-            variants = adapters.augmentation_variants(pixels, count, seed, options)
+            variants = adapters.augmentation_variants(row["path"], row["mtime_ns"], count, seed, options)
             st.image([display_copy(pixels), *variants], width=140,
                      caption=["original", *[f"#{i + 1}" for i in range(count)]])
 

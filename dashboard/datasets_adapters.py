@@ -70,12 +70,15 @@ def tile_and_stains(path: str, mtime_ns: int) -> tuple[np.ndarray, dict[str, np.
     return pixels, colour.single_stain_images(pixels)
 
 
-def augmentation_variants(pixels: np.ndarray, count: int, seed: int, options: dict) -> list[np.ndarray]:
-    """Augmented variants of a tile, computed in the model service (TensorFlow never runs here)."""
+@st.cache_data(max_entries=4, show_spinner=False)
+def augmentation_variants(path: str, mtime_ns: int, count: int, seed: int, options: dict) -> list[np.ndarray]:
+    """Augmented variants of a tile, computed in the model service (TensorFlow never runs here),
+    once per tile version and settings (not again on every rerun while the preview is shown)."""
     from services.model_service import client
 
+    pixels = tile_and_stains(path, mtime_ns)[0]  # already a display copy of at most DISPLAY_TILE_SIDE
     reply = client.call("datasets.augment_preview", {"count": count, "seed": seed, **options},
-                        arrays={"tile": display_copy(pixels, DISPLAY_TILE_SIDE)})
+                        arrays={"tile": pixels})
     return [display_copy(reply.arrays[f"variant_{i}"]) for i in range(int(reply.result["count"]))]
 
 

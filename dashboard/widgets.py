@@ -29,14 +29,15 @@ STATUS_ICONS = {
     "finished": ":material/check_circle:", "stopped": ":material/stop_circle:",
     "failed": ":material/error:", "interrupted": ":material/warning:",
 }
-_MARKDOWN_ACTIVE = re.compile(r"([\\\[\]<>$])")
-"""What turns text into links, images, HTML, LaTeX or colour directives in Streamlit Markdown."""
+_MARKDOWN_ACTIVE = re.compile(r"([\\\[\]<>$|])")
+"""What turns text into links, images, HTML, LaTeX or colour directives in Streamlit Markdown,
+or ends a cell of a Markdown table."""
 
 
 def md(text: object) -> str:
     """``text`` escaped for Streamlit Markdown: no link, image, HTML, LaTeX or colour directive
-    can come out of a user's file or class name (emphasis may, harmlessly); newlines become
-    spaces, so a name cannot start a heading or list."""
+    can come out of a user's file or class name (emphasis may, harmlessly), nor a table cell
+    end early; newlines become spaces, so a name cannot start a heading or list."""
     return _MARKDOWN_ACTIVE.sub(r"\\\1", str(text)).replace("\n", " ")
 
 

@@ -5,6 +5,7 @@ import streamlit as st
 
 from dashboard import auth
 from dashboard.pages_registry import PAGES, page
+from dashboard.widgets import md
 from services import readiness, runtime
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -48,7 +49,7 @@ def _banner(state: readiness.Readiness) -> None:
     if partial:
         with st.expander("What each page can do now, and what to download for the rest"):
             table = ["| page | works now | to make it work fully |", "| --- | --- | --- |"]
-            table += [f"| {page(item.page).title} | {auth.markdown_text(item.now)} | {auth.markdown_text(item.get)} |"
+            table += [f"| {page(item.page).title} | {md(item.now)} | {md(item.get)} |"
                       for item in partial]
             st.markdown("\n".join(table))
 
@@ -68,7 +69,7 @@ def _access() -> None:
     name = auth.display_name()
     if name is not None:
         admin = " You are an administrator: you can delete anything." if auth.current_actor().is_admin else ""
-        st.caption(f":material/lock: Signed in as **{auth.markdown_text(name)}** (OpenID Connect). You "
+        st.caption(f":material/lock: Signed in as **{md(name)}** (OpenID Connect). You "
                    f"can delete what you created; administrators can delete anything.{admin}")
         return
     address = st.get_option("server.address") or "every network interface"

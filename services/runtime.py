@@ -7,6 +7,7 @@ device and which TensorFlow?" without importing TensorFlow, so the home page ren
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import shutil
@@ -56,22 +57,24 @@ class DeviceInfo:
     memory_mb: int | None = None
 
 
-def _nvidia_smi_gpus() -> list[DeviceInfo]:
+@functools.lru_cache(maxsize=1)
+def _nvidia_smi_gpus() -> tuple[DeviceInfo, ...]:
+    """The GPUs the NVIDIA driver reports, asked once per process (Home shows them on every rerun)."""
     executable = shutil.which("nvidia-smi")
     if not executable:
-        return []
+        return ()
     try:
         output = subprocess.run(
             [executable, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
             capture_output=True, text=True, timeout=3, check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
-        return []
+        return ()
     devices = []
     for line in output.strip().splitlines():
         name, _, memory = line.partition(",")
         devices.append(DeviceInfo(name.strip(), "GPU", int(memory) if memory.strip().isdigit() else None))
-    return devices
+    return tuple(devices)
 
 
 def _cpu_name() -> str:
@@ -87,7 +90,7 @@ def _cpu_name() -> str:
 
 def quick_summary() -> list[DeviceInfo]:
     """GPUs reported by the NVIDIA driver, else the CPU; never imports TensorFlow."""
-    return _nvidia_smi_gpus() or [DeviceInfo(_cpu_name(), "CPU")]
+    return list(_nvidia_smi_gpus()) or [DeviceInfo(_cpu_name(), "CPU")]
 
 
 def devices() -> list[DeviceInfo]:

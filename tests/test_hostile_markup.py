@@ -15,6 +15,7 @@ def test_markdown_escaping_neutralises_links_images_html_latex_and_directives():
     assert "\n" not in text
     assert text.startswith("\\<img src=x onerror=alert(1)\\>") and "DASHBOARD_MAX_ZIP_BYTES" in md(
         "DASHBOARD_MAX_ZIP_BYTES")
+    assert md("a | b") == "a \\| b"  # a name cannot end a Markdown table cell (Home's table)
 
 
 def test_swatches_escape_labels_and_drop_colours_that_are_not_hex():
