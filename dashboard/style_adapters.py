@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from services.images import DecodedImage, decode_image, encode_png
+from services.images import DecodedImage, decode_image, display_copy, encode_png
 from services.jobs import JobState
 from services.style import builtin_images, display, submit
 from services.style.settings import check_picture_shape
@@ -45,7 +45,7 @@ def decode_upload(data: bytes) -> DecodedImage:
 
 def show(pixels: np.ndarray) -> np.ndarray:
     """A picture as sent to the browser: never more than the display size."""
-    return display.display_copy(pixels)
+    return display_copy(pixels, display.DISPLAY_SIDE)
 
 
 def style_jobs(manager) -> list[JobState]:
@@ -71,10 +71,16 @@ def job_picture(manager, state: JobState, key: str, *, max_side: int = display.D
     return _shown_picture(str(path), path.stat().st_mtime_ns, is_random(state), max_side)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _download_png(path: str, modified: int, random_weights: bool) -> bytes:
+    return encode_png(_shown_picture(path, modified, random_weights, 4096))
+
+
 def download_png(manager, state: JobState, key: str) -> bytes | None:
-    """PNG bytes of what a download offers: the full picture, marked when the weights were random."""
-    picture = job_picture(manager, state, key, max_side=4096)
-    return None if picture is None else encode_png(picture)
+    """PNG bytes of what a download offers: the full picture, marked when the weights were random
+    (cached: st.download_button needs the bytes on every rerun that shows a finished job)."""
+    path = manager.file(state, key)
+    return None if path is None else _download_png(str(path), path.stat().st_mtime_ns, is_random(state))
 
 
 def loss_frame(state: JobState) -> pd.DataFrame:

@@ -115,8 +115,8 @@ def detail_pixels(path: str, target_mpp: float | None, box: detail.DetailBox) ->
 
 
 def read_tile(path: str, x: int, y: int, side: int, target_mpp: float | None) -> np.ndarray:
-    with reader.open_image(path, target_mpp=target_mpp) as source:
-        return source.read_region(x, y, side, side)
+    """One tile at the map's level, from the image the detail view keeps open (not reopened per rerun)."""
+    return _open_source(path, Path(path).stat().st_mtime, target_mpp).read_region(x, y, side, side)
 
 
 def inspect_tile(model_path: str, tile: np.ndarray) -> tuple[dict, np.ndarray | None]:

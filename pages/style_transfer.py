@@ -325,10 +325,11 @@ def show_result(state) -> None:
                            mime="image/png", icon=":material/download:", key=f"download-{state.id}")
 
 
-def run_view(job_id: str) -> None:
+def run_view(job_id: str):
+    """One job's line, buttons, picture and losses; the job's state (None when it is gone)."""
     state = manager.get(job_id)
     if state is None:
-        return
+        return None
     job_line(state, "style-stop")
     result = state.result if isinstance(state.result, dict) else {}
     if result.get("seconds_to_first_preview") is not None:
@@ -352,6 +353,7 @@ def run_view(job_id: str) -> None:
     losses = ui.loss_frame(state)
     if not losses.empty:
         st.plotly_chart(ui.loss_figure(losses), key=f"losses-{state.id}")
+    return state
 
 
 def live_view() -> None:
@@ -362,8 +364,7 @@ def live_view() -> None:
         with column:
             if len(current) > 1:
                 st.markdown(f"**{ENGINE_TITLES.get(engine, engine)}**")
-            run_view(job_id)
-        state = manager.get(job_id)
+            state = run_view(job_id)
         active = active or bool(state and state.active)
     if not active and st.session_state.get("style_live"):
         st.session_state["style_live"] = False

@@ -1,6 +1,7 @@
 """Tissue map: classify a whole image tile by tile into a map of tissue classes (Kather et al. 2016)."""
 
 import html
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -311,15 +312,16 @@ def result_panel(state) -> None:
 
 
 def downloads(folder: Path, tissue_map, image: np.ndarray) -> None:
+    """The map's files, read (and the overlay encoded) only when a button is clicked, not on every
+    rerun (each pan or slider change reruns the page)."""
     stem = Path(str(tissue_map.meta.get("image", "image"))).stem[:60] or "image"
-    overlay_png = encode_png(image)
     columns = st.columns(5)
-    files = [("Overlay PNG", overlay_png, f"{stem}_map.png", "image/png"),
-             ("Label TIFF", (folder / "labels.tif").read_bytes(), f"{stem}_labels.tif", "image/tiff"),
-             ("Tiles CSV", (folder / "tiles.csv").read_bytes(), f"{stem}_tiles.csv", "text/csv"),
-             ("GeoJSON (QuPath)", (folder / "regions.geojson").read_bytes(), f"{stem}_regions.geojson",
+    files = [("Overlay PNG", partial(encode_png, image), f"{stem}_map.png", "image/png"),
+             ("Label TIFF", (folder / "labels.tif").read_bytes, f"{stem}_labels.tif", "image/tiff"),
+             ("Tiles CSV", (folder / "tiles.csv").read_bytes, f"{stem}_tiles.csv", "text/csv"),
+             ("GeoJSON (QuPath)", (folder / "regions.geojson").read_bytes, f"{stem}_regions.geojson",
               "application/geo+json"),
-             ("HTML report", (folder / "report.html").read_bytes(), f"{stem}_report.html", "text/html")]
+             ("HTML report", (folder / "report.html").read_bytes, f"{stem}_report.html", "text/html")]
     for column, (label, data, name, mime) in zip(columns, files):
         column.download_button(label, data, file_name=name, mime=mime, icon=":material/download:",
                                key=f"tm_download_{label}")

@@ -10,19 +10,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from services.images import resize_longest_side
+from services.images import display_copy
 
 RANDOM_MARK = "RANDOM WEIGHTS - not a real style transfer"
 MARK_COLOUR, MARK_TEXT = (200, 30, 30), (255, 255, 255)
 DISPLAY_SIDE = 1024
 """Longest side of a picture sent to the browser (st.image never gets a giant array)."""
-
-
-def display_copy(pixels: np.ndarray, max_side: int = DISPLAY_SIDE) -> np.ndarray:
-    """``pixels`` with its longest side at most ``max_side`` (downscaled only)."""
-    if max(pixels.shape[:2]) <= max_side:
-        return pixels
-    return resize_longest_side(pixels, max_side)
 
 
 def mark_random(pixels: np.ndarray, text: str = RANDOM_MARK) -> np.ndarray:
@@ -43,5 +36,5 @@ def mark_random(pixels: np.ndarray, text: str = RANDOM_MARK) -> np.ndarray:
 
 def shown(pixels: np.ndarray, random_weights: bool, max_side: int = DISPLAY_SIDE) -> np.ndarray:
     """What the page shows or offers for download: limited in size, marked when random."""
-    limited = display_copy(pixels, max_side)
+    limited = display_copy(pixels, max_side)  # services.images: uint8, longest side bounded
     return mark_random(limited) if random_weights else limited
