@@ -50,6 +50,12 @@ def describe(path: str) -> dict:
     return _describe(path, _modified(path))
 
 
+def classifier(path: str):
+    """``classify(tiles)``: class probabilities (N x classes) of N x H x W x 3 uint8 tiles at the
+    model's input size, computed by the model service."""
+    return lambda tiles: _call("keras.classify", {"model_path": path}, {"tiles": tiles}).arrays["probabilities"]
+
+
 def tile_pixels(tile_source: str | bytes) -> tuple[np.ndarray, list[str]]:
     """A tile (a path of the split, or uploaded bytes) decoded safely: RGB uint8 and notes."""
     decoded = decode_image(tile_source)

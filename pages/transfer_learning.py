@@ -273,14 +273,8 @@ with st.expander("Evaluate a model on another dataset (explicit class mapping)",
             chosen_result = next(r for r in explained if r.name == model_name)
             info = views.describe(chosen_result.model_path)
             rows = index.usable(index.load_index(sources.dataset_folder(target)))
-
-            def classify(tiles):
-                from services.model_service import client
-
-                return client.call("keras.classify", {"model_path": chosen_result.model_path},
-                                   {"tiles": tiles}).arrays["probabilities"]
-
-            evaluation = crossdataset.evaluate_paths(list(rows.path), list(rows.label), classify,
+            evaluation = crossdataset.evaluate_paths(list(rows.path), list(rows.label),
+                                                     views.classifier(chosen_result.model_path),
                                                      info["class_names"], tuple(info["input_shape"][:2]), mapping)
             st.metric("Accuracy on mapped tiles", f"{evaluation.accuracy:.1%}" if evaluation.accuracy is not None
                       else "–", help=f"{evaluation.scored} of {evaluation.tiles} tiles scored; {evaluation.fit}")

@@ -40,6 +40,12 @@ def gradcam(model, image: np.ndarray, layer_name: str | None = None, class_index
     raised the class score). ``class_index`` defaults to the predicted class; ``layer_name`` (a
     layer path, nested backbones included) to the last spatial layer.
     """
+    return explain(model, image, layer_name, class_index)[1]
+
+
+def explain(model, image: np.ndarray, layer_name: str | None = None,
+            class_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(class probabilities, Grad-CAM heatmap) of ``image`` from one forward pass (see :func:`gradcam`)."""
     tf = tensorflow()
     layer_name = layer_name or last_conv_layer_name(model)
     batch = tf.convert_to_tensor(_batch(image))
@@ -60,7 +66,8 @@ def gradcam(model, image: np.ndarray, layer_name: str | None = None, class_index
     channel_weights = tf.reduce_mean(gradients, axis=(0, 1, 2))
     heatmap = tf.nn.relu(tf.reduce_sum(activations[0] * channel_weights, axis=-1)).numpy()
     peak = float(heatmap.max())
-    return (heatmap / peak if peak > 0 else heatmap).astype(np.float32)
+    return (np.asarray(predictions[0], np.float32),
+            (heatmap / peak if peak > 0 else heatmap).astype(np.float32))
 
 
 def upscale(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:

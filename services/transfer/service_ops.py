@@ -160,9 +160,7 @@ def inspect_tile(cache, args: dict, arrays: dict) -> tuple[dict, dict]:
                               f"{len(loaded.class_names)} classes.")
     with cache.lock(key):
         layer = _layer(loaded, args, graph.last_spatial_layer(loaded.model))
-        probabilities, _ = graph.run(loaded.model, _as_input(tile)[None])
-        probabilities = np.asarray(probabilities, np.float32)[0]
-        heatmap = gradcam.gradcam(loaded.model, _as_input(tile), layer, class_index)
+        probabilities, heatmap = gradcam.explain(loaded.model, _as_input(tile), layer, class_index)  # one pass
     predicted = int(np.argmax(probabilities))
     return ({"class_names": loaded.class_names, "probabilities": [float(p) for p in probabilities],
              "predicted": predicted, "explained_class": predicted if class_index is None else class_index,

@@ -63,6 +63,7 @@ def _train(store, run_id: str, spec: ExperimentSpec, backbone: str, should_stop,
     from services.training import store as run_store
     from services.training.callback import DashboardCallback
     from services.transfer import models
+    from services.transfer.experiments import run_watcher
 
     started = time.time()
     frame, class_names = feature_cache.split_rows(spec.dataset, spec.split, spec.seed)
@@ -79,15 +80,9 @@ def _train(store, run_id: str, spec: ExperimentSpec, backbone: str, should_stop,
                            features_reused=all(s.reused for s in sets.values()),
                            feature_keys={split: s.key.digest for split, s in sets.items()},
                            **{f"{split}_images": len(s.paths) for split, s in sets.items()})
-    epochs_done = [0]
-
-    def fit_stop() -> bool:
-        run = store.find_run(run_id)
-        if run is not None and run.epochs_done != epochs_done[0]:
-            epochs_done[0] = run.epochs_done
-            progress(0.5 + 0.4 * run.epochs_done / max(1, spec.epochs), f"head epoch {run.epochs_done}/{spec.epochs}")
-        return should_stop()
-
+    # the comparison's throttled watcher (at most one store read a second, not one per batch)
+    fit_stop = run_watcher(store, run_id, lambda fraction, message: progress(0.5 + 0.4 * fraction, f"head {message}"),
+                           should_stop)
     validation = (sets["val"].features, sets["val"].labels)
     dashboard = DashboardCallback(run_id=run_id, store_path=store.path, hyperparameters=store.get_run(run_id).hyperparameters,
                                   batch_size=spec.batch_size, validation_data=validation, class_names=class_names,
