@@ -135,7 +135,6 @@ def opencv_heads(model: DarknetModel, batch) -> list:
     """The input of every [yolo] layer as OpenCV computes it, (1, H, W, C) each: the outputs of
     the permute layers OpenCV puts before its yolo layers, i.e. after the head's activation."""
     import cv2
-    import numpy as np
 
     net = cv2.dnn.readNetFromDarknet(str(model.cfg_path), str(model.weights_path))
     names = [name for name in net.getLayerNames() if name.startswith("permute_")]
@@ -146,7 +145,6 @@ def opencv_heads(model: DarknetModel, batch) -> list:
 def opencv_yolo_rows(model: DarknetModel, batch) -> list:
     """The rows OpenCV's own yolo layers report (class scores under 0.2 zeroed), one array per layer."""
     import cv2
-    import numpy as np
 
     net = cv2.dnn.readNetFromDarknet(str(model.cfg_path), str(model.weights_path))
     net.setInput(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))

@@ -20,7 +20,7 @@ import pandas as pd
 
 from services import archives
 from services.detection.annotate import annotate, mark_random_weights
-from services.detection.decode import check_threshold, select
+from services.detection.decode import check_input_size, check_threshold, select
 from services.detection.detector import run_detection
 from services.detection.exports import COLUMNS, detections_table, to_coco_results, to_csv
 from services.errors import BadImage, UserFacingError
@@ -32,7 +32,6 @@ INPUT_PREFIX = "input-"
 STAGED = "inputs"
 OUTPUTS = ("detections.csv", "detections_coco.json", "annotated.zip", "problems.csv")
 MAX_PROBLEMS_IN_RESULT = 100
-INPUT_SIZES = range(32, 4097, 32)
 
 
 @dataclass(frozen=True)
@@ -46,9 +45,7 @@ class BatchSettings:
     @classmethod
     def from_params(cls, params: dict) -> "BatchSettings":
         """Checked settings from job parameters (untrusted JSON)."""
-        size = params.get("input_size")
-        if not isinstance(size, int) or size not in INPUT_SIZES:
-            raise UserFacingError("the input size must be a multiple of 32 between 32 and 4096.")
+        size = check_input_size(params.get("input_size"))
         classes = params.get("classes")
         if classes is not None and not (isinstance(classes, list) and all(isinstance(c, int) for c in classes)):
             raise UserFacingError("the class filter must be a list of class numbers.")

@@ -148,6 +148,16 @@ def check_threshold(value, label: str) -> float:
     return number
 
 
+INPUT_SIZES = range(32, 4097, 32)
+
+
+def check_input_size(value) -> int:
+    """``value`` as a network input size (a multiple of 32 in [32, 4096]), or :class:`UserFacingError`."""
+    if not isinstance(value, int) or value not in INPUT_SIZES:
+        raise UserFacingError("the input size must be a multiple of 32 between 32 and 4096.")
+    return value
+
+
 def select(candidates: Detections, score_threshold: float, nms_threshold: float,
            classes: set[int] | list[int] | None = None) -> Detections:
     """Score threshold, optional class filter, then class-wise NMS; best score first."""

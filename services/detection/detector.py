@@ -37,25 +37,3 @@ def run_detection(backend, image: np.ndarray, input_size: int, *, name: str = "i
     return ImageResult(name, candidates, backend.name, input_size, {
         "preprocess": (prepared - start) * 1e3, "inference": (inferred - prepared) * 1e3,
         "postprocess": (done - inferred) * 1e3})
-
-
-@dataclass
-class Comparison:
-    max_abs_difference: float
-    """Largest difference between the raw yolo-layer outputs of the two backends."""
-    milliseconds: dict[str, float]
-    """Inference time of each backend on this image (after one warm-up run)."""
-
-
-def compare_backends(first, second, image: np.ndarray, input_size: int, letterbox: bool = False) -> Comparison:
-    """Run two Darknet backends on the same input and compare their raw outputs."""
-    batch, _ = preprocess(image, input_size, letterbox=letterbox)
-    outputs, times = {}, {}
-    for backend in (first, second):
-        backend.raw(batch)  # warm-up: first calls trace or allocate
-        start = time.perf_counter()
-        outputs[backend.name] = backend.raw(batch)
-        times[backend.name] = (time.perf_counter() - start) * 1e3
-    a, b = outputs[first.name], outputs[second.name]
-    difference = max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
-    return Comparison(difference, times)

@@ -29,6 +29,7 @@ from services.detection.onnx_model import RUNTIMES, OnnxDetector
 from services.detection.registry import safe_stem
 from services.detection.samples import load_sample
 from services.errors import UserFacingError
+from services.model_service.cache import file_key
 
 SAMPLE = "astronaut"
 
@@ -178,7 +179,4 @@ def load_onnx(stem: str, runtime: str = "onnxruntime") -> OnnxDetector:
 
 def onnx_fingerprint(stem: str) -> tuple | None:
     path = onnx_dir() / f"{stem}.onnx"
-    if not path.is_file():
-        return None
-    stat = path.stat()
-    return path.name, stat.st_size, stat.st_mtime_ns
+    return file_key(path) if path.is_file() else None

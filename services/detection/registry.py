@@ -24,6 +24,7 @@ from services.detection.models import DarknetModel, load_darknet, parse_names
 from services.detection.weights import random_weights_bytes
 from services.download import ProgressCallback, download
 from services.errors import UserFacingError
+from services.model_service.cache import file_key
 
 CFG_DIR = Path(__file__).resolve().parent / "cfgs"
 COCO_NAMES = CFG_DIR / "coco.names"
@@ -292,7 +293,7 @@ def load_model(key: str) -> DarknetModel:
 
 
 def model_fingerprint(key: str) -> tuple | None:
-    """Identifies the weights file of ``key`` on disk (name, size, mtime), so that caches load a
+    """Identifies the weights file of ``key`` on disk (path, size, mtime), so that caches load a
     replaced file again; None when there is no such file yet."""
     if key in REGISTRY:
         path = REGISTRY[key].weights_path
@@ -300,10 +301,7 @@ def model_fingerprint(key: str) -> tuple | None:
         path = upload_weights_path(key.split(":", 1)[1])
     else:
         return None
-    if not path.is_file():
-        return None
-    stat = path.stat()
-    return path.name, stat.st_size, stat.st_mtime_ns
+    return file_key(path) if path.is_file() else None
 
 
 @dataclass

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.detection.decode import Detections
+from services.detection.decode import Detections, check_input_size
 from services.errors import UserFacingError
-
-INPUT_SIZES = range(32, 4097, 32)
 
 
 def candidate_rows(candidates: Detections) -> np.ndarray:
@@ -56,9 +54,7 @@ def detect(cache, args: dict, arrays: dict) -> tuple[dict, dict]:
     from services.detection.detector import run_detection
 
     key = _model_key(args)
-    size = args.get("input_size")
-    if not isinstance(size, int) or size not in INPUT_SIZES:
-        raise UserFacingError("the input size must be a multiple of 32 between 32 and 4096.")
+    size = check_input_size(args.get("input_size"))
     image = arrays.get("image")
     if image is None or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 2:
         raise UserFacingError("darknet.detect needs an RGB uint8 image of at least 2 x 2 pixels.")

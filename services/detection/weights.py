@@ -65,10 +65,6 @@ def seen_size(major: int, minor: int) -> int:
     return 8 if major * 10 + minor >= 2 and major < 1000 else 4
 
 
-def conv_parameter_count(layer: Convolutional) -> int:
-    return layer.parameter_count
-
-
 def kernel_shape(layer: Convolutional) -> tuple[int, int, int, int]:
     return layer.filters, layer.input_channels // layer.groups, layer.size, layer.size
 
