@@ -95,8 +95,13 @@ def active_model(key: str):
                       on_click=lambda: (state.update(det_model=registry.DEMO_KEY), remember_model()))
         previous = state.get("det_active")
         if previous and previous != key:
+            try:
+                facts = model_facts(previous)
+            except UserFacingError:  # the previous model went too (its file was replaced or deleted)
+                state.det_active = None
+                return None
             st.info(f"Still using the previous model: {model_options().get(previous, previous)}.")
-            return previous, model_facts(previous)
+            return previous, facts
         return None
 
 
