@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import streamlit as st
@@ -36,12 +37,18 @@ def first_layer_view(model_path: str, tile_path: str) -> FirstLayerView:
 
 def ingest_address() -> tuple[str, str]:
     """(URL, token) of the remote-logging endpoint ``make run`` starts next to the app."""
-    import socket
-
     from services.training.ingest import DEFAULT_PORT, default_host, ingest_token
 
     host = default_host()
     if host in ("0.0.0.0", "::", ""):
-        host = socket.getfqdn()  # listening on every interface: name this machine
+        host = _this_machine()  # listening on every interface: name this machine
     port = os.environ.get("DASHBOARD_INGEST_PORT", str(DEFAULT_PORT))
     return f"http://{host}:{port}", ingest_token()
+
+
+@functools.cache
+def _this_machine() -> str:
+    """This machine's name, looked up once per process (a DNS lookup, not on every rerun)."""
+    import socket
+
+    return socket.getfqdn()

@@ -127,8 +127,8 @@ with st.expander("Clean up old runs", icon=":material/cleaning_services:"):
     statuses = st.multiselect("With status", ["failed", "stopped", "interrupted", "diverged", "finished"],
                               default=["failed", "stopped", "interrupted", "diverged"], key="cleanup_statuses")
     candidates = overview.cleanup_candidates(store, runs, days, tuple(statuses))
-    per_run, _ = overview.disk_usage(store, candidates)
-    st.caption(f"{len(candidates)} run(s), {sum(per_run.values()) / 1e6:,.1f} MB")
+    candidate_bytes = sum(store.disk_bytes(run.id) for run in candidates)  # not the whole runs folder
+    st.caption(f"{len(candidates)} run(s), {candidate_bytes / 1e6:,.1f} MB")
     if st.button("Delete them", disabled=not candidates, key="cleanup_go", icon=":material/delete_sweep:"):
         with user_errors():
             actor = current_actor()
@@ -161,7 +161,8 @@ selected_active = any(by_id[i].status in ACTIVE for i in selected)
 def live_view(run_ids: list[str], was_active: bool) -> None:
     launcher.schedule(store, manager)
     current = [run for run in (store.find_run(i) for i in run_ids) if run is not None]
-    tables = {run_label(run): overview.curve_table(store, run, x_axis) for run in current}
+    epoch_tables = {run.id: store.epoch_table(run.id) for run in current}  # read once per refresh
+    tables = {run_label(run): overview.curve_table(store, run, x_axis, epoch_tables[run.id]) for run in current}
     st.plotly_chart(charts.curves_figure(tables, smoothing=smoothing, log_y=log_y, x_axis=x_axis), key="curves")
     for run in current:
         progress = overview.run_progress(store, run)
@@ -176,14 +177,13 @@ def live_view(run_ids: list[str], was_active: bool) -> None:
                                 key=f"batches-{run.id}")
     with st.expander("Min / max per run"):
         for run in current:
-            stats = overview.metric_stats(store.epoch_table(run.id))
+            stats = overview.metric_stats(epoch_tables[run.id])
             if not stats.empty:
                 st.caption(md(run_label(run)))
                 st.dataframe(stats, hide_index=True)
     if len(current) > 1:
         st.subheader("Comparison")
         only = st.toggle("Show only differences", key="only_differences")
-        epoch_tables = {run.id: store.epoch_table(run.id) for run in current}
         st.dataframe(overview.comparison_frame(current, epoch_tables, {r.id: run_label(r) for r in current}, only),
                      key="comparison")
     if was_active and not any(run.active for run in current):

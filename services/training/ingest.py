@@ -76,6 +76,12 @@ def _int(value: Any, low: int = -1, high: int = 10**9) -> int:
     return int(value)
 
 
+def _time(value: Any) -> float:
+    """A time stamp (seconds); bad input is a BadEvent (rejected alone), not an error failing the batch."""
+    _int(value, 0, 10**11)  # a finite, non-negative number
+    return float(value)
+
+
 def _values(values: Any) -> dict[str, float | None]:
     if not isinstance(values, dict) or len(values) > 200:
         raise BadEvent("metric values must be a small object of name -> number")
@@ -97,7 +103,7 @@ def _fields(fields: Any) -> dict[str, Any]:
         if key not in _SETTABLE or value is None:
             continue
         clean[key] = _text(value, 200) if key in ("device", "host") else (
-            float(value) if key in ("started", "ended") else _int(value, 0, 10**9))
+            _time(value) if key in ("started", "ended") else _int(value, 0, 10**9))
     return clean
 
 
@@ -171,13 +177,6 @@ def ingest(store: run_store.RunStore, client: str, events: list) -> dict:
     if not isinstance(events, list) or len(events) > 5000:
         raise BadEvent("events must be a list of at most 5000")
     delivered, runs, rejected = 0, set(), []
-
-    def apply(connection, store, op, args, seq):
-        try:
-            apply_event(connection, store, op, args)
-        except (BadEvent, run_store.RunNotFound) as error:  # recorded as delivered: it will never apply
-            rejected.append({"seq": seq, "error": str(error)[:200]})
-
     for event in events:
         if not isinstance(event, dict):
             raise BadEvent("each event must be an object")
@@ -187,11 +186,18 @@ def ingest(store: run_store.RunStore, client: str, events: list) -> dict:
                 runs.add(run_store.check_run_id(str(args.get("run_id"))))
             except run_store.RunNotFound:
                 pass  # rejected below, with the reason
-        if store.deliver(client, seq, lambda connection, store, op=op, args=args, seq=seq:
-                         apply(connection, store, op, args, seq)):
+
+        def apply(connection, store, op=op, args=args, seq=seq):
+            try:
+                apply_event(connection, store, op, args)
+            except (BadEvent, run_store.RunNotFound) as error:  # recorded as delivered: it will never apply
+                rejected.append({"seq": seq, "error": str(error)[:200]})
+
+        if store.deliver(client, seq, apply):
             delivered += 1
+    found = (store.find_run(run_id) for run_id in runs)  # one read per run touched
     return {"delivered": delivered, "rejected": rejected,
-            "stop": {run_id: store.stop_requested(run_id) for run_id in runs if store.find_run(run_id)}}
+            "stop": {run.id: run.stop_requested for run in found if run is not None}}
 
 
 # --- HTTP ----------------------------------------------------------------------------------------

@@ -91,18 +91,18 @@ def metric_stats(table: pd.DataFrame) -> pd.DataFrame:
 X_AXES = ("epoch", "step", "wall-clock")
 
 
-def curve_table(store: RunStore, run: Run, x_axis: str = "epoch") -> pd.DataFrame:
-    """The run's epoch table with an ``x`` column: epoch number (1-based), global step at the end
-    of the epoch, or the wall-clock time the epoch ended."""
-    frame = store.metrics(run.id)
-    frame = frame[frame.step.isna()]
-    if frame.empty:
+def curve_table(store: RunStore, run: Run, x_axis: str = "epoch", table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The run's epoch table (``table`` when the caller already read it) with an ``x`` column:
+    epoch number (1-based), global step at the end of the epoch, or the wall-clock time the epoch ended."""
+    table = store.epoch_table(run.id) if table is None else table
+    if table.empty:
         return pd.DataFrame(columns=["epoch", "x"])
-    table = frame.pivot_table(index="epoch", columns="name", values="value", aggfunc="last").reset_index()
+    table = table.copy()
     if x_axis == "step":
         table["x"] = (table["epoch"] + 1) * (run.steps_per_epoch or 1)
     elif x_axis == "wall-clock":
-        ended = frame.groupby("epoch")["time"].max()
+        frame = store.metrics(run.id)
+        ended = frame[frame.step.isna()].groupby("epoch")["time"].max()
         table["x"] = pd.to_datetime(table["epoch"].map(ended), unit="s")
     else:
         table["x"] = table["epoch"] + 1

@@ -91,15 +91,15 @@ class Spool:
 
     def add(self, op: str, args: dict[str, Any]) -> None:
         with self._lock:
-            event = {"seq": self.next_seq, "op": op, "args": args}
+            line = json.dumps({"seq": self.next_seq, "op": op, "args": args}, default=_jsonable)
             self.next_seq += 1
-            self._pending.append(event)
-            self._file.write(json.dumps(event, default=_jsonable) + "\n")
+            self._pending.append(json.loads(line))  # kept as written: plain JSON, converted once
+            self._file.write(line + "\n")
             self._file.flush()
 
     def pending(self, limit: int = BATCH_EVENTS) -> list[dict]:
         with self._lock:
-            return [json.loads(json.dumps(e, default=_jsonable)) for e in self._pending[:limit]]
+            return self._pending[:limit]
 
     def confirm(self, up_to: int) -> None:
         with self._lock:

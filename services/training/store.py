@@ -68,8 +68,8 @@ _SCHEMA += _DELIVERIES + ";\n"
 _ADDED_COLUMNS = {"notes": "TEXT NOT NULL DEFAULT ''", "tags": "TEXT NOT NULL DEFAULT '[]'", "job_id": "TEXT",
                   "owner": "TEXT"}
 """Run columns added after version 1 (2: notes, tags, job_id; 3: owner), added by ``_migrate``."""
-_JSON_FIELDS = ("config", "hyperparameters", "summary", "tags")
 _JSON_DEFAULTS = {"config": dict, "hyperparameters": dict, "summary": dict, "tags": list}
+_JSON_FIELDS = tuple(_JSON_DEFAULTS)
 
 
 class StoreError(UserFacingError):

@@ -250,7 +250,8 @@ def train_unlogged(config: RunConfig, run_key: str | None = None) -> str:
         scratch = Path(tempfile.mkdtemp(prefix="worker-"))
     scratch.mkdir(parents=True, exist_ok=True)
     store = run_store.RunStore(scratch / "scratch.sqlite")
-    run_id = store.find_run(run_key).id if run_key and store.find_run(run_key) else store.create_run(
+    existing = store.find_run(run_key) if run_key else None
+    run_id = existing.id if existing is not None else store.create_run(
         config.name, model=config.model, dataset=config.dataset, config=config.to_dict(),
         status=run_store.RUNNING, run_id=run_key)
     status = train(store, run_id, config, scratch=scratch)
