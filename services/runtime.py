@@ -88,6 +88,22 @@ def _cpu_name() -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
+def available_memory_bytes() -> int | None:
+    """Bytes of memory available to a new allocation now (MemAvailable, else free pages), None
+    where unknown: what size checks estimate against before allocating."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def quick_summary() -> list[DeviceInfo]:
     """GPUs reported by the NVIDIA driver, else the CPU; never imports TensorFlow."""
     return list(_nvidia_smi_gpus()) or [DeviceInfo(_cpu_name(), "CPU")]

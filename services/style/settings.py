@@ -10,11 +10,11 @@ estimate does not fit are refused with a message instead of producing a black pi
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from services.errors import UserFacingError
+from services.runtime import available_memory_bytes
 from services.style.losses import STYLE_LAYERS, LossWeights
 
 IMAGENET, RANDOM = "imagenet", "random"
@@ -77,21 +77,6 @@ def default_max_side() -> int:
     return 512 if runtime.quick_summary()[0].kind == "GPU" else 256
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (MemAvailable), None where unknown."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def gatys_memory_bytes(height: int, width: int) -> int:
     """Estimated peak memory of one Gatys step on a ``height`` x ``width`` picture."""
     return int(height * width * GATYS_BYTES_PER_PIXEL) + VGG19_BYTES
@@ -99,7 +84,7 @@ def gatys_memory_bytes(height: int, width: int) -> int:
 
 def check_memory(needed: int, what: str, available: int | None = None) -> None:
     """Refuse a run estimated to need more than :data:`MEMORY_SHARE` of the available memory."""
-    available = available_memory() if available is None else available
+    available = available_memory_bytes() if available is None else available
     if available is not None and needed > MEMORY_SHARE * available:
         raise BadSettings(
             f"{what} needs about {needed / 1024**3:.1f} GiB of memory, more than this machine can give "

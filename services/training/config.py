@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from services.errors import UserFacingError
+from services.runtime import available_memory_bytes
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 DISTRIBUTIONS = ("auto", "none", "mirrored", "multi_worker")
@@ -23,18 +24,6 @@ FLOATS_PER_INPUT_PIXEL = 64
 CNNs start with 32 filters at full resolution, kept for the forward pass and their gradients
 (about 2 x 32), and the later, smaller layers add less than that again. An estimate to refuse
 the impossible early (batch 4096 at 1024 px would need about 1 TB), not a budget."""
-
-
-def available_memory_bytes() -> int | None:
-    """MemAvailable from /proc/meminfo (None where it cannot be read)."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 def check_batch_memory(batch_size: int, image_size: int, available: int | None = None) -> None:

@@ -14,15 +14,13 @@ from services.config import confine
 
 def first_layer(cache, args: dict, arrays: dict) -> tuple[dict, dict]:
     from services.images import decode_image
-    from services.model_service.cache import file_key
-    from services.models.catalog import load_saved_model
     from services.training.inspection import first_layer_view_of
+    from services.transfer.service_ops import loaded_model
 
-    model_path = confine(str(args.get("model_path", "")))
     pixels = decode_image(confine(str(args.get("tile_path", "")))).pixels
-    key = file_key(model_path)
-    with cache.using(key, lambda: load_saved_model(model_path)) as model:
-        view = first_layer_view_of(model, pixels, int(args.get("count", 12)))
+    key, loaded = loaded_model(cache, args)  # the same cache entry as the transfer page's inspection
+    with cache.lock(key):
+        view = first_layer_view_of(loaded.model, pixels, int(args.get("count", 12)))
     out = {"kernels": view.kernels.astype(np.float32), "before_pooling": view.before_pooling.astype(np.float32)}
     if view.after_pooling is not None:
         out["after_pooling"] = view.after_pooling.astype(np.float32)

@@ -66,7 +66,7 @@ def _model_path(args: dict):
     return path
 
 
-def _loaded(cache, args: dict) -> tuple[object, _Loaded]:
+def loaded_model(cache, args: dict) -> tuple[object, _Loaded]:
     """(cache key, loaded model) of ``args["model_path"]``."""
     from services.model_service.cache import file_key
     from services.models.saved import load_saved_model
@@ -136,7 +136,7 @@ def describe(cache, args: dict, arrays: dict) -> tuple[dict, dict]:
     from services.models.histology import parameter_counts
     from services.transfer import graph
 
-    key, loaded = _loaded(cache, args)
+    key, loaded = loaded_model(cache, args)
     with cache.lock(key):
         counts = parameter_counts(loaded.model)
         return {"name": loaded.model.name, "input_shape": list(loaded.input_shape),
@@ -152,7 +152,7 @@ def inspect_tile(cache, args: dict, arrays: dict) -> tuple[dict, dict]:
     ``tile`` (the tile as the model saw it), RGB uint8."""
     from services.transfer import gradcam, graph
 
-    key, loaded = _loaded(cache, args)
+    key, loaded = loaded_model(cache, args)
     tile, notes = _tile(arrays, loaded.input_shape[:2])
     class_index = args.get("class_index")
     if class_index is not None and not (isinstance(class_index, int) and 0 <= class_index < len(loaded.class_names)):
@@ -173,7 +173,7 @@ def feature_maps(cache, args: dict, arrays: dict) -> tuple[dict, dict]:
     convolution) for one tile, as one greyscale mosaic (array ``mosaic``)."""
     from services.transfer import gradcam, graph
 
-    key, loaded = _loaded(cache, args)
+    key, loaded = loaded_model(cache, args)
     tile, notes = _tile(arrays, loaded.input_shape[:2])
     count = args.get("count", 12)
     if not isinstance(count, int) or not 1 <= count <= MAX_MOSAIC_CHANNELS:
@@ -191,7 +191,7 @@ def classify(cache, args: dict, arrays: dict) -> tuple[dict, dict]:
     (N x H x W x 3 uint8 at the model's input size)."""
     from services.transfer import graph
 
-    key, loaded = _loaded(cache, args)
+    key, loaded = loaded_model(cache, args)
     tiles = arrays.get("tiles")
     height, width = loaded.input_shape[:2]
     if not isinstance(tiles, np.ndarray) or tiles.dtype != np.uint8 or tiles.ndim != 4 or tiles.shape[3] != 3:
