@@ -161,7 +161,7 @@ selected_active = any(by_id[i].status in ACTIVE for i in selected)
 def live_view(run_ids: list[str], was_active: bool) -> None:
     launcher.schedule(store, manager)
     current = [run for run in (store.find_run(i) for i in run_ids) if run is not None]
-    epoch_tables = {run.id: store.epoch_table(run.id) for run in current}  # read once per refresh
+    epoch_tables = {run.id: overview.epoch_table(store, run.id) for run in current}  # read once per refresh
     tables = {run_label(run): overview.curve_table(store, run, x_axis, epoch_tables[run.id]) for run in current}
     st.plotly_chart(charts.curves_figure(tables, smoothing=smoothing, log_y=log_y, x_axis=x_axis), key="curves")
     for run in current:
@@ -222,21 +222,21 @@ def run_actions(run) -> None:
 
 
 def summary_metrics(run) -> None:
-    summary, table = run.summary, store.epoch_table(run.id)
+    summary, table = run.summary, overview.epoch_table(store, run.id)
     columns = st.columns(6)
     best = overview.best_val_accuracy(table)
     columns[0].metric("best val accuracy", f"{best:.3f}" if best is not None else "—")
     for column, key, label in zip(columns[1:3], ("test_accuracy", "test_macro_f1"), ("test accuracy", "test macro F1")):
-        value = summary.get(key)
-        column.metric(label, f"{value:.3f}" if isinstance(value, (int, float)) else "—")
+        value = overview.finite(summary.get(key))
+        column.metric(label, f"{value:.3f}" if value is not None else "—")
     total = summary.get("total_parameters")
     columns[3].metric("parameters", f"{total:,}" if isinstance(total, int) else "—")
     columns[4].metric("epochs", f"{max(run.epochs_done, len(table))}/{run.epochs or '?'}")
-    columns[5].metric("duration", overview.format_seconds(run.duration) if run.duration is not None else "—")
-    recall = summary.get("test_recall") or summary.get("val_recall")
-    if isinstance(recall, dict) and recall:
+    columns[5].metric("duration", overview.format_seconds(run.duration))
+    recall = overview.recall_table(summary)
+    if recall is not None:
         st.caption("Recall per class (test set, or validation when there is no test set)")
-        st.dataframe(pd.DataFrame([recall]), hide_index=True)
+        st.dataframe(recall, hide_index=True)
 
 
 def notes_editor(run) -> None:

@@ -124,7 +124,8 @@ class DashboardCallback(keras.callbacks.Callback):
         confusion_matrix: False disables the per-epoch confusion matrix even with validation data.
         url, token: stream to the dashboard's ingest endpoint on another machine instead of a
             local store (``token`` is in ``<data root>/runs/ingest.token`` there).
-        spool_dir: where events wait while the dashboard is unreachable (remote logging).
+        spool_dir: where events wait while the dashboard is unreachable (remote logging); a file
+            or an unwritable folder is refused here (``SpoolUnusable``, a ValueError).
         flush_timeout: seconds the end of training waits for the last events to arrive.
         should_stop: an extra stop flag checked after every batch (the job's).
     """
@@ -137,6 +138,12 @@ class DashboardCallback(keras.callbacks.Callback):
                  url: str | None = None, token: str | None = None, spool_dir=None, flush_timeout: float = 30.0,
                  should_stop: Callable[[], bool] | None = None):
         super().__init__()
+        if url:  # refused here, with a sentence, rather than inside fit
+            from services.training.remote import check_spool_dir
+
+            if not token:
+                raise ValueError("remote logging needs the dashboard's ingest token (token=...)")
+            spool_dir = check_spool_dir(spool_dir)
         self.url, self.token, self.spool_dir, self.flush_timeout = url, token, spool_dir, flush_timeout
         self.should_stop = should_stop
         self.sink = None

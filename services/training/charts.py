@@ -42,6 +42,8 @@ def _pair(number: int) -> tuple[str, str]:
 
 def _add_curve(figure, x, y, *, name: str, colour: str, dash: str, group: str, smoothing: float,
                show_legend: bool, row: int, col: int) -> None:
+    y = pd.to_numeric(pd.Series(y), errors="coerce").to_numpy(dtype=float, copy=True)
+    y[~np.isfinite(y)] = np.nan  # a stored infinity is a gap, not an axis stretched to infinity
     if smoothing > 0:
         figure.add_trace(go.Scatter(x=x, y=y, mode="markers", marker={"color": colour, "size": 5}, opacity=0.3,
                                     name=f"{name} (raw)", legendgroup=group, showlegend=False, hoverinfo="skip"),

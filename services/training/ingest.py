@@ -19,6 +19,7 @@ import hmac
 import json
 import os
 import secrets
+import sqlite3
 import sys
 import threading
 import time
@@ -29,9 +30,9 @@ from typing import Any
 from services import run_layout
 from services.config import get_settings
 from services.training import store as run_store
+from services.training import wire
 
 DEFAULT_PORT = 8502
-MAX_BODY_BYTES = 8 * 1024 * 1024
 REMOTE = "remote"
 _SETTABLE = {"epochs", "epochs_done", "steps_per_epoch", "device", "host", "pid", "started", "ended"}
 
@@ -72,26 +73,29 @@ def _text(value: Any, limit: int = 500) -> str | None:
 
 def _int(value: Any, low: int = -1, high: int = 10**9) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise BadEvent(f"not a usable number: {value!r}"[:100])
+        raise BadEvent(f"not a usable number: {value!r}"[:100])  # NaN fails the comparison too
     return int(value)
 
 
 def _time(value: Any) -> float:
-    """A time stamp (seconds); bad input is a BadEvent (rejected alone), not an error failing the batch."""
-    _int(value, 0, 10**11)  # a finite, non-negative number
+    """A time stamp in seconds, finite and between 1970 and :data:`wire.MAX_TIME`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= wire.MAX_TIME:
+        raise BadEvent(f"not a usable time stamp: {value!r}"[:100])
     return float(value)
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, default=str))
 
 
 def _values(values: Any) -> dict[str, float | None]:
     if not isinstance(values, dict) or len(values) > 200:
         raise BadEvent("metric values must be a small object of name -> number")
-    clean = {}
+    clean: dict[str, float | None] = {}
     for name, value in values.items():
-        try:
-            number = float(value) if value is not None else None
-        except (TypeError, ValueError):
-            number = None
-        clean[str(name)[:100]] = number
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise BadEvent(f"metric {str(name)[:40]!r} is not a number")
+        clean[str(name)[:100]] = None if value is None else float(value)
     return clean
 
 
@@ -107,7 +111,7 @@ def _fields(fields: Any) -> dict[str, Any]:
     return clean
 
 
-def _remote_run(connection, run_id: str) -> str:
+def _remote_run(connection, run_id: Any) -> str:
     run_id = run_store.check_run_id(str(run_id))
     row = connection.execute("SELECT source FROM runs WHERE id = ?", (run_id,)).fetchone()
     if row is None or row[0] != REMOTE:
@@ -115,21 +119,30 @@ def _remote_run(connection, run_id: str) -> str:
     return run_id
 
 
+def _create_run(connection, store: run_store.RunStore, args: dict) -> None:
+    run_id = run_store.check_new_run_id(args.get("run_id"))
+    if connection.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+        _remote_run(connection, run_id)  # continuing a remote run (a resumed script)
+        return
+    hyper = args.get("hyperparameters") if isinstance(args.get("hyperparameters"), dict) else {}
+    if _json_bytes(hyper) > wire.MAX_PART_BYTES:
+        raise BadEvent(f"hyper-parameters must be under {wire.MAX_PART_BYTES:,} bytes")
+    store._insert_run(connection, run_id, _text(args.get("name"), 200), model=_text(args.get("model"), 100),
+                      dataset=_text(args.get("dataset"), 100), split=None, source=REMOTE, config={},
+                      hyperparameters=hyper, epochs=_int(args["epochs"], 0) if args.get("epochs") else None,
+                      status=run_store.RUNNING, synthetic=False)
+    store.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+
+
 def apply_event(connection, store: run_store.RunStore, op: str, args: dict) -> None:
-    """Apply one event inside the delivery's transaction."""
+    """Apply one event inside the delivery's transaction; a bad one raises BadEvent (or RunNotFound)."""
     if not isinstance(args, dict):
         raise BadEvent("event args must be an object")
+    bad_number = wire.first_non_finite(args)
+    if bad_number:
+        raise BadEvent(f"{bad_number[:80]} is not a finite number (NaN or infinity)")
     if op == "create_run":
-        run_id = run_store.check_run_id(str(args.get("run_id")))
-        if connection.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
-            _remote_run(connection, run_id)  # continuing a remote run (a resumed script)
-            return
-        hyper = args.get("hyperparameters") if isinstance(args.get("hyperparameters"), dict) else {}
-        store._insert_run(connection, run_id, _text(args.get("name"), 200), model=_text(args.get("model"), 100),
-                          dataset=_text(args.get("dataset"), 100), split=None, source=REMOTE, config={},
-                          hyperparameters=hyper, epochs=_int(args["epochs"], 0) if args.get("epochs") else None,
-                          status=run_store.RUNNING, synthetic=False)
-        store.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        _create_run(connection, store, args)
         return
     run_id = _remote_run(connection, args.get("run_id"))
     if op in ("log_metrics", "heartbeat"):  # alive again after an outage that outlasted the heartbeat timeout
@@ -143,55 +156,73 @@ def apply_event(connection, store: run_store.RunStore, op: str, args: dict) -> N
                                                                       _fields(args.get("fields"))))
     elif op == "update_summary":
         values = args.get("values")
-        if not isinstance(values, dict) or len(json.dumps(values, default=str)) > 1_000_000:
-            raise BadEvent("summary values must be an object under 1 MB")
-        store._update_summary(connection, run_id, values)
+        if not isinstance(values, dict):
+            raise BadEvent("summary values must be an object")
+        store._update_summary(connection, run_id, values, max_bytes=wire.MAX_PART_BYTES)
     elif op == "log_metrics":
-        step = args.get("step")
-        when = args.get("when")
+        step, when = args.get("step"), args.get("when")
         store._log_metrics(connection, run_id, _values(args.get("values")), _int(args.get("epoch"), 0),
-                           None if step is None else _int(step), float(when) if isinstance(when, (int, float)) else None,
+                           None if step is None else _int(step), None if when is None else _time(when),
                            True, _fields(args.get("fields")))
     elif op == "delete_metrics_from":
         store._delete_metrics_from(connection, run_id, _int(args.get("epoch"), 0))
     elif op == "heartbeat":
         store._update_run(connection, run_id, {"heartbeat": time.time()})
     elif op == "confusion_matrix":
-        epoch, payload = _int(args.get("epoch"), 0), args.get("payload")
-        if not isinstance(payload, dict) or len(json.dumps(payload)) > 1_000_000:
-            raise BadEvent("a confusion matrix must be an object under 1 MB")
+        epoch, payload = _int(args.get("epoch"), 0), wire.confusion_payload(args.get("payload"))
         path = run_layout.confusion_matrix_file(store.run_dir(run_id), epoch)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"epoch": epoch, "classes": payload.get("classes"),
-                                    "matrix": payload.get("matrix")}))
+        path.write_text(json.dumps({"epoch": epoch, **payload}))
         connection.execute("INSERT OR REPLACE INTO artifacts VALUES (?,?,?,?,?)",
                            (run_id, "confusion_matrix", str(path), epoch, time.time()))
     else:
         raise BadEvent(f"unknown operation {op!r}"[:100])
 
 
+_REFUSED = (BadEvent, run_store.RunNotFound, ValueError, TypeError, OverflowError, sqlite3.IntegrityError)
+"""What an event's own values can raise: that event is refused alone, the batch goes on."""
+
+
+def _apply_alone(connection, store: run_store.RunStore, op: Any, args: Any) -> str | None:
+    """Apply one event inside a savepoint: a refused event leaves no half-written rows. Returns
+    the reason it was refused, or None."""
+    connection.execute("SAVEPOINT event")
+    try:
+        apply_event(connection, store, op, args)
+    except _REFUSED as error:
+        connection.execute("ROLLBACK TO event")
+        return str(error)[:200] or type(error).__name__
+    finally:
+        connection.execute("RELEASE event")
+    return None
+
+
 def ingest(store: run_store.RunStore, client: str, events: list) -> dict:
-    """Apply a batch of events (each once); the answer names the stop flags of the runs touched."""
-    if not isinstance(client, str) or not 8 <= len(client) <= 64 or not client.isalnum():
+    """Apply a batch of events (each once). The answer counts the new ones (``delivered``), lists
+    the refused ones with their reason (``rejected``: seq, code 400, error; recorded, so a
+    re-send does not retry them) and names the stop flags of the runs touched."""
+    if not isinstance(client, str) or not 8 <= len(client) <= 64 or not client.isascii() or not client.isalnum():
         raise BadEvent("client must be an id of 8 to 64 letters and digits")
-    if not isinstance(events, list) or len(events) > 5000:
-        raise BadEvent("events must be a list of at most 5000")
+    if not isinstance(events, list) or len(events) > wire.MAX_EVENTS:
+        raise BadEvent(f"events must be a list of at most {wire.MAX_EVENTS}")
     delivered, runs, rejected = 0, set(), []
     for event in events:
-        if not isinstance(event, dict):
-            raise BadEvent("each event must be an object")
-        seq, op, args = _int(event.get("seq"), 0), event.get("op"), event.get("args")
+        seq = event.get("seq") if isinstance(event, dict) else None
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**62:
+            rejected.append({"seq": seq if isinstance(seq, (int, type(None))) else None, "code": 400,
+                             "error": "each event must be an object with a whole-number seq"})
+            continue
+        op, args = event.get("op"), event.get("args")
         if isinstance(args, dict):
             try:
                 runs.add(run_store.check_run_id(str(args.get("run_id"))))
             except run_store.RunNotFound:
-                pass  # rejected below, with the reason
+                pass  # refused below, with the reason
 
         def apply(connection, store, op=op, args=args, seq=seq):
-            try:
-                apply_event(connection, store, op, args)
-            except (BadEvent, run_store.RunNotFound) as error:  # recorded as delivered: it will never apply
-                rejected.append({"seq": seq, "error": str(error)[:200]})
+            reason = _apply_alone(connection, store, op, args)
+            if reason is not None:  # recorded as delivered: it will never apply
+                rejected.append({"seq": seq, "code": 400, "error": reason})
 
         if store.deliver(client, seq, apply):
             delivered += 1
@@ -200,25 +231,44 @@ def ingest(store: run_store.RunStore, client: str, events: list) -> dict:
             "stop": {run.id: run.stop_requested for run in found if run is not None}}
 
 
+def parse_body(body: bytes) -> dict:
+    """The request's JSON object; too deep or malformed is a BadEvent (depth is checked before parsing)."""
+    if wire.json_depth(body) > wire.MAX_DEPTH:
+        raise BadEvent(f"the request nests objects or lists deeper than {wire.MAX_DEPTH} levels")
+    try:
+        parsed = json.loads(body)
+    except RecursionError:  # not reachable after the depth check; never an unanswered request
+        raise BadEvent("the request nests too deeply") from None
+    except ValueError as error:
+        raise BadEvent(f"the request is not JSON: {error}"[:200]) from None
+    if not isinstance(parsed, dict):
+        raise BadEvent("the request must be a JSON object")
+    return parsed
+
+
 # --- HTTP ----------------------------------------------------------------------------------------
 class _Handler(BaseHTTPRequestHandler):
     server_version = "dashboard-ingest"
     store: run_store.RunStore
     token: str
     lock: threading.Lock
+    timeout = wire.READ_TIMEOUT_S  # a slow or silent client is dropped, not waited for forever
 
     def _answer(self, code: int, body: dict) -> None:
         data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the client went away: nobody to answer
+            self.close_connection = True
 
     def _authorised(self) -> bool:
         header = self.headers.get("Authorization", "")
         sent = header[7:] if header.startswith("Bearer ") else ""
-        if not hmac.compare_digest(sent.encode(), self.token.encode()):
+        if not hmac.compare_digest(sent.encode(errors="replace"), self.token.encode()):
             self._answer(401, {"error": "wrong or missing token"})
             return False
         return True
@@ -230,39 +280,55 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200, {"ok": True})
 
     def do_POST(self):  # noqa: N802
-        if self.path != "/v1/events":
-            self._answer(404, {"error": "not found"})
-            return
+        try:
+            code, answer = self._post()
+        except Exception:  # every request is answered, and without a traceback
+            code, answer = 500, {"error": "the endpoint failed on this request; nothing of it was stored"}
+        if code:
+            self._answer(code, answer)
+
+    def _post(self) -> tuple[int, dict]:
+        if self.path != wire.EVENTS_PATH:
+            return 404, {"error": "not found"}
         if not self._authorised():
-            return
+            return 0, {}
         try:
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             length = -1
-        if not 0 < length <= MAX_BODY_BYTES:
-            self._answer(413 if length > MAX_BODY_BYTES else 400, {"error": "body missing or too large"})
-            return
+        if not 0 < length <= wire.MAX_BODY_BYTES:
+            self.close_connection = True
+            return (413, {"error": f"body larger than {wire.MAX_BODY_BYTES:,} bytes"}) if length > wire.MAX_BODY_BYTES \
+                else (400, {"error": "body missing"})
         try:
-            body = json.loads(self.rfile.read(length))
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True
+            return 408, {"error": f"the body did not arrive within {self.timeout:g} s"}
+        if len(raw) < length:
+            self.close_connection = True
+            return 400, {"error": "the body ended early"}
+        try:
+            body = parse_body(raw)
             with self.lock:  # one writer per process: keeps delivery order within a client
-                answer = ingest(self.store, body.get("client"), body.get("events"))
-        except (ValueError, AttributeError, KeyError, run_store.RunNotFound) as error:
-            self._answer(400, {"error": str(error)[:300]})
-            return
+                return 200, ingest(self.store, body.get("client"), body.get("events"))
+        except BadEvent as error:
+            return 400, {"error": str(error)[:300]}
         except run_store.StoreError as error:
-            self._answer(503, {"error": str(error)[:300]})
-            return
-        self._answer(200, answer)
+            return 503, {"error": str(error)[:300]}
+        except OSError as error:  # the dashboard's disk (full, read-only): the sender tries again later
+            return 503, {"error": f"the dashboard could not write the run's files ({error.strerror or 'error'}); "
+                                  "the events were not stored and will be accepted when it can"}
 
     def log_message(self, *args):
         pass
 
 
 def make_server(host: str = "127.0.0.1", port: int = DEFAULT_PORT, store: run_store.RunStore | None = None,
-                token: str | None = None) -> ThreadingHTTPServer:
+                token: str | None = None, read_timeout: float = wire.READ_TIMEOUT_S) -> ThreadingHTTPServer:
     """The endpoint, bound but not yet serving (``serve_forever``); port 0 picks a free one."""
     handler = type("IngestHandler", (_Handler,), {"store": store or run_store.RunStore(), "token": token or ingest_token(),
-                                                  "lock": threading.Lock()})
+                                                  "lock": threading.Lock(), "timeout": read_timeout})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server

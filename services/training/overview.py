@@ -8,12 +8,64 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from services.training.store import RUNNING, Run, RunStore
+from services.training.wire import confusion_payload
 
 REFRESH_SECONDS = 1.0
 """How often the monitor's live view re-reads the store while a selected run is active."""
+
+
+DASH = "—"
+"""What the monitor shows for a value that is missing or not finite."""
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number, else None (store rows are untrusted:
+    a remote run can hold NaN, infinity or 1e300 seconds)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def epoch_table(store: RunStore, run_id: str) -> pd.DataFrame:
+    """The run's per-epoch table as the monitor shows it: infinities are missing values."""
+    return without_non_finite(store.epoch_table(run_id))
+
+
+def recall_table(summary: dict[str, Any]) -> pd.DataFrame | None:
+    """Per-class recall of a summary as one row (at most 100 classes), or None when there is none."""
+    recall = summary.get("test_recall") or summary.get("val_recall")
+    if not isinstance(recall, dict) or not recall:
+        return None
+    return pd.DataFrame([{str(name)[:100]: finite(value) for name, value in list(recall.items())[:100]}])
+
+
+def to_datetimes(seconds: pd.Series) -> pd.Series:
+    """Times in seconds since 1970 as datetimes; a time pandas cannot represent (infinite, 1e300)
+    becomes NaT instead of an error."""
+    return pd.to_datetime(pd.to_numeric(seconds, errors="coerce"), unit="s", errors="coerce")
+
+
+def iso_time(seconds: Any) -> str:
+    """ISO 8601 UTC text of a time in seconds, or "" when it is not a representable time."""
+    moment = to_datetimes(pd.Series([seconds])).iloc[0]
+    return "" if pd.isna(moment) else moment.tz_localize("UTC").isoformat()
+
+
+def without_non_finite(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with infinities in numeric columns replaced by NaN (shown as missing)."""
+    numeric = frame.select_dtypes("number").columns
+    if len(numeric):
+        frame = frame.copy()
+        frame[numeric] = frame[numeric].replace([np.inf, -np.inf], np.nan)
+    return frame
 
 
 def best_val_accuracy(table: pd.DataFrame) -> float | None:
@@ -41,20 +93,28 @@ def runs_frame(store: RunStore, runs: list[Run]) -> pd.DataFrame:
     """One row per run for the runs table (read live: epochs done, duration, best value)."""
     rows = []
     for run in runs:
-        table = store.epoch_table(run.id)
+        table = epoch_table(store, run.id)
         done = max(run.epochs_done, len(table))
         rows.append({
             "name": run.name, "status": run.status if not run.damaged else f"{run.status} (damaged)",
             "weights": weights_of(run), "model": run.model, "dataset": run.dataset,
             "best val acc": best_val_accuracy(table), "best val loss": best_val_loss(table),
             "epochs": f"{done}/{run.epochs or '?'}",
-            "duration (s)": round(run.duration) if run.duration is not None else None,
+            "duration (s)": _rounded(run.duration),
             "disk (MB)": round(store.disk_bytes(run.id) / 1e6, 1),
             "tags": ", ".join(run.tags), "device": run.device, "source": run.source,
             "synthetic data": run.synthetic,
-            "started": pd.to_datetime(run.started or run.created, unit="s"), "id": run.id,
+            "started": run.started or run.created, "id": run.id,
         })
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["started"] = to_datetimes(frame["started"])
+    return frame
+
+
+def _rounded(seconds: float | None) -> int | None:
+    number = finite(seconds)
+    return None if number is None or abs(number) > 1e15 else round(number)
 
 
 def disk_usage(store: RunStore, runs: list[Run]) -> tuple[dict[str, int], int]:
@@ -94,7 +154,7 @@ X_AXES = ("epoch", "step", "wall-clock")
 def curve_table(store: RunStore, run: Run, x_axis: str = "epoch", table: pd.DataFrame | None = None) -> pd.DataFrame:
     """The run's epoch table (``table`` when the caller already read it) with an ``x`` column:
     epoch number (1-based), global step at the end of the epoch, or the wall-clock time the epoch ended."""
-    table = store.epoch_table(run.id) if table is None else table
+    table = epoch_table(store, run.id) if table is None else table
     if table.empty:
         return pd.DataFrame(columns=["epoch", "x"])
     table = table.copy()
@@ -103,7 +163,7 @@ def curve_table(store: RunStore, run: Run, x_axis: str = "epoch", table: pd.Data
     elif x_axis == "wall-clock":
         frame = store.metrics(run.id)
         ended = frame[frame.step.isna()].groupby("epoch")["time"].max()
-        table["x"] = pd.to_datetime(table["epoch"].map(ended), unit="s")
+        table["x"] = to_datetimes(table["epoch"].map(ended))
     else:
         table["x"] = table["epoch"] + 1
     return table
@@ -135,14 +195,16 @@ def comparison_frame(runs: list[Run], tables: dict[str, pd.DataFrame], labels: d
         for key in ("test_accuracy", "test_macro_f1", "total_parameters", "seconds_per_epoch"):
             if key in run.summary:
                 value = run.summary[key]
-                put(key, run, round(value, 4) if isinstance(value, float) else value)
+                number = finite(value)
+                put(key, run, round(number, 4) if isinstance(value, float) and number is not None
+                    else value if not isinstance(value, float) else None)
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame = frame.reindex(columns=[labels[run.id] for run in runs])
     if only_differences and len(runs) > 1:
         keep = [index for index, row in frame.iterrows()
                 if len({json.dumps(v, default=str) for v in row.tolist()}) > 1]
         frame = frame.loc[keep]
-    return frame.astype(object).where(frame.notna(), None).map(lambda v: "—" if v is None else str(v))
+    return frame.astype(object).where(frame.notna(), None).map(lambda v: DASH if v is None else str(v)[:200])
 
 
 @dataclass
@@ -155,7 +217,7 @@ class Progress:
 
 def run_progress(store: RunStore, run: Run) -> Progress:
     """Progress within the whole run (epochs and the batch steps of the current epoch), ETA, speed."""
-    table = store.epoch_table(run.id)
+    table = epoch_table(store, run.id)
     epochs = run.epochs or 1
     done = run.epochs_done
     batches = store.metrics(run.id, names=["batch_loss"])
@@ -174,12 +236,16 @@ def run_progress(store: RunStore, run: Run) -> Progress:
     if eta is not None:
         text += f" · ETA {format_seconds(eta)}"
     if speed is not None:
-        text += f" · {speed:.0f} images/s"
+        text += f" · {speed:.4g} images/s"
     return Progress(min(1.0, fraction), text, eta, speed)
 
 
-def format_seconds(seconds: float) -> str:
-    seconds = int(math.ceil(seconds))
+def format_seconds(seconds: float | None) -> str:
+    """``12 s``, ``3 min 05 s``; a dash for a duration that is missing, not finite or absurd."""
+    number = finite(seconds)
+    if number is None or not 0 <= number < 1e9:
+        return DASH
+    seconds = int(math.ceil(number))
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
@@ -192,9 +258,11 @@ def confusion_matrices(store: RunStore, run_id: str) -> list[dict]:
             item = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(item, dict) and isinstance(item.get("epoch"), int) and isinstance(item.get("matrix"), list) \
-                and isinstance(item.get("classes"), list):
-            found.append(item)
+        if isinstance(item, dict) and isinstance(item.get("epoch"), int) and not isinstance(item["epoch"], bool):
+            try:
+                found.append({"epoch": item["epoch"], **confusion_payload(item)})
+            except ValueError:
+                continue
     return sorted(found, key=lambda item: item["epoch"])
 
 
@@ -235,9 +303,14 @@ def metrics_csv(store: RunStore, run_id: str) -> bytes:
     frame = frame.assign(step=frame.step.fillna(epoch_rows).astype(int))
     wide = frame.pivot_table(index=["epoch", "step"], columns="name", values="value", aggfunc="last").reset_index()
     times = frame.groupby(["epoch", "step"])["time"].max()
-    wide.insert(2, "time", [pd.Timestamp(times.loc[(e, s)], unit="s", tz="UTC").isoformat()
-                            for e, s in zip(wide.epoch, wide.step)])
+    wide.insert(2, "time", [iso_time(times.loc[(e, s)]) for e, s in zip(wide.epoch, wide.step)])
     wide["step"] = wide["step"].astype("Int64").where(wide["step"] != epoch_rows)
     wide["epoch"] = wide["epoch"] + 1
     wide.columns.name = None
-    return wide.sort_values(["epoch", "step"], na_position="last").to_csv(index=False).encode()
+    wide.columns = [_csv_text(str(column)) for column in wide.columns]
+    return without_non_finite(wide).sort_values(["epoch", "step"], na_position="last").to_csv(index=False).encode()
+
+
+def _csv_text(text: str) -> str:
+    """A cell a spreadsheet will not run as a formula (metric names come from untrusted scripts)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

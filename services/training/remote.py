@@ -9,8 +9,13 @@ duplicate row; while the dashboard is unreachable events wait in the spool (noth
 and go out when it answers again. Each answer carries the run's stop flag: Stop in the monitor
 reaches the script on its next batch after the next answer.
 
+The spool never stops training: a full disk keeps events in memory until delivered (then drops
+and counts them), batches stay under the endpoint's body cap (:mod:`services.training.wire`),
+and a spool folder that cannot be used is refused when the callback is created.
+
 Leftovers (the script ended while the dashboard was down): ``python -m services.training.remote
-deliver SPOOL --url URL --token TOKEN``.
+deliver SPOOL --url URL --token TOKEN`` sends every usable event again in order (the endpoint
+ignores repeats) and moves undecodable or malformed lines aside.
 
 No Keras, no Streamlit: only the standard library.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import threading
@@ -29,83 +35,183 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-EVENTS_PATH = "/v1/events"
+from services.training import wire
+
 BATCH_EVENTS = 500
-"""Events per request."""
+"""Events per request at most (a batch is also kept under :data:`wire.MAX_BODY_BYTES`)."""
 POLL_S = 0.5
 """Seconds between two deliveries (also how often the stop flag is asked for)."""
 RETRY_S = 2.0
 """Seconds before trying an unreachable dashboard again."""
+MEMORY_ONLY_BYTES = 64 * 1024 * 1024
+"""Events the disk refused (full) are kept in memory up to this size until delivered; beyond it
+they are dropped and counted."""
+_RETRY_CODES = (408, 429)
+"""4xx answers that mean "try again later", not "these events are refused"."""
 
 
 class IngestRefused(Exception):
     """The dashboard answered but refused the events (wrong token, malformed request)."""
 
 
+class SpoolUnusable(ValueError):
+    """The spool folder cannot be used (a file, not writable); raised when the callback is created."""
+
+
 def default_spool_dir() -> Path:
     return Path(os.environ.get("DASHBOARD_SPOOL_DIR") or Path.home() / ".cache" / "dashboard-callback")
 
 
+def check_spool_dir(spool_dir: str | os.PathLike | None) -> Path:
+    """The spool folder, created if needed; a file, or a folder that cannot be created or written,
+    is refused with a sentence (before training starts, not inside ``fit``)."""
+    folder = Path(spool_dir or default_spool_dir()).expanduser()
+    advice = "pass spool_dir= a writable folder (or set DASHBOARD_SPOOL_DIR)"
+    if folder.exists() and not folder.is_dir():
+        raise SpoolUnusable(f"The spool folder {folder} is a file, not a folder: {advice}.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SpoolUnusable(f"The spool folder {folder} cannot be created ({error.strerror or error}): "
+                            f"{advice}.") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SpoolUnusable(f"The spool folder {folder} is not writable: {advice}.")
+    return folder
+
+
 def post_events(url: str, token: str, client: str, events: list[dict], timeout: float = 10.0) -> dict:
-    """POST one batch; returns the endpoint's answer (``delivered``, ``stop``). Raises
-    :class:`IngestRefused` for a 4xx answer and ``OSError`` when the dashboard is unreachable."""
-    body = json.dumps({"client": client, "events": events}).encode()
-    request = urllib.request.Request(url.rstrip("/") + EVENTS_PATH, data=body, method="POST",
+    """POST one batch of events (dicts); see :func:`post_lines`."""
+    return post_lines(url, token, client, [json.dumps(event).encode() for event in events], timeout)
+
+
+def post_lines(url: str, token: str, client: str, lines: list[bytes], timeout: float = 10.0) -> dict:
+    """POST one batch of events given as their JSON text; returns the endpoint's answer
+    (``delivered``, ``rejected``, ``stop``). Raises :class:`IngestRefused` for a 4xx answer and
+    ``OSError`` when the dashboard is unreachable or answers something that is not its answer."""
+    body = b'{"client": ' + json.dumps(client).encode() + b', "events": [' + b",".join(lines) + b"]}"
+    request = urllib.request.Request(url.rstrip("/") + wire.EVENTS_PATH, data=body, method="POST",
                                      headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read() or b"{}")
+            answer = json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as error:
         detail = error.read().decode(errors="replace")[:300]
-        if 400 <= error.code < 500:
+        if 400 <= error.code < 500 and error.code not in _RETRY_CODES:
             raise IngestRefused(f"the dashboard refused the run's events ({error.code}): {detail}") from None
-        raise OSError(f"the dashboard answered {error.code}") from None
+        raise OSError(f"the dashboard answered {error.code}: {detail}") from None
+    except ValueError:
+        raise OSError("the answer was not the dashboard's (not JSON)") from None
+    if not isinstance(answer, dict):
+        raise OSError("the answer was not the dashboard's (not a JSON object)")
+    return answer
+
+
+def event_line(seq: int, op: str, args: dict[str, Any]) -> bytes:
+    """One event as strict JSON (NaN and infinity become null: the dashboard refuses them)."""
+    event = {"seq": seq, "op": op, "args": args}
+    try:
+        return json.dumps(event, default=_jsonable, allow_nan=False).encode()
+    except ValueError:
+        return json.dumps(wire.finite_or_none(json.loads(json.dumps(event, default=_jsonable))),
+                          allow_nan=False).encode()
 
 
 class Spool:
-    """Events of one sender, in a JSON-lines file; ``<file>.acked`` holds the highest sequence
-    number the dashboard confirmed (everything up to it was applied)."""
+    """Events of one sender, in a JSON-lines file written before delivery; ``<file>.acked`` notes
+    the highest sequence number the dashboard confirmed (for people; never trusted to skip or
+    delete anything). Writing it never stops training: when the disk refuses (full), events
+    wait in memory up to :data:`MEMORY_ONLY_BYTES`, then are dropped and counted."""
 
-    def __init__(self, path: Path, client: str):
+    def __init__(self, path: Path, client: str, *, append: bool = True):
+        """``append=False``: a queue of events read from the file, which is not written to."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.client = client
         self._acked_path = self.path.with_name(self.path.name + ".acked")
         self._lock = threading.Lock()
-        self._pending: list[dict] = []
+        self._pending: list[tuple[int, bytes, bool]] = []
+        """(seq, JSON line, written to disk) of the events not confirmed yet, in order."""
         self.next_seq = 0
         self.acked = -1
-        if self.path.exists():  # a spool left by an earlier attempt: load what was not confirmed
-            self.acked = self._read_acked()
-            for event in read_events(self.path):
-                self.next_seq = max(self.next_seq, event["seq"] + 1)
-                if event["seq"] > self.acked:
-                    self._pending.append(event)
-        self._file = open(self.path, "a", encoding="utf-8")
-
-    def _read_acked(self) -> int:
+        self.dropped = 0
+        """Events lost: larger than the endpoint accepts, or the disk full and the memory budget spent."""
+        self.unwritten = 0
+        """Events the disk refused (kept in memory until delivered)."""
+        self.warnings: list[str] = []
+        self._memory_only = 0
+        self._torn = False  # the last write stopped inside a line: the next one starts a new line
+        self._fd: int | None = None
         try:
-            return int(self._acked_path.read_text().strip() or -1)
-        except (OSError, ValueError):
-            return -1
+            if append:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as error:
+            self._warn(f"cannot open the spool {self.path} ({error.strerror or error})")
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+            print(f"DashboardCallback: {message}; events wait in memory until delivered and are lost if this "
+                  "process ends first.", file=sys.stderr)
+
+    def _write(self, line: bytes) -> bool:
+        """Append one line; False when the disk refused it (the spool file then ends in a torn
+        line, which :func:`read_spool` sets aside)."""
+        if self._fd is None:
+            return False
+        data = (b"\n" if self._torn else b"") + line + b"\n"
+        try:
+            written = os.write(self._fd, data)
+        except OSError as error:
+            self._warn(f"cannot write the spool {self.path} ({error.strerror or error})")
+            return False
+        self._torn = written < len(data)
+        if self._torn:
+            self._warn(f"cannot write the spool {self.path} (disk full)")
+        return not self._torn
 
     def add(self, op: str, args: dict[str, Any]) -> None:
         with self._lock:
-            line = json.dumps({"seq": self.next_seq, "op": op, "args": args}, default=_jsonable)
-            self.next_seq += 1
-            self._pending.append(json.loads(line))  # kept as written: plain JSON, converted once
-            self._file.write(line + "\n")
-            self._file.flush()
+            seq, self.next_seq = self.next_seq, self.next_seq + 1
+            line = event_line(seq, op, args)
+            if len(line) > wire.MAX_EVENT_BYTES:
+                self.dropped += 1
+                print(f"DashboardCallback: a {op} event of {len(line):,} bytes was dropped (the dashboard accepts "
+                      f"at most {wire.MAX_EVENT_BYTES:,}).", file=sys.stderr)
+                return
+            on_disk = self._write(line)
+            if not on_disk:
+                if self._memory_only + len(line) > MEMORY_ONLY_BYTES:
+                    self.dropped += 1
+                    return
+                self._memory_only += len(line)
+                self.unwritten += 1
+            self._pending.append((seq, line, on_disk))
 
-    def pending(self, limit: int = BATCH_EVENTS) -> list[dict]:
+    def extend(self, events: list[tuple[int, bytes]]) -> None:
+        """Queue events read from a spool file (already on disk)."""
         with self._lock:
-            return self._pending[:limit]
+            self._pending.extend((seq, line, True) for seq, line in events)
+            self.next_seq = max([self.next_seq, *(seq + 1 for seq, _ in events)])
+
+    def batch(self) -> list[tuple[int, bytes]]:
+        """The next events to send: at most :data:`BATCH_EVENTS`, in a body under :data:`wire.MAX_BODY_BYTES`."""
+        budget, used, chosen = wire.MAX_BODY_BYTES - wire.ENVELOPE_BYTES, 0, []
+        with self._lock:
+            for seq, line, _ in self._pending[:BATCH_EVENTS]:
+                if chosen and used + len(line) + 1 > budget:
+                    break
+                chosen.append((seq, line))
+                used += len(line) + 1
+        return chosen
 
     def confirm(self, up_to: int) -> None:
         with self._lock:
-            self._pending = [e for e in self._pending if e["seq"] > up_to]
+            self._memory_only -= sum(len(line) for seq, line, on_disk in self._pending if seq <= up_to and not on_disk)
+            self._pending = [item for item in self._pending if item[0] > up_to]
             self.acked = max(self.acked, up_to)
-            self._acked_path.write_text(str(self.acked))
+            try:
+                self._acked_path.write_text(str(self.acked))
+            except OSError:
+                pass  # a note for people only: nothing depends on it
 
     @property
     def empty(self) -> bool:
@@ -113,31 +219,59 @@ class Spool:
             return not self._pending
 
     def close(self, delete: bool) -> None:
-        self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         if delete:
             for path in (self.path, self._acked_path):
-                path.unlink(missing_ok=True)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:
+                    pass
+
+
+def _usable_event(line: bytes) -> tuple[int, bytes] | None:
+    """(seq, line) of a spool line that is a well-formed event, else None."""
+    try:
+        event = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(event, dict) or not isinstance(event.get("op"), str) or not isinstance(event.get("args"), dict):
+        return None
+    seq = event.get("seq")
+    if type(seq) is not int or not 0 <= seq < 2**62:  # noqa: E721 (True is an int, but not a seq)
+        return None
+    return seq, line.strip()
+
+
+def read_spool(path: Path) -> tuple[list[tuple[int, bytes]], list[bytes]]:
+    """The usable events of a spool file in sequence order (a seq seen twice: the first), and the
+    lines that are not (undecodable, malformed, a last line cut short by a crash)."""
+    events: dict[int, bytes] = {}
+    unusable = []
+    with open(path, "rb") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            found = _usable_event(line)
+            if found is None or found[0] in events:
+                unusable.append(line if line.endswith(b"\n") else line + b"\n")
+            else:
+                events[found[0]] = found[1]
+    return sorted(events.items()), unusable
 
 
 def read_events(path: Path) -> list[dict]:
-    """The events of a spool file (a last line cut short by a crash is skipped)."""
-    events = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and isinstance(event.get("seq"), int):
-                events.append(event)
-    return events
+    """The usable events of a spool file, as dicts (see :func:`read_spool`)."""
+    return [json.loads(line) for _, line in read_spool(path)[0]]
 
 
 def _jsonable(value: Any) -> Any:
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return str(value)
+    return number if math.isfinite(number) else None
 
 
 class RemoteSink:
@@ -149,10 +283,12 @@ class RemoteSink:
             raise ValueError("remote logging needs the dashboard's ingest token (token=...)")
         self.url, self.token = url, token
         self.client = uuid.uuid4().hex
-        self.spool = Spool(Path(spool_dir or default_spool_dir()) / f"{self.client}.jsonl", self.client)
+        self.spool = Spool(check_spool_dir(spool_dir) / f"{self.client}.jsonl", self.client)
         self.poll_interval, self.flush_timeout = poll_interval, flush_timeout
         self.reachable: bool | None = None
         self.refused: str | None = None
+        self.rejected: list[dict] = []
+        """Events the dashboard refused, with its reason (the first 100)."""
         self.stop_flags: dict[str, bool] = {}
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -204,15 +340,23 @@ class RemoteSink:
             print(f"DashboardCallback: {self.refused or 'the dashboard is unreachable'}; the run's events are "
                   f"kept in {self.spool.path}. Send them later with: python -m services.training.remote "
                   f"deliver {self.spool.path} --url {self.url} --token <token>", file=sys.stderr)
-        return delivered
+        if self.spool.dropped or self.rejected:
+            print(f"DashboardCallback: {self.spool.dropped} event(s) were dropped and {len(self.rejected)} refused "
+                  "by the dashboard" + (f" (first: {self.rejected[0].get('error')})" if self.rejected else ""),
+                  file=sys.stderr)
+        return delivered and not self.spool.dropped
 
     # --- delivery ----------------------------------------------------------------------------
     def _deliver_once(self) -> None:
-        events = self.spool.pending()
-        answer = post_events(self.url, self.token, self.client, events)
-        if events:
-            self.spool.confirm(events[-1]["seq"])
-        for run_id, flag in (answer.get("stop") or {}).items():
+        batch = self.spool.batch()
+        answer = post_lines(self.url, self.token, self.client, [line for _, line in batch])
+        if batch:
+            self.spool.confirm(batch[-1][0])
+        rejected = answer.get("rejected")
+        if isinstance(rejected, list):
+            self.rejected.extend(item for item in rejected[:100 - len(self.rejected)] if isinstance(item, dict))
+        stop = answer.get("stop")
+        for run_id, flag in (stop.items() if isinstance(stop, dict) else ()):
             self.stop_flags[str(run_id)] = bool(flag)
 
     def _deliver_loop(self) -> None:
@@ -231,20 +375,77 @@ class RemoteSink:
             self._wake.clear()
 
 
-def deliver_spool(path: str | os.PathLike, url: str, token: str) -> int:
-    """Send the undelivered events of a spool file; returns how many were sent."""
+class Delivery:
+    """What :func:`deliver_spool` did: events sent, new to the dashboard, refused, set aside."""
+
+    def __init__(self) -> None:
+        self.sent = self.new = 0
+        self.refused: list[dict] = []
+        self.set_aside = 0
+        self.notes: list[str] = []
+
+    def report(self) -> str:
+        text = (f"delivered {self.sent} event(s): {self.new - len(self.refused)} new, "
+                f"{self.sent - self.new} already on the dashboard, {len(self.refused)} refused")
+        if self.refused:
+            text += f" (first: {self.refused[0].get('error')})"
+        return "\n".join([*self.notes, text])
+
+
+def deliver_spool(path: str | os.PathLike, url: str, token: str) -> Delivery:
+    """Send every usable event of a spool file in order (the endpoint ignores the ones it already
+    has, so a stale or corrupted ``.acked`` file can neither lose nor double anything). Unusable
+    lines are moved to ``<spool>.unusable``; the spool is deleted only when every event was
+    answered for and the unusable lines are kept."""
     path = Path(path)
-    spool = Spool(path, path.stem)
-    sent = 0
+    done = Delivery()
+    events, unusable = read_spool(path)
+    acked_note = _check_acked(path, events)
+    if acked_note:
+        done.notes.append(acked_note)
+    kept = True
+    if unusable:
+        done.set_aside = len(unusable)
+        aside = path.with_name(path.name + ".unusable")
+        try:
+            with open(aside, "ab") as handle:
+                handle.writelines(unusable)
+            done.notes.append(f"{len(unusable)} line(s) of the spool were not usable events (undecodable or "
+                              f"malformed); they were moved to {aside} and the rest delivered.")
+        except OSError as error:
+            kept = False
+            done.notes.append(f"{len(unusable)} line(s) of the spool were not usable events and could not be moved "
+                              f"aside ({error.strerror or error}); the spool is kept.")
+    spool = Spool(path, path.stem, append=False)
+    spool.extend(events)
+    while not spool.empty:
+        batch = spool.batch()
+        answer = post_lines(url, token, spool.client, [line for _, line in batch])
+        spool.confirm(batch[-1][0])
+        done.sent += len(batch)
+        done.new += int(answer.get("delivered") or 0)
+        rejected = answer.get("rejected")
+        done.refused += [item for item in rejected if isinstance(item, dict)] if isinstance(rejected, list) else []
+    if kept:
+        for leftover in (path, path.with_name(path.name + ".acked")):
+            leftover.unlink(missing_ok=True)
+    return done
+
+
+def _check_acked(path: Path, events: list[tuple[int, bytes]]) -> str | None:
+    """A sentence when the spool's ``.acked`` note does not match its events (it is never used)."""
+    acked_path = path.with_name(path.name + ".acked")
+    if not acked_path.exists():
+        return None
+    last = events[-1][0] if events else -1
     try:
-        while not spool.empty:
-            events = spool.pending()
-            post_events(url, token, spool.client, events)
-            spool.confirm(events[-1]["seq"])
-            sent += len(events)
-    finally:
-        spool.close(delete=spool.empty)
-    return sent
+        acked = int(acked_path.read_text(errors="replace").strip() or -1)
+    except (OSError, ValueError):
+        acked = None
+    if acked is None or not -1 <= acked <= last:
+        return (f"the acknowledgement file {acked_path.name} does not match the spool (whose last event is "
+                f"{last}); it was ignored and every event sent (the dashboard ignores the ones it already has).")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,11 +457,11 @@ def main(argv: list[str] | None = None) -> int:
     deliver.add_argument("--token", default=os.environ.get("DASHBOARD_INGEST_TOKEN"))
     args = parser.parse_args(argv)
     try:
-        sent = deliver_spool(args.spool, args.url, args.token or "")
+        done = deliver_spool(args.spool, args.url, args.token or "")
     except (OSError, IngestRefused) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"delivered {sent} event(s)")
+    print(done.report())
     return 0
 
 

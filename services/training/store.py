@@ -133,8 +133,20 @@ def new_run_id() -> str:
 
 
 def check_run_id(run_id: str) -> str:
-    if not isinstance(run_id, str) or not run_id.replace("-", "").isalnum():
-        raise RunNotFound(f"not a run id: {run_id!r}")
+    """A run id usable as a folder name (letters, digits and dashes; short enough for any file
+    system); anything else is :class:`RunNotFound`."""
+    if not isinstance(run_id, str) or not run_id.replace("-", "").isalnum() or len(run_id.encode()) > 200:
+        raise RunNotFound(f"not a run id: {str(run_id)[:40]!r}")
+    return run_id
+
+
+def check_new_run_id(run_id: str) -> str:
+    """A run id a script may choose for a new run: :data:`wire.RUN_ID` (ASCII, at most 64 characters)."""
+    from services.training.wire import RUN_ID
+
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+        raise RunNotFound(f"not a usable run id: {str(run_id)[:40]!r} (1 to 64 ASCII letters, digits and "
+                          "dashes, starting with a letter or digit)")
     return run_id
 
 
@@ -268,7 +280,7 @@ class RunStore:
                    hyperparameters: dict | None = None, epochs: int | None = None,
                    status: str = QUEUED, synthetic: bool = False, run_id: str | None = None,
                    owner: str | None = None) -> str:
-        run_id = check_run_id(run_id) if run_id else new_run_id()
+        run_id = check_new_run_id(run_id) if run_id else new_run_id()
         with self._transaction() as connection:
             self._insert_run(connection, run_id, name, model=model, dataset=dataset, split=split, source=source,
                              config=config, hyperparameters=hyperparameters, epochs=epochs, status=status,
@@ -356,7 +368,10 @@ class RunStore:
             self._update_summary(connection, run_id, values)
 
     @staticmethod
-    def _update_summary(connection: sqlite3.Connection, run_id: str, values: dict[str, Any]) -> None:
+    def _update_summary(connection: sqlite3.Connection, run_id: str, values: dict[str, Any],
+                        max_bytes: int | None = None) -> None:
+        """Merge ``values`` into the summary; with ``max_bytes``, a merged summary larger than that
+        is a ValueError and nothing changes."""
         row = connection.execute("SELECT summary FROM runs WHERE id = ?", (check_run_id(run_id),)).fetchone()
         if row is None:
             raise RunNotFound(f"There is no run {run_id}.")
@@ -364,8 +379,10 @@ class RunStore:
             summary = json.loads(row[0] or "{}")
         except ValueError:
             summary = {}
-        summary = {**(summary if isinstance(summary, dict) else {}), **values}
-        connection.execute("UPDATE runs SET summary = ? WHERE id = ?", (json.dumps(summary, default=str), run_id))
+        merged = json.dumps({**(summary if isinstance(summary, dict) else {}), **values}, default=str)
+        if max_bytes is not None and len(merged) > max_bytes:
+            raise ValueError(f"the run's summary would exceed {max_bytes:,} bytes")
+        connection.execute("UPDATE runs SET summary = ? WHERE id = ?", (merged, run_id))
 
     def set_status(self, run_id: str, status: str, error: str | None = None, **fields: Any) -> None:
         with self._transaction() as connection:
