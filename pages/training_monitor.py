@@ -225,10 +225,9 @@ def summary_metrics(run) -> None:
     summary, table = run.summary, overview.epoch_table(store, run.id)
     columns = st.columns(6)
     best = overview.best_val_accuracy(table)
-    columns[0].metric("best val accuracy", f"{best:.3f}" if best is not None else "—")
+    columns[0].metric("best val accuracy", overview.format_number(best))
     for column, key, label in zip(columns[1:3], ("test_accuracy", "test_macro_f1"), ("test accuracy", "test macro F1")):
-        value = overview.finite(summary.get(key))
-        column.metric(label, f"{value:.3f}" if value is not None else "—")
+        column.metric(label, overview.format_number(summary.get(key)))
     total = summary.get("total_parameters")
     columns[3].metric("parameters", f"{total:,}" if isinstance(total, int) else "—")
     columns[4].metric("epochs", f"{max(run.epochs_done, len(table))}/{run.epochs or '?'}")

@@ -34,6 +34,14 @@ def finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def format_number(value: Any, decimals: int = 3) -> str:
+    """A value for a metric tile: fixed decimals, scientific when huge, a dash when not a finite number."""
+    number = finite(value)
+    if number is None:
+        return DASH
+    return f"{number:.{decimals}f}" if abs(number) < 1e6 else f"{number:.{decimals}g}"
+
+
 def epoch_table(store: RunStore, run_id: str) -> pd.DataFrame:
     """The run's per-epoch table as the monitor shows it: infinities are missing values."""
     return without_non_finite(store.epoch_table(run_id))

@@ -219,6 +219,10 @@ class Spool:
             return not self._pending
 
     def close(self, delete: bool) -> None:
+        """Close the file (deleting it with ``delete``); undelivered events that never reached the
+        disk are lost now and counted in :attr:`dropped`."""
+        with self._lock:
+            self.dropped += sum(1 for _, _, on_disk in self._pending if not on_disk)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
