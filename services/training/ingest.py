@@ -8,8 +8,10 @@ one in ``<data root>/runs/ingest.token`` (created on first start, readable by it
 
 ``POST /v1/events`` with ``{"client": id, "events": [{"seq", "op", "args"}, ...]}`` applies each
 event once (:meth:`RunStore.deliver`: a repeated ``(client, seq)`` changes nothing) and answers
-``{"delivered": n, "stop": {run_id: bool}}``. Events are untrusted: only the operations below,
-with checked values, and only on runs the endpoint created (source ``remote``).
+``{"delivered": n, "rejected": [{"seq", "code", "error"}], "stop": {run_id: bool}}``. Events are
+untrusted: only the operations below, with checked values (finite numbers, bounded ids and
+sizes: :mod:`services.training.wire`), and only on runs the endpoint created (source
+``remote``). A bad event is refused alone; every request gets an answer.
 """
 
 from __future__ import annotations
