@@ -334,3 +334,19 @@ def test_a_spool_path_that_is_a_file_is_refused_when_the_callback_is_created(tmp
         DashboardCallback("r", url="http://127.0.0.1:9", token=TOKEN, spool_dir=blocker / "below")
     with pytest.raises(ValueError, match="token"):
         DashboardCallback("r", url="http://127.0.0.1:9", token="", spool_dir=tmp_path)
+
+
+def test_hyperparameters_json_cannot_hold_still_reach_the_dashboard(endpoint, tmp_path):
+    from services.training.callback import DashboardCallback
+
+    deep: dict = {}
+    level = deep
+    for _ in range(100):
+        level["down"] = level = {}
+    x, y = tiny_arrays(8)
+    callback = DashboardCallback("odd hyper-parameters", url=endpoint.url, token=TOKEN, spool_dir=tmp_path,
+                                 hyperparameters={(1, 2): "a tuple key", "lr": float("nan"), "deep": deep})
+    _model().fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[callback])
+    assert callback.delivered is True
+    run = endpoint.store.get_run(callback.run_id)
+    assert run.status == FINISHED and run.hyperparameters["(1, 2)"] == "a tuple key" and run.hyperparameters["lr"] is None

@@ -107,13 +107,31 @@ def post_lines(url: str, token: str, client: str, lines: list[bytes], timeout: f
 
 
 def event_line(seq: int, op: str, args: dict[str, Any]) -> bytes:
-    """One event as strict JSON (NaN and infinity become null: the dashboard refuses them)."""
+    """One event as strict JSON the endpoint accepts: NaN and infinity become null, keys become
+    text, values JSON cannot hold become numbers or text, nesting too deep becomes text."""
     event = {"seq": seq, "op": op, "args": args}
     try:
-        return json.dumps(event, default=_jsonable, allow_nan=False).encode()
-    except ValueError:
-        return json.dumps(wire.finite_or_none(json.loads(json.dumps(event, default=_jsonable))),
-                          allow_nan=False).encode()
+        line = json.dumps(event, default=_jsonable, allow_nan=False).encode()
+        if wire.json_depth(line) <= wire.MAX_DEPTH - 2:  # the request adds two levels around it
+            return line
+    except (TypeError, ValueError, RecursionError):
+        pass
+    return json.dumps(_plain(event), allow_nan=False).encode()
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as plain JSON data (see :func:`event_line`); nesting beyond the endpoint's limit becomes text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int)):
+        return value
+    if depth >= wire.MAX_DEPTH - 4:  # room for the request around the event
+        return str(value)[:1000]
+    if isinstance(value, dict):
+        return {str(key): _plain(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, depth + 1) for item in value]
+    return _jsonable(value)
 
 
 class Spool:
@@ -171,7 +189,13 @@ class Spool:
     def add(self, op: str, args: dict[str, Any]) -> None:
         with self._lock:
             seq, self.next_seq = self.next_seq, self.next_seq + 1
-            line = event_line(seq, op, args)
+            try:
+                line = event_line(seq, op, args)
+            except (TypeError, ValueError, RecursionError) as error:  # never an exception inside fit
+                self.dropped += 1
+                print(f"DashboardCallback: a {op} event was dropped (cannot be written as JSON: {error}).",
+                      file=sys.stderr)
+                return
             if len(line) > wire.MAX_EVENT_BYTES:
                 self.dropped += 1
                 print(f"DashboardCallback: a {op} event of {len(line):,} bytes was dropped (the dashboard accepts "
@@ -236,6 +260,8 @@ class Spool:
 
 def _usable_event(line: bytes) -> tuple[int, bytes] | None:
     """(seq, line) of a spool line that is a well-formed event, else None."""
+    if len(line) > wire.MAX_EVENT_BYTES:  # the endpoint would refuse the whole request
+        return None
     try:
         event = json.loads(line.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -287,7 +313,12 @@ class RemoteSink:
             raise ValueError("remote logging needs the dashboard's ingest token (token=...)")
         self.url, self.token = url, token
         self.client = uuid.uuid4().hex
-        self.spool = Spool(check_spool_dir(spool_dir) / f"{self.client}.jsonl", self.client)
+        folder = Path(spool_dir or default_spool_dir())
+        try:
+            folder = check_spool_dir(folder)
+        except SpoolUnusable as error:  # checked when the callback was made: gone since; memory only
+            print(f"DashboardCallback: {error}", file=sys.stderr)
+        self.spool = Spool(folder / f"{self.client}.jsonl", self.client)
         self.poll_interval, self.flush_timeout = poll_interval, flush_timeout
         self.reachable: bool | None = None
         self.refused: str | None = None

@@ -33,17 +33,6 @@ ENVELOPE_BYTES = 256
 """Room kept in a body for ``{"client": ..., "events": [...]}`` around the events."""
 
 
-def finite_or_none(value: Any) -> Any:
-    """``value`` with every NaN or infinity inside it (lists, dicts) replaced by None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_none(item) for item in value]
-    return value
-
-
 def first_non_finite(value: Any, where: str = "") -> str | None:
     """Where the first NaN or infinity inside ``value`` is (a dotted path), or None."""
     if isinstance(value, float) and not math.isfinite(value):
