@@ -112,7 +112,8 @@ def event_line(seq: int, op: str, args: dict[str, Any]) -> bytes:
     event = {"seq": seq, "op": op, "args": args}
     try:
         line = json.dumps(event, default=_jsonable, allow_nan=False).encode()
-        if wire.json_depth(line) <= wire.MAX_DEPTH - 2:  # the request adds two levels around it
+        limit = wire.MAX_DEPTH - 2  # the request adds two levels around it
+        if line.count(b"[") + line.count(b"{") <= limit or wire.json_depth(line) <= limit:  # cheap test first
             return line
     except (TypeError, ValueError, RecursionError):
         pass
