@@ -223,7 +223,8 @@ def test_a_full_disk_under_the_spool_never_stops_the_fit_and_loses_nothing_deliv
     from services.training.callback import DashboardCallback
 
     x, y = tiny_arrays(16)
-    callback = DashboardCallback("full disk", url=endpoint.url, token=TOKEN, spool_dir=full_disk, batch_log_interval=0.0)
+    callback = DashboardCallback("full disk", url=endpoint.url, token=TOKEN, spool_dir=full_disk,
+                                 batch_log_interval=0.0)
     history = _model().fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[callback])
     assert len(history.history["loss"]) == 2
     spool = callback.sink.spool
@@ -349,4 +350,5 @@ def test_hyperparameters_json_cannot_hold_still_reach_the_dashboard(endpoint, tm
     _model().fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[callback])
     assert callback.delivered is True
     run = endpoint.store.get_run(callback.run_id)
-    assert run.status == FINISHED and run.hyperparameters["(1, 2)"] == "a tuple key" and run.hyperparameters["lr"] is None
+    assert run.status == FINISHED and run.hyperparameters["(1, 2)"] == "a tuple key"
+    assert run.hyperparameters["lr"] is None  # NaN is sent as null

@@ -303,7 +303,8 @@ def _inside(path: str, root: Path) -> bool:
 
 def metrics_csv(store: RunStore, run_id: str) -> bytes:
     """Metrics in wide format: one row per epoch (and per logged batch), one column per metric,
-    with the ISO 8601 UTC time the row was written."""
+    with the ISO 8601 UTC time the row was written. Infinite values and times pandas cannot
+    represent are empty cells; metric names are escaped against spreadsheet formulas."""
     frame = store.metrics(run_id)
     if frame.empty:
         return b"epoch,step,time\n"
