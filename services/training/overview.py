@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from services.csv_files import csv_bytes, read_csv
 from services.training.store import RUNNING, Run, RunStore
 
 REFRESH_SECONDS = 1.0
@@ -206,7 +207,7 @@ def val_predictions(store: RunStore, run_id: str) -> pd.DataFrame | None:
     if path is None:
         return None
     try:
-        frame = pd.read_csv(path)
+        frame = read_csv(path)
     except (OSError, ValueError):
         return None
     needed = {"path", "label", "predicted", "confidence"}
@@ -240,4 +241,4 @@ def metrics_csv(store: RunStore, run_id: str) -> bytes:
     wide["step"] = wide["step"].astype("Int64").where(wide["step"] != epoch_rows)
     wide["epoch"] = wide["epoch"] + 1
     wide.columns.name = None
-    return wide.sort_values(["epoch", "step"], na_position="last").to_csv(index=False).encode()
+    return csv_bytes(wide.sort_values(["epoch", "step"], na_position="last"))
