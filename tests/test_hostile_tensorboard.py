@@ -138,3 +138,12 @@ def test_the_training_monitor_follows_the_import_job(data_root, monkeypatch):
     assert not app.exception
     assert any("No scalar metrics found" in e.value for e in app.error)
     assert RunStore().list_runs() == []
+
+
+def test_job_rows_cannot_point_the_import_outside_its_folder(data_root, tmp_path):
+    outside = tmp_path / "secret.tfevents"
+    outside.write_bytes(event_file([(0, 1.0, 1.7e9)]))
+    params = {"name": "sneaky", "uploads": [["../secret.tfevents", "events.out.tfevents.1"]]}
+    result = run_inline(tb_import.KIND, params, tmp_path / "job")
+    assert result.status == "failed" and "No scalar metrics found" in result.error
+    assert outside.is_file() and RunStore().list_runs() == []

@@ -20,11 +20,12 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import re
 import struct
 import time
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from services import archives
@@ -35,9 +36,12 @@ from services.training import store as run_store
 KIND = "tensorboard-import"
 MAX_FILE_BYTES = 200 * 1024 * 1024
 MAX_IMPORT_BYTES = 512 * 1024 * 1024
-"""Event-file bytes one import reads at most (less when ``DASHBOARD_MAX_ZIP_BYTES`` is lower)."""
+"""Event-file bytes read from one uploaded zip at most (less when ``DASHBOARD_MAX_ZIP_BYTES`` is lower)."""
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 MAX_FILES = 200
+UPLOAD_FILE = "upload-{:03d}"
+"""Name of the n-th uploaded file in an import job's folder."""
+_UPLOAD_FILE = re.compile(r"upload-\d{3,}")
 LATEST_WALL_TIME = 4_102_444_800.0
 """2100-01-01 UTC: a later wall time (or one before 1970) is not a real time."""
 
@@ -139,11 +143,12 @@ def _files(name: str, data: bytes) -> list[tuple[str, bytes]]:
     return [("", data[:MAX_FILE_BYTES])] if _is_event_file(name) else []
 
 
-def read_uploads(uploads: list[tuple[str, bytes]], progress=None) -> Scalars:
-    """The scalars of every event file in ``uploads`` ((name, bytes) pairs); ``progress(i, n)``
-    after each upload."""
+def read_uploads(uploads: list[tuple[str, bytes | Path]], progress=None) -> Scalars:
+    """The scalars of every event file in ``uploads`` ((name, bytes or the file holding them)
+    pairs; files are read one at a time); ``progress(i, n)`` after each upload."""
     scalars = Scalars()
     for number, (upload_name, data) in enumerate(uploads, start=1):
+        data = data.read_bytes() if isinstance(data, Path) else data
         for folder, content in _files(upload_name, data):
             read_events(content, folder, scalars)
         if progress:
@@ -193,18 +198,25 @@ def write_run(store: run_store.RunStore, scalars: Scalars, name: str, *, owner: 
 def submit_import(manager, uploads: list[tuple[str, bytes]], name: str, owner: str | None = None) -> str:
     """Queue a ``tensorboard-import`` job for ``uploads`` ((file name, bytes) pairs); returns its id."""
     check_upload(len(data) for _, data in uploads)
-    files = {f"upload-{number:03d}": data for number, (_, data) in enumerate(uploads)}
+    files = {UPLOAD_FILE.format(number): data for number, (_, data) in enumerate(uploads)}
     params = {"name": str(name)[:200], "owner": owner,
               "uploads": [[key, str(upload_name)[:200]] for key, (upload_name, _) in zip(files, uploads)]}
     return manager.submit(KIND, f"Import {str(name)[:100]}", params, files=files, owner=owner)
 
 
+def _upload_pairs(params: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(job file, shown name) of each upload; job rows are untrusted, so only names that
+    :func:`submit_import` gives (``upload-000``...) are used: nothing outside the job folder."""
+    return [(pair[0], pair[1]) for pair in params.get("uploads") or []
+            if isinstance(pair, list) and len(pair) == 2 and _UPLOAD_FILE.fullmatch(str(pair[0]))]
+
+
 def import_job(params: dict[str, Any], context) -> dict:
     """Body of the ``tensorboard-import`` job: read the uploaded files, write the run, delete the uploads."""
-    pairs = [pair for pair in params.get("uploads") or [] if isinstance(pair, list) and len(pair) == 2]
-    stored = [context.dir / str(key) for key, _ in pairs]
+    pairs = [(key, str(shown)) for key, shown in _upload_pairs(params)]
+    stored = [context.dir / key for key, _ in pairs]
     try:
-        uploads = [(str(shown), path.read_bytes()) for path, (_, shown) in zip(stored, pairs) if path.is_file()]
+        uploads = [(shown, path) for path, (_, shown) in zip(stored, pairs) if path.is_file()]
         context.progress(0.0, f"reading {len(uploads)} file(s)")
         scalars = read_uploads(uploads, lambda done, total: context.progress(0.8 * done / total,
                                                                              f"read {done} of {total} file(s)"))
