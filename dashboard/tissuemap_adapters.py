@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from services.config import get_settings
-from services.errors import UserFacingError
+from services.errors import BadImage, UserFacingError
 from services.tissuemap import detail, reader, tissue
 from services.tissuemap.grid import Grid, cell_coverage, tiles_in_tissue
 from services.tissuemap.maps import TissueMap, load_map
@@ -30,19 +31,30 @@ class Preview:
     thumbnail: np.ndarray
     factor: int
     suggested_threshold: int
+    notes: tuple[str, ...] = ()
 
 
 @st.cache_data(show_spinner="Reading the image…", max_entries=6)
-def preview(path: str, mtime: float, target_mpp: float | None) -> Preview:
-    """Thumbnail and metadata (the job reads the same thumbnail, so the preview matches the map)."""
-    with reader.open_image(path, target_mpp=target_mpp) as source:
-        thumbnail, factor = source.thumbnail()
-        return Preview(source.name, source.width, source.height, source.mpp, bool(getattr(source, "synthetic", False)),
-                       source.format, thumbnail, factor, tissue.suggested_threshold(thumbnail))
+def preview(path: str, mtime: float, target_mpp: float | None) -> Preview | str:
+    """Thumbnail and metadata (the job reads the same thumbnail, so the preview matches the map),
+    read within :data:`~services.tissuemap.reader.PREVIEW_SECONDS`; or the refusal in a sentence
+    (cached too, so a refused image does not cost the time again on every rerun)."""
+    try:
+        with reader.open_image(path, target_mpp=target_mpp) as source:
+            thumbnail, factor = source.thumbnail(deadline=time.monotonic() + reader.PREVIEW_SECONDS)
+            return Preview(source.name, source.width, source.height, source.mpp,
+                           bool(getattr(source, "synthetic", False)), source.format, thumbnail, factor,
+                           tissue.suggested_threshold(thumbnail), tuple(source.notes))
+    except BadImage as error:
+        return str(error)
 
 
 def image_preview(path: Path, target_mpp: float | None) -> Preview:
-    return preview(str(path), path.stat().st_mtime, target_mpp)
+    """The cached preview of ``path``; raises :class:`BadImage` for an image that was refused."""
+    found = preview(str(path), path.stat().st_mtime, target_mpp)
+    if isinstance(found, str):
+        raise BadImage(found)
+    return found
 
 
 def tissue_tiles(view: Preview, mpp: float, field_um: float, threshold: float, min_tissue: float,

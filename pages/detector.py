@@ -23,7 +23,7 @@ from dashboard.widgets import job_status_line, job_stop_button, user_errors
 from services.detection import onnx_store, registry
 from services.detection.annotate import annotate, mark_random_weights
 from services.detection.batch import JOB_KIND, BatchSettings, batch_outputs, submit_batch
-from services.detection.decode import CANDIDATE_FLOOR, PRESETS, Detections, preprocess, select
+from services.detection.decode import CANDIDATE_FLOOR, PRESETS, Detections, preprocess, select, threshold_or_default
 from services.detection.detector import run_detection
 from services.detection.exports import counts_per_class, detections_table, to_coco_results, to_csv
 from services.detection.models import parse_names
@@ -304,6 +304,11 @@ if random_weights:
 thresholds = st.columns([2, 2, 2, 3])
 thresholds[0].selectbox("Preset", [p.name for p in PRESETS], index=1, key="det_preset", on_change=apply_preset,
                         help="\n".join(f"- **{p.name}**: score {p.score}, NMS {p.nms} ({p.note})" for p in PRESETS))
+for key, label, default in (("det_score", "score threshold", PRESETS[1].score),
+                            ("det_nms", "NMS threshold", PRESETS[1].nms)):
+    state[key], refused = threshold_or_default(state.get(key), label, default)  # the session is untrusted
+    if refused:
+        st.error(refused, icon=":material/error:")
 score = thresholds[1].slider("Score threshold", 0.0, 1.0, step=0.01, key="det_score")
 nms = thresholds[2].slider("NMS IoU threshold", 0.0, 1.0, step=0.01, key="det_nms")
 class_filter = thresholds[3].multiselect("Classes (empty: all)", names, key="det_classes")

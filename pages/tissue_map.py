@@ -119,6 +119,8 @@ def settings_panel(path: Path, default_mpp: float | None, choice) -> dict | None
     with user_errors():
         view = ui.image_preview(path, None)
         st.caption(md(f"{view.name}: {view.width:,} x {view.height:,} px, {view.format}"))
+        for note in view.notes:
+            st.warning(md(note))
         if view.synthetic:
             synthetic_badge("synthetic image")
         mpp = view.mpp

@@ -13,7 +13,7 @@ from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.datasets_adapters import thumbnail
 from dashboard.training_adapters import first_layer_view, ingest_address, run_store
-from dashboard.widgets import STATUS_ICONS, md, show_image, synthetic_badge, user_errors
+from dashboard.widgets import STATUS_ICONS, job_status_line, md, show_image, synthetic_badge, user_errors
 from services.datasets import sources, splits
 from services.images import decode_image
 from services.models.catalog import DESCRIPTIONS, model_names
@@ -39,6 +39,21 @@ DEVICES = {"auto": "all local GPUs (MirroredStrategy when several), else CPU", "
 
 def run_label(run) -> str:
     return f"{run.name} · {run.id[-6:]}"
+
+
+def tb_import_status(job_id: str) -> None:
+    """The TensorBoard import job's progress; once it ends, the page reloads on the imported run."""
+    state = manager.get(job_id)
+    if state is None:
+        return
+    job_status_line(state)
+    if not state.active and st.session_state.get("tb_live") == job_id:
+        st.session_state["tb_live"] = None
+        if state.status == "finished" and state.result.get("run_id"):
+            st.session_state["selected_runs"] = [state.result["run_id"]]
+        st.rerun(scope="app")
+    if state.active:
+        st.session_state["tb_live"] = job_id
 
 
 # --- start a run -------------------------------------------------------------------------------
@@ -83,10 +98,12 @@ with st.expander("Log a script on another machine, or import TensorBoard files",
     import_name = st.text_input("Name of the imported run", key="tb_name")
     if st.button("Import", icon=":material/upload:", disabled=not uploads, key="tb_import"):
         with user_errors():
-            imported = tb_import.import_event_files(store, [(f.name, f.getvalue()) for f in uploads],
-                                                    import_name or uploads[0].name)
-            st.session_state["selected_runs"] = [imported]
-            st.toast("Imported.")
+            st.session_state["tb_job"] = tb_import.submit_import(
+                manager, [(f.name, f.getvalue()) for f in uploads], import_name or uploads[0].name,
+                current_actor().owner)
+    tb_job = manager.get(st.session_state["tb_job"]) if st.session_state.get("tb_job") else None
+    if tb_job is not None:
+        st.fragment(lambda: tb_import_status(tb_job.id), run_every=1.0 if tb_job.active else None)()
 
 # --- runs table --------------------------------------------------------------------------------
 runs = store.list_runs()

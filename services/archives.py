@@ -204,6 +204,18 @@ def flat_name(name: str, number: int) -> str:
     return f"{number:05d}_{cleaned[:FLAT_NAME_CHARS] or 'file'}"
 
 
+def damage(error: BaseException) -> str:
+    """What is wrong with a zip that failed while being read, in words (no exception names)."""
+    text = str(error)
+    if "CRC" in text:
+        return "a file in it does not match its checksum (the zip was cut or altered)"
+    if isinstance(error, (zlib.error, lzma.LZMAError, EOFError)) or "compress" in text.lower():
+        return "the compressed data of a file in it is cut or corrupt"
+    if isinstance(error, NotImplementedError):
+        return "it uses a compression method this server cannot read"
+    return "its directory or a file header cannot be read"
+
+
 def _open_archive(source: Source, label: str) -> zipfile.ZipFile:
     try:
         handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
@@ -255,7 +267,8 @@ def extract_zip(source: Source, target: str | os.PathLike, *, max_bytes: int | N
             result = _extract_members(archive, members, staging, max_bytes, total, flat, progress, stop)
         os.replace(staging, target)
     except _READ_ERRORS as error:
-        raise UnsafeArchive(f"{label} is damaged ({type(error).__name__}: {error}); nothing was kept.") from error
+        raise UnsafeArchive(f"{label} is damaged: {damage(error)}; nothing was kept. Zip the files again and "
+                            "upload the new zip.") from error
     except OSError as error:
         raise UnsafeArchive(f"{label} could not be extracted ({error.strerror or type(error).__name__}); "
                             "nothing was kept.") from error
@@ -312,7 +325,8 @@ def read_zip_members(source: Source, *, select: Callable[[str], bool] | None = N
                                         "refused.")
                 found.append((info.filename, data))
     except _READ_ERRORS as error:
-        raise UnsafeArchive(f"{label} is damaged ({type(error).__name__}: {error}).") from error
+        raise UnsafeArchive(f"{label} is damaged: {damage(error)}. Zip the files again and upload the new zip.") \
+            from error
     return found
 
 

@@ -232,13 +232,14 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
 def display_copy(pixels: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
     """A copy of an image array that is safe to hand to ``st.image``: uint8 (floats in 0..1 or
-    0..255 are scaled and clipped, NaN becomes 0) with its longest side at most ``max_side``
-    (aspect kept, every side at least one pixel). A 2 x 1,000,000 strip becomes 2048 x 1."""
+    0..255, judged on the finite pixels, are scaled and clipped; NaN becomes 0, infinity the top)
+    with its longest side at most ``max_side`` (aspect kept, every side at least one pixel). A 2 x 1,000,000 strip becomes 2048 x 1."""
     array = np.asarray(pixels)
     if array.dtype != np.uint8:
-        values = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=255.0, neginf=0.0)
-        if values.size and values.max() <= 1.0:
-            values = values * 255.0
+        values = array.astype(np.float32)
+        finite = np.isfinite(values)
+        top = 255.0 if finite.any() and values[finite].max() > 1.0 else 1.0  # the scale from finite pixels only
+        values = np.nan_to_num(values, nan=0.0, posinf=top, neginf=0.0) * (255.0 / top)
         array = np.clip(values, 0, 255).round().astype(np.uint8)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]

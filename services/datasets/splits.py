@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from services.config import confine, get_settings
+from services.csv_files import read_csv, write_csv
 from services.datasets.index import usable
 from services.datasets.naming import is_safe_name
 from services.errors import PathOutsideRoot, UserFacingError
@@ -164,7 +165,7 @@ def save_split(dataset: str, name: str, frame: pd.DataFrame) -> Path:
     path = _split_file(dataset, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".csv.tmp")
-    table.to_csv(temporary, index=False)
+    write_csv(table, temporary)
     temporary.replace(path)
     return path
 
@@ -185,7 +186,7 @@ def load_split(dataset: str, name: str) -> pd.DataFrame:
         raise UserFacingError(f"no saved split {name!r} for dataset {dataset!r}; build and save one in the "
                               "Dataset explorer.")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = read_csv(path, dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as error:
         raise UserFacingError(f"{path.name} is not a readable split file ({type(error).__name__}).") from error
     missing = [c for c in SPLIT_COLUMNS if c not in table.columns]

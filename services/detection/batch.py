@@ -21,6 +21,7 @@ import pandas as pd
 from services import archives
 from services.detection.annotate import annotate, mark_random_weights
 from services.detection.decode import check_input_size, check_threshold, select
+from services.csv_files import write_csv
 from services.detection.detector import run_detection
 from services.detection.exports import COLUMNS, detections_table, to_coco_results, to_csv
 from services.errors import BadImage, UserFacingError
@@ -145,7 +146,7 @@ def run_batch(context, backend, names: list[str], settings: BatchSettings, rando
         for png in sorted(annotated_dir.glob("*.png")):
             archive.write(png, png.name)
     shutil.rmtree(annotated_dir, ignore_errors=True)
-    pd.DataFrame(problems, columns=["image", "problem"]).to_csv(context.dir / "problems.csv", index=False)
+    write_csv(pd.DataFrame(problems, columns=["image", "problem"]), context.dir / "problems.csv")
     return {"images": len(images), "processed": len(tables), "detections": int(len(table)), "random_weights": random_weights,
             "problems": problems[:MAX_PROBLEMS_IN_RESULT], "problem_count": len(problems)}
 

@@ -148,6 +148,15 @@ def check_threshold(value, label: str) -> float:
     return number
 
 
+def threshold_or_default(value, label: str, default: float) -> tuple[float, str | None]:
+    """(``value``, None) when it is a threshold in [0, 1]; else (``default``, the refusal in a
+    sentence), e.g. for a value a crafted session put where a slider's value belongs."""
+    try:
+        return check_threshold(value, label), None
+    except UserFacingError as error:
+        return default, f"Refused: {error} The default {default} is used instead."
+
+
 INPUT_SIZES = range(32, 4097, 32)
 
 

@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 
+from services.csv_files import csv_bytes
 from services.detection.decode import Detections
 
 # COCO's 80 detection classes (coco.names order) -> the category ids of the COCO annotations.
@@ -36,7 +37,7 @@ def counts_per_class(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_csv(table: pd.DataFrame) -> bytes:
-    return table.to_csv(index=False).encode("utf-8")
+    return csv_bytes(table)
 
 
 def category_id(class_id: int, names: list[str]) -> int:

@@ -42,6 +42,7 @@ _KINDS = [
     JobKind("tissue-map", "services.tissuemap.job:tissue_map_job", TENSORFLOW, True, "tissue map"),
     JobKind("dataset-index", "services.datasets.tasks:index_job", CPU, False, "dataset indexing"),
     JobKind("dataset-import", "services.datasets.tasks:import_job", CPU, False, "dataset import"),
+    JobKind("tensorboard-import", "services.training.tb_import:import_job", CPU, False, "TensorBoard import"),
     JobKind("kather-download", "services.datasets.tasks:kather_job", IO, False, "Kather download"),
     JobKind("nct-download", "services.datasets.nct_tasks:nct_job", IO, False, "NCT-CRC-HE download"),
     JobKind("kather-large-download", "services.tissuemap.kather_large:download_job", IO, False,

@@ -344,7 +344,11 @@ def _load_checked(model, path: Path, backbone: BackboneSpec, shown_name: str | N
     mismatch = first_mismatch(model, path, shown_name)
     if mismatch:
         raise WeightsMismatch(f"{shown_name} does not fit {backbone.title}: {mismatch}.")
-    model.load_weights(str(path))
+    try:
+        model.load_weights(str(path))
+    except (KeyError, ValueError, OSError) as error:  # changed since it was checked, or read differently by Keras
+        raise WeightsMismatch(f"{shown_name} could not be loaded into {backbone.title}: the file does not match "
+                              "the architecture. Delete it from the model cache and install the weights again.") from error
 
 
 def install_weights_file(name: str, source: str | os.PathLike | bytes | io.IOBase, *, original_name: str | None = None,

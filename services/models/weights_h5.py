@@ -67,8 +67,9 @@ def file_layers(path: Path, shown_name: str | None = None) -> list[tuple[str, li
         group = _weights_group(root, shown_name)
         layers = []
         for layer_name in _read_attribute(group, "layer_names"):
-            if layer_name not in group:
-                continue
+            if layer_name not in group:  # Keras's loader would fail on it later with a KeyError
+                raise WeightsMismatch(f"{shown_name} lists a layer {layer_name[:80]!r} but holds no weights for "
+                                      "it: the file is damaged or was edited; upload the original file.")
             layer_group = group[layer_name]
             shapes = [tuple(layer_group[w].shape) for w in _read_attribute(layer_group, "weight_names")]
             if shapes:

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from services.config import confine
+from services.csv_files import csv_bytes
 from services.errors import BadImage, UserFacingError
 from services.tissuemap import outputs, reader, tissue
 from services.tissuemap.grid import MAX_OVERLAP, Grid, MapAccumulator, cell_coverage, tiles_in_tissue
@@ -194,7 +195,7 @@ def write_outputs(folder: Path, tissue_map: TissueMap, thumbnail: np.ndarray, fa
         (staging / "labels.tif").write_bytes(outputs.label_tiff(tissue_map))
         (staging / "tiles.csv").write_bytes(outputs.tiles_csv(tissue_map))
         (staging / "regions.geojson").write_bytes(outputs.geojson_bytes(tissue_map))
-        (staging / "areas.csv").write_bytes(outputs.areas_frame(tissue_map).to_csv(index=False).encode())
+        (staging / "areas.csv").write_bytes(csv_bytes(outputs.areas_frame(tissue_map)))
         (staging / "report.html").write_text(report.render(tissue_map, thumbnail, overlay, choice.card),
                                              encoding="utf-8")
         shutil.rmtree(target, ignore_errors=True)

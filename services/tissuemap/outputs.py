@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from services.csv_files import csv_bytes
 from services.tissuemap.geojson import feature_collection
 from services.tissuemap.maps import TissueMap
 
@@ -120,7 +121,7 @@ def tile_frame(tissue_map: TissueMap) -> pd.DataFrame:
 
 
 def tiles_csv(tissue_map: TissueMap) -> bytes:
-    return tile_frame(tissue_map).to_csv(index=False).encode()
+    return csv_bytes(tile_frame(tissue_map))
 
 
 def geojson_bytes(tissue_map: TissueMap) -> bytes:

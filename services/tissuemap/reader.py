@@ -20,6 +20,7 @@ import math
 import os
 import re
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -33,6 +34,15 @@ MPP_RANGE = (0.05, 50.0)
 CHUNK_CACHE_BYTES = 96 * 1024**2
 THUMBNAIL_SIDE = 1536
 """Longest side of the thumbnail tissue is detected on (the page previews the same one)."""
+THUMBNAIL_MAX_PIXELS = 1_000_000_000
+"""Pixels a thumbnail may read (from the smallest suitable pyramid level): past this it is refused."""
+PREVIEW_SECONDS = 10.0
+"""Time the page's preview may take to read a thumbnail before it is refused."""
+THUMBNAIL_BLOCK = (256, 4096)
+"""Rows and columns (at least) read at once for a thumbnail, so memory stays bounded whatever the shape."""
+LEVEL_ASPECT_TOLERANCE = 0.01
+"""A pyramid level whose height differs from the base's aspect ratio by more than this (and 2 px) is skipped."""
+PYRAMID_ADVICE = "Save it as a pyramidal tiled TIFF (e.g. `vips tiffsave in.tif out.tif --tile --pyramid`) to map it."
 OPENSLIDE_SUFFIXES = {".mrxs", ".vms", ".vmu", ".scn", ".bif", ".svslide"}
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 WHITE = 255
@@ -77,14 +87,32 @@ class ImageSource:
     def _read_inside(self, x: int, y: int, width: int, height: int) -> np.ndarray:
         raise NotImplementedError
 
-    def thumbnail(self, max_side: int = THUMBNAIL_SIDE) -> tuple[np.ndarray, int]:
-        """(thumbnail, factor): block means of ``factor`` x ``factor`` pixels, read in bands."""
+    @property
+    def notes(self) -> list[str]:
+        """What a person should know about how the file is read (e.g. pyramid levels skipped)."""
+        return []
+
+    def thumbnail(self, max_side: int = THUMBNAIL_SIDE, *, deadline: float | None = None) -> tuple[np.ndarray, int]:
+        """(thumbnail, factor): block means of ``factor`` x ``factor`` pixels, read block by block.
+
+        Bounded work: refused (:class:`BadImage`) when the image has more than
+        :data:`THUMBNAIL_MAX_PIXELS`, or once ``deadline`` (a :func:`time.monotonic` value) passes."""
+        if self.width * self.height > THUMBNAIL_MAX_PIXELS:
+            raise BadImage(f"{self.name}: {self.width:,} x {self.height:,} pixels with no smaller pyramid level to "
+                           f"preview from: more than the {THUMBNAIL_MAX_PIXELS:,} pixels a thumbnail may read; "
+                           f"refused. {PYRAMID_ADVICE}")
         factor = max(1, math.ceil(max(self.width, self.height) / max_side))
-        band = factor * max(1, math.ceil(256 / factor))
+        band, step = (factor * max(1, math.ceil(side / factor)) for side in THUMBNAIL_BLOCK)
         rows = []
         for y in range(0, self.height, band):
-            pixels = self.read_region(0, y, self.width, min(band, self.height - y))
-            rows.append(block_mean(pixels, factor))
+            blocks = []
+            for x in range(0, self.width, step):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise BadImage(f"{self.name}: reading a preview of {self.width:,} x {self.height:,} pixels takes "
+                                   f"longer than {PREVIEW_SECONDS:.0f} s; refused. {PYRAMID_ADVICE}")
+                pixels = self.read_region(x, y, min(step, self.width - x), min(band, self.height - y))
+                blocks.append(block_mean(pixels, factor))
+            rows.append(np.concatenate(blocks, axis=1))
         return np.concatenate(rows, axis=0), factor
 
     def close(self) -> None:
@@ -154,8 +182,11 @@ class TiffSource(ImageSource):
         try:
             self._tiff = tifffile.TiffFile(self.path)
             series = self._tiff.series[0]
-            self.levels = [(int(lv.keyframe.imagewidth), int(lv.keyframe.imagelength)) for lv in series.levels]
-            self._page = series.levels[level].keyframe if level else self._tiff.pages[0]
+            sizes = [(int(lv.keyframe.imagewidth), int(lv.keyframe.imagelength)) for lv in series.levels]
+            usable = consistent_levels(sizes)
+            self.levels = [sizes[i] for i in usable]
+            self.skipped_levels = len(sizes) - len(usable)
+            self._page = series.levels[usable[level]].keyframe if level else self._tiff.pages[0]
             description = self._tiff.pages[0].description or ""
             base_mpp = _tiff_mpp(self._tiff.pages[0], description)
         except BadImage:
@@ -236,14 +267,21 @@ class TiffSource(ImageSource):
                 out[y0 - y:y1 - y, x0 - x:x1 - x] = chunk[y0 - top:y1 - top, x0 - left:x1 - left]
         return out
 
-    def thumbnail(self, max_side: int = THUMBNAIL_SIDE) -> tuple[np.ndarray, int]:
+    def thumbnail(self, max_side: int = THUMBNAIL_SIDE, *, deadline: float | None = None) -> tuple[np.ndarray, int]:
         """From the smallest pyramid level still about ``max_side`` large, else block means of this level."""
         smaller = [i for i in range(self.level + 1, len(self.levels)) if max(self.levels[i]) >= max_side // 2]
         if not smaller:
-            return super().thumbnail(max_side)
+            return super().thumbnail(max_side, deadline=deadline)
         with TiffSource(self.path, level=smaller[-1]) as small:
-            pixels, extra = ImageSource.thumbnail(small, max_side)
+            pixels, extra = ImageSource.thumbnail(small, max_side, deadline=deadline)
             return pixels, max(1, round(self.width / small.width)) * extra
+
+    @property
+    def notes(self) -> list[str]:
+        if not self.skipped_levels:
+            return []
+        return [f"{self.skipped_levels} pyramid level(s) skipped: their aspect ratio differs from the full "
+                "image's, so they do not show the same area."]
 
     def close(self) -> None:
         tiff = getattr(self, "_tiff", None)
@@ -324,6 +362,18 @@ class OpenSlideSource(ImageSource):
 
 
 # --- opening -------------------------------------------------------------------------------------
+
+def consistent_levels(sizes: list[tuple[int, int]]) -> list[int]:
+    """Indices of the pyramid levels (``(width, height)``, the base first) whose aspect ratio
+    matches the base's, up to rounding: a level that does not would map tiles onto the wrong area."""
+    base_width, base_height = sizes[0]
+    usable = [0]
+    for index, (width, height) in enumerate(sizes[1:], start=1):
+        expected = width * base_height / base_width
+        if width and abs(height - expected) <= max(2.0, LEVEL_ASPECT_TOLERANCE * expected):
+            usable.append(index)
+    return usable
+
 
 def tiff_level_for(levels: list[tuple[int, int]], base_mpp: float | None, target_mpp: float | None) -> int:
     """The coarsest pyramid level still at least as fine as ``target_mpp`` (0 without metadata)."""

@@ -39,6 +39,7 @@ from typing import Any, Callable
 import numpy as np
 
 from services import run_layout
+from services.csv_files import write_csv
 from services.errors import UserFacingError
 from services.training import store as run_store
 
@@ -156,7 +157,7 @@ def score(store: run_store.RunStore, run_id: str, model, parts: dict[str, Any], 
             frame["predicted_index"], frame["confidence"] = predicted[: len(frame)], confidence[: len(frame)]
             frame["predicted"] = [class_names[i] for i in frame["predicted_index"]]
             path = run_layout.val_predictions(store.run_dir(run_id))
-            frame.to_csv(path, index=False)
+            write_csv(frame, path)
             store.add_artifact(run_id, "val_predictions", path)
     return summary
 

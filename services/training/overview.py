@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from services.csv_files import csv_bytes, read_csv
 from services.training.store import RUNNING, Run, RunStore
 from services.training.wire import confusion_payload
 
@@ -282,7 +283,7 @@ def val_predictions(store: RunStore, run_id: str) -> pd.DataFrame | None:
     if path is None:
         return None
     try:
-        frame = pd.read_csv(path)
+        frame = read_csv(path)
     except (OSError, ValueError):
         return None
     needed = {"path", "label", "predicted", "confidence"}
@@ -316,10 +317,4 @@ def metrics_csv(store: RunStore, run_id: str) -> bytes:
     wide["step"] = wide["step"].astype("Int64").where(wide["step"] != epoch_rows)
     wide["epoch"] = wide["epoch"] + 1
     wide.columns.name = None
-    wide.columns = [_csv_text(str(column)) for column in wide.columns]
-    return without_non_finite(wide).sort_values(["epoch", "step"], na_position="last").to_csv(index=False).encode()
-
-
-def _csv_text(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula (metric names come from untrusted scripts)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return csv_bytes(without_non_finite(wide).sort_values(["epoch", "step"], na_position="last"))

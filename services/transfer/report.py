@@ -13,6 +13,7 @@ import math
 import time
 from html import escape
 
+from services.csv_files import csv_bytes
 from services.transfer.results import (
     BOOK_REFERENCE, BOOK_REFERENCE_COLUMN, RunResult, results_frame,
 )
@@ -25,7 +26,7 @@ PERCENT_COLUMNS = ("val_accuracy", "test_accuracy", "macro_f1", "cv_accuracy_mea
 
 
 def to_csv(results: list[RunResult]) -> bytes:
-    return results_frame(results).to_csv(index=False).encode()
+    return csv_bytes(results_frame(results))
 
 
 def to_json(results: list[RunResult]) -> bytes:
