@@ -71,7 +71,7 @@ def pytest_sessionfinish(session, exitstatus):
     lines = [f"{process.role} pid {process.pid} (data root {process.data_root})" for process in leaked]
     message = "the test run left these processes running (now killed): " + "; ".join(lines)
     if reporter is not None:
-        reporter.ensure_newline()
+        reporter.write("\n")
         reporter.write_sep("=", "processes left behind", red=True)
         reporter.write_line("ERROR: " + message, red=True)
     else:

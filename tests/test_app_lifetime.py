@@ -20,7 +20,7 @@ from services import lifetime, processes
 from services.jobs import FINISHED, INTERRUPTED, QUEUED, RUNNING, JobManager
 from services.jobs import store as job_store
 from services.model_service import client
-from tests.conftest import REPO, _free_port, wait_for
+from tests.conftest import REPO, StreamlitServer, _free_port, wait_for, wait_for_app
 
 STOP_BUDGET_S = 10.0
 
@@ -138,6 +138,32 @@ def test_a_killed_web_server_leaves_jobs_running_and_the_next_app_adopts_them(da
     assert manager.store.runner()[0] == runner_pid and manager.runner_alive()
     again.ctrl_c()  # the new app's stop covers the job it adopted
     assert manager.get(job_id).status == INTERRUPTED
+
+
+def test_a_web_server_started_alone_stops_the_background_when_it_exits(data_root, _browser, artifacts_dir,
+                                                                      monkeypatch):
+    """`streamlit run dashboard/app.py` without the launcher (Streamlit Cloud, Docker): its own
+    exit (SIGTERM) ends the runner and the workers of its data root; a job is interrupted."""
+    monkeypatch.setenv("DASHBOARD_WARM_WORKER", "0")
+    server = StreamlitServer(data_root, artifacts_dir / "app-alone.log",
+                             extra_args=("--secrets.files", str(data_root / "no-secrets.toml")))
+    try:
+        context = _browser.new_context()
+        page = context.new_page()
+        page.goto(server.url)  # the first script run registers the app's exit hook
+        wait_for_app(page)
+        page.get_by_text("Applied deep learning for the pathology lab").wait_for()
+        context.close()
+        manager = JobManager(data_root / "jobs")
+        job_id = manager.submit("test-once", "ends with the server", {"steps": 400, "seconds": 0.05})
+        wait_for(lambda: manager.get(job_id).progress > 0)
+        started = time.monotonic()
+        server.process.terminate()
+        wait_for(lambda: not processes.find(data_root) and server.process.poll() is not None, STOP_BUDGET_S)
+        assert time.monotonic() - started < STOP_BUDGET_S
+        assert manager.get(job_id).status == INTERRUPTED
+    finally:
+        server.stop()
 
 
 def test_an_old_job_store_gains_the_new_column(data_root):
