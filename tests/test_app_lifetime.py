@@ -5,6 +5,7 @@ a web server killed on its own leaves running jobs running for the next server."
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -164,6 +165,31 @@ def test_a_web_server_started_alone_stops_the_background_when_it_exits(data_root
         assert manager.get(job_id).status == INTERRUPTED
     finally:
         server.stop()
+
+
+def test_the_system_page_lists_every_process_with_its_memory(data_root, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("DASHBOARD_WARM_WORKER", "0")
+    manager = JobManager(data_root / "jobs")
+    job_id = manager.submit("test-sleep", "listed job", {"steps": 600, "seconds": 0.05})
+    wait_for(lambda: manager.get(job_id).progress > 0)
+    ingest = subprocess.Popen([sys.executable, "-m", "services.training.ingest", "--port", str(_free_port())],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: processes.INGEST in {p.role for p in processes.find(data_root)})
+        app = AppTest.from_file(str(REPO / "pages" / "system.py"), default_timeout=180).run()
+        assert not app.exception
+        table = next(frame.value for frame in app.dataframe if "process" in frame.value.columns)
+    finally:
+        ingest.terminate()
+        ingest.wait(15)
+    rows = dict(zip(table["process"], table["memory (MiB)"]))
+    assert {"web server", "ingest server", "job runner", "job worker (listed job)", "model service"} <= set(rows)
+    assert all(rows[name] > 1 for name in ("ingest server", "job runner", "job worker (listed job)"))
+    caption = next(c.value for c in app.caption if "MiB in all" in c.value)
+    count, total = re.match(r"(\d+) processes, ([\d,]+) MiB in all \((?:PSS|RSS)", caption).groups()
+    assert int(count) == len(table) and abs(int(total.replace(",", "")) - table["memory (MiB)"].sum()) < 1
 
 
 def test_an_old_job_store_gains_the_new_column(data_root):
