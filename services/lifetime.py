@@ -6,7 +6,8 @@ next server finds them. They end with the app only on an explicit, graceful stop
 
 - :func:`stop_app` ends every background process of a data root: the runner, every worker (the
   jobs they ran are marked ``interrupted``; resumable ones are queued again at the next start),
-  the model service, and whatever else of that data root is still alive (SIGTERM, then SIGKILL).
+  the model service, and whatever else of them is still alive (SIGTERM, then SIGKILL). It finds
+  them by their command line (:mod:`services.processes`), never by a pid a file remembers.
   ``make run``'s launcher (:mod:`services.supervisor`) calls it on Ctrl-C / SIGTERM; a web server
   started alone (``streamlit run dashboard/app.py``, Streamlit Cloud) calls it when it exits
   normally (:func:`stop_at_exit`), unless another web server still serves the data root.
@@ -22,35 +23,33 @@ import time
 from pathlib import Path
 
 from services import processes
+from services.jobs import JobManager
+from services.jobs.store import STORE_FILE
+from services.model_service import client
 
 STOP_MESSAGE = "interrupted: the dashboard was stopped"
 RESUME_MESSAGE = STOP_MESSAGE + "; it continues when the dashboard starts again"
 _registered: set[Path] = set()
 
 
-def _jobs_manager(data_root: Path, autostart: bool):
-    from services.jobs import JobManager
-    from services.jobs.store import STORE_FILE
-
+def _jobs_manager(data_root: Path, autostart: bool) -> JobManager | None:
     jobs_dir = data_root / "jobs"
     return JobManager(jobs_dir, autostart=autostart) if (jobs_dir / STORE_FILE).is_file() else None
 
 
-def stop_app(data_root: Path, timeout: float = 7.0, roles: tuple[str, ...] = processes.BACKGROUND) -> list[str]:
-    """End the background processes of ``data_root`` (and those of ``roles``) within about
-    ``timeout`` seconds; returns the ids of the jobs it interrupted."""
-    from services.model_service import client
-
+def stop_app(data_root: Path, timeout: float = 7.0) -> list[str]:
+    """End the background processes of ``data_root`` within about ``timeout`` seconds; returns
+    the ids of the jobs it interrupted."""
     data_root = Path(data_root).resolve()
     deadline = time.monotonic() + timeout
-    interrupted: list[str] = []
+    # The runner first, so that it starts nothing more (on SIGTERM it ends its idle warm worker).
+    processes.end(processes.find(data_root, (processes.RUNNER,)), timeout=min(2.0, timeout / 3))
     manager = _jobs_manager(data_root, autostart=False)
-    if manager is not None:
-        manager.shutdown_runner(timeout=min(2.0, timeout / 3))  # first, so that it starts nothing more
-        interrupted = manager.interrupt_running(STOP_MESSAGE, RESUME_MESSAGE, timeout=min(2.0, timeout / 3))
+    interrupted = [] if manager is None else manager.interrupt_running(STOP_MESSAGE, RESUME_MESSAGE,
+                                                                        timeout=min(2.0, timeout / 3))
     if (data_root / "run").is_dir():
         client.stop_service(timeout=min(1.0, max(0.1, deadline - time.monotonic())), data_root=data_root)
-    left = [process for process in processes.find(data_root, roles) if process.pid != os.getpid()]
+    left = [process for process in processes.find(data_root, processes.BACKGROUND) if process.pid != os.getpid()]
     processes.end(left, timeout=max(0.5, deadline - time.monotonic()))
     return interrupted
 
