@@ -17,6 +17,7 @@ starts the remote-logging endpoint (``services.training.ingest``) and the web se
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -34,20 +35,36 @@ STOP_S = 9.0
 """Everything of the data root is gone this long after Ctrl-C."""
 
 
-def _start(arguments: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *arguments], cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
+def _start(arguments: list[str], data_root: Path) -> subprocess.Popen:
+    """A child in the repository, on this data root (spelled out: a relative one would move with the folder)."""
+    return subprocess.Popen([sys.executable, *arguments], cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "DASHBOARD_DATA_DIR": str(data_root)})
 
 
-def _end(children: list[subprocess.Popen], deadline: float) -> None:
+def _terminate(children: list[subprocess.Popen]) -> None:
     for child in children:
         if child.poll() is None:
             child.terminate()
+
+
+def _wait(children: list[subprocess.Popen], deadline: float) -> None:
+    """Wait for the children until ``deadline``; SIGKILL those still alive then."""
     for child in children:
         try:
             child.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+def _start_children(arguments: argparse.Namespace, streamlit_options: list[str],
+                    data_root: Path) -> tuple[subprocess.Popen, subprocess.Popen]:
+    """(remote-logging endpoint, web server)."""
+    address = ["--server.address", arguments.address] if arguments.address else []
+    ingest = _start(["-m", "services.training.ingest", "--host", arguments.address or default_host()], data_root)
+    web = _start(["-m", "streamlit", "run", str(APP), "--server.port", str(arguments.port), *address,
+                  *streamlit_options], data_root)
+    return ingest, web
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,24 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     resumed = lifetime.app_started(data_root)
     if resumed:
         print(f"{resumed} job(s) interrupted when the dashboard last stopped continue now.", flush=True)
-    address = ["--server.address", arguments.address] if arguments.address else []
-    ingest = _start(["-m", "services.training.ingest", "--host", arguments.address or default_host()])
-    web = _start(["-m", "streamlit", "run", str(APP), "--server.port", str(arguments.port), *address,
-                  *streamlit_options])
+    ingest, web = _start_children(arguments, streamlit_options, data_root)
     while not stopping.is_set() and web.poll() is None:
         stopping.wait(0.2)
     deadline = time.monotonic() + STOP_S
     if not stopping.is_set() and web.returncode != 0:
         print(f"The web server ended unexpectedly (exit status {web.returncode}); background jobs keep "
               "running and the next start shows them.", file=sys.stderr, flush=True)
-        _end([ingest], deadline)
+        _terminate([ingest])
+        _wait([ingest], deadline)
         return 1
     print("Stopping the dashboard and its background processes…", flush=True)
-    for child in (web, ingest):
-        if child.poll() is None:
-            child.terminate()
+    _terminate([web, ingest])  # they stop while the background does
     lifetime.stop_app(data_root, timeout=STOP_S - 2.0)
-    _end([web, ingest], deadline)
+    _wait([web, ingest], deadline)
     return 0
 
 
