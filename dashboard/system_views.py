@@ -66,9 +66,11 @@ def app_processes() -> tuple[list[dict], str]:
             rows.append({"process": f"{role}: not running (starts on demand)", "pid": None, "memory (MiB)": None,
                          "measured as": None})
     total = sum(row.bytes or 0 for row in usage) / 2**20
-    measures = " and ".join(sorted({row.measure for row in usage if row.bytes is not None}))
-    return rows, (f"{len(usage)} processes, {total:,.0f} MiB in all ({measures}; {_MEASURES}).")
+    rss = any(row.measure == processes.RSS for row in usage)
+    unread = sum(row.bytes is None for row in usage)
+    missing = f"; the memory of {unread} could not be read and is not counted" if unread else ""
+    return rows, f"{len(usage)} processes, {total:,.0f} MiB in all ({_RSS_NOTE if rss else _PSS_NOTE}{missing})."
 
 
-_MEASURES = ("PSS counts each page shared between processes once, split among them; RSS, used where PSS "
-             "cannot be read, counts it in every process that maps it, so a sum of RSS overstates")
+_PSS_NOTE = "PSS: a page shared between processes is split among them, so the sum counts it once"
+_RSS_NOTE = "RSS where PSS cannot be read: a shared page counts in every process, so the sum overstates"
