@@ -77,7 +77,8 @@ def pytest_sessionfinish(session, exitstatus):
     else:
         print("ERROR: " + message, file=sys.stderr)
     processes.end(leaked, 2.0)
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 _SESSION_UPTIME = pytest.StashKey[float]()
