@@ -172,7 +172,7 @@ def test_the_system_page_lists_every_process_with_its_memory(data_root, monkeypa
 
     monkeypatch.setenv("DASHBOARD_WARM_WORKER", "0")
     manager = JobManager(data_root / "jobs")
-    job_id = manager.submit("test-sleep", "listed job", {"steps": 600, "seconds": 0.05})
+    job_id = manager.submit("test-sleep", "listed job", {"steps": 100_000, "seconds": 0.05})  # ended by the fixture
     wait_for(lambda: manager.get(job_id).progress > 0)
     ingest = subprocess.Popen([sys.executable, "-m", "services.training.ingest", "--port", str(_free_port())],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
