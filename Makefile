@@ -27,9 +27,11 @@ chromium:
 demo-data: $(VENV)/.runtime
 	$(PY) -m services.datasets.demo
 
+# The launcher starts the web server and the remote-logging endpoint; Ctrl-C stops them and every
+# background process of the data root (job runner, workers, model service) within 10 s.
 run: export STREAMLIT_SERVER_ADDRESS = $(ADDRESS)
 run: $(VENV)/.runtime demo-data
-	$(PY) -m services.training.ingest --host $(ADDRESS) & trap "kill $$! 2>/dev/null" EXIT INT TERM; $(PY) -m streamlit run dashboard/app.py --server.port $(PORT)
+	$(PY) -m services.supervisor --address $(ADDRESS) --port $(PORT)
 
 test: $(VENV)/.dev chromium
 	$(PY) -m pytest

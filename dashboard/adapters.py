@@ -3,8 +3,11 @@ shared by every browser session, created on first use."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
+from services import lifetime
 from services.access import Actor
 from services.config import get_settings
 from services.jobs import JobManager
@@ -14,6 +17,19 @@ from services.jobs.limits import prewarm_enabled
 @st.cache_resource(show_spinner=False)
 def _job_manager(jobs_dir: str) -> JobManager:
     return JobManager(jobs_dir)
+
+
+@st.cache_resource(show_spinner=False)
+def _app_lifetime(data_root: str) -> bool:
+    lifetime.app_started(Path(data_root))
+    lifetime.stop_at_exit(Path(data_root))
+    return True
+
+
+def app_lifetime() -> None:
+    """Once per server process and data root: continue the jobs the last stop of the app
+    interrupted, and stop the background processes when this server exits normally."""
+    _app_lifetime(str(get_settings().data_root))
 
 
 class SessionJobs:

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import streamlit as st
 
+from services import processes
+from services.config import get_settings
 from services.errors import UserFacingError
 from services.model_service import client
 
@@ -47,29 +49,28 @@ def data_root_usage(data_root: str) -> list[dict]:
     return storage.data_root_usage(Path(data_root))
 
 
-def _memory_mib(pid: int | None) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except (OSError, ValueError, TypeError):
-        return None
-    return None
-
-
-def background_processes() -> list[dict]:
-    """This web server, the job runner and the model service, with their memory."""
+def app_processes() -> tuple[list[dict], str]:
+    """Every process of the app on this data root (this web server, the launcher, the
+    remote-logging endpoint, the job runner, the warm worker, job workers, the model service)
+    with its memory, and a sentence with their sum. The runner and the model service are listed
+    also when they are not running (they start on demand)."""
     from dashboard.adapters import job_manager
 
-    manager = job_manager()
-    runner_pid, beat = manager.store.runner()
-    try:
-        service_pid = client.call("system.ping", timeout=5).result.get("pid")
-    except UserFacingError:
-        service_pid = None
-    rows = [("web server (no TensorFlow)", os.getpid(), True),
-            ("job runner", runner_pid, manager.runner_alive()),
-            ("model service", service_pid, service_pid is not None)]
-    return [{"process": name, "pid": pid, "running": "yes" if alive else "no (starts on demand)",
-             "memory (MiB)": _memory_mib(pid) if alive else None} for name, pid, alive in rows]
+    jobs = {state.pid: state.title for state in job_manager().store.running()}
+    usage = processes.app_usage(get_settings().data_root, os.getpid())
+    rows = [{"process": row.role + (f" ({jobs[row.pid]})" if row.pid in jobs else ""), "pid": row.pid,
+             "memory (MiB)": None if row.bytes is None else round(row.bytes / 2**20, 1), "measured as": row.measure}
+            for row in usage]
+    for role in (processes.RUNNER, processes.MODEL_SERVICE):
+        if all(row.role != role for row in usage):
+            rows.append({"process": f"{role}: not running (starts on demand)", "pid": None, "memory (MiB)": None,
+                         "measured as": None})
+    total = sum(row.bytes or 0 for row in usage) / 2**20
+    rss = any(row.measure == processes.RSS for row in usage)
+    unread = sum(row.bytes is None for row in usage)
+    missing = f"; the memory of {unread} could not be read and is not counted" if unread else ""
+    return rows, f"{len(usage)} processes, {total:,.0f} MiB in all ({_RSS_NOTE if rss else _PSS_NOTE}{missing})."
+
+
+_PSS_NOTE = "PSS: a page shared between processes is split among them, so the sum counts it once"
+_RSS_NOTE = "RSS where PSS cannot be read: a shared page counts in every process, so the sum overstates"

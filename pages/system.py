@@ -1,11 +1,11 @@
-"""System: TensorFlow's view of the devices, the book's CPU vs GPU matmul probe, and the
-background processes (job runner, model service) that hold TensorFlow for the dashboard."""
+"""System: TensorFlow's view of the devices, the book's CPU vs GPU matmul probe, and every
+process of the app (web server, endpoint, job runner and workers, model service) with its memory."""
 
 import pandas as pd
 import streamlit as st
 
 from dashboard.adapters import job_manager
-from dashboard.system_views import background_processes, data_root_usage, show_service_error, tensorflow_devices
+from dashboard.system_views import app_processes, data_root_usage, show_service_error, tensorflow_devices
 from services import runtime, storage
 from services.config import get_settings
 from services.model_service import client
@@ -32,8 +32,10 @@ if st.button("Run probe", icon=":material/speed:"):
                           for r in results]).style.format({"ms": "{:.2f}", "GFLOP/s": "{:.1f}"}),
             hide_index=True)
 
-st.subheader("Background processes")
-st.dataframe(pd.DataFrame(background_processes()), hide_index=True)
+st.subheader("Processes of the app")
+process_rows, process_total = app_processes()
+st.caption(process_total)
+st.dataframe(pd.DataFrame(process_rows), hide_index=True)
 
 st.subheader("Storage")
 usage = data_root_usage(str(get_settings().data_root))

@@ -44,15 +44,81 @@ def data_root(tmp_path, monkeypatch) -> Iterator[Path]:
 
 
 def stop_background_processes(root: Path) -> None:
-    """End the job runner and the model service of a data root: both outlive the pages and
-    scripts that started them, so tests stop them explicitly."""
-    from services.jobs import JobManager
-    from services.model_service import client
+    """End the job runner, its workers and the model service of a data root: they outlive the
+    pages and scripts that started them, so tests stop them explicitly (as Ctrl-C on the app does)."""
+    from services import lifetime
 
-    if (root / "jobs" / "jobs.sqlite").exists():
-        JobManager(root / "jobs", autostart=False).shutdown_runner()
-    if (root / "run").is_dir():
-        client.stop_service(data_root=root)
+    lifetime.stop_app(root)
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_SESSION_UPTIME] = _uptime()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The suite leaves no process behind: any dashboard process it started that is still alive
+    is listed, killed, and fails the run."""
+    from services import processes
+
+    leaked = _leaked_processes(session)
+    deadline = time.monotonic() + 2.0  # one that is exiting right now is given a moment
+    while leaked and time.monotonic() < deadline:
+        time.sleep(0.1)
+        leaked = [process for process in leaked if processes.alive(process)]
+    if not leaked:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"{process.role} pid {process.pid} (data root {process.data_root})" for process in leaked]
+    message = "the test run left these processes running (now killed): " + "; ".join(lines)
+    if reporter is not None:
+        reporter.write("\n")
+        reporter.write_sep("=", "processes left behind", red=True)
+        reporter.write_line("ERROR: " + message, red=True)
+    else:
+        print("ERROR: " + message, file=sys.stderr)
+    processes.end(leaked, 2.0)
+    if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_SESSION_UPTIME = pytest.StashKey[float]()
+
+
+def _uptime() -> float:
+    try:
+        return float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _leaked_processes(session) -> list:
+    """Dashboard processes this session started: its descendants, those serving a data root
+    under its temporary folder, and those working in this repository started since it began."""
+    from services import processes
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    basetemp = factory.getbasetemp().resolve() if factory is not None else None
+    started = session.config.stash.get(_SESSION_UPTIME, 0.0) - 1.0
+    return [process for process in processes.find()
+            if process.pid != os.getpid() and (
+                _descends_from(process.pid, os.getpid())
+                or (basetemp is not None and process.data_root is not None
+                    and (process.data_root == basetemp or basetemp in process.data_root.parents))
+                or (process.cwd == REPO and process.started >= started))]
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    for _ in range(64):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return False
+        pid = int(fields[1])
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+    return False
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import struct
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 from PIL import Image
 
 from services.datasets.naming import kather_tile_name
+from tests.conftest import stop_background_processes
 
 
 def write_tile(path: Path, seed: int, size: int = 24, fmt: str = "TIFF") -> Path:
@@ -59,10 +61,12 @@ def _generated_demo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_root() -> Path:
+def demo_root() -> Iterator[Path]:
     """A data root holding the generated demo set (shared: tests may add jobs, caches and splits,
-    never change the tiles)."""
-    return _generated_demo_root()
+    never change the tiles). Its model service and job runner stop at the end of the session."""
+    root = _generated_demo_root()
+    yield root
+    stop_background_processes(root)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def test_home_then_system_page(browser_page, streamlit_server, artifacts_dir):
     page.get_by_text("Matrix multiplication probe").wait_for()
     wait_for_app(page)
     page.get_by_role("button", name="Run probe").wait_for()
-    page.get_by_text("Background processes").wait_for()
+    page.get_by_text("Processes of the app").wait_for()
     page.wait_for_timeout(1500)  # the tables draw on a canvas after the script has run
     page.screenshot(path=str(artifacts_dir / "system.png"), full_page=True)
 

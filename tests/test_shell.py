@@ -84,18 +84,20 @@ def test_home_page_does_not_import_tensorflow(data_root):
 
 
 def _make_run_environment(tmp_path: Path, *make_args: str) -> str:
-    """What `make run` hands to Streamlit, with a stand-in for the virtualenv's python."""
+    """What `make run` hands to its launcher (which starts Streamlit), with a stand-in for the
+    virtualenv's python."""
     fake_python = tmp_path / "python"
     fake_python.write_text('#!/bin/sh\necho "ADDRESS=$STREAMLIT_SERVER_ADDRESS ARGS=$*"\n')
     fake_python.chmod(0o755)
     result = subprocess.run(["make", "-s", "run", f"VENV={tmp_path}", f"PY={fake_python}", *make_args],
                             cwd=REPO, capture_output=True, text=True, check=True, timeout=30)
-    return next(line for line in result.stdout.splitlines() if "streamlit run" in line)
+    return next(line for line in result.stdout.splitlines() if "services.supervisor" in line)
 
 
 def test_make_run_listens_on_localhost_unless_told_otherwise(tmp_path):
     assert _make_run_environment(tmp_path).startswith("ADDRESS=127.0.0.1 ")
-    assert _make_run_environment(tmp_path, "ADDRESS=0.0.0.0").startswith("ADDRESS=0.0.0.0 ")
+    served = _make_run_environment(tmp_path, "ADDRESS=0.0.0.0")
+    assert served.startswith("ADDRESS=0.0.0.0 ") and "--address 0.0.0.0" in served
 
 
 def test_settings_follow_environment(monkeypatch, tmp_path):

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from services.errors import UserFacingError
 from services.training import launcher
 from services.training.config import InvalidConfig, RunConfig
-from tests.conftest import wait_for
+from tests.conftest import stop_background_processes, wait_for
 from services.training.inspection import first_layer_view
 from services.training.store import FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING, RunStore
 
@@ -30,7 +30,8 @@ def demo_root(tmp_path_factory):
         from services.datasets.index import load_index
 
         load_index(ensure_demo_dataset())
-    return root
+    yield root
+    stop_background_processes(root)
 
 
 @pytest.fixture

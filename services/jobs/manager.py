@@ -20,7 +20,7 @@ from typing import Any
 from services.config import check_upload, get_settings
 from services.errors import UserFacingError
 from services.jobs import store as job_store
-from services.jobs.kinds import kind_of
+from services.jobs.kinds import KINDS, kind_of
 from services.jobs.runner import LOG_FILE, REPO_ROOT, pid_alive, worker_environment
 from services.jobs.store import JobState
 
@@ -150,8 +150,34 @@ class JobManager:
         path = self.job_dir(state.id) / name
         return path if path.is_file() else None
 
+    def interrupt_running(self, message: str, resume_message: str, timeout: float = 3.0) -> list[str]:
+        """The app is stopping: mark every running job ``interrupted`` with ``message`` (a resumable
+        one that nobody asked to stop gets ``resume_message`` and is queued again at the app's next
+        start, :meth:`resume_after_app_stop`) and end every worker process of this job folder.
+        Returns the ids of the interrupted jobs."""
+        from services import processes
+
+        interrupted = []
+        for state in self.store.running():
+            kind = KINDS.get(state.kind)
+            resume = bool(kind and kind.resumable and not state.stop_requested)
+            if self.store.interrupt(state.id, resume_message if resume else message, resume):
+                interrupted.append(state.id)
+        workers = [process for process in processes.find(self.root.resolve().parent)
+                   if process.role in (processes.WORKER, processes.WARM_WORKER)]
+        processes.end(workers, timeout)
+        return interrupted
+
+    def resume_after_app_stop(self) -> int:
+        """Queue again the jobs the last app stop interrupted (and start the runner for them)."""
+        count = self.store.requeue_interrupted_at_stop()
+        if count:
+            self.ensure_runner()
+        return count
+
     def shutdown_runner(self, timeout: float = 10.0) -> None:
-        """Stop this data root's runner (tests, CLIs); jobs still running finish on their own."""
+        """Stop this data root's runner; jobs still running finish on their own (a new runner
+        adopts them). :func:`services.lifetime.stop_app` also ends them."""
         import signal
 
         pid, _ = self.store.runner()

@@ -44,13 +44,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     created REAL NOT NULL, started REAL, ended REAL, heartbeat REAL,
     pid INTEGER, exit_code INTEGER, signal TEXT, log_tail TEXT,
     stop_requested INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
-    resumed INTEGER NOT NULL DEFAULT 0, dismissed INTEGER NOT NULL DEFAULT 0, owner TEXT
+    resumed INTEGER NOT NULL DEFAULT 0, dismissed INTEGER NOT NULL DEFAULT 0, owner TEXT,
+    resume_at_start INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, resource, created);
 CREATE TABLE IF NOT EXISTS runner (
     id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER, heartbeat REAL, started REAL
 );
 """
+_REQUEUE = ("status = ?, stop_requested = 0, ended = NULL, error = NULL, exit_code = NULL, signal = NULL, "
+            "log_tail = NULL, resumed = ?, dismissed = 0, resume_at_start = 0, created = ?, message = ?")
+_ADDED_COLUMNS = {"resume_at_start": "INTEGER NOT NULL DEFAULT 0"}
 
 
 class JobStoreError(UserFacingError):
@@ -84,6 +88,8 @@ class JobState:
     resumed: bool = False
     dismissed: bool = False
     owner: str | None = None
+    resume_at_start: bool = False
+    """Interrupted because the app was stopped: queued again when the app next starts."""
     files: list[str] = field(default_factory=list)
     queue_ahead: int | None = None
     """For a queued job: how many jobs of its resource class run or wait before it."""
@@ -123,7 +129,7 @@ def _state(row: sqlite3.Row) -> JobState:
         values[name], ok = _loads(values.get(name), default)
         if not ok:
             damaged.append(name)
-    for flag in ("stop_requested", "resumed", "dismissed"):
+    for flag in ("stop_requested", "resumed", "dismissed", "resume_at_start"):
         values[flag] = bool(values.get(flag))
     known = set(JobState.__dataclass_fields__)
     state = JobState(**{key: value for key, value in values.items() if key in known})
@@ -150,9 +156,20 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.executescript(_SCHEMA)
+            self._add_missing_columns()
             self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         except sqlite3.DatabaseError as error:
             raise JobStoreError(f"The job store {self.path.name} cannot be read ({error}).") from None
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since a store was created (``CREATE TABLE IF NOT EXISTS`` keeps an old table)."""
+        for column, definition in _ADDED_COLUMNS.items():
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            if column not in present:
+                try:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {definition}")
+                except sqlite3.OperationalError:  # another process added it a moment ago
+                    pass
 
     # --- low level -------------------------------------------------------------------------
 
@@ -288,9 +305,7 @@ class JobStore:
         return bool(row and row[0])
 
     def requeue(self, job_id: str, resumed: bool) -> None:
-        self._execute("UPDATE jobs SET status = ?, stop_requested = 0, ended = NULL, error = NULL, "
-                      "exit_code = NULL, signal = NULL, log_tail = NULL, resumed = ?, dismissed = 0, "
-                      "created = ?, message = ? WHERE id = ?",
+        self._execute(f"UPDATE jobs SET {_REQUEUE} WHERE id = ?",
                       (QUEUED, int(resumed), time.time(), "resuming" if resumed else "", job_id))
 
     def report_message(self, job_id: str, message: str) -> None:
@@ -301,6 +316,17 @@ class JobStore:
 
     def delete(self, job_id: str) -> None:
         self._execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def interrupt(self, job_id: str, message: str, resume_at_start: bool) -> bool:
+        """Mark a running job interrupted (the app is stopping); False when it was no longer running."""
+        return self._execute("UPDATE jobs SET status = ?, ended = ?, message = ?, resume_at_start = ? "
+                             "WHERE id = ? AND status = ?",
+                             (INTERRUPTED, time.time(), message, int(resume_at_start), job_id, RUNNING)).rowcount > 0
+
+    def requeue_interrupted_at_stop(self) -> int:
+        """Queue again (resumed) every job the last app stop interrupted; returns how many."""
+        return self._execute(f"UPDATE jobs SET {_REQUEUE} WHERE status = ? AND resume_at_start = 1",
+                             (QUEUED, 1, time.time(), "resuming after the app restarted", INTERRUPTED)).rowcount
 
     def running(self) -> list[JobState]:
         return [_state(row) for row in self._execute("SELECT * FROM jobs WHERE status = ?", (RUNNING,))]
