@@ -171,7 +171,7 @@ def check_sizes(members: list[zipfile.ZipInfo], max_bytes: int, target_parent: P
     return total
 
 
-def copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, limit: int,
+def copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: str | Path, budget: int, limit: int,
                 stop: Callable[[], bool] | None = None) -> int:
     """Copy one member to ``target``, counting the bytes actually written so that a member
     that lies about its size cannot exceed ``budget`` (what is left of the zip's ``limit``);
@@ -190,6 +190,16 @@ def copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, b
                 raise ExtractionStopped("extraction stopped; nothing was kept.")
             sink.write(block)
     return written
+
+
+def inside(root: str, relative: str) -> str:
+    """``root/relative``, refused unless it stays inside ``root`` (belt and braces after the
+    name checks). Lexical, with no system call per file: ``root`` is the freshly made staging
+    folder, resolved once, into which extraction writes no links."""
+    target = os.path.normpath(os.path.join(root, relative))
+    if not target.startswith(root + os.sep):
+        raise UnsafeArchive(f"zip member {shown(relative)} would land outside the target folder; refused.")
+    return target
 
 
 def flat_name(name: str, number: int) -> str:
@@ -270,11 +280,15 @@ def _extract_members(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], s
                      stop: Callable[[], bool] | None) -> ExtractedZip:
     staging.mkdir(parents=True)
     result = ExtractedZip(staging)
+    root = str(confine(staging, staging))
+    folders = {root}
     for number, info in enumerate(members):
         relative = flat_name(info.filename, number) if flat else "/".join(PurePosixPath(info.filename).parts)
-        target = staging / relative
-        confine(target, staging)  # belt and braces after the name checks
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = inside(root, relative)
+        folder = os.path.dirname(target)
+        if folder not in folders:  # one mkdir per folder, not per file
+            os.makedirs(folder, exist_ok=True)
+            folders.add(folder)
         result.bytes += copy_member(archive, info, target, max_bytes - result.bytes, max_bytes, stop)
         result.files.append(relative)
         result.original_names.append(info.filename)
