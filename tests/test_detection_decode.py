@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from services.detection.annotate import annotate, class_colour, text_colour
+from services.detection.annotate import RANDOM_WEIGHTS_MARK, annotate, class_colour, mark_random_weights, text_colour
 from services.detection.cfg import Yolo
 from services.detection.decode import (Detections, Transform, decode_head, preprocess, rows_to_candidates,
                                        select)
@@ -155,3 +155,21 @@ def test_exports_table_csv_and_coco_json():
     coco = json.loads(to_coco_results(table, names))
     assert coco == [{"image_id": 1, "file_name": "dog.jpg", "category_id": 13, "bbox": [10, 20, 40, 60], "score": 0.5}]
     assert json.loads(to_coco_results(table, names[:20]))[0]["category_id"] == 12  # custom classes: index + 1
+
+
+@pytest.mark.parametrize("shape", [(512, 512, 3), (12, 300, 3), (600, 40, 3), (90, 1600, 3), (50, 80)])
+def test_random_weights_banner_is_drawn_like_on_the_picture_itself(shape):
+    """The banner is drawn once per width and pasted: the same pixels as drawing it on the picture."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    canvas = Image.fromarray(image).convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=max(10, min(48, round(canvas.width / 28))))
+    left, top, right, bottom = draw.textbbox((0, 0), RANDOM_WEIGHTS_MARK, font=font)
+    draw.rectangle([0, 0, canvas.width, bottom - top + 10], fill=(255, 140, 0))
+    draw.text((max(4, (canvas.width - (right - left)) // 2) - left, 5 - top), RANDOM_WEIGHTS_MARK, fill=(0, 0, 0),
+              font=font)
+    for _ in range(2):  # drawn, then from the cache
+        marked = mark_random_weights(image)
+        assert marked.flags.writeable and np.array_equal(marked, np.asarray(canvas))
