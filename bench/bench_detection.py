@@ -32,13 +32,15 @@ from services.detection.cfg import parse_cfg  # noqa: E402
 from services.detection.weights import random_weights_bytes  # noqa: E402
 
 
-def median_ms(function, repeats: int) -> float:
-    function()  # warm-up (tracing, allocation)
+def median_ms(function, repeats: int, clock=time.perf_counter) -> float:
+    """Median milliseconds of ``function`` after a warm-up call (tracing, allocation); with
+    ``clock=time.thread_time``, this thread's CPU time (single-threaded code: robust to load)."""
+    function()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         function()
-        times.append((time.perf_counter() - start) * 1e3)
+        times.append((clock() - start) * 1e3)
     return statistics.median(times)
 
 
@@ -112,17 +114,6 @@ def candidate_boxes(kind: str, count: int, rng: np.random.Generator) -> np.ndarr
     return np.hstack([xy, xy + wh])
 
 
-def cpu_ms(function, repeats: int) -> float:
-    """Median CPU time of this thread (single-threaded code: robust to other users' load)."""
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.thread_time()
-        function()
-        times.append((time.thread_time() - start) * 1e3)
-    return statistics.median(times)
-
-
 def bench_nms(count: int = 10_000, threshold: float = 0.45, repeats: int = 5) -> None:
     """OpenCV (the product: services.detection.nms, conversions included) vs the numpy version
     it replaced, plain and class-wise (5 classes); thread CPU time, interleaved."""
@@ -142,7 +133,7 @@ def bench_nms(count: int = 10_000, threshold: float = 0.45, repeats: int = 5) ->
         times = {name: [] for name in runs}
         for _ in range(repeats):
             for name, function in runs.items():
-                times[name].append(cpu_ms(function, 1))
+                times[name].append(median_ms(function, 1, clock=time.thread_time))
         t = {name: statistics.median(values) for name, values in times.items()}
         print(f"NMS {kind:9s} {count:,} boxes ({len(kept):,} kept), CPU ms: OpenCV {t['opencv']:6.1f} vs numpy "
               f"{t['numpy']:6.1f} (numpy/OpenCV {t['numpy'] / t['opencv']:4.2f}) | class-wise OpenCV "
