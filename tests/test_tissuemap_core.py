@@ -286,3 +286,27 @@ def test_kather_larger_images_download_verify_and_extract(data_root, tmp_path):
     with reader.open_image(path) as opened:
         assert (opened.width, opened.height) == (200, 200)
     assert kather_large.SIZE == 742_020_106 and kather_large.SHA256.startswith("77336ba5")
+
+
+def test_early_thumbnail_is_the_sources_own_and_only_for_the_level_read(tmp_path):
+    from services.tissuemap.job import EarlyThumbnail
+
+    flat = tmp_path / "flat.tif"
+    tifffile.imwrite(flat, pattern(700, 500), tile=(128, 128), compression="zlib")
+    early = EarlyThumbnail.make(flat)
+    with reader.open_image(flat) as source:
+        own, own_factor = source.thumbnail()
+        made, made_factor = early.for_source(source)
+        assert made_factor == own_factor and np.array_equal(made, own)
+    pyramid = tmp_path / "pyramid.tif"
+    base = pattern(512, 512)
+    with tifffile.TiffWriter(pyramid) as writer:
+        writer.write(base, tile=(128, 128), subifds=1, resolution=(1e4 / 0.25, 1e4 / 0.25),
+                     resolutionunit="CENTIMETER")
+        writer.write(base[::2, ::2].copy(), tile=(128, 128), subfiletype=1)
+    with reader.open_image(pyramid, target_mpp=0.5) as source:  # the job reads level 1: made afresh
+        assert EarlyThumbnail.make(pyramid).for_source(source) is None
+    Image.fromarray(pattern(64, 64)).save(tmp_path / "small.png")
+    assert EarlyThumbnail.make(tmp_path / "small.png") is None  # decoded whole: never twice
+    (tmp_path / "broken.tif").write_bytes(b"II*\x00" + b"\x07" * 200)
+    assert EarlyThumbnail.make(tmp_path / "broken.tif") is None  # the job's own read reports it
