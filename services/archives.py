@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import lzma
 import os
+import re
 import shutil
 import stat
 import uuid
@@ -45,6 +46,7 @@ NAME_MAX = 255
 PATH_MAX = 4096
 """Bytes in a whole path (Linux)."""
 FLAT_NAME_CHARS = 80
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 Progress = Callable[[int, int], None]
 """Called with (bytes written, bytes to write)."""
 Source = str | os.PathLike | bytes | BinaryIO
@@ -73,16 +75,25 @@ def shown(name: str, limit: int = 60) -> str:
     return repr(text)
 
 
+def name_parts(name: str) -> tuple[str, ...]:
+    """The components of a relative member name (``PurePosixPath(name).parts`` for names that
+    do not start with ``/``, which are refused anyway), by string splitting: about ten times
+    faster, which counts for zips of many small files."""
+    return tuple(part for part in name.split("/") if part and part != ".")
+
+
 def is_junk(info: zipfile.ZipInfo) -> bool:
     """Folders and macOS resource-fork files: never extracted."""
     name = info.filename
-    return (not name or name.endswith("/") or name.startswith(SKIPPED_PREFIXES)
-            or PurePosixPath(name).name.startswith("._"))
+    if not name or name.endswith("/") or name.startswith(SKIPPED_PREFIXES):
+        return True
+    parts = name_parts(name)
+    return bool(parts) and parts[-1].startswith("._")
 
 
-def _member_problem(info: zipfile.ZipInfo) -> str | None:
+def _member_problem(info: zipfile.ZipInfo, parts: tuple[str, ...]) -> str | None:
     name = info.filename
-    if not PurePosixPath(name.rstrip("/")).parts or name.strip("/") in ("", "."):
+    if not parts or name.strip("/") in ("", "."):
         return "has an empty name"
     if "\0" in name:
         return "has a NUL byte in its name"
@@ -90,9 +101,9 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
         return "has an absolute path"
     if "\\" in name:
         return "uses backslashes in its path"
-    if ".." in PurePosixPath(name).parts:
+    if ".." in parts:
         return "climbs out of the target folder with '..'"
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+    if _CONTROL.search(name):
         return "has a control character (such as a newline) in its name"
     if stat.S_ISLNK(info.external_attr >> 16):
         return "is a symbolic link"
@@ -102,10 +113,12 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
 
 
 def _layout_problem(parts: tuple[str, ...], base_bytes: int) -> str | None:
+    # A character encodes to at most 4 bytes: short names skip the encoding.
     for part in parts:
-        if len(os.fsencode(part)) > NAME_MAX:
+        if len(part) * 4 > NAME_MAX and len(os.fsencode(part)) > NAME_MAX:
             return f"has a name component longer than {NAME_MAX} bytes"
-    if base_bytes + len(os.fsencode("/".join(parts))) >= PATH_MAX:
+    path = "/".join(parts)
+    if base_bytes + len(path) * 4 >= PATH_MAX and base_bytes + len(os.fsencode(path)) >= PATH_MAX:
         return f"would make a path longer than {PATH_MAX:,} bytes"
     return None
 
@@ -131,11 +144,12 @@ def check_members(infos: list[zipfile.ZipInfo], *, flat: bool = False, base_byte
     files: dict[str, str] = {}
     folders: set[str] = set()
     for info in infos:
-        problem = _member_problem(info)
+        parts = name_parts(info.filename)
+        problem = _member_problem(info, parts)
         if problem:
             raise UnsafeArchive(f"zip member {shown(info.filename)} {problem}; the whole zip is refused.")
-        parts = PurePosixPath(info.filename).parts
-        key = "/".join(parts) + ("/" if info.filename.endswith("/") else "")
+        path = "/".join(parts)
+        key = path + ("/" if info.filename.endswith("/") else "")
         if key in seen:
             raise UnsafeArchive(f"zip member {shown(info.filename)} appears twice; one would overwrite the "
                                 "other, so the whole zip is refused.")
@@ -145,11 +159,14 @@ def check_members(infos: list[zipfile.ZipInfo], *, flat: bool = False, base_byte
         problem = _layout_problem(parts, base_bytes)
         if problem:
             raise UnsafeArchive(f"zip member {shown(info.filename)} {problem}; the whole zip is refused.")
-        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        parent = path.rpartition("/")[0]
+        while parent and parent not in folders:  # an ancestor in the set has all of its own there
+            folders.add(parent)
+            parent = parent.rpartition("/")[0]
         if info.filename.endswith("/"):
-            folders.add("/".join(parts))
+            folders.add(path)
         else:
-            files["/".join(parts)] = info.filename
+            files[path] = info.filename
     for clash in sorted(folders.intersection(files)):
         raise UnsafeArchive(f"zip member {shown(files[clash])} is both a file and a folder in the zip; "
                             "the whole zip is refused.")
@@ -171,7 +188,7 @@ def check_sizes(members: list[zipfile.ZipInfo], max_bytes: int, target_parent: P
     return total
 
 
-def copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, limit: int,
+def copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: str | Path, budget: int, limit: int,
                 stop: Callable[[], bool] | None = None) -> int:
     """Copy one member to ``target``, counting the bytes actually written so that a member
     that lies about its size cannot exceed ``budget`` (what is left of the zip's ``limit``);
@@ -190,6 +207,16 @@ def copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, b
                 raise ExtractionStopped("extraction stopped; nothing was kept.")
             sink.write(block)
     return written
+
+
+def inside(root: str, relative: str) -> str:
+    """``root/relative``, refused unless it stays inside ``root`` (belt and braces after the
+    name checks). Lexical, with no system call per file: ``root`` is the freshly made staging
+    folder, resolved once, into which extraction writes no links."""
+    target = os.path.normpath(os.path.join(root, relative))
+    if not target.startswith(root + os.sep):
+        raise UnsafeArchive(f"zip member {shown(relative)} would land outside the target folder; refused.")
+    return target
 
 
 def flat_name(name: str, number: int) -> str:
@@ -283,11 +310,15 @@ def _extract_members(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], s
                      stop: Callable[[], bool] | None) -> ExtractedZip:
     staging.mkdir(parents=True)
     result = ExtractedZip(staging)
+    root = str(confine(staging, staging))
+    folders = {root}
     for number, info in enumerate(members):
-        relative = flat_name(info.filename, number) if flat else "/".join(PurePosixPath(info.filename).parts)
-        target = staging / relative
-        confine(target, staging)  # belt and braces after the name checks
-        target.parent.mkdir(parents=True, exist_ok=True)
+        relative = flat_name(info.filename, number) if flat else "/".join(name_parts(info.filename))
+        target = inside(root, relative)
+        folder = os.path.dirname(target)
+        if folder not in folders:  # one mkdir per folder, not per file
+            os.makedirs(folder, exist_ok=True)
+            folders.add(folder)
         result.bytes += copy_member(archive, info, target, max_bytes - result.bytes, max_bytes, stop)
         result.files.append(relative)
         result.original_names.append(info.filename)

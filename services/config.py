@@ -6,6 +6,7 @@ Every setting is documented in the README. Settings are read on each call of
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -67,12 +68,21 @@ class Settings:
         return self.data_root / "runs"
 
 
+@functools.lru_cache(maxsize=16)
+def _resolved(text: str, cwd: str) -> Path:
+    """``text`` made absolute and resolved; remembered per (text, working folder), because a
+    page asks for the settings a dozen times a rerun and resolving costs a system call per
+    path component."""
+    return Path(cwd, Path(text).expanduser()).resolve()
+
+
 def get_settings() -> Settings:
-    data_root = Path(os.environ.get("DASHBOARD_DATA_DIR") or "data").expanduser().resolve()
+    cwd = os.getcwd()
+    data_root = _resolved(os.environ.get("DASHBOARD_DATA_DIR") or "data", cwd)
     model_cache = os.environ.get("DASHBOARD_MODEL_CACHE")
     return Settings(
         data_root=data_root,
-        model_cache_dir=Path(model_cache).expanduser().resolve() if model_cache else data_root / "models",
+        model_cache_dir=_resolved(model_cache, cwd) if model_cache else data_root / "models",
         offline=os.environ.get("DASHBOARD_OFFLINE", "") in ("1", "true", "yes"),
         max_image_pixels=env_int("DASHBOARD_MAX_IMAGE_PIXELS", 40_000_000),
         max_image_file_bytes=env_int("DASHBOARD_MAX_IMAGE_FILE_BYTES", 512 * 1024**2),

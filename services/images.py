@@ -223,10 +223,15 @@ def resize_longest_side(pixels: np.ndarray, longest: int, min_side: int = 1) -> 
     return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
 
 
-def encode_png(pixels: np.ndarray) -> bytes:
+FAST_PNG = 1
+"""zlib level for PNGs written by jobs: about 3x faster to encode than Pillow's default (6), for
+files about 6 % larger (a 1250 px tissue-map overlay: 0.26 s vs 0.74 s)."""
+
+
+def encode_png(pixels: np.ndarray, compress_level: int = 6) -> bytes:
     """PNG bytes of an RGB (or greyscale) uint8 array, for downloads."""
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
 
 

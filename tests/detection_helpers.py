@@ -215,3 +215,27 @@ def nms_inside_detector(boxes: np.ndarray, scores: np.ndarray) -> bytes:
                helper.make_tensor_value_info("det_scores", TensorProto.FLOAT, ["K"]),
                helper.make_tensor_value_info("classes", TensorProto.INT64, ["K"])]
     return _model_bytes(nodes, outputs, initialisers, opset=13)
+
+
+def greedy_nms_reference(boxes: np.ndarray, scores: np.ndarray, threshold: float,
+                         class_ids: np.ndarray | None = None) -> list[int]:
+    """The book's greedy NMS as a plain loop in exact float64 arithmetic (the oracle for
+    :mod:`services.detection.nms`): best score first (ties by index), a box survives the kept
+    box when overlap <= threshold * union (empty boxes overlap nothing), only within its class."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    classes = np.zeros(len(boxes), np.int64) if class_ids is None else np.asarray(class_ids)
+    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    order = list(np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"))
+    keep = []
+    while order:
+        best = order.pop(0)
+        keep.append(int(best))
+        survivors = []
+        for i in order:
+            width = min(boxes[best, 2], boxes[i, 2]) - max(boxes[best, 0], boxes[i, 0])
+            height = min(boxes[best, 3], boxes[i, 3]) - max(boxes[best, 1], boxes[i, 1])
+            overlap = max(width, 0.0) * max(height, 0.0)
+            if classes[i] != classes[best] or overlap <= threshold * (areas[best] + areas[i] - overlap):
+                survivors.append(i)
+        order = survivors
+    return keep

@@ -6,6 +6,7 @@ import hashlib
 import stat
 import uuid
 import zipfile
+from pathlib import PurePosixPath
 
 import pytest
 
@@ -139,3 +140,9 @@ def test_import_job_extracts_and_indexes_and_hostile_zips_fail_with_the_reason(d
     assert not (data_root / "datasets" / "evil").exists() and evil.is_file()  # the user's own zip is kept
     state = _run_job(data_root, {"dataset": "good", "zip_path": "mine/evil.zip"})
     assert state.status == "failed" and "already exists" in state.error
+
+
+@pytest.mark.parametrize("name", ["a", "a/b/c.png", "a//b", "a/./b/", "./a", "a/..", "../x", "._a", "a/._b",
+                                  "é/ü.tif", "a/b/.", ". /x", "a\\b", "x" * 300, "a/.../b", "...", "\udcff/x"])
+def test_name_parts_splits_like_pure_posix_path(name):
+    assert archives.name_parts(name) == PurePosixPath(name).parts

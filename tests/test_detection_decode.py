@@ -8,12 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from services.detection.annotate import annotate, class_colour, text_colour
+from services.detection.annotate import RANDOM_WEIGHTS_MARK, annotate, class_colour, mark_random_weights, text_colour
 from services.detection.cfg import Yolo
 from services.detection.decode import (Detections, Transform, decode_head, preprocess, rows_to_candidates,
                                        select)
 from services.detection.exports import counts_per_class, detections_table, to_coco_results, to_csv
-from services.detection.nms import class_wise_nms, iou, nms
+from services.detection.nms import class_wise_nms, nms
+from tests.detection_helpers import greedy_nms_reference
 
 
 def _logit(p: float) -> float:
@@ -67,13 +68,6 @@ def test_plain_preprocess_matches_opencv_blob():
     assert np.allclose(batch.transpose(0, 3, 1, 2), blob, atol=1e-6)
 
 
-def test_iou_by_hand():
-    a = np.array([[0, 0, 10, 10]])
-    b = np.array([[5, 5, 15, 15], [10, 10, 20, 20], [0, 0, 10, 10], [2, 2, 4, 4]])
-    assert np.allclose(iou(a, b), [[25 / 175, 0, 1, 4 / 100]])
-    assert iou(np.zeros((1, 4)), np.zeros((1, 4)))[0, 0] == 0  # empty boxes: no division by zero
-
-
 def test_nms_keeps_the_best_and_drops_overlaps():
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 9]], float)
     scores = np.array([0.8, 0.9, 0.7, 0.6])
@@ -84,20 +78,53 @@ def test_nms_keeps_the_best_and_drops_overlaps():
 def test_class_wise_nms_never_suppresses_across_classes():
     boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]], float)
     kept = class_wise_nms(boxes, np.array([0.9, 0.8, 0.7]), np.array([0, 1, 0]), 0.5)
-    assert sorted(kept.tolist()) == [0, 1]
+    assert kept.tolist() == [0, 1]
 
 
-def test_nms_matches_a_python_loop_on_random_boxes():
-    rng = np.random.default_rng(1)
-    xy = rng.uniform(0, 100, (300, 2))
-    boxes = np.hstack([xy, xy + rng.uniform(5, 30, (300, 2))])
+def _random_boxes(rng, count: int, clustered: bool, origin: float = 0.0) -> np.ndarray:
+    if clustered:
+        centres = rng.uniform(0, 200, (8, 2))
+        xy = centres[rng.integers(0, 8, count)] + rng.normal(0, 3, (count, 2))
+    else:
+        xy = rng.uniform(0, 200, (count, 2))
+    return np.hstack([xy, xy + rng.uniform(5, 40, (count, 2))]) + origin
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("threshold", [0.0, 0.2, 0.45, 0.7, 1.0])
+def test_nms_equals_the_greedy_loop_on_random_boxes(seed, threshold):
+    rng = np.random.default_rng(seed)
+    boxes = _random_boxes(rng, 300, clustered=seed % 2 == 0, origin=-100.0 * (seed % 3))
     scores = rng.uniform(size=300)
-    expected, order = [], list(np.argsort(-scores))
-    while order:
-        best = order.pop(0)
-        expected.append(best)
-        order = [i for i in order if iou(boxes[best], boxes[i])[0, 0] <= 0.4]
-    assert nms(boxes, scores, 0.4).tolist() == expected
+    if seed >= 3:
+        scores = np.round(scores, 1).astype(np.float32)  # many exact ties: index order decides
+    classes = rng.integers(0, 4, 300)
+    assert nms(boxes, scores, threshold).tolist() == greedy_nms_reference(boxes, scores, threshold)
+    assert (class_wise_nms(boxes, scores, classes, threshold).tolist()
+            == greedy_nms_reference(boxes, scores, threshold, classes))
+
+
+def test_nms_edge_cases_equal_the_greedy_loop():
+    half = np.array([[0, 0, 10, 10], [0, 0, 10, 5]], float)  # IoU exactly 0.5
+    assert nms(half, [0.9, 0.8], 0.5).tolist() == [0, 1] == greedy_nms_reference(half, [0.9, 0.8], 0.5)
+    assert nms(half, [0.9, 0.8], 0.49).tolist() == [0] == greedy_nms_reference(half, [0.9, 0.8], 0.49)
+    # Empty boxes (zero, negative sides; two negative sides would multiply to a positive area)
+    # overlap nothing: always kept, never suppressing, in score order.
+    boxes = np.array([[0, 0, 10, 10], [5, 5, 5, 20], [5, 5, 5, 20], [8, 8, 2, 2], [1, 1, 10, 10],
+                      [3, 3, 3, 3]], float)
+    scores = np.array([0.5, 0.9, 0.8, 0.95, 0.6, 0.5])
+    assert nms(boxes, scores, 0.3).tolist() == [3, 1, 2, 4, 5] == greedy_nms_reference(boxes, scores, 0.3)
+    assert class_wise_nms(boxes, scores, [0, 0, 0, 0, 1, 1], 0.3).tolist() == [3, 1, 2, 4, 0, 5]
+    # Identical boxes: the first of equal scores wins.
+    same = np.tile([[1.5, 2.5, 30.25, 40.0]], (4, 1))
+    assert nms(same, [0.7, 0.9, 0.9, 0.1], 0.99).tolist() == [1]
+    # Negative coordinates never let one class's boxes reach another's.
+    shifted = np.array([[-500, -500, -400, -400], [-500, -500, -400, -400], [0, 0, 1, 1]], float)
+    assert class_wise_nms(shifted, [0.9, 0.8, 0.7], [0, 1, 2], 0.1).tolist() == [0, 1, 2]
+    assert class_wise_nms(shifted, [0.9, 0.8, 0.7], [-7, 10**9, -7], 0.1).tolist() == [0, 1, 2]
+    for function in (lambda b, s: nms(b, s, 0.5), lambda b, s: class_wise_nms(b, s, [], 0.5)):
+        assert function(np.zeros((0, 4)), np.zeros(0)).tolist() == []
+    assert nms([[0, 0, 1, 1]], [0.3], 0.5).tolist() == [0]
 
 
 def test_select_applies_threshold_class_filter_and_nms():
@@ -128,3 +155,21 @@ def test_exports_table_csv_and_coco_json():
     coco = json.loads(to_coco_results(table, names))
     assert coco == [{"image_id": 1, "file_name": "dog.jpg", "category_id": 13, "bbox": [10, 20, 40, 60], "score": 0.5}]
     assert json.loads(to_coco_results(table, names[:20]))[0]["category_id"] == 12  # custom classes: index + 1
+
+
+@pytest.mark.parametrize("shape", [(512, 512, 3), (12, 300, 3), (600, 40, 3), (90, 1600, 3), (50, 80)])
+def test_random_weights_banner_is_drawn_like_on_the_picture_itself(shape):
+    """The banner is drawn once per width and pasted: the same pixels as drawing it on the picture."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    canvas = Image.fromarray(image).convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=max(10, min(48, round(canvas.width / 28))))
+    left, top, right, bottom = draw.textbbox((0, 0), RANDOM_WEIGHTS_MARK, font=font)
+    draw.rectangle([0, 0, canvas.width, bottom - top + 10], fill=(255, 140, 0))
+    draw.text((max(4, (canvas.width - (right - left)) // 2) - left, 5 - top), RANDOM_WEIGHTS_MARK, fill=(0, 0, 0),
+              font=font)
+    for _ in range(2):  # drawn, then from the cache
+        marked = mark_random_weights(image)
+        assert marked.flags.writeable and np.array_equal(marked, np.asarray(canvas))

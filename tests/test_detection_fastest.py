@@ -11,11 +11,13 @@ from services.detection.backends import KerasBackend, OpenCVDarknetBackend
 from services.detection.cfg import Dropout
 from services.detection.decode import preprocess, rows_to_candidates, select
 from services.detection.models import load_darknet, parse_names
+from services.detection.nms import class_wise_nms, nms
+from tests.detection_helpers import greedy_nms_reference
 from tests.test_detection_cfg import CFGS
 
 pytestmark = pytest.mark.needs_shared
 
-TOLERANCE = 1e-3
+TOLERANCE = 1e-4
 # Boxes read by hand off dog.jpg (768 x 576), x1, y1, x2, y2: approximate, for IoU >= 0.5 only.
 OBJECTS = {"dog": (128, 224, 314, 540), "bicycle": (127, 127, 568, 427), "car": (468, 74, 686, 171)}
 
@@ -75,3 +77,15 @@ def test_both_backends_find_dog_bicycle_and_car(model, dog, backends, backend_in
         boxes = [found.boxes[i] for i, label in enumerate(labels) if label == name]
         assert boxes, f"no {name} among {labels}"
         assert max(_iou(b, box) for b in boxes) >= 0.5, f"{name} found in the wrong place"
+
+
+def test_nms_on_the_real_candidates_equals_the_greedy_loop(model, dog, backends):
+    batch, transform = preprocess(dog, model.config.width)
+    candidates = rows_to_candidates(backends[1].rows(batch), transform)
+    chosen = candidates.take(np.flatnonzero(candidates.scores >= 0.01))
+    assert len(chosen) > 50  # real, overlapping candidates
+    for threshold in (0.2, 0.45, 0.7):
+        assert nms(chosen.boxes, chosen.scores, threshold).tolist() == greedy_nms_reference(
+            chosen.boxes, chosen.scores, threshold)
+        assert class_wise_nms(chosen.boxes, chosen.scores, chosen.class_ids, threshold).tolist() == (
+            greedy_nms_reference(chosen.boxes, chosen.scores, threshold, chosen.class_ids))

@@ -66,14 +66,19 @@ def test_microns_per_pixel_from_tiff_metadata_or_refused(tmp_path):
             reader.check_mpp(absurd)
 
 
+def write_pyramid(path, base: np.ndarray, levels: int) -> None:
+    """A tiled TIFF at 0.25 um/px with ``levels`` halvings as SubIFDs."""
+    with tifffile.TiffWriter(path) as writer:
+        writer.write(base, tile=(128, 128), subifds=levels, resolution=(1e4 / 0.25, 1e4 / 0.25),
+                     resolutionunit="CENTIMETER")
+        for level in range(1, levels + 1):
+            writer.write(base[::2 ** level, ::2 ** level].copy(), tile=(128, 128), subfiletype=1)
+
+
 def test_pyramid_level_matching_the_model_resolution(tmp_path):
     path = tmp_path / "pyramid.tif"
     base = pattern(512, 512)
-    with tifffile.TiffWriter(path) as writer:
-        writer.write(base, tile=(128, 128), subifds=2, resolution=(1e4 / 0.25, 1e4 / 0.25),
-                     resolutionunit="CENTIMETER")
-        writer.write(base[::2, ::2].copy(), tile=(128, 128), subfiletype=1)
-        writer.write(base[::4, ::4].copy(), tile=(128, 128), subfiletype=1)
+    write_pyramid(path, base, 2)
     with reader.open_image(path, target_mpp=0.5) as source:
         assert (source.width, source.mpp, source.downsample) == (256, pytest.approx(0.5), 2.0)
         assert (source.read_region(0, 0, 256, 256) == base[::2, ::2]).all()
@@ -286,3 +291,23 @@ def test_kather_larger_images_download_verify_and_extract(data_root, tmp_path):
     with reader.open_image(path) as opened:
         assert (opened.width, opened.height) == (200, 200)
     assert kather_large.SIZE == 742_020_106 and kather_large.SHA256.startswith("77336ba5")
+
+
+def test_early_thumbnail_is_the_sources_own_and_only_for_the_level_read(tmp_path):
+    from services.tissuemap.job import EarlyThumbnail
+
+    flat = tmp_path / "flat.tif"
+    tifffile.imwrite(flat, pattern(700, 500), tile=(128, 128), compression="zlib")
+    early = EarlyThumbnail.make(flat)
+    with reader.open_image(flat) as source:
+        own, own_factor = source.thumbnail()
+        made, made_factor = early.for_source(source)
+        assert made_factor == own_factor and np.array_equal(made, own)
+    pyramid = tmp_path / "pyramid.tif"
+    write_pyramid(pyramid, pattern(512, 512), 1)
+    with reader.open_image(pyramid, target_mpp=0.5) as source:  # the job reads level 1: made afresh
+        assert EarlyThumbnail.make(pyramid).for_source(source) is None
+    Image.fromarray(pattern(64, 64)).save(tmp_path / "small.png")
+    assert EarlyThumbnail.make(tmp_path / "small.png") is None  # decoded whole: never twice
+    (tmp_path / "broken.tif").write_bytes(b"II*\x00" + b"\x07" * 200)
+    assert EarlyThumbnail.make(tmp_path / "broken.tif") is None  # the job's own read reports it

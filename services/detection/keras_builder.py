@@ -1,7 +1,9 @@
 """A Keras model that computes exactly what Darknet (and OpenCV's importer) computes for a cfg + weights.
 
 - Convolutions pad ``padding`` pixels on every side (Darknet: ``size // 2`` with ``pad=1``), then
-  convolve with 'valid' padding. TF's 'same' would pad stride-2 convolutions asymmetrically.
+  convolve with 'valid' padding. TF's 'same' would pad stride-2 convolutions asymmetrically;
+  at stride 1 with an odd kernel 'same' is the same symmetric padding and is used (no Pad op).
+  The bias is a ``BiasAdd`` on TensorFlow, so Grappler fuses convolution + bias + activation.
   ``groups=`` gives grouped convolutions; one group per input channel is a depthwise convolution.
 - Batch normalisation is folded into the convolution with Darknet's epsilon.
 - Max-pooling pads ``padding // 2`` before and the rest after with -inf (Darknet and OpenCV),
@@ -67,6 +69,16 @@ def activate(keras, tensor, activation: str):
     return functions[activation](tensor)
 
 
+def add_bias(keras, tensor, bias):
+    """``tensor + bias`` over the last axis; on TensorFlow a ``BiasAdd``, which Grappler fuses with
+    the convolution before it and the activation after it into one oneDNN kernel."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.nn.bias_add(tensor, bias)
+    return tensor + bias
+
+
 @functools.cache
 def _layer_classes(keras):
     """The custom Keras layers, defined on first use so that importing this module imports no Keras."""
@@ -90,14 +102,17 @@ def _layer_classes(keras):
 
         def call(self, inputs):
             spec, ops = self.spec, keras.ops
-            if spec.padding:
+            padding = "valid"
+            if spec.padding and spec.stride == 1 and 2 * spec.padding == spec.size - 1:
+                padding = "same"  # stride 1, odd kernel: 'same' pads size // 2 on every side
+            elif spec.padding:
                 p = spec.padding
                 inputs = ops.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]])
             if spec.depthwise:
-                out = ops.depthwise_conv(inputs, self.kernel, strides=spec.stride, padding="valid")
+                out = ops.depthwise_conv(inputs, self.kernel, strides=spec.stride, padding=padding)
             else:
-                out = ops.conv(inputs, self.kernel, strides=spec.stride, padding="valid")
-            return activate(keras, out + self.bias, spec.activation)
+                out = ops.conv(inputs, self.kernel, strides=spec.stride, padding=padding)
+            return activate(keras, add_bias(keras, out, self.bias), spec.activation)
 
     class DarknetMaxPool(keras.layers.Layer):
         """Max-pooling with Darknet's padding: ``padding // 2`` before, the rest after, -inf fill."""

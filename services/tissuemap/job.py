@@ -179,25 +179,33 @@ def _software() -> dict:
 
 def write_outputs(folder: Path, tissue_map: TissueMap, thumbnail: np.ndarray, factor: int,
                   mask: np.ndarray, choice: ModelChoice) -> Path:
-    """Every output of the map, written to a staging folder and renamed to ``map/`` in one step."""
-    from services.images import encode_png
+    """Every output of the map, written to a staging folder and renamed to ``map/`` in one step.
+
+    The files are made two at a time (PNG and TIFF encoding release the GIL) and the PNGs use
+    a fast zlib level: the outputs cost about as much as the inference of a small model."""
+    from services.images import FAST_PNG, encode_png
     from services.tissuemap import report
 
     target = folder / OUTPUT_DIR
     staging = folder / f".{OUTPUT_DIR}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
-        tissue_map.save(staging)
         overlay = outputs.overlay(thumbnail, factor, tissue_map)
-        (staging / "thumbnail.png").write_bytes(encode_png(thumbnail))
-        (staging / "tissue.png").write_bytes(encode_png(tissue.mask_preview(thumbnail, mask)))
-        (staging / "overlay.png").write_bytes(encode_png(overlay))
-        (staging / "labels.tif").write_bytes(outputs.label_tiff(tissue_map))
-        (staging / "tiles.csv").write_bytes(outputs.tiles_csv(tissue_map))
-        (staging / "regions.geojson").write_bytes(outputs.geojson_bytes(tissue_map))
-        (staging / "areas.csv").write_bytes(csv_bytes(outputs.areas_frame(tissue_map)))
-        (staging / "report.html").write_text(report.render(tissue_map, thumbnail, overlay, choice.card),
-                                             encoding="utf-8")
+        files = {
+            "thumbnail.png": lambda: encode_png(thumbnail, FAST_PNG),
+            "tissue.png": lambda: encode_png(tissue.mask_preview(thumbnail, mask), FAST_PNG),
+            "overlay.png": lambda: encode_png(overlay, FAST_PNG),
+            "labels.tif": lambda: outputs.label_tiff(tissue_map),
+            "tiles.csv": lambda: outputs.tiles_csv(tissue_map),
+            "regions.geojson": lambda: outputs.geojson_bytes(tissue_map),
+            "areas.csv": lambda: csv_bytes(outputs.areas_frame(tissue_map)),
+            "report.html": lambda: report.render(tissue_map, thumbnail, overlay, choice.card).encode("utf-8"),
+        }
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="map-outputs") as pool:
+            made = {name: pool.submit(make) for name, make in files.items()}
+            tissue_map.save(staging)
+            for name, future in made.items():
+                (staging / name).write_bytes(future.result())
         shutil.rmtree(target, ignore_errors=True)
         os.replace(staging, target)
     finally:
@@ -231,8 +239,10 @@ class Detection:
     tiles: np.ndarray
 
 
-def detect_tissue(source: reader.ImageSource, grid: Grid, params: dict) -> Detection:
-    thumbnail, factor = source.thumbnail()
+def detect_tissue(source: reader.ImageSource, grid: Grid, params: dict,
+                  thumbnail: tuple[np.ndarray, int] | None = None) -> Detection:
+    """``thumbnail``: ``source.thumbnail()`` when it was already made (see :func:`early_thumbnail`)."""
+    thumbnail, factor = thumbnail or source.thumbnail()
     threshold = setting(params, "threshold", None, 0, 255)
     threshold = float(tissue.suggested_threshold(thumbnail) if threshold is None else threshold)
     min_tissue = setting(params, "min_tissue", DEFAULT_MIN_TISSUE, 0.0, 1.0)
@@ -245,27 +255,61 @@ def detect_tissue(source: reader.ImageSource, grid: Grid, params: dict) -> Detec
     return Detection(thumbnail, factor, threshold, min_tissue, mask, coverage, tiles)
 
 
+@dataclass
+class EarlyThumbnail:
+    """The thumbnail of a TIFF's full-resolution level, made while the model loads (the level the
+    job reads is only known once the model's input size is)."""
+    size: tuple[int, int]
+    level: int
+    thumbnail: tuple[np.ndarray, int]
+
+    @classmethod
+    def make(cls, path: Path) -> "EarlyThumbnail | None":
+        """None for files that are not TIFFs (they are decoded whole: not twice) or that fail to
+        read: the job then makes the thumbnail itself, and reports any problem with the file."""
+        if not reader.is_tiff(path):
+            return None
+        try:
+            with reader.open_image(path) as source:
+                return cls((source.width, source.height), getattr(source, "level", 0), source.thumbnail())
+        except Exception:  # noqa: BLE001 - only a head start; the job's own read reports the problem
+            return None
+
+    def for_source(self, source: reader.ImageSource) -> tuple[np.ndarray, int] | None:
+        same = (self.size, self.level) == ((source.width, source.height), getattr(source, "level", 0))
+        return self.thumbnail if same else None
+
+
 def tissue_map_job(params: dict, context) -> dict:
     choice = ModelChoice.from_params(params.get("model"))
     path = image_path(params, context.dir)
     overlap = setting(params, "overlap", 1, 1, MAX_OVERLAP, int)
     batch_size = setting(params, "batch_size", DEFAULT_BATCH, 1, 512, int)
     context.progress(0.0, "loading the model")
-    predictor = load_predictor(choice)
-    with reader.open_image(path, target_mpp=choice.field_um / predictor.input_size[0]) as source:
-        mpp = image_mpp(source, params.get("mpp"))
-        grid = Grid(source.width, source.height, choice.field_um / mpp, overlap)
-        context.progress(0.01, "finding tissue")
-        found = detect_tissue(source, grid, params)
-        plan = _plan(path, source, grid, choice, found.threshold, found.min_tissue, found.tiles)
-        saved = _saved_batches(context.dir, plan, context.resumed)
-        context.update_result(tiles=int(len(found.tiles)), classes=choice.classes, synthetic_model=choice.synthetic)
-        probabilities, speed = predict_tiles(context, predictor, TileReader(source, grid, predictor.input_size),
-                                             found.tiles, batch_size, saved)
-        meta = {"image": source.name, "image_size": (source.width, source.height),
-                "downsample": float(getattr(source, "downsample", 1.0)),
-                "synthetic_image": bool(getattr(source, "synthetic", False)),
-                "mpp_source": "file metadata" if source.mpp else "entered"}
+    # Overlapped: the thumbnail with loading the model, the model's first run (tracing its graph:
+    # seconds for MobileNet v2) with finding the tissue.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="map-prepare") as helper:
+        early = helper.submit(EarlyThumbnail.make, path)
+        predictor = load_predictor(choice)
+        warming = helper.submit(predictor.warm_up)
+        with reader.open_image(path, target_mpp=choice.field_um / predictor.input_size[0]) as source:
+            mpp = image_mpp(source, params.get("mpp"))
+            grid = Grid(source.width, source.height, choice.field_um / mpp, overlap)
+            context.progress(0.01, "finding tissue")
+            made = early.result()
+            found = detect_tissue(source, grid, params, made.for_source(source) if made else None)
+            warming.result()
+            plan = _plan(path, source, grid, choice, found.threshold, found.min_tissue, found.tiles)
+            saved = _saved_batches(context.dir, plan, context.resumed)
+            context.update_result(tiles=int(len(found.tiles)), classes=choice.classes,
+                                  synthetic_model=choice.synthetic)
+            probabilities, speed = predict_tiles(context, predictor,
+                                                 TileReader(source, grid, predictor.input_size), found.tiles,
+                                                 batch_size, saved)
+            meta = {"image": source.name, "image_size": (source.width, source.height),
+                    "downsample": float(getattr(source, "downsample", 1.0)),
+                    "synthetic_image": bool(getattr(source, "synthetic", False)),
+                    "mpp_source": "file metadata" if source.mpp else "entered"}
     context.progress(0.96, "writing the map and its report")
     accumulator = MapAccumulator(grid, predictor.outputs)
     accumulator.add(found.tiles, probabilities)

@@ -151,6 +151,11 @@ class Predictor:
     def predict(self, tiles: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def warm_up(self) -> None:
+        """Run the model once on one blank tile, so that its one-off set-up (tracing a graph,
+        allocating) can happen on another thread while the job does something else."""
+        self.predict(np.zeros((1, *self.input_size, 3), np.uint8))
+
 
 def _check_shape(name: str, height, width, channels, outputs, classes: list[str]) -> tuple[int, int]:
     if channels not in (3, None) or not isinstance(height, int) or not isinstance(width, int):

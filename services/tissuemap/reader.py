@@ -386,6 +386,15 @@ def tiff_level_for(levels: list[tuple[int, int]], base_mpp: float | None, target
     return best
 
 
+def is_tiff(path: str | os.PathLike) -> bool:
+    """Whether the file starts like a TIFF (readable region by region)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) in _TIFF_MAGIC
+    except OSError:
+        return False
+
+
 def open_image(path: str | os.PathLike, *, target_mpp: float | None = None,
                max_pixels: int | None = None) -> ImageSource:
     """The right :class:`ImageSource` for the file at ``path`` (sniffed, not by suffix alone)."""

@@ -13,7 +13,7 @@ from html import escape
 
 import numpy as np
 
-from services.images import encode_png, resize_longest_side
+from services.images import FAST_PNG, encode_png, resize_longest_side
 from services.tissuemap.maps import TissueMap
 from services.tissuemap.outputs import SYNTHETIC_NOTE, class_colours
 
@@ -40,7 +40,7 @@ img { max-width: 100%; border: 1px solid #ccc; } .images { display: flex; gap: 1
 
 def _data_uri(pixels: np.ndarray, longest: int = 900) -> str:
     small = resize_longest_side(pixels, longest) if max(pixels.shape[:2]) > longest else pixels
-    return "data:image/png;base64," + base64.b64encode(encode_png(small)).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(encode_png(small, FAST_PNG)).decode("ascii")
 
 
 def _number(value, digits: int = 3) -> str:
