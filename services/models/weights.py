@@ -218,10 +218,13 @@ def resolve_weights(
     download: bool = False,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    mirror: dict[str, Any] | None = None,
 ) -> Path:
     """The weights file to load for ``name``; downloads it into the model cache if asked.
 
-    Raises :class:`WeightsMissing` naming the fix when there is no usable file.
+    ``mirror`` (``{"url", "md5"?, "size"?}``) downloads from another address than Keras's, with
+    those checks (a lab mirror, or tests' local server). Raises :class:`WeightsMissing` naming
+    the fix when there is no usable file.
     """
     backbone = spec(name)
     path, _, _, problems = _locate(backbone)
@@ -234,7 +237,7 @@ def resolve_weights(
     if target.exists():  # present but refused above: never download over it silently
         raise WeightsMismatch(" ".join(problems) + f" Delete {target} or upload a correct file.")
     with _download_lock:
-        return _download(backbone, target, progress, stop)
+        return _download(backbone, target, progress, stop, mirror or {})
 
 
 UPLOAD_FILE = "weights-upload.bin"
@@ -270,9 +273,12 @@ def download_weights_job(params: dict[str, Any], context) -> dict[str, str]:
     return {"backbone": name, "file": path.name}
 
 
-def _download(backbone, target: Path, progress, stop) -> Path:
-    path = download(backbone.url, target, size=backbone.size, md5=backbone.md5, progress=progress, stop=stop)
-    _write_manifest(path, backbone, "download", url=backbone.url)
+def _download(backbone, target: Path, progress, stop, mirror: dict[str, Any]) -> Path:
+    url = mirror.get("url") or backbone.url
+    checks = {"size": mirror.get("size"), "md5": mirror.get("md5")} if mirror else \
+        {"size": backbone.size, "md5": backbone.md5}
+    path = download(url, target, **checks, progress=progress, stop=stop)
+    _write_manifest(path, backbone, "download", url=url.split("?")[0])
     return path
 
 
