@@ -1,0 +1,120 @@
+"""The real-tissue demo chain end to end against a local HTTP server serving generated files in
+the real layouts (tests/demo_helpers.py): completes with range requests on and off, fetches one
+member of the larger-images zip, refuses a wrong checksum, resumes after its worker is killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+
+from services.jobs import FAILED, FINISHED, JobManager, run_inline
+from tests import demo_helpers
+from tests.conftest import serve_folder, wait_for
+
+FAST = {"image_size": 32, "epochs": 4}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("served")
+    demo_helpers.build_served_files(folder, tmp_path_factory.mktemp("work"))
+    return folder
+
+
+def _requests_of(server, name: str) -> int:
+    return sum(1 for file, _ in server.stats["requests"] if file == name)
+
+
+def test_the_chain_completes_fetching_one_member_by_range_requests(served, data_root, tmp_path, monkeypatch):
+    from services.training.store import RunStore
+
+    with serve_folder(served) as server:
+        monkeypatch.setenv("DASHBOARD_DEMO_SOURCES", str(demo_helpers.sources_file(tmp_path / "s.json", served,
+                                                                                     server.url)))
+        outcome = run_inline("real-tissue-demo", FAST, data_root / "jobs" / "demo1")
+        larger_requests = _requests_of(server, demo_helpers.LARGER_ZIP)
+        assert outcome.status == "finished", outcome.error
+        result = outcome.result
+        # one member only: directory + local header + one image, far less than the zip with its filler
+        zip_size = (served / demo_helpers.LARGER_ZIP).stat().st_size
+        assert result["image"]["method"] == "range requests"
+        assert result["image"]["image"] == demo_helpers.FIRST_IMAGE
+        assert result["image"]["bytes"] < zip_size / 3, (result["image"]["bytes"], zip_size)
+        assert larger_requests >= 3 and all(h for f, h in server.stats["requests"] if f == demo_helpers.LARGER_ZIP)
+        # honest numbers and labels
+        calibrated = result["calibrate"]
+        low, high = calibrated["test_ci95"]
+        assert calibrated["test_n"] > 0 and low <= calibrated["test_accuracy"] <= high
+        assert 0.05 <= calibrated["temperature"] <= 20
+        assert calibrated["val_nll_after"] <= calibrated["val_nll_before"] + 1e-9
+        assert result["labels"]["generated"] and result["labels"]["random_weights"]
+        assert "GENERATED" in result["labels"]["data"] and "random init" in result["labels"]["weights"]
+        run = RunStore().get_run(result["run_id"])
+        assert run.synthetic and run.summary["weights"] == "random init" and run.summary["head_pooling"] == "avg"
+        # the map and its report
+        folder = data_root / "jobs" / "demo1" / result["map"]["folder"]
+        assert {"overlay.png", "areas.csv", "report.html"} <= {p.name for p in folder.iterdir()}
+        assert "SYNTHETIC" in (folder / "report.html").read_text()
+        assert result["map"]["tiles"] > 0 and result["map"]["areas"]
+        # a second run reuses every file: nothing is downloaded again
+        before = len(server.stats["requests"])
+        again = run_inline("real-tissue-demo", FAST, data_root / "jobs" / "demo2")
+        assert again.status == "finished", again.error
+        assert len(server.stats["requests"]) == before
+        assert again.result["image"]["method"] == "already there"
+
+
+def test_a_wrong_checksum_is_refused_with_a_sentence(served, data_root, tmp_path, monkeypatch):
+    from services.datasets import kather
+
+    with serve_folder(served) as server:
+        monkeypatch.setenv("DASHBOARD_DEMO_SOURCES", str(demo_helpers.sources_file(
+            tmp_path / "s.json", served, server.url, tiles_md5="0" * 32)))
+        outcome = run_inline("real-tissue-demo", FAST, data_root / "jobs" / "wrong")
+    assert outcome.status == "failed"
+    assert "md5" in outcome.error and "refused" in outcome.error and "Traceback" not in outcome.error
+    assert not kather.is_installed() and not kather.download_path().exists()
+    assert outcome.result.get("steps") == []
+
+
+def test_offline_names_every_missing_file_and_where_to_place_it(data_root, monkeypatch):
+    monkeypatch.setenv("DASHBOARD_OFFLINE", "1")
+    outcome = run_inline("real-tissue-demo", FAST, data_root / "jobs" / "offline")
+    assert outcome.status == "failed"
+    for expected in ("<data root>/downloads/Kather_texture_2016_image_tiles_5000.zip",
+                     "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+                     "<data root>/datasets/kather2016_larger/", "Resume"):
+        assert expected in outcome.error
+
+
+def test_a_killed_chain_resumes_without_downloading_again(served, data_root, tmp_path, monkeypatch):
+    """Ranges off: the larger image comes from the whole zip; the worker is killed mid-chain."""
+    monkeypatch.setenv("DASHBOARD_WARM_WORKER", "0")
+    with serve_folder(served, ranges=False) as server:
+        monkeypatch.setenv("DASHBOARD_DEMO_SOURCES", str(demo_helpers.sources_file(tmp_path / "s.json", served,
+                                                                                     server.url)))
+        manager = JobManager(data_root / "jobs")
+        job_id = manager.submit("real-tissue-demo", "demo", FAST)
+        state_file = manager.job_dir(job_id) / "demo.json"
+
+        def image_done() -> int | None:
+            state = manager.get(job_id)
+            assert state.status not in (FINISHED, FAILED), state.error
+            done = json.loads(state_file.read_text())["done"] if state_file.is_file() else {}
+            return state.pid if "image" in done else None
+
+        pid = wait_for(image_done, 240)
+        os.kill(pid, signal.SIGKILL)
+        killed = manager.wait(job_id, 60)
+        assert killed.status == FAILED and killed.signal == "SIGKILL"
+        requests_before = list(server.stats["requests"])
+        manager.resume(job_id)
+        finished = manager.wait(job_id, 400)
+        assert finished.status == FINISHED, finished.error
+        assert server.stats["requests"] == requests_before  # nothing downloaded again
+    assert _requests_of(server, demo_helpers.TILES_ZIP) == 1
+    assert finished.result["image"]["method"] == "whole zip"
+    assert (manager.job_dir(job_id) / finished.result["map"]["folder"] / "report.html").is_file()
