@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import uuid
 
 import pytest
 
 from services.jobs import FAILED, FINISHED, JobManager, run_inline
 from tests import demo_helpers
-from tests.conftest import serve_folder, wait_for
+from tests.conftest import REPO, serve_folder, wait_for
 
 FAST = {"image_size": 32, "epochs": 4}
 
@@ -34,7 +35,8 @@ def test_the_chain_completes_fetching_one_member_by_range_requests(served, data_
     with serve_folder(served) as server:
         monkeypatch.setenv("DASHBOARD_DEMO_SOURCES", str(demo_helpers.sources_file(tmp_path / "s.json", served,
                                                                                      server.url)))
-        outcome = run_inline("real-tissue-demo", FAST, data_root / "jobs" / "demo1")
+        job_id = uuid.uuid4().hex[:12]
+        outcome = run_inline("real-tissue-demo", FAST, data_root / "jobs" / job_id)
         larger_requests = _requests_of(server, demo_helpers.LARGER_ZIP)
         assert outcome.status == "finished", outcome.error
         result = outcome.result
@@ -55,7 +57,7 @@ def test_the_chain_completes_fetching_one_member_by_range_requests(served, data_
         run = RunStore().get_run(result["run_id"])
         assert run.synthetic and run.summary["weights"] == "random init" and run.summary["head_pooling"] == "avg"
         # the map and its report
-        folder = data_root / "jobs" / "demo1" / result["map"]["folder"]
+        folder = data_root / "jobs" / job_id / result["map"]["folder"]
         assert {"overlay.png", "areas.csv", "report.html"} <= {p.name for p in folder.iterdir()}
         assert "SYNTHETIC" in (folder / "report.html").read_text()
         assert result["map"]["tiles"] > 0 and result["map"]["areas"]
@@ -65,6 +67,30 @@ def test_the_chain_completes_fetching_one_member_by_range_requests(served, data_
         assert again.status == "finished", again.error
         assert len(server.stats["requests"]) == before
         assert again.result["image"]["method"] == "already there"
+    _home_opens_the_finished_result(data_root, job_id, result)
+
+
+def _home_opens_the_finished_result(data_root, job_id: str, result: dict) -> None:
+    """Home shows the finished demo at once: the map over the image, areas, the held-out score
+    with its interval and n, and the labels saying the data was generated and the weights random."""
+    from streamlit.testing.v1 import AppTest
+
+    from services.demo.chain import JOB_KIND
+    from services.jobs.store import open_store
+
+    store = open_store(data_root / "jobs")
+    store.create(JOB_KIND, "demo", "tensorflow", FAST, [], job_id=job_id)
+    store.finish(job_id, FINISHED, result=result)
+    app = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=60).run()
+    assert not app.exception
+    shown = " ".join(m.value for m in app.markdown)
+    calibrated = result["calibrate"]
+    assert f"{calibrated['test_correct']} of {calibrated['test_n']} tiles" in shown
+    assert "Wilson 95 % interval" in shown and "grouped by source image" in shown
+    assert "GENERATED test data" in " ".join(w.value for w in app.warning)
+    assert "random init" in " ".join(c.value for c in app.caption)
+    assert any(b.label == "Run the real-tissue demo again" for b in app.button)
+    assert len(app.dataframe) == 1 and "percent" in app.dataframe[0].value.columns
 
 
 def test_a_wrong_checksum_is_refused_with_a_sentence(served, data_root, tmp_path, monkeypatch):
