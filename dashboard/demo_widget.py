@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.adapters import job_manager
-from dashboard.widgets import job_status_line, job_stop_button, md, user_errors
+from dashboard.widgets import live_job_progress, md, user_errors
 from services.config import get_settings
 from services.demo import results, sources
 
@@ -40,18 +40,6 @@ def _offline_guidance() -> None:
     lines = [f"- {md(item.what)}: place it at `{item.where}` ({md(item.alternative)})" for item in missing]
     st.warning("**Offline (downloads are off): place these files, then press the button.** The demo continues "
                "from what is there.\n\n" + "\n".join(lines), icon=":material/cloud_off:")
-
-
-def _progress(job_id: str) -> None:
-    manager = job_manager()
-    state = manager.get(job_id)
-    if state is None:
-        return
-    job_status_line(state)
-    job_stop_button(manager, state, "demo-stop")
-    if not state.active and st.session_state.get("demo_live") == job_id:
-        st.session_state["demo_live"] = None
-        st.rerun(scope="app")
 
 
 def _result(shown: results.DemoResult) -> None:
@@ -93,7 +81,7 @@ def real_tissue_demo() -> None:
             if newest is not None and newest.status != "finished":
                 if newest.active:
                     st.session_state["demo_live"] = newest.id
-                st.fragment(lambda: _progress(newest.id), run_every=1.0 if newest.active else None)()
+                st.fragment(lambda: live_job_progress(manager, newest.id, "demo-stop", "demo_live"), run_every=1.0 if newest.active else None)()
             busy = newest is not None and newest.active
             label = "Run the real-tissue demo again" if shown is not None else "Run the real-tissue demo"
             if st.button(label, icon=":material/play_arrow:", disabled=busy, key="demo_start",

@@ -144,3 +144,17 @@ def test_a_killed_chain_resumes_without_downloading_again(served, data_root, tmp
     assert _requests_of(server, demo_helpers.TILES_ZIP) == 1
     assert finished.result["image"]["method"] == "whole zip"
     assert (manager.job_dir(job_id) / finished.result["map"]["folder"] / "report.html").is_file()
+
+
+def test_the_command_line_says_which_files_are_missing_and_exits_non_zero(data_root, tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DASHBOARD_OFFLINE": "1", "DASHBOARD_DATA_DIR": str(tmp_path / "elsewhere")}
+    done = subprocess.run([sys.executable, "-m", "services.demo", "--data-dir", str(data_root)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.startswith("The demo cannot start: Downloads are off")
+    assert "<data root>/downloads/Kather_texture_2016_image_tiles_5000.zip" in done.stderr
+    assert "Traceback" not in done.stderr and str(data_root) not in done.stderr
+    assert not (data_root / "jobs").exists()  # nothing started

@@ -14,19 +14,18 @@ def test_home_demo_shows_sizes_licences_and_offline_guidance_then_starts(browser
     page = browser_page
     page.goto(streamlit_server.url)
     wait_for_app(page)
-    block = page.locator("[data-testid='stVerticalBlockBorderWrapper']").filter(has_text="Real-tissue demo").last
-    block.get_by_text("Real-tissue demo").first.wait_for()
+    page.get_by_role("heading", name="Real-tissue demo").wait_for()
     for text in ("258 MB", "742 MB", "CC BY 4.0 (Kather et al. 2016, Zenodo record 53169)",
                  "Apache 2.0 (Keras applications)"):
-        block.get_by_text(text).first.wait_for()
-    guidance = block.locator("[data-testid='stAlert']").filter(has_text="place these files")
+        page.get_by_text(text, exact=True).first.wait_for()
+    guidance = page.locator("[data-testid='stAlert']").filter(has_text="place these files")
     guidance.wait_for()
     assert "<data root>/downloads/Kather_texture_2016_image_tiles_5000.zip" in guidance.inner_text()
     assert "<data root>/datasets/kather2016_larger/" in guidance.inner_text()
     page.screenshot(path=str(artifacts_dir / "home_demo_offline.png"), full_page=True)
-    block.get_by_role("button", name="Run the real-tissue demo").click()
+    page.get_by_role("button", name="Run the real-tissue demo").click()
     wait_for_app(page)
-    failure = page.locator("[data-testid='stAlert']").filter(has_text="Downloads are off (DASHBOARD_OFFLINE=1")
+    failure = page.locator("[data-testid='stAlert']").filter(has_text="the demo needs files that are not here")
     failure.first.wait_for(timeout=240_000)
     assert "Kather_texture_2016_image_tiles_5000.zip" in failure.first.inner_text()
     page.get_by_role("button", name="Resume").first.wait_for()

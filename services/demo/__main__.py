@@ -49,11 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.data_dir:
         os.environ["DASHBOARD_DATA_DIR"] = args.data_dir
+    from services.demo.chain import check_offline
     from services.demo.results import start_or_resume
     from services.errors import UserFacingError
     from services.jobs import JobManager
 
     try:
+        check_offline()  # offline with files missing: say which and where, without starting anything
         manager = JobManager()
         job_id = start_or_resume(manager)
     except UserFacingError as error:

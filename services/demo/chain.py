@@ -211,6 +211,9 @@ def train_step(context: JobContext, state: dict[str, Any], labels: dict[str, str
     spec = experiment_spec(context.params)
     store = run_store.RunStore()
     step = step_context(context, "train", "strategy C")
+    earlier = store.find_run(state["run_id"]) if isinstance(state.get("run_id"), str) else None
+    if earlier is not None and earlier.status in run_store.ACTIVE:  # its worker was killed mid-fit
+        store.set_status(earlier.id, run_store.INTERRUPTED, error="the demo was interrupted; it resumed with a new run")
     run_id = strategy_c.create_run(store, spec, BACKBONE, "Real-tissue demo · C · mobilenet_v2 (avg pooling)",
                                    context.job_id, owner=context.owner)
     state["run_id"] = run_id
