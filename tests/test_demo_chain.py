@@ -59,7 +59,9 @@ def test_the_chain_completes_fetching_one_member_by_range_requests(served, data_
         # the map and its report
         folder = data_root / "jobs" / job_id / result["map"]["folder"]
         assert {"overlay.png", "areas.csv", "report.html"} <= {p.name for p in folder.iterdir()}
-        assert "SYNTHETIC" in (folder / "report.html").read_text()
+        report = (folder / "report.html").read_text()
+        assert "SYNTHETIC" in report and "RANDOM INIT weights" in report
+        assert f"{calibrated['test_correct']} of {calibrated['test_n']} held-out tiles; Wilson 95 % interval" in report
         assert result["map"]["tiles"] > 0 and result["map"]["areas"]
         # a second run reuses every file: nothing is downloaded again
         before = len(server.stats["requests"])

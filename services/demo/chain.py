@@ -290,8 +290,12 @@ def map_step(context: JobContext, run_id: str, image: str, calibrated: dict, lab
     from services.training.store import RunStore
 
     run = RunStore().get_run(run_id)
-    card = model_card(run) | {"test_accuracy": calibrated["test_accuracy"], "test_images": calibrated["test_n"],
-                              "calibration": f"temperature {calibrated['temperature']:.2f} fitted on validation"}
+    low, high = calibrated["test_ci95"]
+    score = (f"{calibrated['test_accuracy']:.3f} ({calibrated['test_correct']} of {calibrated['test_n']} held-out "
+             f"tiles; Wilson 95 % interval {low:.3f} to {high:.3f})")
+    name = f"{run.name}, temperature {calibrated['temperature']:.2f} fitted on validation" + (
+        " · RANDOM INIT weights, not ImageNet" if labels["random_weights"] else "")
+    card = model_card(run) | {"name": name, "test_accuracy": score, "test_images": calibrated["test_n"]}
     choice = ModelChoice("run", str(context.dir / CALIBRATED_MODEL), f"{run.name} (calibrated)",
                          [str(c) for c in calibrated["classes"]], synthetic=bool(labels["generated"]),
                          run_id=run_id, card=card)
