@@ -37,7 +37,7 @@ STATE_FILE = "demo.json"
 MAP_DIR = "map-job"
 CALIBRATED_MODEL = "calibrated.keras"
 IMAGE_SIZE = 150
-EPOCHS = 25
+EPOCHS = 15
 STEPS = {  # name: (start, share) of the job's progress
     "tiles": (0.0, 0.3), "weights": (0.3, 0.03), "image": (0.33, 0.17), "split": (0.5, 0.02),
     "train": (0.52, 0.3), "calibrate": (0.82, 0.05), "map": (0.87, 0.13),
