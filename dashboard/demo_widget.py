@@ -16,7 +16,8 @@ from services.demo import results, sources
 INTRO = ("From an empty machine to a classifier of real colorectal tissue and one mapped 5000 x 5000 px image: "
          "downloads Kather 2016 and MobileNetV2's ImageNet weights, splits the tiles grouped by source image, "
          "trains strategy C (cached features, global-average-pooling head), calibrates it on validation, scores "
-         "it on the held-out test split and maps one larger image. About 10 minutes on a 2-core CPU; it runs in "
+         "it on the held-out test split and maps one larger image. About 5-10 minutes on a quiet 2-core CPU with a "
+         "normal connection (longer when the machine is busy); it runs in "
          "the background and resumes where it stopped. For research and teaching, not diagnosis.")
 
 
