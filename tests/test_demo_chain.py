@@ -54,6 +54,9 @@ def test_the_chain_completes_fetching_one_member_by_range_requests(served, data_
         assert calibrated["val_nll_after"] <= calibrated["val_nll_before"] + 1e-9
         assert result["labels"]["generated"] and result["labels"]["random_weights"]
         assert "GENERATED" in result["labels"]["data"] and "random init" in result["labels"]["weights"]
+        from services.models import weights
+
+        assert "mirror" in weights.weights_status("mobilenet_v2").reason  # not claimed as Keras's own file
         run = RunStore().get_run(result["run_id"])
         assert run.synthetic and run.summary["weights"] == "random init" and run.summary["head_pooling"] == "avg"
         # the map and its report

@@ -175,13 +175,15 @@ def _how_to_get(backbone: BackboneSpec, target: Path) -> str:
     )
 
 
-def _describe(path: Path, source: str, official: bool) -> str:
+def _describe(path: Path, source: str, official: bool, backbone: BackboneSpec) -> str:
     if official:
         return "official ImageNet weights (Keras's md5 verified)"
     manifest = read_manifest(path) if source == "model cache" else {}
     if manifest.get("source") == "upload":
         return (f"user-installed weights file ({manifest.get('original_name') or 'upload'}; not the official "
                 "Keras file, or not verifiable)")
+    if manifest.get("url") not in (None, backbone.url.split("?")[0]):
+        return "weights downloaded from a mirror, not Keras's address (not verifiable against Keras)"
     return "ImageNet weights from the official URL (Keras publishes no hash for this file)"
 
 
@@ -191,7 +193,7 @@ def weights_status(name: str) -> WeightsStatus:
     path, source, official, problems = _locate(backbone)
     if path is not None:
         return WeightsStatus(name, PRESENT, path, source, official,
-                             f"{_describe(path, source, official)} in the {source}: {path}", "")
+                             f"{_describe(path, source, official, backbone)} in the {source}: {path}", "")
     target = model_cache_dir() / backbone.file_name
     problem = (" " + " ".join(problems)) if problems else ""
     if get_settings().offline:
