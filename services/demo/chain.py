@@ -141,7 +141,7 @@ def _first_image(members, where: str):
 def image_step(context: JobContext, source: sources.Source) -> dict:
     """One larger image under ``datasets/kather2016_larger/``: how it got there and the bytes moved."""
     from services import remote_zip
-    from services.download import download
+    from services.download import download, verify_file
     from services.tissuemap import kather_large
 
     step = step_context(context, "image", "one larger image")
@@ -171,6 +171,7 @@ def image_step(context: JobContext, source: sources.Source) -> dict:
             raise JobStopped()
         received = source.size
     else:
+        verify_file(whole, size=source.size, **source.checks)  # a zip placed by hand is checked too
         received = 0
     member = _first_image(remote_zip.local_members(whole), whole.name)
     path = remote_zip.extract_member(whole, member.name, folder)

@@ -90,6 +90,8 @@ def _with_override(source: Source, override: dict[str, Any] | None) -> Source:
     if not isinstance(override.get("url"), str) or not override["url"]:
         raise UserFacingError(f"DASHBOARD_DEMO_SOURCES: the {source.key} entry needs a url.")
     checks = {k: str(override[k]) for k in ("md5", "sha256") if override.get(k)}
+    if source.key != WEIGHTS and override.get("size") is None:
+        raise UserFacingError(f"DASHBOARD_DEMO_SOURCES: the {source.key} entry needs its size in bytes.")
     return Source(source.key, source.title, override["url"], _number(override.get("size"), f"{source.key}.size"),
                   checks, source.licence, generated=bool(override.get("generated")),
                   random_weights=bool(override.get("random_weights")), replaced=True)
