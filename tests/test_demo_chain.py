@@ -163,3 +163,26 @@ def test_the_command_line_says_which_files_are_missing_and_exits_non_zero(data_r
     assert "<data root>/downloads/Kather_texture_2016_image_tiles_5000.zip" in done.stderr
     assert "Traceback" not in done.stderr and str(data_root) not in done.stderr
     assert not (data_root / "jobs").exists()  # nothing started
+
+
+def test_offline_the_chain_completes_from_files_placed_by_hand(served, data_root, tmp_path, monkeypatch):
+    """The three files copied where the page says (the whole larger-images zip included): no network."""
+    import shutil
+
+    from services.datasets import kather
+    from services.demo import sources
+    from services.tissuemap import kather_large
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "no-keras"))
+    monkeypatch.setenv("DASHBOARD_DEMO_SOURCES", str(demo_helpers.sources_file(
+        tmp_path / "s.json", served, "http://127.0.0.1:9/")))  # nothing listens there
+    monkeypatch.setenv("DASHBOARD_OFFLINE", "1")
+    kather.download_path().parent.mkdir(parents=True)
+    shutil.copy(served / demo_helpers.TILES_ZIP, kather.download_path())
+    shutil.copy(served / demo_helpers.LARGER_ZIP, kather_large.download_path())
+    sources.weights_file().parent.mkdir(parents=True)
+    shutil.copy(served / sources.weights_file().name, sources.weights_file())
+    outcome = run_inline("real-tissue-demo", FAST, data_root / "jobs" / "offline-placed")
+    assert outcome.status == "finished", outcome.error
+    assert outcome.result["image"] == {"image": demo_helpers.FIRST_IMAGE, "method": "whole zip", "bytes": 0}
+    assert [p.name for p in kather_large.installed_images()] == [demo_helpers.FIRST_IMAGE]  # one image only
