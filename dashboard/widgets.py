@@ -116,6 +116,20 @@ def job_stop_button(manager: JobManager, state: JobState, key_prefix: str = "sto
             st.rerun()
 
 
+def live_job_progress(manager: JobManager, job_id: str, key_prefix: str, live_key: str) -> None:
+    """The status line and Stop / Retry / Resume of one job, for a fragment rerun every second
+    while the job is active; when it ends, the whole page reruns once (the page sets
+    ``st.session_state[live_key]`` to the job's id while it is active)."""
+    state = manager.get(job_id)
+    if state is None:
+        return
+    job_status_line(state)
+    job_stop_button(manager, state, key_prefix)
+    if not state.active and st.session_state.get(live_key) == job_id:
+        st.session_state[live_key] = None
+        st.rerun(scope="app")
+
+
 def job_failure_banner(manager: JobManager, state: JobState, key_prefix: str = "dismiss") -> None:
     """The error of a failed job, with a button that dismisses it for good (``manager.dismiss``).
     Show it only on the page that started the job."""

@@ -4,6 +4,7 @@ compute device. Renders in well under a second: nothing here imports TensorFlow.
 import streamlit as st
 
 from dashboard import auth
+from dashboard.demo_widget import real_tissue_demo
 from dashboard.pages_registry import PAGES, page
 from dashboard.widgets import md
 from services import readiness, runtime
@@ -86,6 +87,7 @@ def _access() -> None:
 
 _banner(readiness.readiness())
 _start_here()
+real_tissue_demo()
 _access()
 
 with st.container(border=True):

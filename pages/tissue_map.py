@@ -11,7 +11,9 @@ import streamlit as st
 
 from dashboard import tissuemap_adapters as ui
 from dashboard.adapters import job_manager
-from dashboard.widgets import job_status_line, job_stop_button, md, show_image, synthetic_badge, user_errors
+from dashboard.widgets import (
+    job_status_line, job_stop_button, live_job_progress, md, show_image, synthetic_badge, user_errors,
+)
 from services.config import confine, get_settings
 from services.errors import UserFacingError
 from services.images import encode_png
@@ -329,17 +331,6 @@ def downloads(folder: Path, tissue_map, image: np.ndarray) -> None:
                                key=f"tm_download_{label}")
 
 
-def job_progress(job_id: str) -> None:
-    state = manager.get(job_id)
-    if state is None:
-        return
-    job_status_line(state)
-    job_stop_button(manager, state, "tm-stop")
-    if not state.active and st.session_state.get("tm_live") == job_id:
-        st.session_state["tm_live"] = None
-        st.rerun(scope="app")
-
-
 # --- page ----------------------------------------------------------------------------------------
 
 setup, results = st.tabs(["New map", "Maps"])
@@ -367,7 +358,7 @@ with results:
                              format_func=lambda j: f"{j.title} · {j.status_text}")
         if state.active:
             st.session_state["tm_live"] = state.id
-        st.fragment(lambda: job_progress(state.id), run_every=1.0 if state.active else None)()
+        st.fragment(lambda: live_job_progress(manager, state.id, "tm-stop", "tm_live"), run_every=1.0 if state.active else None)()
         if state.status == "finished":
             with user_errors():
                 result_panel(state)

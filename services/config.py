@@ -54,6 +54,9 @@ class Settings:
     """In-process background jobs executing at once (``DASHBOARD_MAX_JOBS``; default 2)."""
     tensorboard: bool
     """Write TensorBoard event files beside each training run (``DASHBOARD_TENSORBOARD=0`` turns off)."""
+    demo_sources: Path | None = None
+    """A JSON file replacing the real-tissue demo's download addresses and checksums
+    (``DASHBOARD_DEMO_SOURCES``): a lab mirror, or the tests' local server. See docs/demo.md."""
 
     @property
     def datasets_dir(self) -> Path:
@@ -94,6 +97,8 @@ def get_settings() -> Settings:
         max_concurrent_runs=env_int("DASHBOARD_MAX_CONCURRENT_RUNS", 1),
         max_background_jobs=env_int("DASHBOARD_MAX_JOBS", 2),
         tensorboard=os.environ.get("DASHBOARD_TENSORBOARD", "1") not in ("0", "false", "no"),
+        demo_sources=Path(os.environ["DASHBOARD_DEMO_SOURCES"]).expanduser().resolve()
+        if os.environ.get("DASHBOARD_DEMO_SOURCES") else None,
     )
 
 

@@ -136,9 +136,11 @@ def artifacts_dir() -> Path:
 
 
 class _FolderHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves the files of one folder, honouring ``Range: bytes=N-`` (what resumable downloads use)."""
+    """Serves the files of one folder, honouring ``Range: bytes=a-b`` and ``bytes=a-`` (resumable
+    downloads, remote zip members) unless ranges are off (then every answer is the whole file)."""
 
     range_headers: list[str | None]
+    stats: dict
 
     def do_GET(self):  # noqa: N802 (http.server API)
         path = Path(self.directory) / self.path.lstrip("/").split("?")[0]
@@ -146,35 +148,60 @@ class _FolderHandler(http.server.SimpleHTTPRequestHandler):
             self.send_error(404)
             return
         data = path.read_bytes()
-        header = self.headers.get("Range")
-        self.range_headers.append(header)
-        start = int(header.split("=")[1].rstrip("-")) if header else 0
+        header = self.headers.get("Range") if self.stats["ranges"] else None
+        self.range_headers.append(self.headers.get("Range"))
+        self.stats["requests"].append((path.name, header))
+        start, end = 0, len(data) - 1
+        if header:
+            first, _, last = header.split("=", 1)[1].partition("-")
+            start, end = int(first), min(int(last) if last else len(data) - 1, len(data) - 1)
+            if start >= len(data):
+                self.send_error(416)
+                return
         self.send_response(206 if header else 200)
-        self.send_header("Content-Length", str(len(data) - start))
+        self.send_header("Content-Length", str(end - start + 1))
+        if header:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        if self.stats["ranges"]:
+            self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
-        self.wfile.write(data[start:])
+        try:
+            for offset in range(start, end + 1, 1 << 16):
+                block = data[offset:min(end + 1, offset + (1 << 16))]
+                self.wfile.write(block)
+                self.stats["bytes"] += len(block)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client read what it wanted and closed
 
     def log_message(self, *args):
         pass
 
 
 class FolderServer:
-    def __init__(self, url: str, range_headers: list[str | None]):
+    def __init__(self, url: str, range_headers: list[str | None], stats: dict):
         self.url = url
         """Base URL ending in '/': append a file name."""
         self.range_headers = range_headers
         """The Range header of each request, None when there was none."""
+        self.stats = stats
+        """``bytes`` sent, ``requests`` (file name, Range header honoured or None), ``ranges`` on/off."""
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.stats["bytes"]
 
 
 @contextlib.contextmanager
-def serve_folder(folder: Path) -> Iterator[FolderServer]:
-    """A local HTTP server on 127.0.0.1 serving ``folder`` (for download tests)."""
+def serve_folder(folder: Path, *, ranges: bool = True) -> Iterator[FolderServer]:
+    """A local HTTP server on 127.0.0.1 serving ``folder`` (for download tests); ``ranges=False``
+    answers every request with the whole file, like a server without range support."""
     headers: list[str | None] = []
-    handler = type("Handler", (_FolderHandler,), {"range_headers": headers})
+    stats = {"bytes": 0, "requests": [], "ranges": ranges}
+    handler = type("Handler", (_FolderHandler,), {"range_headers": headers, "stats": stats})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(folder)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield FolderServer(f"http://127.0.0.1:{server.server_address[1]}/", headers)
+        yield FolderServer(f"http://127.0.0.1:{server.server_address[1]}/", headers, stats)
     finally:
         server.shutdown()
         server.server_close()

@@ -40,6 +40,7 @@ _KINDS = [
     JobKind("fast-style-transfer", "services.style.fast:fast_style_job", TENSORFLOW, False, "fast style transfer"),
     JobKind("detection-batch", "services.detection.batch:batch_job", TENSORFLOW, False, "batch detection"),
     JobKind("tissue-map", "services.tissuemap.job:tissue_map_job", TENSORFLOW, True, "tissue map"),
+    JobKind("real-tissue-demo", "services.demo.chain:demo_job", TENSORFLOW, True, "real-tissue demo"),
     JobKind("dataset-index", "services.datasets.tasks:index_job", CPU, False, "dataset indexing"),
     JobKind("dataset-import", "services.datasets.tasks:import_job", CPU, False, "dataset import"),
     JobKind("tensorboard-import", "services.training.tb_import:import_job", CPU, False, "TensorBoard import"),

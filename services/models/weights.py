@@ -175,13 +175,15 @@ def _how_to_get(backbone: BackboneSpec, target: Path) -> str:
     )
 
 
-def _describe(path: Path, source: str, official: bool) -> str:
+def _describe(path: Path, source: str, official: bool, backbone: BackboneSpec) -> str:
     if official:
         return "official ImageNet weights (Keras's md5 verified)"
     manifest = read_manifest(path) if source == "model cache" else {}
     if manifest.get("source") == "upload":
         return (f"user-installed weights file ({manifest.get('original_name') or 'upload'}; not the official "
                 "Keras file, or not verifiable)")
+    if manifest.get("url") not in (None, backbone.url.split("?")[0]):
+        return "weights downloaded from a mirror, not Keras's address (not verifiable against Keras)"
     return "ImageNet weights from the official URL (Keras publishes no hash for this file)"
 
 
@@ -191,7 +193,7 @@ def weights_status(name: str) -> WeightsStatus:
     path, source, official, problems = _locate(backbone)
     if path is not None:
         return WeightsStatus(name, PRESENT, path, source, official,
-                             f"{_describe(path, source, official)} in the {source}: {path}", "")
+                             f"{_describe(path, source, official, backbone)} in the {source}: {path}", "")
     target = model_cache_dir() / backbone.file_name
     problem = (" " + " ".join(problems)) if problems else ""
     if get_settings().offline:
@@ -218,10 +220,13 @@ def resolve_weights(
     download: bool = False,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    mirror: dict[str, Any] | None = None,
 ) -> Path:
     """The weights file to load for ``name``; downloads it into the model cache if asked.
 
-    Raises :class:`WeightsMissing` naming the fix when there is no usable file.
+    ``mirror`` (``{"url", "md5"?, "size"?}``) downloads from another address than Keras's, with
+    those checks (a lab mirror, or tests' local server). Raises :class:`WeightsMissing` naming
+    the fix when there is no usable file.
     """
     backbone = spec(name)
     path, _, _, problems = _locate(backbone)
@@ -234,7 +239,7 @@ def resolve_weights(
     if target.exists():  # present but refused above: never download over it silently
         raise WeightsMismatch(" ".join(problems) + f" Delete {target} or upload a correct file.")
     with _download_lock:
-        return _download(backbone, target, progress, stop)
+        return _download(backbone, target, progress, stop, mirror or {})
 
 
 UPLOAD_FILE = "weights-upload.bin"
@@ -270,9 +275,12 @@ def download_weights_job(params: dict[str, Any], context) -> dict[str, str]:
     return {"backbone": name, "file": path.name}
 
 
-def _download(backbone, target: Path, progress, stop) -> Path:
-    path = download(backbone.url, target, size=backbone.size, md5=backbone.md5, progress=progress, stop=stop)
-    _write_manifest(path, backbone, "download", url=backbone.url)
+def _download(backbone, target: Path, progress, stop, mirror: dict[str, Any]) -> Path:
+    url = mirror.get("url") or backbone.url
+    checks = {"size": mirror.get("size"), "md5": mirror.get("md5")} if mirror else \
+        {"size": backbone.size, "md5": backbone.md5}
+    path = download(url, target, **checks, progress=progress, stop=stop)
+    _write_manifest(path, backbone, "download", url=url.split("?")[0])
     return path
 
 

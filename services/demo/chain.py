@@ -1,0 +1,353 @@
+"""The real-tissue demo's job body (kind ``real-tissue-demo``, resumable): seven steps in one job.
+
+1. ``tiles``: Kather 2016 tiles zip downloaded (resumable, md5 checked), extracted, indexed
+   (:func:`services.datasets.tasks.download_install_index`); skipped when installed.
+2. ``weights``: MobileNetV2's ImageNet no-top weights through the weights registry.
+3. ``image``: one larger image: already there, from the whole zip when it is there, by HTTP
+   range requests (:mod:`services.remote_zip`), or from the whole zip downloaded when the server
+   does not answer ranges (the progress line says its size first).
+4. ``split``: grouped by source image, saved as split :data:`SPLIT` of ``kather2016``.
+5. ``train``: strategy C (cached features, global-average-pooling head) as a training-monitor run.
+6. ``calibrate``: temperature scaling on validation; the held-out test score with its Wilson
+   95 % interval and n; the calibrated model saved in the job folder.
+7. ``map``: the tissue-map job body on that image with the calibrated model, in ``map-job/``.
+
+Each step's outcome is kept in ``demo.json`` in the job folder, so a resumed (or killed and
+resumed) job continues with the first unfinished step; every step also reuses what is on disk
+(downloads, extracted data, cached features, the split). Offline, missing files are named with
+where to put them before anything starts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from services.config import get_settings
+from services.demo import sources
+from services.demo.sources import BACKBONE, LARGER, TILES, WEIGHTS
+from services.errors import UserFacingError
+from services.jobs.context import JobContext, JobStopped
+
+JOB_KIND = "real-tissue-demo"
+DATASET = "kather2016"
+SPLIT = "demo-grouped"
+STATE_FILE = "demo.json"
+MAP_DIR = "map-job"
+CALIBRATED_MODEL = "calibrated.keras"
+IMAGE_SIZE = 150
+EPOCHS = 15
+STEPS = {  # name: (start, share) of the job's progress
+    "tiles": (0.0, 0.3), "weights": (0.3, 0.03), "image": (0.33, 0.17), "split": (0.5, 0.02),
+    "train": (0.52, 0.3), "calibrate": (0.82, 0.05), "map": (0.87, 0.13),
+}
+
+
+class _StepReporter:
+    """Maps a step's own progress (0..1) into its share of the demo job's progress."""
+
+    def __init__(self, parent: JobContext, label: str, start: float, share: float):
+        self.parent, self.label, self.start, self.share = parent, label, start, share
+
+    def report(self, progress: float, message: str | None, result: dict[str, Any]) -> None:
+        self.parent.progress(self.start + self.share * progress, f"{self.label}: {message}" if message else None)
+
+    def stop_requested(self) -> bool:
+        return self.parent.should_stop()
+
+
+def step_context(parent: JobContext, name: str, label: str, folder: Path | None = None) -> JobContext:
+    """A context for one step: its progress inside the step's share, the parent's stop flag."""
+    start, share = STEPS[name]
+    reporter = _StepReporter(parent, label, start, share)
+    return JobContext(reporter, folder or parent.dir, parent.params, resumed=parent.resumed, job_id=parent.job_id,
+                      owner=parent.owner, report_interval=0.0, stop_interval=0.0)
+
+
+def _load_state(folder: Path) -> dict[str, Any]:
+    try:
+        state = json.loads((folder / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _save_state(folder: Path, state: dict[str, Any]) -> None:
+    path = folder / STATE_FILE
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(state))
+    temporary.replace(path)
+
+
+def _mb(done: int, total: int | None) -> str:
+    return f"{done / 1e6:,.1f} of {total / 1e6:,.1f} MB" if total else f"{done / 1e6:,.1f} MB"
+
+
+# --- steps ---------------------------------------------------------------------------------------
+
+def check_offline() -> None:
+    """Offline with a file missing: one sentence per missing file saying where to place it."""
+    if not get_settings().offline:
+        return
+    text = sources.missing_text(sources.placements())
+    if text:
+        raise UserFacingError("Downloads are off (DASHBOARD_OFFLINE=1 or no network), and the demo needs files "
+                              f"that are not here. {text} Then press Resume: the demo continues from what is there.")
+
+
+def tiles_step(context: JobContext, source: sources.Source) -> dict:
+    from services.datasets import kather
+    from services.datasets.tasks import download_install_index
+
+    expected = {"url": source.url, "size": source.size, "md5": source.checks.get("md5")}
+    step = step_context(context, "tiles", "Kather 2016 tiles")
+    return download_install_index(step, kather.DATASET_NAME, installed=kather.is_installed(),
+                                  download=kather.download_kather, install=kather.install_kather, zip_path=None,
+                                  expected=expected)
+
+
+def weights_step(context: JobContext, source: sources.Source) -> str:
+    from services.models import weights as registry
+
+    step = step_context(context, "weights", "MobileNetV2 weights")
+    path = registry.resolve_weights(
+        BACKBONE, download=True, stop=context.stop_event,
+        progress=lambda done, total: step.progress(done / total if total else 0.0, _mb(done, total)),
+        mirror={"url": source.url, "size": source.size, **source.checks} if source.replaced else None)
+    if context.should_stop():
+        raise JobStopped()
+    return path.name
+
+
+def _image_members(members) -> list:
+    from services.tissuemap.kather_large import IMAGE_SUFFIXES
+
+    def usable(member) -> bool:
+        parts = member.name.split("/")
+        return (member.name.lower().endswith(IMAGE_SUFFIXES) and not member.name.endswith("/")
+                and not any(p.startswith(("__MACOSX", "._")) for p in parts))
+
+    return sorted((m for m in members if usable(m)), key=lambda m: m.name)
+
+
+def _first_image(members, where: str):
+    images = _image_members(members)
+    if not images:
+        raise UserFacingError(f"{where} holds no image (.tif, .png or .jpg).")
+    return images[0]
+
+
+def image_step(context: JobContext, source: sources.Source) -> dict:
+    """One larger image under ``datasets/kather2016_larger/``: how it got there and the bytes moved."""
+    from services import remote_zip
+    from services.download import download, verify_file
+    from services.tissuemap import kather_large
+
+    step = step_context(context, "image", "one larger image")
+    present = kather_large.installed_images()
+    if present:
+        return {"image": present[0].name, "method": "already there", "bytes": 0}
+    folder, whole = kather_large.install_folder(), kather_large.download_path()
+    if not whole.is_file():
+        transfer = remote_zip.Transfer(source.size)
+        try:
+            step.progress(0.0, "reading the zip's directory with range requests")
+            member = _first_image(remote_zip.list_members(source.url, source.size, transfer), kather_large.FILE_NAME)
+            path = remote_zip.fetch_member(
+                source.url, source.size, member, folder, transfer=transfer, stop=context.stop_event,
+                progress=lambda done, total: step.progress(done / total, f"{member.file_name}: {_mb(done, total)}"))
+            return {"image": path.name, "method": "range requests", "bytes": transfer.received}
+        except remote_zip.RangesUnsupported:
+            step.progress(0.0, f"the server does not answer range requests: downloading the whole zip "
+                               f"({source.size_text})")
+        finally:
+            if context.should_stop():
+                raise JobStopped()
+        download(source.url, whole, size=source.size, **source.checks, stop=context.stop_event,
+                 progress=lambda done, total: step.progress(0.9 * done / total if total else 0.0,
+                                                            f"whole zip: {_mb(done, total)}"))
+        if context.should_stop():
+            raise JobStopped()
+        received = source.size
+    else:
+        verify_file(whole, size=source.size, **source.checks)  # a zip placed by hand is checked too
+        received = 0
+    member = _first_image(remote_zip.local_members(whole), whole.name)
+    path = remote_zip.extract_member(whole, member.name, folder)
+    return {"image": path.name, "method": "whole zip", "bytes": received}
+
+
+def split_step(context: JobContext) -> dict:
+    from services.datasets import index, splits
+    from services.datasets.sources import dataset_folder
+
+    step = step_context(context, "split", "split grouped by source image")
+    if SPLIT in splits.list_splits(DATASET):
+        try:
+            frame = splits.load_split(DATASET, SPLIT)
+            return {"split": SPLIT, "counts": frame["split"].value_counts().to_dict(), "reused": True}
+        except UserFacingError:
+            pass  # files changed since: make it again
+    frame = index.load_index(dataset_folder(DATASET), stop=context.should_stop)
+    made = splits.make_split(frame, method="grouped", seed=42)
+    splits.save_split(DATASET, SPLIT, made)
+    step.progress(1.0, "saved")
+    return {"split": SPLIT, "counts": made["split"].value_counts().to_dict(), "reused": False}
+
+
+def experiment_spec(params: dict[str, Any]):
+    from services.transfer.spec import ExperimentSpec
+
+    return ExperimentSpec(dataset=DATASET, split=SPLIT, strategies=["C"], backbones=[BACKBONE], weights="imagenet",
+                          image_size=int(params.get("image_size", IMAGE_SIZE)),
+                          epochs=int(params.get("epochs", EPOCHS)), head_pooling="avg", seed=42)
+
+
+def train_step(context: JobContext, state: dict[str, Any], labels: dict[str, str]) -> str:
+    """The strategy-C run (an earlier attempt's unfinished run is continued by a fresh one)."""
+    from services.training import store as run_store
+    from services.transfer import strategy_c
+
+    spec = experiment_spec(context.params)
+    store = run_store.RunStore()
+    step = step_context(context, "train", "strategy C")
+    earlier = store.find_run(state["run_id"]) if isinstance(state.get("run_id"), str) else None
+    if earlier is not None and earlier.status in run_store.ACTIVE:  # its worker was killed mid-fit
+        store.set_status(earlier.id, run_store.INTERRUPTED, error="the demo was interrupted; it resumed with a new run")
+    run_id = strategy_c.create_run(store, spec, BACKBONE, "Real-tissue demo · C · mobilenet_v2 (avg pooling)",
+                                   context.job_id, owner=context.owner)
+    state["run_id"] = run_id
+    _save_state(context.dir, state)
+    if labels["generated"]:
+        store.update_run(run_id, synthetic=True)
+    status = strategy_c.run_strategy_c(store, run_id, spec, BACKBONE, should_stop=context.should_stop,
+                                       progress=lambda fraction, message: step.progress(fraction, message),
+                                       job_id=context.job_id)
+    if status == run_store.STOPPED:
+        raise JobStopped()
+    if status != run_store.FINISHED:
+        run = store.find_run(run_id)
+        raise UserFacingError(f"the strategy-C run ended {status}: {(run.error if run else None) or 'see the monitor'}")
+    if labels["random_weights"]:
+        run = store.get_run(run_id)
+        store.update_run(run_id, hyperparameters={**run.hyperparameters, "weights": "random"})
+        store.update_summary(run_id, weights="random init")
+    return run_id
+
+
+def calibrate_step(context: JobContext, run_id: str) -> dict:
+    """Temperature on validation; test accuracy (Wilson 95 %), NLL and ECE before and after."""
+    import numpy as np
+
+    from services.demo import calibration
+    from services.models import weights as registry
+    from services.models.saved import load_saved_model
+    from services.training.store import RunStore
+    from services.transfer import features as feature_cache
+    from services.transfer import strategy_c
+
+    spec = experiment_spec(context.params)
+    step = step_context(context, "calibrate", "calibration")
+    store = RunStore()
+    frame, classes = feature_cache.split_rows(DATASET, SPLIT, spec.seed)
+    base = registry.load_backbone(BACKBONE, input_shape=(spec.image_size,) * 2 + (3,), weights="imagenet")
+    sets = feature_cache.extract_splits(base, BACKBONE, frame, image_size=spec.image_size,
+                                        batch_size=spec.batch_size, should_stop=context.should_stop,
+                                        progress=lambda fraction, message: step.progress(0.8 * fraction, message))
+    if "val" not in sets or "test" not in sets:
+        raise UserFacingError("the split has no validation or no test tiles; the demo needs both.")
+    composed = load_saved_model(store.artifact_path(run_id, "final_model"))
+    head = strategy_c.build_head(sets["train"].features.shape[1:], len(classes), spec)
+    for layer in head.layers:
+        if layer.weights:
+            layer.set_weights(composed.get_layer(layer.name).get_weights())
+    val, test = (np.asarray(head.predict(sets[part].features, verbose=0)) for part in ("val", "test"))
+    val_logits, test_logits = calibration.logits_of(val), calibration.logits_of(test)
+    temperature = calibration.fit_temperature(val_logits, sets["val"].labels)
+    calibrated_test = calibration.softmax(test_logits, temperature)
+    correct = int((test.argmax(axis=1) == sets["test"].labels).sum())
+    n = int(len(sets["test"].labels))
+    low, high = calibration.wilson_interval(correct, n)
+    calibration.scale_output_layer(composed.get_layer("head_output"), temperature)
+    composed.save(context.dir / CALIBRATED_MODEL)
+    step.progress(1.0, f"T = {temperature:.2f}")
+    return {
+        "temperature": temperature, "classes": classes,
+        "val_n": int(len(sets["val"].labels)), "val_nll_before": calibration.nll(val_logits, sets["val"].labels),
+        "val_nll_after": calibration.nll(val_logits, sets["val"].labels, temperature),
+        "test_n": n, "test_correct": correct, "test_accuracy": correct / n if n else None,
+        "test_ci95": [low, high],
+        "test_ece_before": calibration.expected_calibration_error(test, sets["test"].labels),
+        "test_ece_after": calibration.expected_calibration_error(calibrated_test, sets["test"].labels),
+        "train_n": int(len(sets["train"].labels)),
+    }
+
+
+def map_step(context: JobContext, run_id: str, image: str, calibrated: dict, labels: dict[str, str]) -> dict:
+    from services.tissuemap import kather_large
+    from services.tissuemap.job import tissue_map_job
+    from services.tissuemap.models import ModelChoice, model_card
+    from services.training.store import RunStore
+
+    run = RunStore().get_run(run_id)
+    low, high = calibrated["test_ci95"]
+    score = (f"{calibrated['test_accuracy']:.3f} ({calibrated['test_correct']} of {calibrated['test_n']} held-out "
+             f"tiles; Wilson 95 % interval {low:.3f} to {high:.3f})")
+    name = f"{run.name}, temperature {calibrated['temperature']:.2f} fitted on validation" + (
+        " · RANDOM INIT weights, not ImageNet" if labels["random_weights"] else "")
+    card = model_card(run) | {"name": name, "test_accuracy": score, "test_images": calibrated["test_n"]}
+    choice = ModelChoice("run", str(context.dir / CALIBRATED_MODEL), f"{run.name} (calibrated)",
+                         [str(c) for c in calibrated["classes"]], synthetic=bool(labels["generated"]),
+                         run_id=run_id, card=card)
+    folder = context.dir / MAP_DIR
+    folder.mkdir(exist_ok=True)
+    params = {"image": {"source": "path", "path": str(kather_large.install_folder() / image)},
+              "model": choice.to_params(), "mpp": kather_large.MPP, "batch_size": 32}
+    result = tissue_map_job(params, step_context(context, "map", "tissue map", folder))
+    return {"tiles": result["tiles"], "areas": result["areas"], "tumour_stroma": result["tumour_stroma"],
+            "mpp": result["mpp"], "folder": f"{MAP_DIR}/{result['output']}"}
+
+
+# --- the job -------------------------------------------------------------------------------------
+
+def provenance(found: dict[str, sources.Source]) -> dict[str, Any]:
+    """What the results must say about where the data and the weights came from."""
+    generated = found[TILES].generated or found[LARGER].generated
+    random_weights = found[WEIGHTS].random_weights
+    return {
+        "generated": generated, "random_weights": random_weights,
+        "data": "GENERATED test data, not tissue" if generated else "Kather 2016 (CC BY 4.0, Zenodo 53169)",
+        "weights": "random init (a randomly initialised file served as the ImageNet weights)" if random_weights
+        else "imagenet (MobileNetV2, Keras applications, Apache 2.0)",
+    }
+
+
+def demo_job(params: dict[str, Any], context: JobContext) -> dict[str, Any]:
+    """Job body: every step not yet done, in order (see the module docstring)."""
+    found = sources.demo_sources()
+    labels = provenance(found)
+    state = _load_state(context.dir) if context.resumed else {}
+    state.setdefault("done", {})
+    done: dict[str, Any] = state["done"]
+    context.update_result(labels=labels, steps=list(done))
+    check_offline()
+
+    def run(name: str, body) -> Any:
+        if name not in done:
+            context.check_stop()
+            done[name] = body()
+            _save_state(context.dir, state)
+            context.update_result(steps=list(done), **{name: done[name]})
+        return done[name]
+
+    run("tiles", lambda: tiles_step(context, found[TILES]))
+    run("weights", lambda: weights_step(context, found[WEIGHTS]))
+    image = run("image", lambda: image_step(context, found[LARGER]))
+    run("split", lambda: split_step(context))
+    run_id = run("train", lambda: train_step(context, state, labels))
+    calibrated = run("calibrate", lambda: calibrate_step(context, run_id))
+    mapped = run("map", lambda: map_step(context, run_id, image["image"], calibrated, labels))
+    context.progress(1.0, "done: the map and its report are ready")
+    return {"labels": labels, "steps": list(done), "run_id": run_id, **{k: done[k] for k in done},
+            "map": mapped}
