@@ -78,7 +78,8 @@ def _fsync(path: Path) -> None:
 
 
 def save(model, folder: Path, epochs_done: int) -> Path:
-    """Write the weights after ``epochs_done`` epochs atomically, then drop the older backups."""
+    """Write the weights after ``epochs_done`` epochs atomically, then drop all other backups but
+    the one before it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f"{PARTIAL_PREFIX}{os.getpid()}.weights.h5"  # Keras wants the .weights.h5 ending
@@ -87,7 +88,8 @@ def save(model, folder: Path, epochs_done: int) -> Path:
     target = snapshot_path(folder, epochs_done)
     os.replace(partial, target)
     _fsync(folder)
-    keep = {path for _, path in saved_epochs(folder)[:KEEP]}
+    # the one before stays; any later epochs belong to a timeline this run has left (restarted)
+    keep = {target, *[path for epochs, path in saved_epochs(folder) if epochs < epochs_done][:KEEP - 1]}
     for path in folder.iterdir():
         if path.name.startswith((PARTIAL_PREFIX, LEGACY_WEIGHTS, LEGACY_METADATA)) \
                 or (SNAPSHOT.fullmatch(path.name) and path not in keep):
@@ -169,6 +171,7 @@ def resume(model, folder: Path, *, chief: bool, multi_worker: bool) -> int:
     epochs_done = restore(model, folder) if chief else 0
     if multi_worker:
         epochs_done = agree_with_chief(model, epochs_done, chief=chief)
+        print(f"backup: the workers agreed to start at epoch {epochs_done + 1} (the chief's backup)", flush=True)
     return epochs_done
 
 
