@@ -5,7 +5,8 @@ Checked: only the chief logs to the run store and writes checkpoints; both worke
 replica gets half of the global batch; the final weights match one process trained with the same
 global batch (tolerance: max |difference| <= 1e-3, against weights of order 0.1: all-reduce sums
 in another order, so float round-off differs); a killed worker fails the run with a clear
-message, and starting both again with the same --run-id resumes from the last backup.
+message, and starting both again with the same --run-id resumes from the last backup, both
+workers at the chief's epoch (worker 1 keeps no backup: it takes the chief's).
 """
 
 from __future__ import annotations
@@ -149,3 +150,6 @@ def test_two_workers_train_like_one_process_and_resume_after_a_kill(data_root, t
     assert list(table.epoch) == [0, 1, 2]  # each epoch once
     resumed_at = int(RunStore().metrics(run_id, names=["resumed_at_epoch"]).value.iloc[0])
     assert 1 <= resumed_at <= done_at_kill
+    agreed = [[line for line in p.read_text(errors="replace").splitlines() if "workers agreed" in line][-1]
+              for p in sorted(logs.glob("worker*.log"))]
+    assert agreed == [f"backup: the workers agreed to start at epoch {resumed_at + 1} (the chief's backup)"] * 2

@@ -206,28 +206,6 @@ def test_strategy_selection_and_chief(monkeypatch):
         distribution.is_chief()
 
 
-def test_a_backup_left_half_written_by_a_kill_falls_back_to_the_previous_epoch(tmp_path):
-    """A worker killed while BackupAndRestore writes leaves a corrupt latest backup; resuming
-    must continue from the backup before it instead of failing."""
-    import keras
-    import numpy as np
-
-    from services.training.worker import training_callbacks
-
-    def fit(epochs):
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
-        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-        x, y = np.random.default_rng(0).random((8, 4)), np.arange(8) % 2
-        callbacks = training_callbacks(tmp_path, keras.callbacks.Callback(), multi_output=False, chief=True)
-        return model.fit(x, y, validation_data=(x, y), epochs=epochs, verbose=0, callbacks=callbacks)
-
-    fit(2)
-    (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"half-written")
-    history = fit(4)
-    assert len(history.history["loss"]) == 3  # resumed after epoch 1 (the previous backup), not 0 or 2
-
-
 def test_a_job_that_dies_before_its_run_starts_fails_the_run_in_the_monitor(data_root, manager):
     """A training job that fails before the run could record anything (here: its store path is
     unusable) leaves the run queued; the monitor's schedule() mirrors the job's failure into it."""
@@ -241,25 +219,3 @@ def test_a_job_that_dies_before_its_run_starts_fails_the_run_in_the_monitor(data
     assert launcher.schedule(store, manager) == [run_id]
     run = store.get_run(run_id)
     assert run.status == FAILED and run.error and "Traceback" not in run.error
-
-
-def test_an_unreadable_backup_is_repaired_before_training(tmp_path):
-    import h5py
-
-    from services.training.worker import repair_backup
-
-    folder = tmp_path / "backup"
-    folder.mkdir()
-    with h5py.File(folder / "latest.weights.h5.bkp", "w") as handle:
-        handle["w"] = [1.0]
-    (folder / "training_metadata.json.bkp").write_text('{"epoch": 1, "batch": 0}')
-    (folder / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n half-written")
-    (folder / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
-    assert "the one before" in repair_backup(folder)
-    with h5py.File(folder / "latest.weights.h5", "r") as handle:
-        assert list(handle["w"][()]) == [1.0]
-    assert '"epoch": 1' in (folder / "training_metadata.json").read_text()
-    assert repair_backup(folder) is None  # readable now: left alone
-    (folder / "latest.weights.h5").write_bytes(b"garbage")
-    (folder / "latest.weights.h5.bkp").write_bytes(b"garbage too")
-    assert "starts its epochs again" in repair_backup(folder) and not folder.exists()

@@ -15,7 +15,7 @@ It logs epoch metrics (loss, accuracy, val_*), the learning rate, epoch duration
 throughput, the per-batch loss (time-throttled so logging stays a small fraction of the step
 time), optionally a validation confusion matrix per epoch, and a heartbeat. It checks the run's
 stop flag after every batch, and stops a run whose loss becomes NaN/inf with status
-``diverged``. A resumed fit (``BackupAndRestore``) forgets the metrics of the epochs it redoes,
+``diverged``. A resumed fit (``initial_epoch`` > 0) forgets the metrics of the epochs it redoes,
 so the history stays that of the completed epochs.
 """
 

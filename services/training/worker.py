@@ -4,8 +4,8 @@ The job body :func:`training_job` (kind ``training``; the dashboard submits it w
 :func:`services.training.launcher.start_run`, the job runner runs it in a worker process that
 outlives the browser and the page) and the CLI above run one run of the store to its end. It builds
 the model with ``catalog.build_model(config.model, **config.options)``, trains it with
-``ModelCheckpoint`` (best and last ``.keras``), ``BackupAndRestore`` (a killed worker resumes at
-its next epoch), TensorBoard event files and :class:`DashboardCallback`, then scores the best
+``ModelCheckpoint`` (best and last ``.keras``), a per-epoch backup (:mod:`services.training.backup`:
+a killed run resumes at its next epoch, all workers of a multi-worker run from the chief's), TensorBoard event files and :class:`DashboardCallback`, then scores the best
 model on validation and test data and records the summary, all through
 :mod:`services.training.lifecycle`. Any exception marks the run failed with its message.
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,63 +68,28 @@ def build_for_run(config: RunConfig, num_classes: int):
 
 def training_callbacks(run_dir: Path, dashboard_callback, *, multi_output: bool, chief: bool,
                        best_so_far: float | None = None) -> list:
-    """The dashboard callback first (an epoch it logged but BackupAndRestore did not save is
-    forgotten and redone on resume), then BackupAndRestore, best/last checkpoints, TensorBoard.
+    """The dashboard callback first (an epoch it logged but the backup did not save is forgotten
+    and redone on resume), then the chief's resume backup (:mod:`services.training.backup`),
+    best/last checkpoints, TensorBoard.
 
-    ``run_dir`` of a non-chief worker of a multi-worker run is its own scratch folder: only the
-    chief writes into the run's folder."""
+    A non-chief worker of a multi-worker run gets the dashboard callback only (it logs nothing):
+    only the chief writes checkpoints and the backup every worker resumes from."""
     import keras
+
+    from services.training.backup import EpochBackup
 
     folder = Path(run_dir)
     monitor = "val_main_accuracy" if multi_output else "val_accuracy"
-    callbacks = [
-        dashboard_callback,
-        # double_checkpoint keeps the previous backup: a worker killed while writing the latest
-        # one resumes from the epoch before instead of failing on a half-written file.
-        keras.callbacks.BackupAndRestore(str(run_layout.backup_dir(folder)), delete_checkpoint=False,
-                                         double_checkpoint=True),
-        keras.callbacks.ModelCheckpoint(str(run_layout.best_model(folder)), monitor=monitor, mode="max",
-                                        save_best_only=True, initial_value_threshold=best_so_far),
-        keras.callbacks.ModelCheckpoint(str(run_layout.last_model(folder))),
-    ]
-    if tensorboard_available() and chief:
+    if not chief:
+        return [dashboard_callback]
+    callbacks = [dashboard_callback, EpochBackup(run_layout.backup_dir(folder)),
+                 keras.callbacks.ModelCheckpoint(str(run_layout.best_model(folder)), monitor=monitor, mode="max",
+                                                 save_best_only=True, initial_value_threshold=best_so_far),
+                 keras.callbacks.ModelCheckpoint(str(run_layout.last_model(folder)))]
+    if tensorboard_available():
         callbacks.append(keras.callbacks.TensorBoard(str(run_layout.tensorboard_dir(folder)), update_freq="epoch",
                                                      write_graph=False, profile_batch=0))
     return callbacks
-
-
-def _readable_h5(path: Path) -> bool:
-    import h5py
-
-    try:
-        with h5py.File(path, "r"):
-            return True
-    except OSError:
-        return False
-
-
-def repair_backup(folder: Path) -> str | None:
-    """Make a BackupAndRestore folder loadable before ``fit``: a process killed while Keras wrote
-    or copied its weights can leave ``latest.weights.h5`` unreadable (and, seen in multi-worker
-    runs, the ``.bkp`` copy too, which Keras's own fallback then fails on). An unreadable latest
-    file is replaced by a readable previous one; when neither reads, the backup is removed and
-    the run starts its epochs again (said in its log). Returns what was done, or None."""
-    latest = Path(folder) / "latest.weights.h5"
-    previous = latest.with_name(latest.name + ".bkp")
-    if not latest.exists() or _readable_h5(latest):
-        return None
-    metadata = Path(folder) / "training_metadata.json"
-    previous_metadata = metadata.with_name(metadata.name + ".bkp")
-    if previous.exists() and _readable_h5(previous):
-        shutil.copyfile(previous, latest)
-        if previous_metadata.exists():
-            shutil.copyfile(previous_metadata, metadata)
-        action = "the latest backup was unreadable; resuming from the one before"
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
-        action = "no readable backup was left; the run starts its epochs again"
-    print(f"backup repair: {action}", flush=True)
-    return action
 
 
 def _shard_by_data(dataset):
@@ -140,9 +105,10 @@ def _shard_by_data(dataset):
 def train(store, run_id: str, config: RunConfig, *, scratch: Path | None = None, should_stop=None) -> str:
     """Train ``run_id`` to its end; return its final status. Raises on errors (see :func:`execute`).
 
-    ``scratch`` is set for a non-chief worker of a multi-worker run: its checkpoints go there
-    and nothing is scored or exported."""
+    ``scratch`` is set for a non-chief worker of a multi-worker run (its throw-away store's
+    folder): it writes no checkpoints, takes the chief's backup, and scores or exports nothing."""
     from services import runtime
+    from services.training import backup
     from services.training.distribution import describe, is_multi_worker, prepare_multi_worker_fit, select_strategy
 
     strategy = select_strategy(config.distribution)  # must come before any other TF work
@@ -155,7 +121,6 @@ def train(store, run_id: str, config: RunConfig, *, scratch: Path | None = None,
 
     chief = scratch is None
     run_dir = store.run_dir(run_id) if chief else Path(scratch)
-    repair_backup(run_layout.backup_dir(run_dir))
     keras.backend.clear_session()  # the book's habit: a fresh graph and seed for every model
     keras.utils.set_random_seed(config.seed)
     policy = runtime.set_mixed_precision(config.mixed_precision)
@@ -193,8 +158,11 @@ def train(store, run_id: str, config: RunConfig, *, scratch: Path | None = None,
     callbacks = training_callbacks(run_dir, dashboard, multi_output=multi_output, chief=chief,
                                    best_so_far=best_val_accuracy(store.epoch_table(run_id)) if chief else None)
     try:
-        model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=0, shuffle=False,
-                  callbacks=callbacks)
+        # every worker takes the chief's backup here (a collective step under MultiWorkerMirroredStrategy)
+        initial_epoch = backup.resume(model, run_layout.backup_dir(run_dir), chief=chief,
+                                      multi_worker=is_multi_worker(strategy))
+        model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=initial_epoch,
+                  verbose=0, shuffle=False, callbacks=callbacks)
     except Exception as error:
         if is_multi_worker(strategy) and type(error).__module__.startswith("tensorflow"):
             raise UserFacingError(
@@ -233,31 +201,20 @@ def weights_label(config: RunConfig) -> str:
 
 
 def train_unlogged(config: RunConfig, run_key: str | None = None) -> str:
-    """A non-chief machine of a multi-worker job: trains its share, logs to a throw-away store.
-
-    ``run_key`` (the chief's run id) keeps this worker's backups under
-    ``<runs>/workers/<run_key>-<task>`` so a restarted cluster resumes together; without it the
-    scratch folder is temporary."""
-    import tempfile
-
+    """A non-chief machine of a multi-worker job: trains its share, logs to a throw-away store in a
+    scratch folder under ``<runs>/workers/`` that is deleted when it ends. It keeps no backup: on
+    a restart it takes the chief's (:func:`services.training.backup.resume`). ``run_key`` (the
+    chief's run id) names the scratch run."""
     from services.config import get_settings
-    from services.training.distribution import cluster_task
 
-    if run_key:
-        task_type, index = cluster_task() or ("worker", 0)
-        scratch = get_settings().runs_dir / "workers" / f"{run_store.check_run_id(run_key)}-{task_type}{index}"
-    else:
-        scratch = Path(tempfile.mkdtemp(prefix="worker-"))
-    scratch.mkdir(parents=True, exist_ok=True)
-    store = run_store.RunStore(scratch / "scratch.sqlite")
-    existing = store.find_run(run_key) if run_key else None
-    run_id = existing.id if existing is not None else store.create_run(
-        config.name, model=config.model, dataset=config.dataset, config=config.to_dict(),
-        status=run_store.RUNNING, run_id=run_key)
-    status = train(store, run_id, config, scratch=scratch)
-    if status == run_store.FINISHED:
-        shutil.rmtree(scratch, ignore_errors=True)  # nothing to resume any more
-    return status
+    workers_dir = get_settings().runs_dir / "workers"
+    workers_dir.mkdir(parents=True, exist_ok=True)
+    prefix = f"{run_store.check_run_id(run_key)}-" if run_key else "worker-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=workers_dir) as scratch:
+        store = run_store.RunStore(Path(scratch) / "scratch.sqlite")
+        run_id = store.create_run(config.name, model=config.model, dataset=config.dataset, config=config.to_dict(),
+                                  status=run_store.RUNNING, run_id=run_key)
+        return train(store, run_id, config, scratch=Path(scratch))
 
 
 def execute(run_id: str, store_path: str | os.PathLike | None = None, *, store=None, should_stop=None,
