@@ -171,7 +171,8 @@ table = results_frame(results)
 percent = st.column_config.NumberColumn(format="percent", width="small")
 st.dataframe(table, hide_index=True, column_config={
     "name": st.column_config.TextColumn(width="medium"),
-    "val_accuracy": percent, "test_accuracy": percent, "macro_f1": percent,
+    "val_accuracy": st.column_config.NumberColumn("validation acc. (chose the checkpoint)", format="percent"),
+    "test_accuracy": percent, "macro_f1": percent,
     "cv_accuracy_mean": st.column_config.NumberColumn("cross-val. accuracy", format="percent",
                                                       help="Mean over folds grouped by source image (strategy C)."),
     "cv_accuracy_std": st.column_config.NumberColumn("cross-val. spread (sd)", format="percent"),

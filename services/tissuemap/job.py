@@ -270,7 +270,7 @@ def tissue_map_job(params: dict, context) -> dict:
     accumulator.add(found.tiles, probabilities)
     meta |= {"threshold": found.threshold, "min_tissue": found.min_tissue, "overlap": grid.overlap,
              "thumbnail_factor": found.factor, "model": choice.label, "synthetic": choice.synthetic,
-             "field_um": choice.field_um, "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+             "field_um": choice.field_um, "model_card": choice.card, "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
              "software": _software(), **speed}
     tissue_map = TissueMap(accumulator.probabilities(), found.coverage, grid, choice.classes, mpp, meta,
                            found.tiles, probabilities)

@@ -65,9 +65,18 @@ def _date(seconds) -> str | None:
 
 
 def model_card(run) -> dict:
-    """What the report says about a run's model (from its store row; values are untrusted text)."""
+    """What the report says about a run's model (from its store row; values are untrusted text):
+    the held-out test scores and confusion matrix (the headline, the weak-model guard and the
+    tumour-stroma correction read them), the split's leakage, the validation scores that chose
+    the checkpoint."""
+    from services.metrics.honesty import LEAKAGE_FIELD
+
     summary = run.summary or {}
     return {
+        "classes": summary.get("classes"), "test_confusion_matrix": summary.get("test_confusion_matrix"),
+        "val_confusion_matrix": summary.get("val_confusion_matrix"), LEAKAGE_FIELD: summary.get(LEAKAGE_FIELD),
+        "test_macro_f1": summary.get("test_macro_f1"), "test_macro_f1_interval": summary.get("test_macro_f1_interval"),
+        "strategy": summary.get("strategy"), "head_pooling": summary.get("head_pooling"),
         "name": run.name, "architecture": run.model, "dataset": run.dataset,
         "split": run.split or "grouped by source image", "synthetic": bool(run.synthetic),
         "trained": _date(run.ended or run.started), "train_images": summary.get("train_images"),

@@ -132,6 +132,7 @@ def geojson_bytes(tissue_map: TissueMap) -> bytes:
 
 
 def areas_frame(tissue_map: TissueMap) -> pd.DataFrame:
+    """The areas table (``percent`` of tissue empty for background classes, which are not tissue)."""
     frame = pd.DataFrame(tissue_map.areas())
-    frame["percent"] = (frame["fraction"] * 100).round(2)
+    frame["percent"] = (pd.to_numeric(frame["fraction"]) * 100).round(2)
     return frame

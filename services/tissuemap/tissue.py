@@ -1,6 +1,7 @@
 """Tissue detection on a thumbnail: stained tissue is coloured, glass and background are not.
 
-The score of a pixel is its colour saturation (max - min of R, G, B, 0..255): H&E-stained
+Stained pixels are found by colour; holes they enclose (fat lumens) are tissue too (see
+:func:`tissue_mask`). The score of a pixel is its colour saturation (max - min of R, G, B, 0..255): H&E-stained
 tissue is pink to purple, empty glass is near white, scanner margins are white or black, all
 with little saturation. Pixels whose score is above the threshold are tissue; the default
 threshold comes from Otsu's method on the thumbnail, bounded (see :data:`MIN_THRESHOLD`). The page shows the mask and lets the user move the threshold.
@@ -44,8 +45,15 @@ def suggested_threshold(thumbnail: np.ndarray) -> int:
 
 
 def tissue_mask(thumbnail: np.ndarray, threshold: float) -> np.ndarray:
-    """Boolean mask of tissue pixels of the thumbnail."""
-    return saturation(thumbnail) > threshold
+    """Boolean mask of tissue pixels of the thumbnail: stained pixels, with the holes they enclose
+    filled. Fat (adipose tissue) is stained membranes around empty lumens: a lumen enclosed by
+    tissue is tissue, while glass around the tissue (reaching the image border) stays background.
+    A one-pixel closing first seals membranes broken by the thumbnail's downsampling."""
+    from scipy import ndimage
+
+    stained = saturation(thumbnail) > threshold
+    closed = ndimage.binary_closing(stained, structure=np.ones((3, 3), bool), border_value=0) | stained
+    return ndimage.binary_fill_holes(closed)
 
 
 def mask_preview(thumbnail: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -135,9 +135,12 @@ def _predictions(model, data) -> tuple[np.ndarray, np.ndarray]:
 
 
 def score(store: run_store.RunStore, run_id: str, model, parts: dict[str, Any], class_names: list[str],
-          val_rows=None) -> dict[str, Any]:
+          val_rows=None, groups: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score ``model`` on each part; ``val_rows`` (a frame with path, label, label_index in the
-    order of the validation data) also writes the per-tile validation predictions."""
+    order of the validation data) also writes the per-tile validation predictions. ``groups``
+    (part -> source image of every tile, in the part's order) adds ``<part>_macro_f1_interval``:
+    macro F1 with a bootstrap over source images (:mod:`services.metrics.intervals`)."""
+    from services.metrics.intervals import bootstrap_macro_f1
     from services.training.evaluation import scores
 
     summary: dict[str, Any] = {}
@@ -151,6 +154,10 @@ def score(store: run_store.RunStore, run_id: str, model, parts: dict[str, Any], 
         result = scores(truth, predicted, class_names)
         summary |= {f"{part}_accuracy": result["accuracy"], f"{part}_macro_f1": result["macro_f1"],
                     f"{part}_recall": result["recall"], f"{part}_confusion_matrix": result["confusion_matrix"]}
+        part_groups = (groups or {}).get(part)
+        if part_groups is not None and len(part_groups) == len(truth):
+            summary[f"{part}_macro_f1_interval"] = bootstrap_macro_f1(
+                truth, predicted, list(part_groups), len(class_names)).to_dict()
         if part == "val" and val_rows is not None:
             frame = val_rows[["path", "label", "label_index"]].copy()
             frame["predicted_index"], frame["confidence"] = predicted[: len(frame)], confidence[: len(frame)]

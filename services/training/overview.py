@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from services.metrics.formatting import estimate_text
+from services.metrics.honesty import headline, held_out, leakage_of, leakage_text
 from services.training.store import RUNNING, Run, RunStore
 
 REFRESH_SECONDS = 1.0
@@ -37,6 +39,26 @@ def weights_of(run: Run) -> str:
     return str(value)
 
 
+def held_out_text(summary: dict | None) -> str:
+    """The test accuracy with its Wilson interval and n, or why there is none."""
+    line = headline(summary)
+    if line.held_out:
+        return estimate_text(line.estimate)
+    return "— (no test split)" if (summary or {}).get("val_confusion_matrix") else "—"
+
+
+def recall_table(summary: dict | None) -> pd.DataFrame:
+    """Per-class recall of the held-out test split (validation when there is none, said in the
+    ``split`` column) with n and the Wilson interval, formatted for people."""
+    for part in ("test", "val"):
+        estimates = held_out(summary, part)
+        if estimates is not None and estimates["accuracy"].n:
+            return pd.DataFrame([{"class": name, "recall (95 % CI, n)": estimate_text(estimate),
+                                  "split": "held-out test" if part == "test" else "validation (not held out)"}
+                                 for name, estimate in estimates["recall"].items()])
+    return pd.DataFrame(columns=["class", "recall (95 % CI, n)", "split"])
+
+
 def runs_frame(store: RunStore, runs: list[Run]) -> pd.DataFrame:
     """One row per run for the runs table (read live: epochs done, duration, best value)."""
     rows = []
@@ -46,6 +68,8 @@ def runs_frame(store: RunStore, runs: list[Run]) -> pd.DataFrame:
         rows.append({
             "name": run.name, "status": run.status if not run.damaged else f"{run.status} (damaged)",
             "weights": weights_of(run), "model": run.model, "dataset": run.dataset,
+            "held-out test accuracy (95 % CI, n)": held_out_text(run.summary),
+            "leakage": leakage_text(leakage_of(run.summary)),
             "best val acc": best_val_accuracy(table), "best val loss": best_val_loss(table),
             "epochs": f"{done}/{run.epochs or '?'}",
             "duration (s)": round(run.duration) if run.duration is not None else None,
