@@ -34,7 +34,7 @@ from services.config import confine
 from services.errors import BadImage, UserFacingError
 from services.tissuemap import outputs, reader, tissue
 from services.tissuemap.grid import MAX_OVERLAP, Grid, MapAccumulator, cell_coverage, tiles_in_tissue
-from services.tissuemap.maps import TissueMap
+from services.tissuemap.maps import TissueMap, has_background
 from services.tissuemap.models import ModelChoice, Predictor, load_predictor
 
 OUTPUT_DIR = "map"
@@ -230,14 +230,15 @@ class Detection:
     tiles: np.ndarray
 
 
-def detect_tissue(source: reader.ImageSource, grid: Grid, params: dict) -> Detection:
+def detect_tissue(source: reader.ImageSource, grid: Grid, params: dict, ring: bool = False) -> Detection:
+    """``ring``: classify the tiles next to the tissue too (see :func:`tiles_in_tissue`)."""
     thumbnail, factor = source.thumbnail()
     threshold = setting(params, "threshold", None, 0, 255)
     threshold = float(tissue.suggested_threshold(thumbnail) if threshold is None else threshold)
     min_tissue = setting(params, "min_tissue", DEFAULT_MIN_TISSUE, 0.0, 1.0)
     mask = tissue.tissue_mask(thumbnail, threshold)
     coverage = cell_coverage(grid, mask, factor)
-    tiles = tiles_in_tissue(grid, coverage, min_tissue)
+    tiles = tiles_in_tissue(grid, coverage, min_tissue, ring=ring)
     if not len(tiles):
         raise BadImage(f"No tissue found in {source.name} at threshold {threshold:g} (every tile is background "
                        "or empty glass). Lower the tissue threshold, or check the image.")
@@ -255,7 +256,7 @@ def tissue_map_job(params: dict, context) -> dict:
         mpp = image_mpp(source, params.get("mpp"))
         grid = Grid(source.width, source.height, choice.field_um / mpp, overlap)
         context.progress(0.01, "finding tissue")
-        found = detect_tissue(source, grid, params)
+        found = detect_tissue(source, grid, params, ring=has_background(choice.classes))
         plan = _plan(path, source, grid, choice, found.threshold, found.min_tissue, found.tiles)
         saved = _saved_batches(context.dir, plan, context.resumed)
         context.update_result(tiles=int(len(found.tiles)), classes=choice.classes, synthetic_model=choice.synthetic)

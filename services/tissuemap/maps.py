@@ -31,6 +31,11 @@ def is_background(name: str) -> bool:
     return str(name).upper().split("_")[-1] in BACKGROUND_NAMES
 
 
+def has_background(classes: list[str]) -> bool:
+    """Whether a model can call a tile background (then tiles at the tissue's edge are given to it)."""
+    return any(is_background(name) for name in classes)
+
+
 @dataclass
 class TissueMap:
     probabilities: np.ndarray
