@@ -16,6 +16,7 @@ from dashboard.training_adapters import first_layer_view, ingest_address, run_st
 from dashboard.widgets import STATUS_ICONS, md, show_image, synthetic_badge, user_errors
 from services.datasets import sources, splits
 from services.images import decode_image
+from services.metrics.calibration import calibration_text
 from services.metrics.formatting import percent
 from services.metrics.honesty import headline, labelled, leakage_badge, leakage_of
 from services.models.catalog import DESCRIPTIONS, model_names
@@ -227,7 +228,7 @@ def summary_metrics(run) -> None:
     summary, table = run.summary, store.epoch_table(run.id)
     line, badge = headline(summary), leakage_badge(leakage_of(summary))
     if badge:
-        st.error(f"**{badge}** of this run's split: its held-out numbers are optimistic.", icon=":material/warning:")
+        st.warning(f"**{badge}** of this run's split: its held-out numbers are optimistic.", icon=":material/warning:")
     st.markdown(f"**{line.text()}** · {line.note}.")
     columns = st.columns(6)
     best = overview.best_val_accuracy(table)
@@ -238,6 +239,10 @@ def summary_metrics(run) -> None:
     columns[3].metric("parameters", f"{total:,}" if isinstance(total, int) else "—")
     columns[4].metric("epochs", f"{max(run.epochs_done, len(table))}/{run.epochs or '?'}")
     columns[5].metric("duration", overview.format_seconds(run.duration) if run.duration is not None else "—")
+    calibration = summary.get("calibration")
+    if isinstance(calibration, dict):
+        st.caption(calibration_text(calibration))
+        st.plotly_chart(charts.reliability_figure(calibration), key=f"reliability-{run.id}")
     recall = overview.recall_table(summary)
     if not recall.empty:
         st.caption("Recall per class with its 95 % Wilson interval and n (held-out test split, or validation "

@@ -100,3 +100,22 @@ def test_leakage_badge_counts_source_images_on_both_sides():
     assert honesty.split_leakage(frame) == 1
     assert honesty.leakage_badge(1) == "⚠ LEAKY SPLIT: 1 source image on both sides"
     assert honesty.leakage_badge(0) == "" and honesty.leakage_text(None) == "not recorded"
+
+
+def test_calibration_of_a_deliberately_overconfident_model():
+    from services.metrics import calibration
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 4000)
+    logits = rng.normal(0, 1, (4000, 4))
+    logits[np.arange(4000), labels] += 1.0  # a calibrated model's logits ...
+    def softmax(z):
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    overconfident = softmax(4.0 * logits)  # ... made overconfident
+    result = calibration.calibrate((overconfident[:2000], labels[:2000]), (overconfident[2000:], labels[2000:]))
+    assert result["temperature"] == pytest.approx(4.0, rel=0.15)
+    assert result["ece_after"] < 0.5 * result["ece_before"] and result["ece_after"] < 0.04
+    assert calibration.temperature_of({"calibration": {"temperature": result["temperature"]}}) == result["temperature"]
+    assert calibration.temperature_of({"calibration": {"temperature": "x"}}) == 1.0
+    assert "<svg" in calibration.reliability_svg(result)

@@ -327,3 +327,22 @@ def test_kather_larger_images_download_verify_and_extract(data_root, tmp_path):
     with reader.open_image(path) as opened:
         assert (opened.width, opened.height) == (200, 200)
     assert kather_large.SIZE == 742_020_106 and kather_large.SHA256.startswith("77336ba5")
+
+
+def test_uncertain_cells_are_drawn_and_counted_apart_in_every_output():
+    tissue_map = random_map(seed=5)
+    tissue_map.meta["min_confidence"] = 0.5
+    uncertain = tissue_map.predicted & (tissue_map.confidence < 0.5)
+    assert uncertain.any()
+    areas = {row["class"]: row for row in tissue_map.areas()}
+    assert areas["uncertain"]["cells"] == int(uncertain.sum())
+    assert sum(row["fraction"] for row in areas.values()) == pytest.approx(1.0)
+    labels = tifffile.imread(io.BytesIO(outputs.label_tiff(tissue_map)))
+    assert int((labels == 255).sum()) == int(uncertain.sum())
+    polygons = [f for f in json.loads(outputs.geojson_bytes(tissue_map))["features"]
+                if f["properties"]["name"] == "uncertain"]
+    area = sum(geojson.ring_area([tuple(p) for p in ring]) for f in polygons for ring in f["geometry"]["coordinates"])
+    assert area == pytest.approx(uncertain.sum() * 30 * 30)
+    image = outputs.overlay(np.full((9 * 30, 12 * 30, 3), 255, np.uint8), 1, tissue_map, opacity=1.0)
+    r, c = np.argwhere(uncertain)[0]
+    assert tuple(image[r * 30 + 5, c * 30 + 5]) == outputs.UNCERTAIN_COLOUR

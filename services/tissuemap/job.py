@@ -9,7 +9,8 @@ Params (JSON)::
      "threshold": 20 or null,        # tissue threshold (null: Otsu's, as the page previews)
      "min_tissue": 0.1,              # fraction of tissue a tile needs to be classified
      "overlap": 1,                   # tiles per tile side (stride = tile / overlap)
-     "batch_size": 32}
+     "batch_size": 32,
+     "min_confidence": 0.5}          # cells less confident (calibrated) are "uncertain" (default 0: none)
 
 Predictions are written batch by batch into ``predictions/`` of the job folder; a resumed job
 continues after the last saved batch (same plan), a new one starts afresh. The outputs
@@ -32,6 +33,7 @@ import numpy as np
 
 from services.config import confine
 from services.errors import BadImage, UserFacingError
+from services.metrics.calibration import apply_temperature, temperature_of
 from services.tissuemap import outputs, reader, tissue
 from services.tissuemap.grid import MAX_OVERLAP, Grid, MapAccumulator, cell_coverage, tiles_in_tissue
 from services.tissuemap.maps import TissueMap, has_background
@@ -250,6 +252,7 @@ def tissue_map_job(params: dict, context) -> dict:
     path = image_path(params, context.dir)
     overlap = setting(params, "overlap", 1, 1, MAX_OVERLAP, int)
     batch_size = setting(params, "batch_size", DEFAULT_BATCH, 1, 512, int)
+    min_confidence = setting(params, "min_confidence", 0.0, 0.0, 1.0)
     context.progress(0.0, "loading the model")
     predictor = load_predictor(choice)
     with reader.open_image(path, target_mpp=choice.field_um / predictor.input_size[0]) as source:
@@ -262,6 +265,8 @@ def tissue_map_job(params: dict, context) -> dict:
         context.update_result(tiles=int(len(found.tiles)), classes=choice.classes, synthetic_model=choice.synthetic)
         probabilities, speed = predict_tiles(context, predictor, TileReader(source, grid, predictor.input_size),
                                              found.tiles, batch_size, saved)
+        temperature = temperature_of(choice.card)  # calibrated on the model's validation split
+        probabilities = apply_temperature(probabilities, temperature) if temperature != 1.0 else probabilities
         meta = {"image": source.name, "image_size": (source.width, source.height),
                 "downsample": float(getattr(source, "downsample", 1.0)),
                 "synthetic_image": bool(getattr(source, "synthetic", False)),
@@ -271,7 +276,8 @@ def tissue_map_job(params: dict, context) -> dict:
     accumulator.add(found.tiles, probabilities)
     meta |= {"threshold": found.threshold, "min_tissue": found.min_tissue, "overlap": grid.overlap,
              "thumbnail_factor": found.factor, "model": choice.label, "synthetic": choice.synthetic,
-             "field_um": choice.field_um, "model_card": choice.card, "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+             "field_um": choice.field_um, "model_card": choice.card, "temperature": temperature,
+             "min_confidence": min_confidence, "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
              "software": _software(), **speed}
     tissue_map = TissueMap(accumulator.probabilities(), found.coverage, grid, choice.classes, mpp, meta,
                            found.tiles, probabilities)

@@ -23,6 +23,8 @@ from services.tissuemap import tsr
 
 MAP_FILE = "map.npz"
 META_FILE = "map.json"
+UNCERTAIN, UNCERTAIN_NAME = -2, "uncertain"
+"""Label and name of cells below the confidence threshold: drawn and counted apart."""
 BACKGROUND_NAMES = ("EMPTY", "BACK", "BACKGROUND")
 """Classes of empty glass or background: mapped and listed, never a share of tissue."""
 
@@ -56,10 +58,25 @@ class TissueMap:
         return ~np.isnan(self.probabilities[..., 0])
 
     @property
-    def labels(self) -> np.ndarray:
-        """Class index per cell, -1 where nothing was predicted (background)."""
+    def argmax_labels(self) -> np.ndarray:
+        """Most probable class per cell, -1 where nothing was predicted (background)."""
         filled = np.nan_to_num(self.probabilities, nan=-1.0)
         return np.where(self.predicted, filled.argmax(axis=2), -1).astype(np.int16)
+
+    @property
+    def min_confidence(self) -> float:
+        """Cells whose (calibrated) confidence is below this are "uncertain" (0: none)."""
+        value = self.meta.get("min_confidence")
+        return float(value) if isinstance(value, (int, float)) and 0 <= value <= 1 else 0.0
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class index per cell, -1 where nothing was predicted (background), :data:`UNCERTAIN`
+        where the confidence is under :attr:`min_confidence`."""
+        labels = self.argmax_labels
+        if self.min_confidence > 0:
+            labels[self.predicted & (np.nan_to_num(self.confidence, nan=1.0) < self.min_confidence)] = UNCERTAIN
+        return labels
 
     @property
     def confidence(self) -> np.ndarray:
@@ -76,25 +93,28 @@ class TissueMap:
     def areas(self) -> list[dict]:
         """Per class: cells, area in image px and mm2 (cells x cell area: what the label TIFF and
         the GeoJSON show), and the fraction of the mapped tissue (None for background classes,
-        which are not tissue; the tissue fractions sum to 1)."""
+        which are not tissue). With a confidence threshold, an ``uncertain`` row counts the cells
+        under it apart; the tissue fractions (uncertain included) sum to 1."""
         labels = self.labels
         cell_px = self.grid.cell ** 2
-        cells = [int((labels == index).sum()) for index in range(len(self.classes))]
-        tissue_cells = sum(n for n, name in zip(cells, self.classes) if not is_background(name))
+        names = list(self.classes) + ([UNCERTAIN_NAME] if self.min_confidence > 0 else [])
+        indices = list(range(len(self.classes))) + ([UNCERTAIN] if self.min_confidence > 0 else [])
+        cells = [int((labels == index).sum()) for index in indices]
+        tissue_cells = sum(n for n, name in zip(cells, names) if not is_background(name))
         rows = []
-        for name, count in zip(self.classes, cells):
+        for name, count, index in zip(names, cells, indices):
             area = count * cell_px
-            background = is_background(name)
+            background = index != UNCERTAIN and is_background(name)
             rows.append({"class": name, "cells": count, "area_px": area, "area_mm2": area * self.mpp ** 2 / 1e6,
                          "background": background,
                          "fraction": None if background else (count / tissue_cells if tissue_cells else 0.0)})
         return rows
 
     def tumour_stroma(self) -> dict | None:
-        """The tumour-stroma ratio with its interval and verdict (:func:`services.tissuemap.tsr.estimate`),
+        """The tumour-stroma ratio over every mapped cell's most probable class with its interval and verdict (:func:`services.tissuemap.tsr.estimate`),
         corrected with the held-out confusion matrix of the model card in the map's metadata."""
         card = self.meta.get("model_card") if isinstance(self.meta.get("model_card"), dict) else {}
-        labels = self.labels
+        labels = self.argmax_labels  # every mapped cell: the held-out confusion matrix covers all tiles
         return tsr.estimate(labels[labels >= 0], self.classes, card.get("test_confusion_matrix"))
 
     def save(self, folder: Path) -> None:

@@ -14,6 +14,7 @@ from html import escape
 import numpy as np
 
 from services.images import encode_png, resize_longest_side
+from services.metrics.calibration import calibration_text, reliability_svg
 from services.metrics.formatting import estimate_text, percent
 from services.metrics.honesty import headline, held_out, leakage_badge, leakage_of, leakage_text, weak_model
 from services.metrics.intervals import Estimate
@@ -103,6 +104,17 @@ def _model_card(card: dict, synthetic: bool) -> str:
     return f"<table>{_rows(pairs)}</table>" + _recall_table(card)
 
 
+def calibration_html(card: dict, min_confidence: float = 0.0) -> str:
+    """Temperature, ECE before/after and the reliability diagram of the model's calibration."""
+    calibration = card.get("calibration")
+    if not isinstance(calibration, dict):
+        return ("<h3>Calibration</h3><p>Not calibrated (no validation split recorded): the map uses the model's raw "
+                "probabilities.</p>")
+    uncertain = (f" Cells whose calibrated confidence is under {percent(min_confidence, 0)} are drawn and counted "
+                 "as uncertain." if min_confidence > 0 else "")
+    return f"<h3>Calibration</h3><p>{escape(calibration_text(calibration) + uncertain)}</p>{reliability_svg(calibration)}"
+
+
 def guard_banner(card: dict) -> str:
     """The weak-model banner (empty for a model that passes the guard)."""
     text = weak_model(card).banner()
@@ -118,8 +130,9 @@ def render(tissue_map: TissueMap, thumbnail: np.ndarray, overlay: np.ndarray, ca
     if synthetic_image:
         warnings.append('<p class="warn"><b>SYNTHETIC IMAGE:</b> the demo mosaic of procedural tiles, not tissue.</p>')
     colours = class_colours(tissue_map.classes)
+    named = [row["class"] for row in tissue_map.areas()]
     legend = " ".join(f'<span><span class="swatch" style="background: rgb({r},{g},{b})"></span>'
-                      f'{escape(name)}</span>' for name, (r, g, b) in colours.items())
+                      f'{escape(name)}</span>' for name, (r, g, b) in colours.items() if name in named)
     tsr_text = escape(tsr.text(tissue_map.tumour_stroma()))
     warnings.append(guard_banner(card or {}))
     badge = leakage_badge(leakage_of(card or {}))
@@ -152,6 +165,7 @@ def render(tissue_map: TissueMap, thumbnail: np.ndarray, overlay: np.ndarray, ca
 <p><b>Tumour-stroma ratio</b> (stroma share of tumour + stroma; verdict only when the whole 95 % interval
 lies on one side of 50 %): {tsr_text}</p>
 <h2>Model card</h2>{_model_card(card or {}, synthetic_model)}
+{calibration_html(card or {}, tissue_map.min_confidence)}
 <h2>Known limits</h2><ul>{limits}</ul>
 </body></html>
 """

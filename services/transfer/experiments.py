@@ -314,6 +314,7 @@ def result_for(entry: dict, store, spec: ExperimentSpec) -> RunResult | None:
         cv_accuracy_interval=_of(dict, summary.get("cv_accuracy_interval"), None),
         macro_f1_interval=_of(dict, summary.get("test_macro_f1_interval"), None),
         leakage_source_images=leakage_of(summary),
+        calibration=_of(dict, summary.get("calibration"), None),
         head_pooling=summary.get("head_pooling") if summary.get("head_pooling") in ("flatten", "avg") else None,
         device=str(last.device or ""), history=history, model_path=str(model_path) if model_path else None,
     )

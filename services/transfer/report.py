@@ -13,6 +13,7 @@ import math
 import time
 from html import escape
 
+from services.metrics.calibration import calibration_text, reliability_svg
 from services.metrics.honesty import CHECKPOINT_NOTE, leakage_badge
 from services.transfer.results import (
     BOOK_REFERENCE, BOOK_REFERENCE_COLUMN, RunResult, label, results_frame,
@@ -163,6 +164,10 @@ def html_report(results: list[RunResult], *, title: str = "Transfer-learning com
         "".join(line_chart_svg(series, title=metric) for metric, series in curves.items() if series),
         "<h2>Confusion matrices</h2>",
         "".join(confusion_html(r) for r in results),
+        "<h2>Calibration</h2>",
+        "".join(f"<figure><figcaption>{escape(label(r))}: {escape(calibration_text(r.calibration))}</figcaption>"
+                f"{reliability_svg(r.calibration)}</figure>" if r.calibration else
+                f"<p>{escape(label(r))}: not calibrated (no validation split).</p>" for r in results),
     ]
     if gradcam_examples:
         figures = "".join(f'<figure><img alt="{escape(caption)}" src="{_png_data_uri(png)}">'

@@ -68,6 +68,8 @@ class RunResult:
     """Mean, sd and the t interval over the folds (:func:`services.metrics.intervals.fold_interval`)."""
     macro_f1_interval: dict | None = None
     """Test macro F1 with its bootstrap over source images (an :class:`~services.metrics.intervals.Estimate`)."""
+    calibration: dict | None = None
+    """Temperature scaling fitted on validation, ECE before/after (:mod:`services.metrics.calibration`)."""
     leakage_source_images: int | None = None
     """Source images with tiles on both sides of the run's split (None: not recorded)."""
     device: str = ""
