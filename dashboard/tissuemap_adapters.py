@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from services.config import get_settings
+from services.datasets.naming import safe_name
 from services.errors import UserFacingError
 from services.tissuemap import detail, reader, tissue
 from services.tissuemap.grid import Grid, cell_coverage, tiles_in_tissue
@@ -74,13 +75,14 @@ def demo_mosaic(data_root: str) -> Path:
 
 
 def save_upload(name: str, data: bytes) -> Path:
-    """An uploaded image, kept under ``<data root>/tissuemap/uploads/`` by content hash (once)."""
+    """An uploaded image, kept under ``<data root>/tissuemap/uploads/<content hash>/`` (once) with its
+    original file name (made safe), which the map's report and downloads then carry."""
     suffix = Path(name).suffix.lower()
     if suffix.lstrip(".") not in UPLOAD_TYPES:
         raise UserFacingError(f"{Path(name).name}: not an image type the map reads ({', '.join(UPLOAD_TYPES)}).")
-    folder = get_settings().data_root / "tissuemap" / "uploads"
+    folder = get_settings().data_root / "tissuemap" / "uploads" / hashlib.sha256(data).hexdigest()[:20]
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:20]}{suffix}"
+    path = folder / f"{safe_name(Path(Path(name).name).stem)[:60]}{suffix}"
     if not path.exists():
         staging = path.with_name(f".{path.name}.part")
         staging.write_bytes(data)

@@ -119,3 +119,15 @@ def test_calibration_of_a_deliberately_overconfident_model():
     assert calibration.temperature_of({"calibration": {"temperature": result["temperature"]}}) == result["temperature"]
     assert calibration.temperature_of({"calibration": {"temperature": "x"}}) == 1.0
     assert "<svg" in calibration.reliability_svg(result)
+
+
+def test_cross_dataset_identity_mapping_and_the_complex_note_before_the_run():
+    from services.transfer import crossdataset
+
+    classes = ["TUMOR", "STROMA", "COMPLEX"]
+    mapping = crossdataset.mapping_for(crossdataset.SAME_CLASSES, classes)
+    result = crossdataset.score_mapped(["TUMOR", "STROMA", "COMPLEX", "TUMOR"], ["TUMOR", "TUMOR", "COMPLEX", "TUMOR"],
+                                       mapping, classes)
+    assert result.scored == 4 and result.accuracy == 0.75 and result.unmappable_tiles == {}
+    rows = crossdataset.mapping_rows(crossdataset.MAPPINGS["kather-model-on-nct"])
+    assert any("COMPLEX" in row["class of the tiles"] and row["why"] for row in rows)

@@ -346,3 +346,13 @@ def test_uncertain_cells_are_drawn_and_counted_apart_in_every_output():
     image = outputs.overlay(np.full((9 * 30, 12 * 30, 3), 255, np.uint8), 1, tissue_map, opacity=1.0)
     r, c = np.argwhere(uncertain)[0]
     assert tuple(image[r * 30 + 5, c * 30 + 5]) == outputs.UNCERTAIN_COLOUR
+
+
+def test_an_upload_keeps_its_original_file_name_for_reports_and_downloads(data_root):
+    from dashboard.tissuemap_adapters import save_upload
+
+    data = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 100, 150)).save(data, format="PNG")
+    path = save_upload("Patient 12 slide (HE).png", data.getvalue())
+    assert path.name == "Patient_12_slide__HE_.png" and path.read_bytes() == data.getvalue()
+    assert save_upload("../../evil.png", data.getvalue()).parent == path.parent  # one folder per content
