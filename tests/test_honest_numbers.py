@@ -180,3 +180,57 @@ def test_temperature_scaling_lowers_ece_on_held_out_real_tiles(tiny_real_model):
     assert result["ece_after"] < result["ece_before"]
     assert (calibration.apply_temperature(outputs(judge_on)[0], result["temperature"]).argmax(axis=1)
             == outputs(judge_on)[0].argmax(axis=1)).all()  # accuracy unchanged
+
+
+@pytest.mark.parametrize("tumour, stroma", [(12, 6), (6, 6)])
+def test_tumour_stroma_of_a_strategy_c_model_on_its_untouched_validation_tiles(strategy_c_run, real_root, tmp_path,
+                                                                              tumour, stroma):
+    """A real strategy-C run (ImageNet MobileNet features, a head fitted on the training tiles of a
+    split grouped by source image; its held-out confusion matrix and calibration from the test
+    part): a mosaic of the validation part's tiles (no checkpoint was chosen on them)."""
+    from PIL import Image
+
+    choice, frame = strategy_c_run
+    val = frame[frame.split == "val"]
+    pools = {label: [np.asarray(Image.open(p).convert("RGB")) for p in rows.path] for label, rows in val.groupby("label")}
+    assert pools.get("TUMOR") and pools.get("STROMA")
+    fill = [name for name in ("LYMPHO", "MUCOSA", "ADIPOSE", "DEBRIS") if pools.get(name)]
+    cells = ["TUMOR"] * tumour + ["STROMA"] * stroma + [fill[i % len(fill)] for i in range(36 - tumour - stroma)]
+    names = sorted(pools)
+    layout = np.array([names.index(c) for c in np.random.default_rng(tumour).permutation(cells)]).reshape(6, 6)
+    path = real_root / f"strategy_c_{tumour}_{stroma}.tif"
+    write_tiled_tiff(path, build_mosaic({i: pools[n] for i, n in enumerate(names)}, layout, margin=150),
+                     mpp=KATHER_MPP, description="mosaic of held-out real Kather 2016 tiles")
+    outcome = run_inline("tissue-map", {"image": {"source": "path", "path": str(path)}, "model": choice.to_params(),
+                                        "min_confidence": 0.5}, tmp_path / "job")
+    assert outcome.status == "finished", outcome.error
+    ratio, true_ratio = outcome.result["tumour_stroma"], stroma / (tumour + stroma)
+    print(f"\nstrategy C, true TSR {true_ratio:.1%}: {tsr.text(ratio)}")
+    assert ratio is not None
+    if ratio["defined"] and ratio["category"] != "uncertain":
+        assert ratio["low"] <= true_ratio <= ratio["high"]
+    report = (tmp_path / "job" / "map" / "report.html").read_text()
+    assert "Temperature scaling fitted on the validation split" in report and "<svg" in report
+
+
+@pytest.fixture(scope="module")
+def strategy_c_run(real_root, shared_fixtures):
+    from services.datasets import index, sources, splits
+    from services.models import weights as registry
+    from services.transfer import experiments
+
+    shutil.copytree(shared_fixtures / "histology" / "kather2016", real_root / "datasets" / "kather-c",
+                    dirs_exist_ok=True)
+    frame = splits.make_split(index.usable(index.load_index(sources.dataset_folder("kather-c"))), method="grouped",
+                              seed=3)
+    splits.save_split("kather-c", "grouped", frame)
+    real = shared_fixtures / "keras" / "mobilenet_v1_0.25_224.h5"
+    registry.install_weights_file("mobilenet_v1_0.25", real.read_bytes(), original_name=real.name)
+    spec = experiments.ExperimentSpec(strategies=["C"], backbones=["mobilenet_v1_0.25"], dataset="kather-c",
+                                      split="grouped", epochs=30, batch_size=16, head_pooling="avg", weights="imagenet")
+    state = run_inline("transfer", {"spec": spec.to_dict()}, real_root / "jobs" / "strategy-c")
+    assert state.status == "finished", state.error
+    [result] = experiments.collect_results(state.result, RunStore())
+    choice = next(c for c in list_run_models(RunStore()) if c.run_id == result.run_id)
+    assert isinstance(choice.card.get("calibration"), dict) and choice.card.get("leakage_source_images") == 0
+    return choice, frame

@@ -99,7 +99,8 @@ def estimate(cell_labels: np.ndarray, classes: list[str], confusion=None, *, sam
     rng = np.random.default_rng(seed)
     rates = (matrix + PRIOR) / (matrix + PRIOR).sum(axis=1, keepdims=True)
     total = int(counts.sum())
-    result["corrected"] = _ratio(true_shares(rates, counts / total), tumour, stroma)
+    corrected = _ratio(true_shares(rates, counts / total), tumour, stroma)
+    result["corrected"] = corrected if np.isfinite(corrected) else None
     ratios = np.empty(samples)
     for b in range(samples):
         drawn = np.stack([rng.dirichlet(row + PRIOR) for row in matrix])
