@@ -320,8 +320,14 @@ def result_panel(state) -> None:
     bars.update_layout(height=300, margin={"l": 0, "r": 0, "t": 10, "b": 0}, yaxis_title="% of tissue")
     chart.plotly_chart(bars, key=f"tm_bars_{state.id}")
     st.markdown(md("**Tumour-stroma ratio** (stroma share of tumour + stroma; a verdict only when the whole 95 % "
-                   f"interval lies on one side of 50 %): {tsr.text(tissue_map.tumour_stroma())}"))
+                   f"interval lies on one side of 50 %): {tsr.text(map_ratio(state, tissue_map))}"))
     downloads(folder, tissue_map, image)
+
+
+def map_ratio(state, tissue_map) -> dict | None:
+    """The tumour-stroma ratio the job computed (its bootstrap takes a moment), else computed now."""
+    saved = (state.result or {}).get("tumour_stroma")
+    return saved if isinstance(saved, dict) and "defined" in saved else tissue_map.tumour_stroma()
 
 
 def downloads(folder: Path, tissue_map, image: np.ndarray) -> None:

@@ -113,9 +113,12 @@ class TissueMap:
     def tumour_stroma(self) -> dict | None:
         """The tumour-stroma ratio over every mapped cell's most probable class with its interval and verdict (:func:`services.tissuemap.tsr.estimate`),
         corrected with the held-out confusion matrix of the model card in the map's metadata."""
-        card = self.meta.get("model_card") if isinstance(self.meta.get("model_card"), dict) else {}
-        labels = self.argmax_labels  # every mapped cell: the held-out confusion matrix covers all tiles
-        return tsr.estimate(labels[labels >= 0], self.classes, card.get("test_confusion_matrix"))
+        if "_tumour_stroma" not in self.__dict__:  # a seeded bootstrap: the same every time, computed once
+            card = self.meta.get("model_card") if isinstance(self.meta.get("model_card"), dict) else {}
+            labels = self.argmax_labels  # every mapped cell: the held-out confusion matrix covers all tiles
+            self.__dict__["_tumour_stroma"] = tsr.estimate(labels[labels >= 0], self.classes,
+                                                           card.get("test_confusion_matrix"))
+        return self.__dict__["_tumour_stroma"]
 
     def save(self, folder: Path) -> None:
         np.savez_compressed(folder / MAP_FILE, probabilities=self.probabilities.astype(np.float32),

@@ -101,11 +101,10 @@ def estimate(cell_labels: np.ndarray, classes: list[str], confusion=None, *, sam
     total = int(counts.sum())
     corrected = _ratio(true_shares(rates, counts / total), tumour, stroma)
     result["corrected"] = corrected if np.isfinite(corrected) else None
-    ratios = np.empty(samples)
-    for b in range(samples):
-        drawn = np.stack([rng.dirichlet(row + PRIOR) for row in matrix])
-        cells = rng.multinomial(total, counts / total) / total
-        ratios[b] = _ratio(true_shares(drawn, cells), tumour, stroma)
+    gammas = rng.standard_gamma(np.broadcast_to(matrix + PRIOR, (samples, *matrix.shape)))
+    drawn = gammas / gammas.sum(axis=2, keepdims=True)  # Dirichlet rows of the misclassification matrix
+    cells = rng.multinomial(total, counts / total, size=samples) / total
+    ratios = np.array([_ratio(true_shares(drawn[b], cells[b]), tumour, stroma) for b in range(samples)])
     finite = ratios[np.isfinite(ratios)]
     if len(finite) < 0.9 * samples:  # the correction often finds no tumour or stroma at all
         result |= {"category": UNCERTAIN, "method": "corrected for held-out errors",
