@@ -47,11 +47,12 @@ def image_preview(path: Path, target_mpp: float | None) -> Preview:
 
 
 def tissue_tiles(view: Preview, mpp: float, field_um: float, threshold: float, min_tissue: float,
-                 overlap: int) -> tuple[np.ndarray, int]:
-    """(mask preview, number of tiles the job will classify) for these settings."""
+                 overlap: int, ring: bool = False) -> tuple[np.ndarray, int]:
+    """(mask preview, number of tiles the job will classify) for these settings (``ring``: with
+    the tiles next to the tissue, as the job does for a model with a background class)."""
     mask = tissue.tissue_mask(view.thumbnail, threshold)
     grid = Grid(view.width, view.height, field_um / mpp, overlap)
-    count = len(tiles_in_tissue(grid, cell_coverage(grid, mask, view.factor), min_tissue))
+    count = len(tiles_in_tissue(grid, cell_coverage(grid, mask, view.factor), min_tissue, ring=ring))
     return tissue.mask_preview(view.thumbnail, mask), count
 
 

@@ -19,6 +19,7 @@ from services.metrics.honesty import headline, leakage_badge, leakage_of, weak_m
 from services.tissuemap import detail, kather_large, outputs, tsr
 from services.tissuemap.grid import MAX_OVERLAP
 from services.tissuemap.job import OUTPUT_DIR
+from services.tissuemap.maps import has_background
 from services.tissuemap.models import KATHER_FIELD_UM, KATHER_MPP, best_held_out, onnx_choice
 from services.tissuemap.reader import MPP_RANGE
 
@@ -147,7 +148,8 @@ def settings_panel(path: Path, default_mpp: float | None, choice) -> dict | None
                                      help="Cells whose calibrated confidence is lower are drawn as 'uncertain' and "
                                           "counted apart in the areas (0: none).") / 100
         field_um = choice.field_um if choice else KATHER_FIELD_UM
-        mask_preview, count = ui.tissue_tiles(view, mpp, field_um, threshold, min_tissue, overlap)
+        ring = bool(choice and has_background(choice.classes))
+        mask_preview, count = ui.tissue_tiles(view, mpp, field_um, threshold, min_tissue, overlap, ring)
         show_image(mask_preview, target=right, caption="Tissue found (background tinted blue)")
         left.caption(f"{count:,} tiles of {field_um / mpp:.0f} px ({field_um:.1f} µm) to classify.")
         if count == 0:
