@@ -108,7 +108,8 @@ def model_choice():
         if choice.synthetic:
             synthetic_badge("model trained on synthetic data")
         trust_notes(choice.card)
-        st.caption(md(f"{len(choice.classes)} classes: {', '.join(choice.classes)} · dataset {choice.card.get('dataset')}"))
+        st.caption(md(f"{len(choice.classes)} classes: {', '.join(choice.classes)} · "
+                      f"dataset {choice.card.get('dataset')}"))
         return choice
     return None
 
@@ -118,7 +119,8 @@ def trust_notes(card: dict) -> None:
     line, badge, guard = headline(card), leakage_badge(leakage_of(card)), weak_model(card)
     st.caption(md(f"{line.text()} · {line.note}"))
     if badge:
-        st.warning(f"**{badge}** in this model's split: its held-out numbers are optimistic.", icon=":material/warning:")
+        st.warning(f"**{badge}** in this model's split: its held-out numbers are optimistic.",
+                   icon=":material/warning:")
     if guard.weak:
         st.warning(md(guard.banner()), icon=":material/report:")
 

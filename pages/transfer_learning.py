@@ -281,7 +281,8 @@ with st.expander("Evaluate a model on another dataset (explicit class mapping)",
                                                      info["class_names"], tuple(info["input_shape"][:2]), mapping)
             st.metric("Accuracy on mapped tiles", formatting.percent(evaluation.accuracy),
                       help=f"{evaluation.scored} of {evaluation.tiles} tiles scored; {evaluation.fit}")
-            st.caption(formatting.estimate_text(proportion(round((evaluation.accuracy or 0) * evaluation.scored), evaluation.scored)))
+            correct = round((evaluation.accuracy or 0) * evaluation.scored)
+            st.caption(formatting.estimate_text(proportion(correct, evaluation.scored)))
             st.dataframe(pd.DataFrame([{"class": cls, "accuracy": acc, "tiles": sum(evaluation.predictions[cls].values()),
                                         "predicted as": ", ".join(f"{k} {v}" for k, v in sorted(
                                             evaluation.predictions[cls].items(), key=lambda kv: -kv[1]))}

@@ -93,7 +93,8 @@ def test_tumour_stroma_interval_contains_the_truth_or_reads_uncertain(tiny_real_
     assert outcome.status == "finished", outcome.error
     ratio = outcome.result["tumour_stroma"]
     true_ratio = stroma / (tumour + stroma)
-    print(f"\ntrue TSR {true_ratio:.1%}: {tsr.text(ratio)}; areas {[(a['class'], a['cells']) for a in outcome.result['areas']]}")
+    cells = [(a["class"], a["cells"]) for a in outcome.result["areas"]]
+    print(f"\ntrue TSR {true_ratio:.1%}: {tsr.text(ratio)}; cells {cells}")
     if ratio["defined"] and ratio["category"] != "uncertain":
         assert ratio["low"] <= true_ratio <= ratio["high"]
         assert ratio["category"] == ("stroma-high" if true_ratio > 0.5 else "stroma-low")
@@ -192,7 +193,8 @@ def test_tumour_stroma_of_a_strategy_c_model_on_its_untouched_validation_tiles(s
 
     choice, frame = strategy_c_run
     val = frame[frame.split == "val"]
-    pools = {label: [np.asarray(Image.open(p).convert("RGB")) for p in rows.path] for label, rows in val.groupby("label")}
+    pools = {label: [np.asarray(Image.open(p).convert("RGB")) for p in rows.path]
+             for label, rows in val.groupby("label")}
     assert pools.get("TUMOR") and pools.get("STROMA")
     fill = [name for name in ("LYMPHO", "MUCOSA", "ADIPOSE", "DEBRIS") if pools.get(name)]
     cells = ["TUMOR"] * tumour + ["STROMA"] * stroma + [fill[i % len(fill)] for i in range(36 - tumour - stroma)]

@@ -90,7 +90,8 @@ def calibrate(val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.nda
 
 def temperature_of(card: dict | None) -> float:
     """The stored temperature of a run (1.0 when none, or when the stored value is unusable)."""
-    value = ((card or {}).get("calibration") or {}).get("temperature") if isinstance((card or {}).get("calibration"), dict) else None
+    calibration = (card or {}).get("calibration")
+    value = calibration.get("temperature") if isinstance(calibration, dict) else None
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and T_RANGE[0] <= value <= T_RANGE[1]
     return float(value) if ok else 1.0
 

@@ -111,7 +111,8 @@ class TissueMap:
         return rows
 
     def tumour_stroma(self) -> dict | None:
-        """The tumour-stroma ratio over every mapped cell's most probable class with its interval and verdict (:func:`services.tissuemap.tsr.estimate`),
+        """The tumour-stroma ratio over every mapped cell's most probable class with its interval and
+        verdict (:func:`services.tissuemap.tsr.estimate`),
         corrected with the held-out confusion matrix of the model card in the map's metadata."""
         if "_tumour_stroma" not in self.__dict__:  # a seeded bootstrap: the same every time, computed once
             card = self.meta.get("model_card") if isinstance(self.meta.get("model_card"), dict) else {}

@@ -112,7 +112,8 @@ def calibration_html(card: dict, min_confidence: float = 0.0) -> str:
                 "probabilities.</p>")
     uncertain = (f" Cells whose calibrated confidence is under {percent(min_confidence, 0)} are drawn and counted "
                  "as uncertain." if min_confidence > 0 else "")
-    return f"<h3>Calibration</h3><p>{escape(calibration_text(calibration) + uncertain)}</p>{reliability_svg(calibration)}"
+    return (f"<h3>Calibration</h3><p>{escape(calibration_text(calibration) + uncertain)}</p>"
+            f"{reliability_svg(calibration)}")
 
 
 def guard_banner(card: dict) -> str:

@@ -126,7 +126,8 @@ def text(ratio: dict | None) -> str:
         return "not defined: the model has no tumour and stroma classes"
     if not ratio["defined"]:
         return f"not defined: {ratio['reason']}"
-    cells = f"{ratio['tumour_cells']:,} {ratio['tumour_class']}, {ratio['stroma_cells']:,} {ratio['stroma_class']} cells"
+    cells = (f"{ratio['tumour_cells']:,} {ratio['tumour_class']}, {ratio['stroma_cells']:,} "
+             f"{ratio['stroma_class']} cells")
     if ratio["corrected"] is None:
         return (f"{percent(ratio['as_mapped'])} stroma as mapped ({cells}): {ratio['category']}: {ratio['reason']}")
     interval = interval_text(ratio["low"], ratio["high"])
