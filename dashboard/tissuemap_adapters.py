@@ -11,6 +11,7 @@ import numpy as np
 import streamlit as st
 
 from services.config import get_settings
+from services.datasets.naming import safe_name
 from services.errors import BadImage, UserFacingError
 from services.tissuemap import detail, reader, tissue
 from services.tissuemap.grid import Grid, cell_coverage, tiles_in_tissue
@@ -58,11 +59,12 @@ def image_preview(path: Path, target_mpp: float | None) -> Preview:
 
 
 def tissue_tiles(view: Preview, mpp: float, field_um: float, threshold: float, min_tissue: float,
-                 overlap: int) -> tuple[np.ndarray, int]:
-    """(mask preview, number of tiles the job will classify) for these settings."""
+                 overlap: int, ring: bool = False) -> tuple[np.ndarray, int]:
+    """(mask preview, number of tiles the job will classify) for these settings (``ring``: with
+    the tiles next to the tissue, as the job does for a model with a background class)."""
     mask = tissue.tissue_mask(view.thumbnail, threshold)
     grid = Grid(view.width, view.height, field_um / mpp, overlap)
-    count = len(tiles_in_tissue(grid, cell_coverage(grid, mask, view.factor), min_tissue))
+    count = len(tiles_in_tissue(grid, cell_coverage(grid, mask, view.factor), min_tissue, ring=ring))
     return tissue.mask_preview(view.thumbnail, mask), count
 
 
@@ -86,13 +88,14 @@ def demo_mosaic(data_root: str) -> Path:
 
 
 def save_upload(name: str, data: bytes) -> Path:
-    """An uploaded image, kept under ``<data root>/tissuemap/uploads/`` by content hash (once)."""
+    """An uploaded image, kept under ``<data root>/tissuemap/uploads/<content hash>/`` (once) with its
+    original file name (made safe), which the map's report and downloads then carry."""
     suffix = Path(name).suffix.lower()
     if suffix.lstrip(".") not in UPLOAD_TYPES:
         raise UserFacingError(f"{Path(name).name}: not an image type the map reads ({', '.join(UPLOAD_TYPES)}).")
-    folder = get_settings().data_root / "tissuemap" / "uploads"
+    folder = get_settings().data_root / "tissuemap" / "uploads" / hashlib.sha256(data).hexdigest()[:20]
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:20]}{suffix}"
+    path = folder / f"{safe_name(Path(Path(name).name).stem)[:60]}{suffix}"
     if not path.exists():
         staging = path.with_name(f".{path.name}.part")
         staging.write_bytes(data)

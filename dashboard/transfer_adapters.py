@@ -140,8 +140,10 @@ def curves_chart(results: list[RunResult], metric: str):
 
 def recall_chart(results: list[RunResult]):
     frame = recall_frame(results)
+    frame["above"], frame["below"] = frame["high"] - frame["recall"], frame["recall"] - frame["low"]
     figure = px.bar(frame, x="class", y="recall", color="run", barmode="group", range_y=[0, 1],
-                    title="Per-class recall (test split)")
+                    error_y="above", error_y_minus="below", hover_data={"text": True, "above": False, "below": False},
+                    title="Per-class recall (held-out test split, 95 % Wilson intervals)")
     figure.update_xaxes(type="category", tickmode="linear")  # every class named
     return figure
 

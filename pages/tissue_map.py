@@ -17,10 +17,12 @@ from dashboard.widgets import (
 from services.config import confine, get_settings
 from services.errors import UserFacingError
 from services.images import encode_png
-from services.tissuemap import detail, kather_large, outputs
+from services.metrics.honesty import headline, leakage_badge, leakage_of, weak_model
+from services.tissuemap import detail, kather_large, outputs, tsr
 from services.tissuemap.grid import MAX_OVERLAP
 from services.tissuemap.job import OUTPUT_DIR
-from services.tissuemap.models import KATHER_FIELD_UM, KATHER_MPP, onnx_choice
+from services.tissuemap.maps import has_background
+from services.tissuemap.models import KATHER_FIELD_UM, KATHER_MPP, best_held_out, onnx_choice
 from services.tissuemap.reader import MPP_RANGE
 
 KIND = "tissue-map"
@@ -102,16 +104,27 @@ def model_choice():
             st.info("No finished run with a saved model yet: train one on the **Training monitor** or "
                     "**Transfer learning** page first.")
             return None
-        choice = st.selectbox("Run", choices, key="tm_run",
-                              format_func=lambda c: c.label + (" · synthetic data" if c.synthetic else ""))
+        choice = st.selectbox("Run", choices, key="tm_run", index=best_held_out(choices),
+                              format_func=lambda c: c.label + (" · synthetic data" if c.synthetic else ""),
+                              help="The run with the best held-out accuracy is chosen first.")
         if choice.synthetic:
             synthetic_badge("model trained on synthetic data")
-        card = choice.card
-        st.caption(md(f"{len(choice.classes)} classes: {', '.join(choice.classes)} · validation accuracy "
-                      f"{card.get('val_accuracy') if card.get('val_accuracy') is not None else '?'} · "
-                      f"dataset {card.get('dataset')}"))
+        trust_notes(choice.card)
+        st.caption(md(f"{len(choice.classes)} classes: {', '.join(choice.classes)} · "
+                      f"dataset {choice.card.get('dataset')}"))
         return choice
     return None
+
+
+def trust_notes(card: dict) -> None:
+    """What the model's held-out numbers allow: headline, leakage badge, weak-model banner."""
+    line, badge, guard = headline(card), leakage_badge(leakage_of(card)), weak_model(card)
+    st.caption(md(f"{line.text()} · {line.note}"))
+    if badge:
+        st.warning(f"**{badge}** in this model's split: its held-out numbers are optimistic.",
+                   icon=":material/warning:")
+    if guard.weak:
+        st.warning(md(guard.banner()), icon=":material/report:")
 
 
 # --- settings and start --------------------------------------------------------------------------
@@ -137,15 +150,19 @@ def settings_panel(path: Path, default_mpp: float | None, choice) -> dict | None
         min_tissue = left.slider("Tissue a tile needs (%)", 1, 100, 10, key="tm_min_tissue") / 100
         overlap = left.select_slider("Tiles per tile side (overlap)", list(range(1, MAX_OVERLAP + 1)), 1,
                                      key="tm_overlap", help="2 = tiles step by half a tile; predictions averaged")
+        min_confidence = left.slider("Confidence a cell needs (%)", 0, 95, 50, 5, key="tm_min_confidence",
+                                     help="Cells whose calibrated confidence is lower are drawn as 'uncertain' and "
+                                          "counted apart in the areas (0: none).") / 100
         field_um = choice.field_um if choice else KATHER_FIELD_UM
-        mask_preview, count = ui.tissue_tiles(view, mpp, field_um, threshold, min_tissue, overlap)
+        ring = bool(choice and has_background(choice.classes))
+        mask_preview, count = ui.tissue_tiles(view, mpp, field_um, threshold, min_tissue, overlap, ring)
         show_image(mask_preview, target=right, caption="Tissue found (background tinted blue)")
         left.caption(f"{count:,} tiles of {field_um / mpp:.0f} px ({field_um:.1f} µm) to classify.")
         if count == 0:
             st.warning("No tissue at this threshold: lower it.")
             return None
         return {"image": {"source": "path", "path": str(path)}, "mpp": None if view.mpp else mpp,
-                "threshold": threshold, "min_tissue": min_tissue, "overlap": overlap}
+                "threshold": threshold, "min_tissue": min_tissue, "overlap": overlap, "min_confidence": min_confidence}
     return None
 
 
@@ -275,6 +292,8 @@ def result_panel(state) -> None:
         st.warning(outputs.SYNTHETIC_NOTE, icon=":material/science:")
     if tissue_map.meta.get("synthetic_image"):
         synthetic_badge("synthetic image")
+    card = tissue_map.meta.get("model_card")
+    trust_notes(card if isinstance(card, dict) else {})
     colours = outputs.class_colours(tissue_map.classes)
     controls, view = st.columns([1, 3])
     layers = [CLASS_MAP, CONFIDENCE, ENTROPY] + [f"Probability of {c}" for c in tissue_map.classes]
@@ -284,7 +303,7 @@ def result_panel(state) -> None:
     image = shown_image(tissue_map, thumbnail, layer, opacity, visible)
     with view:
         if layer == CLASS_MAP:
-            legend(tissue_map.classes, colours)
+            legend([row["class"] for row in tissue_map.areas()], colours)
         else:
             st.caption(f"{md(layer)}: dark blue 0 → green → yellow → red 1")
         event = st.plotly_chart(overlay_figure(tissue_map, image), on_select="rerun",
@@ -300,7 +319,7 @@ def result_panel(state) -> None:
     detail_panel(state, tissue_map, layer, opacity, visible, clicked)
     areas = outputs.areas_frame(tissue_map)
     table, chart = st.columns(2)
-    table.dataframe(areas[["class", "area_px", "area_mm2", "percent"]], hide_index=True,
+    table.dataframe(areas[["class", "cells", "area_px", "area_mm2", "percent"]], hide_index=True,
                     column_config={"area_px": st.column_config.NumberColumn("area (px)", format="%.0f"),
                                    "area_mm2": st.column_config.NumberColumn("area (mm²)", format="%.3f"),
                                    "percent": st.column_config.NumberColumn("% of tissue", format="%.1f")})
@@ -308,11 +327,15 @@ def result_panel(state) -> None:
                             marker_color=[f"rgb{colours[c]}" for c in areas["class"]]))
     bars.update_layout(height=300, margin={"l": 0, "r": 0, "t": 10, "b": 0}, yaxis_title="% of tissue")
     chart.plotly_chart(bars, key=f"tm_bars_{state.id}")
-    ratio = tissue_map.tumour_stroma()
-    if ratio and ratio["stroma_percent"] is not None:
-        st.metric("Tumour-stroma ratio (stroma share of tumour + stroma)", f"{ratio['stroma_percent']:.1f} %",
-                  help=f"{ratio['category']}; over 50 % stroma is 'stroma-high'")
+    st.markdown(md("**Tumour-stroma ratio** (stroma share of tumour + stroma; a verdict only when the whole 95 % "
+                   f"interval lies on one side of 50 %): {tsr.text(map_ratio(state, tissue_map))}"))
     downloads(folder, tissue_map, image)
+
+
+def map_ratio(state, tissue_map) -> dict | None:
+    """The tumour-stroma ratio the job computed (its bootstrap takes a moment), else computed now."""
+    saved = (state.result or {}).get("tumour_stroma")
+    return saved if isinstance(saved, dict) and "defined" in saved else tissue_map.tumour_stroma()
 
 
 def downloads(folder: Path, tissue_map, image: np.ndarray) -> None:

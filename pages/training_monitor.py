@@ -16,6 +16,9 @@ from dashboard.training_adapters import first_layer_view, ingest_address, run_st
 from dashboard.widgets import STATUS_ICONS, job_status_line, md, show_image, synthetic_badge, user_errors
 from services.datasets import sources, splits
 from services.images import decode_image
+from services.metrics.calibration import calibration_text
+from services.metrics.formatting import percent
+from services.metrics.honesty import headline, labelled, leakage_badge, leakage_of
 from services.models.catalog import DESCRIPTIONS, model_names
 from services.training import charts, launcher, overview, tb_import
 from services.training.config import KEEP, OPTIMIZERS, RunConfig
@@ -38,7 +41,7 @@ DEVICES = {"auto": "all local GPUs (MirroredStrategy when several), else CPU", "
 
 
 def run_label(run) -> str:
-    return f"{run.name} · {run.id[-6:]}"
+    return labelled(f"{run.name} · {run.id[-6:]}", leakage_of(run.summary))
 
 
 def tb_import_status(job_id: str) -> None:
@@ -240,18 +243,27 @@ def run_actions(run) -> None:
 
 def summary_metrics(run) -> None:
     summary, table = run.summary, overview.epoch_table(store, run.id)
+    line, badge = headline(summary), leakage_badge(leakage_of(summary))
+    if badge:
+        st.warning(f"**{badge}** of this run's split: its held-out numbers are optimistic.", icon=":material/warning:")
+    st.markdown(f"**{line.text()}** · {line.note}.")
     columns = st.columns(6)
     best = overview.best_val_accuracy(table)
-    columns[0].metric("best val accuracy", overview.format_number(best))
-    for column, key, label in zip(columns[1:3], ("test_accuracy", "test_macro_f1"), ("test accuracy", "test macro F1")):
-        column.metric(label, overview.format_number(summary.get(key)))
+    columns[0].metric("best val accuracy (chose the checkpoint)", percent(best))
+    columns[1].metric("held-out test accuracy", percent(line.estimate.value if line.held_out else None))
+    columns[2].metric("test macro F1", percent(summary.get("test_macro_f1")))
     total = summary.get("total_parameters")
     columns[3].metric("parameters", f"{total:,}" if isinstance(total, int) else "—")
     columns[4].metric("epochs", f"{max(run.epochs_done, len(table))}/{run.epochs or '?'}")
-    columns[5].metric("duration", overview.format_seconds(run.duration))
+    columns[5].metric("duration", overview.format_seconds(run.duration) if run.duration is not None else "—")
+    calibration = summary.get("calibration")
+    if isinstance(calibration, dict):
+        st.caption(calibration_text(calibration))
+        st.plotly_chart(charts.reliability_figure(calibration), key=f"reliability-{run.id}")
     recall = overview.recall_table(summary)
-    if recall is not None:
-        st.caption("Recall per class (test set, or validation when there is no test set)")
+    if not recall.empty:
+        st.caption("Recall per class with its 95 % Wilson interval and n (held-out test split, or validation "
+                   "when there is none)")
         st.dataframe(recall, hide_index=True)
 
 

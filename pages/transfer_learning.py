@@ -11,6 +11,8 @@ from dashboard.adapters import job_manager
 from dashboard.training_adapters import run_store
 from dashboard.widgets import job_status_line, job_stop_button, synthetic_badge, user_errors
 from services.datasets import index, sources, splits
+from services.metrics import formatting
+from services.metrics.intervals import proportion
 from services.models import weights as registry
 from services.transfer import crossdataset, experiments, report
 from services.transfer.models import POOLINGS, STRATEGIES
@@ -171,7 +173,8 @@ table = results_frame(results)
 percent = st.column_config.NumberColumn(format="percent", width="small")
 st.dataframe(table, hide_index=True, column_config={
     "name": st.column_config.TextColumn(width="medium"),
-    "val_accuracy": percent, "test_accuracy": percent, "macro_f1": percent,
+    "val_accuracy": st.column_config.NumberColumn("validation acc. (chose the checkpoint)", format="percent"),
+    "test_accuracy": percent, "macro_f1": percent,
     "cv_accuracy_mean": st.column_config.NumberColumn("cross-val. accuracy", format="percent",
                                                       help="Mean over folds grouped by source image (strategy C)."),
     "cv_accuracy_std": st.column_config.NumberColumn("cross-val. spread (sd)", format="percent"),
@@ -262,11 +265,11 @@ with st.expander("Evaluate a model on another dataset (explicit class mapping)",
     left, middle, right = st.columns(3)
     model_name = left.selectbox("Model", [r.name for r in explained], key="tl_cross_model")
     target = middle.selectbox("Tiles of dataset", datasets, key="tl_cross_dataset")
-    mapping_key = right.selectbox("Class mapping", list(crossdataset.MAPPINGS), key="tl_cross_mapping",
-                                  format_func=lambda key: crossdataset.MAPPINGS[key].name)
-    mapping = crossdataset.MAPPINGS[mapping_key]
-    st.dataframe(pd.DataFrame([{"class of the tiles": cls, "counts as correct": ", ".join(accepted) or "— (left out)",
-                                "why": mapping.notes.get(cls, "")} for cls, accepted in mapping.accepts.items()]),
+    mapping_key = right.selectbox("Class mapping", list(crossdataset.MAPPING_NAMES), key="tl_cross_mapping",
+                                  format_func=crossdataset.MAPPING_NAMES.get)
+    model_classes = next((r.class_names for r in explained if r.name == model_name), [])
+    mapping = crossdataset.mapping_for(mapping_key, model_classes)
+    st.dataframe(pd.DataFrame(crossdataset.mapping_rows(mapping)),
                  hide_index=True, column_config={"why": st.column_config.TextColumn(width="large")})
     if model_name and st.button("Evaluate", icon=":material/play_arrow:", key="tl_cross_run"):
         with user_errors(), st.spinner("Classifying the tiles in the model service…"):
@@ -276,8 +279,10 @@ with st.expander("Evaluate a model on another dataset (explicit class mapping)",
             evaluation = crossdataset.evaluate_paths(list(rows.path), list(rows.label),
                                                      views.classifier(chosen_result.model_path),
                                                      info["class_names"], tuple(info["input_shape"][:2]), mapping)
-            st.metric("Accuracy on mapped tiles", f"{evaluation.accuracy:.1%}" if evaluation.accuracy is not None
-                      else "–", help=f"{evaluation.scored} of {evaluation.tiles} tiles scored; {evaluation.fit}")
+            st.metric("Accuracy on mapped tiles", formatting.percent(evaluation.accuracy),
+                      help=f"{evaluation.scored} of {evaluation.tiles} tiles scored; {evaluation.fit}")
+            correct = round((evaluation.accuracy or 0) * evaluation.scored)
+            st.caption(formatting.estimate_text(proportion(correct, evaluation.scored)))
             st.dataframe(pd.DataFrame([{"class": cls, "accuracy": acc, "tiles": sum(evaluation.predictions[cls].values()),
                                         "predicted as": ", ".join(f"{k} {v}" for k, v in sorted(
                                             evaluation.predictions[cls].items(), key=lambda kv: -kv[1]))}

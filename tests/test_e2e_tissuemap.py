@@ -26,6 +26,7 @@ def test_tissue_map_of_the_demo_mosaic(browser_page, streamlit_server, artifacts
     page.locator("[data-testid='stAlert']").filter(has_text="MODEL TRAINED ON SYNTHETIC DATA").first.wait_for()
     chart = page.locator("[data-testid='stPlotlyChart']").first
     chart.wait_for()
+    chart.scroll_into_view_if_needed()  # the model's trust notes above it can push it below the fold
     box = chart.bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.45)
     wait_for_app(page)

@@ -185,12 +185,53 @@ def test_area_fractions_sum_to_one_over_tissue():
     tissue_map = random_map()
     areas = tissue_map.areas()
     assert sum(row["fraction"] for row in areas) == pytest.approx(1.0)
-    total_px = float((tissue_map.coverage * 30 * 30).sum())
+    total_px = float(tissue_map.predicted.sum() * 30 * 30)  # a class's area is its mapped cells' area
     assert sum(row["area_px"] for row in areas) == pytest.approx(total_px)
     assert areas[0]["area_mm2"] == pytest.approx(areas[0]["area_px"] * 0.25 / 1e6)
     ratio = tissue_map.tumour_stroma()
-    tumour, stroma = areas[0]["area_px"], areas[1]["area_px"]
-    assert ratio["stroma_percent"] == pytest.approx(100 * stroma / (tumour + stroma))
+    tumour, stroma = areas[0]["cells"], areas[1]["cells"]
+    assert ratio["as_mapped"] == pytest.approx(stroma / (tumour + stroma))
+    # no held-out confusion matrix in this map's metadata: no interval, no verdict
+    assert ratio["corrected"] is None and ratio["category"] == "uncertain"
+
+
+def test_background_is_never_a_share_of_tissue():
+    rng = np.random.default_rng(0)
+    grid = Grid(120, 90, 30)
+    labels = rng.integers(0, 3, grid.map_shape)
+    probabilities = np.eye(3, dtype=np.float32)[labels]
+    tiles = np.argwhere(labels >= 0).astype(np.int32)
+    tissue_map = TissueMap(probabilities, np.ones(grid.map_shape), grid, ["TUMOR", "STROMA", "EMPTY"], 0.5,
+                           {"image": "x"}, tiles, probabilities[tiles[:, 0], tiles[:, 1]])
+    areas = {row["class"]: row for row in tissue_map.areas()}
+    assert areas["EMPTY"]["fraction"] is None and areas["EMPTY"]["cells"] == int((labels == 2).sum())
+    assert areas["TUMOR"]["fraction"] + areas["STROMA"]["fraction"] == pytest.approx(1.0)
+    assert np.isnan(outputs.areas_frame(tissue_map).set_index("class").loc["EMPTY", "percent"])
+
+
+def test_report_areas_equal_geojson_polygon_areas():
+    tissue_map = random_map(seed=4)
+    mm2_per_px = tissue_map.mpp ** 2 / 1e6
+    polygons: dict[str, float] = {}
+    for feature in json.loads(outputs.geojson_bytes(tissue_map))["features"]:
+        name = feature["properties"]["classification"]["name"]
+        area = sum(geojson.ring_area([tuple(p) for p in ring]) for ring in feature["geometry"]["coordinates"])
+        polygons[name] = polygons.get(name, 0.0) + area * mm2_per_px
+    labels = tifffile.imread(io.BytesIO(outputs.label_tiff(tissue_map)))
+    for row in tissue_map.areas():
+        assert row["area_mm2"] == pytest.approx(polygons.get(row["class"], 0.0), rel=0.01)
+        cells = int((labels == CLASSES.index(row["class"]) + 1).sum())
+        assert row["area_mm2"] == pytest.approx(cells * (30 * tissue_map.mpp) ** 2 / 1e6, rel=0.01)
+        assert f"<td>{row['area_mm2']:.3f}</td>" in report.render(tissue_map, np.zeros((9, 12, 3), np.uint8),
+                                                                 np.zeros((9, 12, 3), np.uint8), {})
+
+
+def test_fat_lumens_inside_tissue_are_tissue_but_glass_is_not():
+    thumbnail = np.full((60, 60, 3), 245, np.uint8)  # glass
+    thumbnail[10:50, 10:50] = (230, 150, 200)  # tissue ...
+    thumbnail[20:40, 20:40] = 245  # ... around a fat lumen
+    mask = tissue.tissue_mask(thumbnail, 12)
+    assert mask[30, 30] and mask[15, 15] and not mask[5, 5] and not mask[55, 30]
 
 
 def _inside(point, ring) -> bool:
@@ -311,3 +352,32 @@ def test_early_thumbnail_is_the_sources_own_and_only_for_the_level_read(tmp_path
     assert EarlyThumbnail.make(tmp_path / "small.png") is None  # decoded whole: never twice
     (tmp_path / "broken.tif").write_bytes(b"II*\x00" + b"\x07" * 200)
     assert EarlyThumbnail.make(tmp_path / "broken.tif") is None  # the job's own read reports it
+
+
+def test_uncertain_cells_are_drawn_and_counted_apart_in_every_output():
+    tissue_map = random_map(seed=5)
+    tissue_map.meta["min_confidence"] = 0.5
+    uncertain = tissue_map.predicted & (tissue_map.confidence < 0.5)
+    assert uncertain.any()
+    areas = {row["class"]: row for row in tissue_map.areas()}
+    assert areas["uncertain"]["cells"] == int(uncertain.sum())
+    assert sum(row["fraction"] for row in areas.values()) == pytest.approx(1.0)
+    labels = tifffile.imread(io.BytesIO(outputs.label_tiff(tissue_map)))
+    assert int((labels == 255).sum()) == int(uncertain.sum())
+    polygons = [f for f in json.loads(outputs.geojson_bytes(tissue_map))["features"]
+                if f["properties"]["name"] == "uncertain"]
+    area = sum(geojson.ring_area([tuple(p) for p in ring]) for f in polygons for ring in f["geometry"]["coordinates"])
+    assert area == pytest.approx(uncertain.sum() * 30 * 30)
+    image = outputs.overlay(np.full((9 * 30, 12 * 30, 3), 255, np.uint8), 1, tissue_map, opacity=1.0)
+    r, c = np.argwhere(uncertain)[0]
+    assert tuple(image[r * 30 + 5, c * 30 + 5]) == outputs.UNCERTAIN_COLOUR
+
+
+def test_an_upload_keeps_its_original_file_name_for_reports_and_downloads(data_root):
+    from dashboard.tissuemap_adapters import save_upload
+
+    data = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 100, 150)).save(data, format="PNG")
+    path = save_upload("Patient 12 slide (HE).png", data.getvalue())
+    assert path.name == "Patient_12_slide__HE_.png" and path.read_bytes() == data.getvalue()
+    assert save_upload("../../evil.png", data.getvalue()).parent == path.parent  # one folder per content

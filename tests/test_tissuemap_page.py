@@ -91,7 +91,9 @@ def test_demo_mosaic_map_from_start_to_downloads(data_root, jobs, monkeypatch):
     labels = [button.proto.label for button in app.get("download_button")]
     assert labels == ["Overlay PNG", "Label TIFF", "Tiles CSV", "GeoJSON (QuPath)", "HTML report"]
     assert any("SYNTHETIC" in warning.value for warning in app.warning)
-    assert any(metric.label.startswith("Tumour-stroma") for metric in app.metric)
+    ratio = next(m.value for m in app.markdown if "Tumour-stroma ratio" in m.value)
+    assert "uncertain" in ratio or "not defined" in ratio  # no held-out errors known: no verdict
+    assert any("Not reliable for" in warning.value for warning in app.warning)
     areas = app.dataframe[0].value
     assert abs(areas["percent"].sum() - 100) < 0.1
     app.checkbox(key=f"tm_show_{job.id}_TUMOR").uncheck().run()

@@ -162,7 +162,8 @@ def test_runs_table_details_and_comparison_are_live_and_honest(data_root):
     assert "hp · batch_size" in comparison.index and "hp · learning_rate" not in comparison.index
     app.selectbox[-1].set_value(second).run()
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["epochs"] == "2/5" and metrics["best val accuracy"] == "0.350"
+    assert metrics["epochs"] == "2/5" and metrics["best val accuracy (chose the checkpoint)"] == "35.0 %"
+    assert metrics["held-out test accuracy"] == "—"  # mid-run: no held-out score yet, and no 0
 
 
 def test_notes_and_tags_are_editable(data_root):

@@ -88,14 +88,23 @@ def cell_coverage(grid: Grid, mask: np.ndarray, factor: int) -> np.ndarray:
     return _box_means(mask.astype(np.float64), top, left, height, width)
 
 
-def tiles_in_tissue(grid: Grid, coverage: np.ndarray, min_tissue: float) -> np.ndarray:
-    """(row, col) of every tile whose mean cell coverage is at least ``min_tissue``, row-major."""
+def tiles_in_tissue(grid: Grid, coverage: np.ndarray, min_tissue: float, ring: bool = False) -> np.ndarray:
+    """(row, col) of every tile whose mean cell coverage is at least ``min_tissue``, row-major.
+
+    ``ring``: also every tile next to one of those (8 neighbours), so the model, not the colour
+    threshold, decides tiles at the tissue's edge: fat whose lumens are as pale as glass is kept
+    (a model with a background class calls true glass background, which is never tissue)."""
+    from scipy import ndimage
+
     k = grid.overlap
     summed = np.zeros((grid.tile_rows, grid.tile_cols))
     for dy in range(k):
         for dx in range(k):
             summed += coverage[dy:dy + grid.tile_rows, dx:dx + grid.tile_cols]
-    rows, cols = np.nonzero(summed / (k * k) >= min_tissue)
+    chosen = summed / (k * k) >= min_tissue
+    if ring and chosen.any():
+        chosen = ndimage.binary_dilation(chosen, structure=np.ones((3, 3), bool), iterations=k)
+    rows, cols = np.nonzero(chosen)
     return np.stack([rows, cols], axis=1).astype(np.int32)
 
 

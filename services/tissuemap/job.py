@@ -9,7 +9,8 @@ Params (JSON)::
      "threshold": 20 or null,        # tissue threshold (null: Otsu's, as the page previews)
      "min_tissue": 0.1,              # fraction of tissue a tile needs to be classified
      "overlap": 1,                   # tiles per tile side (stride = tile / overlap)
-     "batch_size": 32}
+     "batch_size": 32,
+     "min_confidence": 0.5}          # cells less confident (calibrated) are "uncertain" (default 0: none)
 
 Predictions are written batch by batch into ``predictions/`` of the job folder; a resumed job
 continues after the last saved batch (same plan), a new one starts afresh. The outputs
@@ -33,9 +34,10 @@ import numpy as np
 from services.config import confine
 from services.csv_files import csv_bytes
 from services.errors import BadImage, UserFacingError
+from services.metrics.calibration import apply_temperature, temperature_of
 from services.tissuemap import outputs, reader, tissue
 from services.tissuemap.grid import MAX_OVERLAP, Grid, MapAccumulator, cell_coverage, tiles_in_tissue
-from services.tissuemap.maps import TissueMap
+from services.tissuemap.maps import TissueMap, has_background
 from services.tissuemap.models import ModelChoice, Predictor, load_predictor
 
 OUTPUT_DIR = "map"
@@ -240,15 +242,16 @@ class Detection:
 
 
 def detect_tissue(source: reader.ImageSource, grid: Grid, params: dict,
-                  thumbnail: tuple[np.ndarray, int] | None = None) -> Detection:
-    """``thumbnail``: ``source.thumbnail()`` when it was already made (see :func:`early_thumbnail`)."""
+                  thumbnail: tuple[np.ndarray, int] | None = None, ring: bool = False) -> Detection:
+    """``thumbnail``: ``source.thumbnail()`` when it was already made (see :func:`early_thumbnail`);
+    ``ring``: classify the tiles next to the tissue too (see :func:`tiles_in_tissue`)."""
     thumbnail, factor = thumbnail or source.thumbnail()
     threshold = setting(params, "threshold", None, 0, 255)
     threshold = float(tissue.suggested_threshold(thumbnail) if threshold is None else threshold)
     min_tissue = setting(params, "min_tissue", DEFAULT_MIN_TISSUE, 0.0, 1.0)
     mask = tissue.tissue_mask(thumbnail, threshold)
     coverage = cell_coverage(grid, mask, factor)
-    tiles = tiles_in_tissue(grid, coverage, min_tissue)
+    tiles = tiles_in_tissue(grid, coverage, min_tissue, ring=ring)
     if not len(tiles):
         raise BadImage(f"No tissue found in {source.name} at threshold {threshold:g} (every tile is background "
                        "or empty glass). Lower the tissue threshold, or check the image.")
@@ -285,6 +288,7 @@ def tissue_map_job(params: dict, context) -> dict:
     path = image_path(params, context.dir)
     overlap = setting(params, "overlap", 1, 1, MAX_OVERLAP, int)
     batch_size = setting(params, "batch_size", DEFAULT_BATCH, 1, 512, int)
+    min_confidence = setting(params, "min_confidence", 0.0, 0.0, 1.0)
     context.progress(0.0, "loading the model")
     # Overlapped: the thumbnail with loading the model, the model's first run (tracing its graph:
     # seconds for MobileNet v2) with finding the tissue.
@@ -297,7 +301,8 @@ def tissue_map_job(params: dict, context) -> dict:
             grid = Grid(source.width, source.height, choice.field_um / mpp, overlap)
             context.progress(0.01, "finding tissue")
             made = early.result()
-            found = detect_tissue(source, grid, params, made.for_source(source) if made else None)
+            found = detect_tissue(source, grid, params, made.for_source(source) if made else None,
+                                  ring=has_background(choice.classes))
             warming.result()
             plan = _plan(path, source, grid, choice, found.threshold, found.min_tissue, found.tiles)
             saved = _saved_batches(context.dir, plan, context.resumed)
@@ -306,6 +311,8 @@ def tissue_map_job(params: dict, context) -> dict:
             probabilities, speed = predict_tiles(context, predictor,
                                                  TileReader(source, grid, predictor.input_size), found.tiles,
                                                  batch_size, saved)
+            temperature = temperature_of(choice.card)  # calibrated on the model's validation split
+            probabilities = apply_temperature(probabilities, temperature) if temperature != 1.0 else probabilities
             meta = {"image": source.name, "image_size": (source.width, source.height),
                     "downsample": float(getattr(source, "downsample", 1.0)),
                     "synthetic_image": bool(getattr(source, "synthetic", False)),
@@ -315,7 +322,8 @@ def tissue_map_job(params: dict, context) -> dict:
     accumulator.add(found.tiles, probabilities)
     meta |= {"threshold": found.threshold, "min_tissue": found.min_tissue, "overlap": grid.overlap,
              "thumbnail_factor": found.factor, "model": choice.label, "synthetic": choice.synthetic,
-             "field_um": choice.field_um, "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+             "field_um": choice.field_um, "model_card": choice.card, "temperature": temperature,
+             "min_confidence": min_confidence, "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
              "software": _software(), **speed}
     tissue_map = TissueMap(accumulator.probabilities(), found.coverage, grid, choice.classes, mpp, meta,
                            found.tiles, probabilities)

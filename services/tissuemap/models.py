@@ -65,9 +65,20 @@ def _date(seconds) -> str | None:
 
 
 def model_card(run) -> dict:
-    """What the report says about a run's model (from its store row; values are untrusted text)."""
+    """What the report says about a run's model (from its store row; values are untrusted text):
+    the held-out test scores and confusion matrix (the headline, the weak-model guard and the
+    tumour-stroma correction read them), the split's leakage, the validation scores that chose
+    the checkpoint."""
+    from services.metrics.honesty import LEAKAGE_FIELD
+
     summary = run.summary or {}
     return {
+        "classes": summary.get("classes"), "test_confusion_matrix": summary.get("test_confusion_matrix"),
+        "val_confusion_matrix": summary.get("val_confusion_matrix"), LEAKAGE_FIELD: summary.get(LEAKAGE_FIELD),
+        "test_macro_f1": summary.get("test_macro_f1"), "test_macro_f1_interval": summary.get("test_macro_f1_interval"),
+        "calibration": summary.get("calibration") if isinstance(summary.get("calibration"), dict) else None,
+        "strategy": summary.get("strategy"), "head_pooling": summary.get("head_pooling"),
+        "backbone": (run.hyperparameters or {}).get("backbone") if isinstance(run.hyperparameters, dict) else None,
         "name": run.name, "architecture": run.model, "dataset": run.dataset,
         "split": run.split or "grouped by source image", "synthetic": bool(run.synthetic),
         "trained": _date(run.ended or run.started), "train_images": summary.get("train_images"),
@@ -98,8 +109,40 @@ def run_choice(store, run) -> ModelChoice | None:
     path = _run_model_path(store, run) if run.status == "finished" else None
     if path is None or not isinstance(classes, list) or not classes:
         return None
-    return ModelChoice("run", str(path), f"{run.name} ({run.model or 'model'})", [str(c) for c in classes],
-                       synthetic=bool(run.synthetic), run_id=run.id, card=model_card(run))
+    card = model_card(run)
+    return ModelChoice("run", str(path), run_label(card), [str(c) for c in classes],
+                       synthetic=bool(run.synthetic), run_id=run.id, card=card)
+
+
+HEADS = {"flatten": "Flatten head", "avg": "GAP head"}
+
+
+def run_label(card: dict) -> str:
+    """A name that tells runs apart: strategy, backbone or architecture, head, dataset/split, date,
+    held-out accuracy (with n) and a leakage badge."""
+    from services.metrics.formatting import percent
+    from services.metrics.honesty import headline, leakage_badge, leakage_of
+
+    line = headline(card)
+    score = (f"held-out {percent(line.estimate.value)} (n = {line.estimate.n})" if line.held_out
+             else "no held-out score")
+    parts = [str(card.get("strategy") or "") and f"strategy {card.get('strategy')}",
+             str(card.get("backbone") or card.get("architecture") or "model"),
+             HEADS.get(card.get("head_pooling"), ""), f"{card.get('dataset')}/{card.get('split')}",
+             str(card.get("trained") or "")[:16], score, leakage_badge(leakage_of(card))]
+    return f"{card.get('name') or 'run'}: " + " · ".join(p for p in parts if p)
+
+
+def best_held_out(choices: list[ModelChoice]) -> int:
+    """Index of the choice with the best held-out accuracy (its Wilson lower bound, so a lucky
+    score on a few tiles does not win); 0 when none has a held-out score."""
+    from services.metrics.honesty import headline
+
+    def key(position: int) -> float:
+        line = headline(choices[position].card)
+        return line.estimate.low if line.held_out and line.estimate.low is not None else -1.0
+
+    return max(range(len(choices)), key=key) if choices else 0
 
 
 def list_run_models(store=None) -> list[ModelChoice]:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from services.csv_files import csv_bytes
 from services.tissuemap.geojson import feature_collection
-from services.tissuemap.maps import TissueMap
+from services.tissuemap.maps import UNCERTAIN, UNCERTAIN_NAME, TissueMap
 
 KATHER_COLOURS = {
     "TUMOR": (214, 39, 40), "STROMA": (255, 152, 150), "COMPLEX": (148, 103, 189), "LYMPHO": (31, 119, 180),
@@ -22,11 +22,13 @@ KATHER_COLOURS = {
 }
 PALETTE = [(23, 190, 207), (227, 119, 194), (188, 189, 34), (255, 127, 14), (127, 127, 127), (57, 59, 121),
            (99, 121, 57), (140, 109, 49), (132, 60, 57), (123, 65, 115)]
+UNCERTAIN_COLOUR = (90, 90, 90)
 SYNTHETIC_NOTE = "MODEL TRAINED ON SYNTHETIC DATA: not a statement about real tissue."
 
 
 def class_colours(classes: list[str]) -> dict[str, tuple[int, int, int]]:
-    colours = {}
+    """Colour of every class, and of the uncertain cells."""
+    colours = {UNCERTAIN_NAME: UNCERTAIN_COLOUR}
     for index, name in enumerate(classes):
         key = str(name).upper().split("_")[-1]
         colours[name] = KATHER_COLOURS.get(key, PALETTE[index % len(PALETTE)])
@@ -78,11 +80,13 @@ def overlay(thumbnail: np.ndarray, factor: float, tissue_map: TissueMap, *, opac
     classes; all by default)."""
     labels = labels_at(tissue_map, thumbnail.shape[0], thumbnail.shape[1], factor, origin)
     colours = class_colours(tissue_map.classes)
-    lookup = np.zeros((len(tissue_map.classes) + 1, 3), np.float32)
-    shown = np.zeros(len(tissue_map.classes) + 1, bool)
+    # row 0 background, 1.. the classes, the last row the uncertain cells (label -2 + 1 = -1)
+    lookup = np.zeros((len(tissue_map.classes) + 2, 3), np.float32)
+    shown = np.zeros(len(tissue_map.classes) + 2, bool)
     for index, name in enumerate(tissue_map.classes):
         lookup[index + 1] = colours[name]
         shown[index + 1] = visible is None or name in visible
+    lookup[-1], shown[-1] = UNCERTAIN_COLOUR, True
     index = labels.astype(np.int32) + 1
     alpha = np.where(shown[index], float(opacity), 0.0)[..., None]
     blended = thumbnail.astype(np.float32) * (1 - alpha) + lookup[index] * alpha
@@ -94,9 +98,11 @@ def label_tiff(tissue_map: TissueMap) -> bytes:
     description), with its resolution so viewers scale it onto the image."""
     import tifffile
 
-    labels = (tissue_map.labels + 1).astype(np.uint8)
+    labels = (tissue_map.labels + 1).astype(np.uint8)  # uncertain (-2) wraps to 255
     cell_um = tissue_map.grid.cell * tissue_map.mpp
     legend = {"0": "background (not mapped)", **{str(i + 1): c for i, c in enumerate(tissue_map.classes)}}
+    if tissue_map.min_confidence > 0:
+        legend["255"] = f"{UNCERTAIN_NAME} (confidence under {tissue_map.min_confidence:g})"
     description = json.dumps({"tissue_map_labels": legend, "cell_px": tissue_map.grid.cell,
                               "synthetic_model": bool(tissue_map.meta.get("synthetic"))})
     buffer = io.BytesIO()
@@ -127,12 +133,16 @@ def tiles_csv(tissue_map: TissueMap) -> bytes:
 def geojson_bytes(tissue_map: TissueMap) -> bytes:
     """QuPath-importable regions, in full-resolution pixel coordinates."""
     scale = tissue_map.grid.cell * float(tissue_map.meta.get("downsample", 1.0))
-    collection = feature_collection(tissue_map.labels, tissue_map.classes, class_colours(tissue_map.classes),
+    labels = tissue_map.labels
+    labels = np.where(labels == UNCERTAIN, len(tissue_map.classes), labels)  # uncertain cells: their own regions
+    colours = class_colours(tissue_map.classes)
+    collection = feature_collection(labels, [*tissue_map.classes, UNCERTAIN_NAME], colours,
                                     scale=scale, synthetic=bool(tissue_map.meta.get("synthetic")))
     return json.dumps(collection).encode()
 
 
 def areas_frame(tissue_map: TissueMap) -> pd.DataFrame:
+    """The areas table (``percent`` of tissue empty for background classes, which are not tissue)."""
     frame = pd.DataFrame(tissue_map.areas())
-    frame["percent"] = (frame["fraction"] * 100).round(2)
+    frame["percent"] = (pd.to_numeric(frame["fraction"]) * 100).round(2)
     return frame

@@ -14,6 +14,11 @@ from html import escape
 import numpy as np
 
 from services.images import FAST_PNG, encode_png, resize_longest_side
+from services.metrics.calibration import calibration_text, reliability_svg
+from services.metrics.formatting import estimate_text, percent
+from services.metrics.honesty import headline, held_out, leakage_badge, leakage_of, leakage_text, weak_model
+from services.metrics.intervals import Estimate
+from services.tissuemap import tsr
 from services.tissuemap.maps import TissueMap
 from services.tissuemap.outputs import SYNTHETIC_NOTE, class_colours
 
@@ -26,7 +31,9 @@ KNOWN_LIMITS = (
     "into one of its classes.",
     "Each tile is classified on its own at a fixed field of view; borders between tissues are as coarse as "
     "the tile grid.",
-    "Areas are measured on the tiles classified as tissue; tissue detection thresholds change them.",
+    "Areas are the areas of the mapped cells (the tissue mask, holes filled, decides which cells are mapped); "
+    "the tissue threshold changes them. The GeoJSON polygons and the label TIFF cover the same cells.",
+    "Every tile is forced into one class; the model's held-out errors (model card) apply to every map.",
 )
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
@@ -58,34 +65,61 @@ def _area_table(tissue_map: TissueMap) -> str:
     rows = []
     for row in tissue_map.areas():
         r, g, b = colours[row["class"]]
+        share = "background, not tissue" if row["fraction"] is None else f'{100 * row["fraction"]:.1f} %'
         rows.append(f'<tr><td><span class="swatch" style="background: rgb({r},{g},{b})"></span>'
-                    f'{escape(row["class"])}</td><td>{row["area_px"]:,.0f}</td><td>{row["area_mm2"]:.3f}</td>'
-                    f'<td>{100 * row["fraction"]:.1f} %</td></tr>')
-    return ("<table><tr><th>class</th><th>area (px)</th><th>area (mm²)</th><th>of tissue</th></tr>"
+                    f'{escape(row["class"])}</td><td>{row["cells"]:,}</td><td>{row["area_px"]:,.0f}</td>'
+                    f'<td>{row["area_mm2"]:.3f}</td><td>{share}</td></tr>')
+    return ("<table><tr><th>class</th><th>cells</th><th>area (px)</th><th>area (mm²)</th><th>of tissue</th></tr>"
             + "".join(rows) + "</table>")
 
 
-def _recall_table(recall: dict) -> str:
-    if not isinstance(recall, dict) or not recall:
-        return "—"
-    cells = "".join(f"<tr><td>{escape(str(name))}</td><td>{_number(value)}</td></tr>" for name, value in recall.items())
-    return f"<table><tr><th>class</th><th>recall</th></tr>{cells}</table>"
+def _recall_table(card: dict) -> str:
+    """Per-class recall of the held-out test split (validation when there is none, said so)."""
+    for part, title in (("test", "Held-out test recall per class"),
+                        ("val", "Validation recall per class (not held out: it chose the checkpoint)")):
+        estimates = held_out(card, part)
+        if estimates is not None and estimates["accuracy"].n:
+            cells = "".join(f"<tr><td>{escape(name)}</td><td>{escape(estimate_text(e))}</td></tr>"
+                            for name, e in estimates["recall"].items())
+            return f"<h3>{title}</h3><table><tr><th>class</th><th>recall (95 % CI, n)</th></tr>{cells}</table>"
+    return "<h3>Recall per class</h3><p>—</p>"
 
 
 def _model_card(card: dict, synthetic: bool) -> str:
+    line = headline(card)
+    badge = leakage_badge(leakage_of(card))
+    f1 = Estimate.from_dict(card.get("test_macro_f1_interval"))
     pairs = [
         ("model", escape(str(card.get("name") or "—"))), ("architecture", _number(card.get("architecture"))),
         ("training data", _number(card.get("dataset")) + (" <b>(synthetic)</b>" if synthetic else "")),
         ("split", _number(card.get("split"))),
+        ("leakage", f'<b class="warnline">{escape(badge)}</b>' if badge else escape(leakage_text(leakage_of(card)))),
         ("images train / val / test", " / ".join(_number(card.get(k)) for k in
                                                  ("train_images", "val_images", "test_images"))),
-        ("validation accuracy", _number(card.get("val_accuracy"))),
-        ("validation macro F1", _number(card.get("val_macro_f1"))),
-        ("test accuracy", _number(card.get("test_accuracy"))),
+        (line.label, f"<b>{escape(estimate_text(line.estimate))}</b> ({escape(line.note)})"),
+        ("held-out test macro F1 (bootstrap over source images)", escape(estimate_text(f1)) if f1 else "—"),
+        ("validation accuracy (chose the checkpoint)", escape(percent(card.get("val_accuracy")))),
         ("trained", _number(card.get("trained"))), ("run id", _number(card.get("run_id"))),
     ]
-    return (f"<table>{_rows(pairs)}</table><h3>Validation recall per class</h3>"
-            + _recall_table(card.get("val_recall")))
+    return f"<table>{_rows(pairs)}</table>" + _recall_table(card)
+
+
+def calibration_html(card: dict, min_confidence: float = 0.0) -> str:
+    """Temperature, ECE before/after and the reliability diagram of the model's calibration."""
+    calibration = card.get("calibration")
+    if not isinstance(calibration, dict):
+        return ("<h3>Calibration</h3><p>Not calibrated (no validation split recorded): the map uses the model's raw "
+                "probabilities.</p>")
+    uncertain = (f" Cells whose calibrated confidence is under {percent(min_confidence, 0)} are drawn and counted "
+                 "as uncertain." if min_confidence > 0 else "")
+    return (f"<h3>Calibration</h3><p>{escape(calibration_text(calibration) + uncertain)}</p>"
+            f"{reliability_svg(calibration)}")
+
+
+def guard_banner(card: dict) -> str:
+    """The weak-model banner (empty for a model that passes the guard)."""
+    text = weak_model(card).banner()
+    return f'<p class="warn"><b>{escape(text)}</b></p>' if text else ""
 
 
 def render(tissue_map: TissueMap, thumbnail: np.ndarray, overlay: np.ndarray, card: dict) -> str:
@@ -97,12 +131,15 @@ def render(tissue_map: TissueMap, thumbnail: np.ndarray, overlay: np.ndarray, ca
     if synthetic_image:
         warnings.append('<p class="warn"><b>SYNTHETIC IMAGE:</b> the demo mosaic of procedural tiles, not tissue.</p>')
     colours = class_colours(tissue_map.classes)
+    named = [row["class"] for row in tissue_map.areas()]
     legend = " ".join(f'<span><span class="swatch" style="background: rgb({r},{g},{b})"></span>'
-                      f'{escape(name)}</span>' for name, (r, g, b) in colours.items())
-    tsr = tissue_map.tumour_stroma()
-    tsr_text = ("—" if not tsr or tsr["stroma_percent"] is None else
-                f"{tsr['stroma_percent']:.1f} % stroma ({escape(tsr['category'])}; stroma share of "
-                f"{escape(tsr['tumour_class'])} + {escape(tsr['stroma_class'])} area)")
+                      f'{escape(name)}</span>' for name, (r, g, b) in colours.items() if name in named)
+    tsr_text = escape(tsr.text(tissue_map.tumour_stroma()))
+    warnings.append(guard_banner(card or {}))
+    badge = leakage_badge(leakage_of(card or {}))
+    if badge:
+        warnings.append(f'<p class="warn"><b>{escape(badge)}</b> in the model\'s split: its held-out numbers are '
+                        "optimistic.</p>")
     software = ", ".join(f"{escape(str(k))} {escape(str(v))}" for k, v in (meta.get("software") or {}).items())
     width, height = meta.get("image_size") or ("?", "?")
     image_pairs = [
@@ -126,8 +163,10 @@ def render(tissue_map: TissueMap, thumbnail: np.ndarray, overlay: np.ndarray, ca
 <figure><img alt="tissue map" src="{_data_uri(overlay)}"><figcaption>Map of predicted classes</figcaption></figure></div>
 <p>{legend}</p>
 <h2>Areas</h2>{_area_table(tissue_map)}
-<p><b>Tumour-stroma ratio:</b> {tsr_text}</p>
+<p><b>Tumour-stroma ratio</b> (stroma share of tumour + stroma; verdict only when the whole 95 % interval
+lies on one side of 50 %): {tsr_text}</p>
 <h2>Model card</h2>{_model_card(card or {}, synthetic_model)}
+{calibration_html(card or {}, tissue_map.min_confidence)}
 <h2>Known limits</h2><ul>{limits}</ul>
 </body></html>
 """

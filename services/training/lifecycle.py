@@ -12,7 +12,8 @@ API (all take the process's one :class:`~services.training.store.RunStore`)::
         # finished when the last epoch completed (even if Stop arrived after it), else stopped
     lifecycle.score(store, run_id, model, parts, class_names, val_rows=None) -> summary dict
         # parts: {"val": dataset or (x, y), "test": ...}; writes <part>_accuracy, <part>_macro_f1,
-        # <part>_recall, <part>_confusion_matrix and val_predictions.csv
+        # <part>_recall, <part>_confusion_matrix, val_predictions.csv and ``calibration``
+        # (temperature fitted on val, ECE before/after on test: services.metrics.calibration)
     lifecycle.export_final(store, run_id, model, best=None) -> Path   # final.keras (or best.keras)
     lifecycle.finish(store, run_id, started=..., **summary)  # summary + finished + tidy()
     lifecycle.fail(store, run_id, error)                 # failed (or stopped) with a clean message
@@ -136,22 +137,32 @@ def _predictions(model, data) -> tuple[np.ndarray, np.ndarray]:
 
 
 def score(store: run_store.RunStore, run_id: str, model, parts: dict[str, Any], class_names: list[str],
-          val_rows=None) -> dict[str, Any]:
+          val_rows=None, groups: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score ``model`` on each part; ``val_rows`` (a frame with path, label, label_index in the
-    order of the validation data) also writes the per-tile validation predictions."""
+    order of the validation data) also writes the per-tile validation predictions. ``groups``
+    (part -> source image of every tile, in the part's order) adds ``<part>_macro_f1_interval``:
+    macro F1 with a bootstrap over source images (:mod:`services.metrics.intervals`)."""
+    from services.metrics.calibration import calibrate
+    from services.metrics.intervals import bootstrap_macro_f1
     from services.training.evaluation import scores
 
     summary: dict[str, Any] = {}
+    outputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for part, data in parts.items():
         if data is None:
             continue
         truth, probabilities = _predictions(model, data)
         if truth.ndim > 1:
             truth = truth.argmax(axis=-1)
+        outputs[part] = (probabilities, truth)
         predicted, confidence = probabilities.argmax(axis=-1), probabilities.max(axis=-1)
         result = scores(truth, predicted, class_names)
         summary |= {f"{part}_accuracy": result["accuracy"], f"{part}_macro_f1": result["macro_f1"],
                     f"{part}_recall": result["recall"], f"{part}_confusion_matrix": result["confusion_matrix"]}
+        part_groups = (groups or {}).get(part)
+        if part_groups is not None and len(part_groups) == len(truth):
+            summary[f"{part}_macro_f1_interval"] = bootstrap_macro_f1(
+                truth, predicted, list(part_groups), len(class_names)).to_dict()
         if part == "val" and val_rows is not None:
             frame = val_rows[["path", "label", "label_index"]].copy()
             frame["predicted_index"], frame["confidence"] = predicted[: len(frame)], confidence[: len(frame)]
@@ -159,6 +170,8 @@ def score(store: run_store.RunStore, run_id: str, model, parts: dict[str, Any], 
             path = run_layout.val_predictions(store.run_dir(run_id))
             write_csv(frame, path)
             store.add_artifact(run_id, "val_predictions", path)
+    if "val" in outputs:  # temperature scaling fitted on validation, judged on the held-out test split
+        summary["calibration"] = calibrate(outputs["val"], outputs.get("test"))
     return summary
 
 

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from services.csv_files import csv_bytes, read_csv
+from services.metrics.formatting import estimate_text
+from services.metrics.honesty import headline, held_out, leakage_of, leakage_text
 from services.training.store import RUNNING, Run, RunStore
 from services.training.wire import confusion_payload
 
@@ -35,25 +37,9 @@ def finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def format_number(value: Any, decimals: int = 3) -> str:
-    """A value for a metric tile: fixed decimals, scientific when huge, a dash when not a finite number."""
-    number = finite(value)
-    if number is None:
-        return DASH
-    return f"{number:.{decimals}f}" if abs(number) < 1e6 else f"{number:.{decimals}g}"
-
-
 def epoch_table(store: RunStore, run_id: str) -> pd.DataFrame:
     """The run's per-epoch table as the monitor shows it: infinities are missing values."""
     return without_non_finite(store.epoch_table(run_id))
-
-
-def recall_table(summary: dict[str, Any]) -> pd.DataFrame | None:
-    """Per-class recall of a summary as one row (at most 100 classes), or None when there is none."""
-    recall = summary.get("test_recall") or summary.get("val_recall")
-    if not isinstance(recall, dict) or not recall:
-        return None
-    return pd.DataFrame([{str(name)[:100]: finite(value) for name, value in list(recall.items())[:100]}])
 
 
 def to_datetimes(seconds: pd.Series) -> pd.Series:
@@ -98,6 +84,26 @@ def weights_of(run: Run) -> str:
     return str(value)
 
 
+def held_out_text(summary: dict | None) -> str:
+    """The test accuracy with its Wilson interval and n, or why there is none."""
+    line = headline(summary)
+    if line.held_out:
+        return estimate_text(line.estimate)
+    return "— (no test split)" if (summary or {}).get("val_confusion_matrix") else "—"
+
+
+def recall_table(summary: dict | None) -> pd.DataFrame:
+    """Per-class recall of the held-out test split (validation when there is none, said in the
+    ``split`` column) with n and the Wilson interval, formatted for people."""
+    for part in ("test", "val"):
+        estimates = held_out(summary, part)
+        if estimates is not None and estimates["accuracy"].n:
+            return pd.DataFrame([{"class": name, "recall (95 % CI, n)": estimate_text(estimate),
+                                  "split": "held-out test" if part == "test" else "validation (not held out)"}
+                                 for name, estimate in estimates["recall"].items()])
+    return pd.DataFrame(columns=["class", "recall (95 % CI, n)", "split"])
+
+
 def runs_frame(store: RunStore, runs: list[Run]) -> pd.DataFrame:
     """One row per run for the runs table (read live: epochs done, duration, best value)."""
     rows = []
@@ -107,6 +113,8 @@ def runs_frame(store: RunStore, runs: list[Run]) -> pd.DataFrame:
         rows.append({
             "name": run.name, "status": run.status if not run.damaged else f"{run.status} (damaged)",
             "weights": weights_of(run), "model": run.model, "dataset": run.dataset,
+            "held-out test accuracy (95 % CI, n)": held_out_text(run.summary),
+            "leakage": leakage_text(leakage_of(run.summary)),
             "best val acc": best_val_accuracy(table), "best val loss": best_val_loss(table),
             "epochs": f"{done}/{run.epochs or '?'}",
             "duration (s)": _rounded(run.duration),

@@ -24,6 +24,7 @@ from services import run_layout
 from services.errors import UserFacingError
 from services.training import lifecycle
 from services.training import store as run_store
+from services.metrics.honesty import LEAKAGE_FIELD, split_leakage
 from services.training.config import RunConfig
 
 
@@ -146,7 +147,8 @@ def train(store, run_id: str, config: RunConfig, *, scratch: Path | None = None,
                                weights=weights_label(config), classes=data.class_names,
                                train_images=int((data.frame.split == "train").sum()),
                                val_images=int((data.frame.split == "val").sum()),
-                               test_images=int((data.frame.split == "test").sum()))
+                               test_images=int((data.frame.split == "test").sum()),
+                               **{LEAKAGE_FIELD: split_leakage(data.frame)})
         store.update_run(run_id, synthetic=data.synthetic)  # the callback records the device
     dashboard = DashboardCallback(run_id=run_id, store_path=store.path, hyperparameters=config.hyperparameters(),
                                   # per-epoch confusion matrices predict on one worker only: under
@@ -184,7 +186,8 @@ def train(store, run_id: str, config: RunConfig, *, scratch: Path | None = None,
     best = load_saved_model(best_path) if best_path.exists() else model
     final = inference_model(best)
     summary = lifecycle.score(store, run_id, final, {"val": data.val, "test": data.test}, data.class_names,
-                              val_rows=data.part("val"))
+                              val_rows=data.part("val"),
+                              groups={part: data.part(part)["source_image"].tolist() for part in ("val", "test")})
     lifecycle.export_final(store, run_id, final, best=best)
     run_layout.classes_file(run_dir).write_text(json.dumps(data.class_names))
     return lifecycle.finish(store, run_id, started=started, keep=config.keep, **summary)

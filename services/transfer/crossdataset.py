@@ -63,6 +63,29 @@ KATHER_TILES_ON_NCT_MODEL = ClassMapping(
      "COMPLEX": "complex stroma (stroma with single tumour or immune cells) has no NCT class: left out "
                 "of the accuracy, reported apart."})
 MAPPINGS = {"kather-model-on-nct": NCT_TILES_ON_KATHER_MODEL, "nct-model-on-kather": KATHER_TILES_ON_NCT_MODEL}
+SAME_CLASSES = "same-classes"
+MAPPING_NAMES = {**{key: mapping.name for key, mapping in MAPPINGS.items()},
+                 SAME_CLASSES: "Same class set (identity: e.g. a Kather 2016 model on other Kather 2016 tiles)"}
+
+
+def identity_mapping(classes: list[str]) -> ClassMapping:
+    """Every class counts as itself: a model scored on other tiles of the same class set."""
+    return ClassMapping(MAPPING_NAMES[SAME_CLASSES], {str(c): (str(c),) for c in classes})
+
+
+def mapping_for(key: str, model_classes: list[str]) -> ClassMapping:
+    """The mapping chosen on the page (``SAME_CLASSES`` builds the identity of the model's classes)."""
+    return identity_mapping(model_classes) if key == SAME_CLASSES else MAPPINGS[key]
+
+
+def mapping_rows(mapping: ClassMapping) -> list[dict]:
+    """The mapping as table rows, before a run: every tile class, then every note on a model class
+    that no tile class names (e.g. Kather's COMPLEX, whose predictions count as errors)."""
+    rows = [{"class of the tiles": cls, "counts as correct": ", ".join(accepted) or "— (left out)",
+             "why": mapping.notes.get(cls, "")} for cls, accepted in mapping.accepts.items()]
+    rows += [{"class of the tiles": f"(model class {cls})", "counts as correct": "— (a prediction of it is an error)",
+              "why": note} for cls, note in mapping.notes.items() if cls not in mapping.accepts]
+    return rows
 
 
 @dataclass

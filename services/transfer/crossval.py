@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from services.errors import UserFacingError
+from services.metrics.intervals import fold_interval
 from services.transfer.metrics import evaluate
 
 
@@ -76,6 +77,7 @@ class CrossValidation:
         """Flat summary fields (JSON) for a run's record."""
         return {f"{prefix}folds": self.folds, f"{prefix}accuracy_mean": self.accuracy_mean,
                 f"{prefix}accuracy_std": self.accuracy_std, f"{prefix}accuracies": self.accuracies,
+                f"{prefix}accuracy_interval": fold_interval(self.accuracies),
                 f"{prefix}macro_f1_mean": self.macro_f1_mean, f"{prefix}recall": self.per_class_recall,
                 f"{prefix}confusion_matrix": self.confusion, f"{prefix}fold_sizes": self.fold_sizes}
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from services import run_layout
 from services.errors import UserFacingError
+from services.metrics.honesty import leakage_of
 from services.transfer.results import RunResult
 from services.transfer.spec import (  # noqa: F401  (re-exported: the page's one import)
     MAX_FOLDS, SCRATCH_MODELS, ExperimentSpec, PlannedRun, backbone_problem, plan, weights_label,
@@ -310,6 +311,10 @@ def result_for(entry: dict, store, spec: ExperimentSpec) -> RunResult | None:
         features_reused=summary.get("features_reused") if isinstance(summary.get("features_reused"), bool) else None,
         cv_folds=_count(summary.get("cv_folds")), cv_accuracy_mean=_number(summary.get("cv_accuracy_mean")),
         cv_accuracy_std=_number(summary.get("cv_accuracy_std")),
+        cv_accuracy_interval=_of(dict, summary.get("cv_accuracy_interval"), None),
+        macro_f1_interval=_of(dict, summary.get("test_macro_f1_interval"), None),
+        leakage_source_images=leakage_of(summary),
+        calibration=_of(dict, summary.get("calibration"), None),
         head_pooling=summary.get("head_pooling") if summary.get("head_pooling") in ("flatten", "avg") else None,
         device=str(last.device or ""), history=history, model_path=str(model_path) if model_path else None,
     )

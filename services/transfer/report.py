@@ -14,8 +14,10 @@ import time
 from html import escape
 
 from services.csv_files import csv_bytes
+from services.metrics.calibration import calibration_text, reliability_svg
+from services.metrics.honesty import CHECKPOINT_NOTE, leakage_badge
 from services.transfer.results import (
-    BOOK_REFERENCE, BOOK_REFERENCE_COLUMN, RunResult, results_frame,
+    BOOK_REFERENCE, BOOK_REFERENCE_COLUMN, RunResult, label, results_frame,
 )
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
@@ -104,7 +106,7 @@ def confusion_html(result: RunResult) -> str:
         cells = "".join(
             f'<td style="background: rgba(31,119,180,{count / total:.2f})">{count}</td>' for count in counts)
         rows.append(f"<tr><th>{escape(name)}</th>{cells}</tr>")
-    return (f'<figure class="confusion"><figcaption>{escape(result.name)} (test split; rows true, '
+    return (f'<figure class="confusion"><figcaption>{escape(label(result))} (test split; rows true, '
             f'columns predicted)</figcaption><table><tr><th></th>{header}</tr>{"".join(rows)}</table></figure>')
 
 
@@ -130,7 +132,7 @@ def html_report(results: list[RunResult], *, title: str = "Transfer-learning com
     """The whole comparison as one HTML document (no external resources)."""
     synthetic = any(r.synthetic for r in results)
     random_weights = any(r.weights == "random init" for r in results)
-    curves = {metric: {r.name: r.history.get(metric, []) for r in results if r.history.get(metric)}
+    curves = {metric: {label(r): r.history.get(metric, []) for r in results if r.history.get(metric)}
               for metric in ("val_accuracy", "accuracy", "val_loss", "loss")}
     sections = [
         f"<h1>{escape(title)}</h1>",
@@ -143,8 +145,17 @@ def html_report(results: list[RunResult], *, title: str = "Transfer-learning com
     if random_weights:
         sections.append('<p class="synthetic">Rows with weights "random init" are an untrained-backbone '
                         "baseline, not ImageNet transfer learning.</p>")
+    leaky = [r for r in results if r.leakage_source_images]
+    if leaky:
+        sections.append('<p class="synthetic">' + "<br>".join(
+            f"<b>{escape(r.name)}: {escape(leakage_badge(r.leakage_source_images))}</b> of its split: its test "
+            "tiles share source images with its training tiles, so its held-out numbers are optimistic."
+            for r in leaky) + "</p>")
     sections += [
         "<h2>Results</h2>",
+        f'<p class="note">The headline is the held-out test split: {escape(CHECKPOINT_NOTE)}. Intervals are '
+        "95 %: Wilson for accuracy (n = test tiles), a bootstrap over source images for macro F1, Student-t "
+        "over folds for cross-validation.</p>",
         f'<p class="note">The column "{escape(BOOK_REFERENCE_COLUMN)}" holds the numbers published in '
         "the book (Michelucci, <i>Advanced Applied Deep Learning</i>, ch. 8) on the real Kather 2016 "
         "tiles: cnn_v1 82.7 %, cnn_v2 74 %, vgg16_v4 + augmentation 91 % validation accuracy. They "
@@ -154,6 +165,10 @@ def html_report(results: list[RunResult], *, title: str = "Transfer-learning com
         "".join(line_chart_svg(series, title=metric) for metric, series in curves.items() if series),
         "<h2>Confusion matrices</h2>",
         "".join(confusion_html(r) for r in results),
+        "<h2>Calibration</h2>",
+        "".join(f"<figure><figcaption>{escape(label(r))}: {escape(calibration_text(r.calibration))}</figcaption>"
+                f"{reliability_svg(r.calibration)}</figure>" if r.calibration else
+                f"<p>{escape(label(r))}: not calibrated (no validation split).</p>" for r in results),
     ]
     if gradcam_examples:
         figures = "".join(f'<figure><img alt="{escape(caption)}" src="{_png_data_uri(png)}">'

@@ -59,6 +59,7 @@ def _train(store, run_id: str, spec: ExperimentSpec, backbone: str, should_stop,
     import keras
 
     from services.models import weights as registry
+    from services.metrics.honesty import LEAKAGE_FIELD, split_leakage
     from services.training import lifecycle
     from services.training import store as run_store
     from services.training.callback import DashboardCallback
@@ -79,6 +80,7 @@ def _train(store, run_id: str, spec: ExperimentSpec, backbone: str, should_stop,
                            extraction_seconds=sum(s.seconds for s in sets.values()),
                            features_reused=all(s.reused for s in sets.values()),
                            feature_keys={split: s.key.digest for split, s in sets.items()},
+                           **{LEAKAGE_FIELD: split_leakage(frame)},
                            **{f"{split}_images": len(s.paths) for split, s in sets.items()})
     # the comparison's throttled watcher (at most one store read a second, not one per batch)
     fit_stop = run_watcher(store, run_id, lambda fraction, message: progress(0.5 + 0.4 * fraction, f"head {message}"),
@@ -96,7 +98,9 @@ def _train(store, run_id: str, spec: ExperimentSpec, backbone: str, should_stop,
             store.set_status(run_id, run_store.STOPPED)
         return status
     parts = {split: (sets[split].features, sets[split].labels) for split in ("val", "test") if split in sets}
-    summary = lifecycle.score(store, run_id, head, parts, class_names)
+    source = dict(zip(frame["path"].astype(str), frame["source_image"].astype(str)))
+    groups = {split: [source.get(p) or p for p in sets[split].paths] for split in parts}
+    summary = lifecycle.score(store, run_id, head, parts, class_names, groups=groups)
     summary |= lifecycle.parameter_summary(composed)  # the callback recorded the head's alone
     if spec.folds >= 2:
         progress(0.9, f"{spec.folds}-fold cross-validation grouped by source image")
