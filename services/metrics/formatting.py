@@ -18,8 +18,9 @@ def _finite(value) -> bool:
 
 
 def percent(value, digits: int = 1) -> str:
-    """A fraction in [0, 1] as "61.1 %"."""
-    return f"{100 * value:.{digits}f} %" if _finite(value) else MISSING
+    """A fraction in [0, 1] as "61.1 %"; anything else (not a number, infinite, outside [0, 1]: a
+    damaged or hostile store row) as a dash rather than an impossible percentage."""
+    return f"{100 * value:.{digits}f} %" if _finite(value) and -1e-9 <= value <= 1 + 1e-9 else MISSING
 
 
 def decimal(value, digits: int = 3) -> str:
