@@ -40,8 +40,8 @@ def main() -> None:
 
         from services.datasets import index
         from services.datasets.demo import write_demo_tiles
-        from services.demo import calibration
         from services.demo.chain import EPOCHS
+        from services.metrics.calibration import fit_temperature
         from services.models import weights as registry
         from services.transfer import features, models
         from services.transfer.spec import ExperimentSpec
@@ -69,8 +69,9 @@ def main() -> None:
         head.fit(train, labels, epochs=spec.epochs, batch_size=spec.batch_size, verbose=0)
         print(f"GAP head, {EPOCHS} epochs on 3000 feature maps: {time.perf_counter() - start:.1f} s")
         logits = rng.normal(size=(1000, 8)) * 3
+        probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
         start = time.perf_counter()
-        temperature = calibration.fit_temperature(logits, rng.integers(0, 8, 1000))
+        temperature = fit_temperature(probabilities, rng.integers(0, 8, 1000))
         print(f"temperature scaling, 1000 rows: {time.perf_counter() - start:.3f} s (T = {temperature:.2f})")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak:,.0f} MiB; load average {os.getloadavg()[0]:.1f}")

@@ -8,9 +8,10 @@
    does not answer ranges (the progress line says its size first).
 4. ``split``: grouped by source image, saved as split :data:`SPLIT` of ``kather2016``.
 5. ``train``: strategy C (cached features, global-average-pooling head) as a training-monitor run.
-6. ``calibrate``: temperature scaling on validation; the held-out test score with its Wilson
-   95 % interval and n; the calibrated model saved in the job folder.
-7. ``map``: the tissue-map job body on that image with the calibrated model, in ``map-job/``.
+6. ``calibrate``: the run's temperature (fitted on validation when training ended) and its
+   held-out test score with the Wilson 95 % interval and n, read from the run.
+7. ``map``: the tissue-map job body on that image with the run's model, which applies the run's
+   temperature to the probabilities (calibrated maps), in ``map-job/``.
 
 Each step's outcome is kept in ``demo.json`` in the job folder, so a resumed (or killed and
 resumed) job continues with the first unfinished step; every step also reuses what is on disk
@@ -35,7 +36,6 @@ DATASET = "kather2016"
 SPLIT = "demo-grouped"
 STATE_FILE = "demo.json"
 MAP_DIR = "map-job"
-CALIBRATED_MODEL = "calibrated.keras"
 IMAGE_SIZE = 150
 EPOCHS = 15
 STEPS = {  # name: (start, share) of the job's progress
@@ -237,69 +237,46 @@ def train_step(context: JobContext, state: dict[str, Any], labels: dict[str, str
 
 
 def calibrate_step(context: JobContext, run_id: str) -> dict:
-    """Temperature on validation; test accuracy (Wilson 95 %), NLL and ECE before and after."""
-    import numpy as np
-
-    from services.demo import calibration
-    from services.models import weights as registry
-    from services.models.saved import load_saved_model
+    """The run's own calibration and held-out score, as training recorded them
+    (:func:`services.training.lifecycle.score`: temperature fitted on validation, ECE before and
+    after on the test split; :func:`services.metrics.honesty.headline`: test accuracy, Wilson 95 %
+    interval, n). Nothing is fitted twice: the tissue map applies the run's temperature itself."""
+    from services.metrics.honesty import headline
     from services.training.store import RunStore
-    from services.transfer import features as feature_cache
-    from services.transfer import strategy_c
 
-    spec = experiment_spec(context.params)
     step = step_context(context, "calibrate", "calibration")
-    store = RunStore()
-    frame, classes = feature_cache.split_rows(DATASET, SPLIT, spec.seed)
-    base = registry.load_backbone(BACKBONE, input_shape=(spec.image_size,) * 2 + (3,), weights="imagenet")
-    sets = feature_cache.extract_splits(base, BACKBONE, frame, image_size=spec.image_size,
-                                        batch_size=spec.batch_size, should_stop=context.should_stop,
-                                        progress=lambda fraction, message: step.progress(0.8 * fraction, message))
-    if "val" not in sets or "test" not in sets:
-        raise UserFacingError("the split has no validation or no test tiles; the demo needs both.")
-    composed = load_saved_model(store.artifact_path(run_id, "final_model"))
-    head = strategy_c.build_head(sets["train"].features.shape[1:], len(classes), spec)
-    for layer in head.layers:
-        if layer.weights:
-            layer.set_weights(composed.get_layer(layer.name).get_weights())
-    val, test = (np.asarray(head.predict(sets[part].features, verbose=0)) for part in ("val", "test"))
-    val_logits, test_logits = calibration.logits_of(val), calibration.logits_of(test)
-    temperature = calibration.fit_temperature(val_logits, sets["val"].labels)
-    calibrated_test = calibration.softmax(test_logits, temperature)
-    correct = int((test.argmax(axis=1) == sets["test"].labels).sum())
-    n = int(len(sets["test"].labels))
-    low, high = calibration.wilson_interval(correct, n)
-    calibration.scale_output_layer(composed.get_layer("head_output"), temperature)
-    composed.save(context.dir / CALIBRATED_MODEL)
-    step.progress(1.0, f"T = {temperature:.2f}")
+    run = RunStore().get_run(run_id)
+    summary = run.summary or {}
+    calibration, line = summary.get("calibration"), headline(summary)
+    if not isinstance(calibration, dict) or calibration.get("measured_on") != "test" or not line.held_out:
+        raise UserFacingError("the strategy-C run has no held-out test score or no calibration; the demo needs "
+                              "a split with validation and test tiles.")
+    estimate = line.estimate
+    step.progress(1.0, f"T = {calibration['temperature']:.2f}")
     return {
-        "temperature": temperature, "classes": classes,
-        "val_n": int(len(sets["val"].labels)), "val_nll_before": calibration.nll(val_logits, sets["val"].labels),
-        "val_nll_after": calibration.nll(val_logits, sets["val"].labels, temperature),
-        "test_n": n, "test_correct": correct, "test_accuracy": correct / n if n else None,
-        "test_ci95": [low, high],
-        "test_ece_before": calibration.expected_calibration_error(test, sets["test"].labels),
-        "test_ece_after": calibration.expected_calibration_error(calibrated_test, sets["test"].labels),
-        "train_n": int(len(sets["train"].labels)),
+        "temperature": calibration["temperature"], "classes": summary.get("classes"),
+        "test_n": estimate.n, "test_correct": estimate.successes, "test_accuracy": estimate.value,
+        "test_ci95": [estimate.low, estimate.high],
+        "test_ece_before": calibration.get("ece_before"), "test_ece_after": calibration.get("ece_after"),
+        "train_n": summary.get("train_images"),
     }
 
 
-def map_step(context: JobContext, run_id: str, image: str, calibrated: dict, labels: dict[str, str]) -> dict:
+def map_step(context: JobContext, run_id: str, image: str, labels: dict[str, str]) -> dict:
     from services.tissuemap import kather_large
     from services.tissuemap.job import tissue_map_job
-    from services.tissuemap.models import ModelChoice, model_card
+    from services.tissuemap.models import run_choice
     from services.training.store import RunStore
 
-    run = RunStore().get_run(run_id)
-    low, high = calibrated["test_ci95"]
-    score = (f"{calibrated['test_accuracy']:.3f} ({calibrated['test_correct']} of {calibrated['test_n']} held-out "
-             f"tiles; Wilson 95 % interval {low:.3f} to {high:.3f})")
-    name = f"{run.name}, temperature {calibrated['temperature']:.2f} fitted on validation" + (
-        " · RANDOM INIT weights, not ImageNet" if labels["random_weights"] else "")
-    card = model_card(run) | {"name": name, "test_accuracy": score, "test_images": calibrated["test_n"]}
-    choice = ModelChoice("run", str(context.dir / CALIBRATED_MODEL), f"{run.name} (calibrated)",
-                         [str(c) for c in calibrated["classes"]], synthetic=bool(labels["generated"]),
-                         run_id=run_id, card=card)
+    store = RunStore()
+    choice = run_choice(store, store.get_run(run_id))
+    if choice is None:
+        raise UserFacingError("the strategy-C run saved no model to map with; start the demo again.")
+    if labels["random_weights"]:
+        note = " · RANDOM INIT weights, not ImageNet"
+        choice.label += note
+        choice.card = {**choice.card, "name": f"{choice.card.get('name') or choice.label}{note}"}
+    choice.synthetic = choice.synthetic or bool(labels["generated"])
     folder = context.dir / MAP_DIR
     folder.mkdir(exist_ok=True)
     params = {"image": {"source": "path", "path": str(kather_large.install_folder() / image)},
@@ -347,7 +324,7 @@ def demo_job(params: dict[str, Any], context: JobContext) -> dict[str, Any]:
     run("split", lambda: split_step(context))
     run_id = run("train", lambda: train_step(context, state, labels))
     calibrated = run("calibrate", lambda: calibrate_step(context, run_id))
-    mapped = run("map", lambda: map_step(context, run_id, image["image"], calibrated, labels))
+    mapped = run("map", lambda: map_step(context, run_id, image["image"], labels))
     context.progress(1.0, "done: the map and its report are ready")
     return {"labels": labels, "steps": list(done), "run_id": run_id, **{k: done[k] for k in done},
             "map": mapped}
