@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dashboard import choices
 from dashboard import detection_adapters as adapters
 from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.delete_control import delete_control, forget_deleted_notice, show_deleted_notice
+from dashboard.feedback import flash, show_flashes
 from dashboard.widgets import job_status_line, job_stop_button, user_errors
 from services.detection import onnx_store, registry
 from services.detection.annotate import annotate, mark_random_weights
@@ -38,6 +40,8 @@ MAX_SIDE = 4096
 CACHE_LIMIT = 40
 DOWNLOAD_KIND = "detection-download"
 DARKNET_BACKENDS = ("OpenCV", "TensorFlow")
+ADDED = "detector-added"
+"""Where the page says that a model was added (below the model picker)."""
 
 state = st.session_state
 state.setdefault("det_cache", {})
@@ -105,9 +109,9 @@ def active_model(key: str):
         return None
 
 
+# Uploaded models by key prefix: (who uploaded it, delete it).
 UPLOAD_STORES = {"upload": (registry.upload_owner, registry.delete_upload),
                  "onnx": (onnx_store.onnx_owner, onnx_store.delete_onnx)}
-"""Uploaded models by key prefix: (who uploaded it, delete it)."""
 
 
 def delete_uploaded_model(key: str) -> None:
@@ -137,9 +141,14 @@ def remember_model(key: str | None = None) -> None:
     state.det_model_choice = st.query_params["model"] = key or state.det_model
 
 
-def flash(kind: str, text: str) -> None:
-    """A message shown once, after the rerun that a button starts."""
-    state.setdefault("det_flash", []).append((kind, text))
+def select_added_model(key: str, message: str, warning: str | None = None) -> None:
+    """After a model was added: say so, select it from the next run on, and rerun."""
+    flash(ADDED, message)
+    if warning:
+        flash(ADDED, warning, "warning")
+    choices.select_next("det_model", key)
+    remember_model(key)
+    st.rerun()
 
 
 # ---------------------------------------------------------------- inputs
@@ -213,11 +222,10 @@ def full_size_png(pixels, chosen: Detections, names: list[str], random_weights: 
 st.title(":material/center_focus_strong: Object detector (YOLO)")
 st.caption("Book ch. 6-7: Darknet YOLO on COCO with OpenCV's `readNetFromDarknet`, the same network rebuilt "
            "in Keras on TensorFlow (GPU when present), and ONNX YOLO exports on onnxruntime.")
-for kind, text in state.pop("det_flash", []):
-    getattr(st, kind)(text)
 show_deleted_notice()
 
 options = model_options()
+choices.apply_selection("det_model", options)
 if state.get("det_model") not in options:
     state.det_model = default_model(options)
 controls = st.columns([3, 2, 2, 1.4])
@@ -236,6 +244,7 @@ input_size = controls[2].radio("Input size", INPUT_SIZES, index=1, horizontal=Tr
 letterbox = controls[3].toggle("Letterbox", key="det_letterbox",
                                help="Keep the aspect ratio with grey borders instead of the book's plain resize.")
 
+show_flashes(ADDED)
 loaded = active_model(model_key)
 delete_uploaded_model(model_key)
 
@@ -259,14 +268,11 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
         weights_file = st.file_uploader("weights", type=["weights"], key="det_up_weights")
         names_file = st.file_uploader("names (one class per line)", type=["names", "txt"], key="det_up_names")
         if st.button("Check and add", disabled=not (cfg_file and weights_file and names_file), key="det_up_go"):
-            with user_errors():
+            with user_errors(), st.spinner("Checking the model…"):
                 saved = registry.save_upload((cfg_file.name, cfg_file.getvalue()),
                                              (weights_file.name, weights_file.getvalue()),
                                              (names_file.name, names_file.getvalue()), current_actor().owner)
-                flash("success", saved.message)
-                state.det_model = saved.model.key
-                remember_model()
-                st.rerun()
+                select_added_model(saved.model.key, saved.message)
     with onnx_tab:
         onnx_file = st.file_uploader("ONNX detector (YOLOv5/v7, YOLOv8/11, YOLOX, NMS inside)", type=["onnx"],
                                      key="det_up_onnx")
@@ -280,12 +286,7 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
                          if onnx_names else None)
                 saved = onnx_store.save_onnx(onnx_file.name, onnx_file.getvalue(), names, family,
                                              current_actor().owner)
-                flash("success", saved.message)
-                if saved.warning:
-                    flash("warning", saved.warning)
-                state.det_model = f"onnx:{saved.info.stem}"
-                remember_model()
-                st.rerun()
+                select_added_model(f"onnx:{saved.info.stem}", saved.message, saved.warning)
 
 if loaded is None:
     st.stop()
