@@ -10,7 +10,8 @@ detector model, an imported dataset, a new tissue map.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import hashlib
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import streamlit as st
@@ -40,3 +41,25 @@ def apply_selection(key: str, options: Collection | None = None) -> bool:
 def pending_selection(key: str) -> Any:
     """The value :func:`select_next` asked for ``key`` and no picker has taken yet, else None."""
     return (st.session_state.get(PENDING) or {}).get(key)
+
+
+def job_picker(label: str, jobs: Sequence, key: str, label_of: Callable[[Any], str]) -> str:
+    """A picker of ``jobs`` (newest first) whose labels carry their status; returns the chosen id.
+
+    The choice lives in ``key`` (a plain session key, so :func:`select_next` works on it). A
+    selectbox keeps showing its old label text when only the labels change, so the widget itself
+    is keyed by a digest of the labels: a status change redraws it, keeping the choice."""
+    ids = [job.id for job in jobs]
+    labels = {job.id: label_of(job) for job in jobs}
+    digest = hashlib.blake2b("\n".join(f"{k}={v}" for k, v in labels.items()).encode(), digest_size=6).hexdigest()
+    widget_key = f"{key}__{digest}"
+    state = st.session_state
+    pending = (state.get(PENDING) or {}).pop(key, None)
+    if pending in labels:
+        state[key] = pending
+        state.pop(widget_key, None)  # the picker starts from the pending choice
+    selected = state.get(key)
+    chosen = st.selectbox(label, ids, index=ids.index(selected) if selected in ids else 0, format_func=labels.get,
+                          key=widget_key, on_change=lambda: state.update({key: state[widget_key]}))
+    state[key] = chosen
+    return chosen

@@ -14,10 +14,12 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard import choices
 from dashboard import datasets_adapters as adapters
 from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.delete_control import delete_control, show_deleted_notice
+from dashboard.feedback import flash, show_flashes
 from dashboard.widgets import (job_failure_banner, job_status_line, job_stop_button, md, show_image, swatches_html,
                                synthetic_badge, user_errors)
 from services.config import check_upload, confine, display_path, get_settings
@@ -33,6 +35,9 @@ ROWS_PER_PAGE = 4
 SELECTED = "explorer_selected_tile"
 UPLOAD, UPLOAD_NAME = "explorer_upload", "explorer_upload_name"
 CONFIRM_OVERWRITE = "explorer_split_overwrite"
+PICKER, ADDED = "explorer_dataset", "explorer-added"
+WATCHED = "explorer_watched_jobs"
+"""Session key: ids of this session's download and import jobs, whose dataset is selected when they finish."""
 ENLARGED_SIDE = 560
 """Width in pixels of a tile enlarged in the gallery's dialog."""
 
@@ -40,10 +45,13 @@ ENLARGED_SIDE = 560
 # ---------------------------------------------------------------- sources and jobs
 
 def source_picker() -> DatasetInfo:
+    select_finished_imports()
     datasets = sources.list_datasets()
     names = [d.name for d in datasets]
     titles = {d.name: d.title for d in datasets}
-    chosen = st.selectbox("Dataset", names, format_func=titles.get, key="explorer_dataset")
+    choices.apply_selection(PICKER, names)
+    chosen = st.selectbox("Dataset", names, format_func=titles.get, key=PICKER)
+    show_flashes(ADDED)
     with st.expander("Add a dataset: Kather 2016, NCT-CRC-HE, a folder or a zip", icon=":material/add:"):
         add_dataset_forms()
     show_deleted_notice()
@@ -61,7 +69,7 @@ def delete_section(info: DatasetInfo) -> None:
         if tasks.active_job(job_manager(), tasks.INDEX_KIND, info.name) is not None:
             raise UserFacingError(f"{info.name} is being indexed; delete it when that job has finished.")
         sources.delete_dataset(info.name, actor)
-        st.session_state.pop("explorer_dataset", None)
+        st.session_state.pop(PICKER, None)
 
     with st.expander("Delete this dataset", icon=":material/delete:"):
         delete_control("Delete dataset", f"the dataset {info.name!r}", sources.dataset_owner(info),
@@ -151,12 +159,38 @@ def add_from_path(path: str) -> None:
                                                              "zip_name": resolved.name, "owner": current_actor().owner})
         return
     info = sources.register_folder(resolved)
-    st.success(f"Added {md(info.title)}; pick it in the Dataset list.")
+    flash(ADDED, f"Added {info.title}; it is selected.")
+    choices.select_next(PICKER, info.name)
+    st.rerun()
 
 
 def start_job(kind: str, title: str, params: dict, files: dict[str, bytes] | None = None) -> None:
-    tasks.submit_once(job_manager(), kind, title, params, files=files)
+    """Submit a dataset job and rerun; a download or import says so, and its dataset is selected
+    when it finishes (:func:`select_finished_imports`)."""
+    job_id = tasks.submit_once(job_manager(), kind, title, params, files=files)
+    if kind != tasks.INDEX_KIND:
+        st.session_state.setdefault(WATCHED, []).append(job_id)
+        flash(ADDED, f"{title}: started. Its progress is shown below; the dataset is selected when it is ready.",
+              "info")
     st.rerun()
+
+
+def select_finished_imports() -> None:
+    """Select the dataset of each watched job that finished, and say so (a failure shows its own
+    banner from :func:`show_dataset_jobs`)."""
+    manager = job_manager()
+    still_running = []
+    for job_id in st.session_state.get(WATCHED) or []:
+        state = manager.get(job_id)
+        if state is not None and state.active:
+            still_running.append(job_id)
+        elif state is not None and state.status == "finished":
+            result = state.result or {}
+            choices.select_next(PICKER, result.get("dataset") or state.params.get("dataset"))
+            counts = (f", {result['usable']:,} usable tiles of {result['files']:,} files"
+                      if isinstance(result.get("usable"), int) and isinstance(result.get("files"), int) else "")
+            flash(ADDED, f"{state.title}: done{counts}. The dataset is selected.")
+    st.session_state[WATCHED] = still_running
 
 
 def show_dataset_jobs() -> None:

@@ -9,7 +9,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard import choices
 from dashboard import tissuemap_adapters as ui
+from dashboard.feedback import flash, show_flashes
 from dashboard.adapters import job_manager
 from dashboard.widgets import job_status_line, job_stop_button, md, show_image, synthetic_badge, user_errors
 from services.config import confine, get_settings
@@ -121,12 +123,20 @@ def settings_panel(path: Path, default_mpp: float | None, choice) -> dict | None
         st.caption(md(f"{view.name}: {view.width:,} x {view.height:,} px, {view.format}"))
         if view.synthetic:
             synthetic_badge("synthetic image")
-        mpp = view.mpp
-        if mpp:
+        mpp = view.mpp or default_mpp
+        if view.mpp:
             st.caption(f"Resolution from the file: {mpp:.3f} µm/px")
+        elif default_mpp:
+            st.caption(f"Resolution of this image set: {mpp:.3f} µm/px")
         else:
-            mpp = st.number_input("Microns per pixel (the file does not say)", MPP_RANGE[0], MPP_RANGE[1],
-                                  float(default_mpp or KATHER_MPP), step=0.005, format="%.3f", key="tm_mpp")
+            mpp = st.number_input("Microns per pixel (the file does not say: enter the scanner's value)",
+                                  MPP_RANGE[0], MPP_RANGE[1], None, step=0.005, format="%.3f", key="tm_mpp",
+                                  placeholder="e.g. 0.5 at 20x, 0.25 at 40x")
+            if mpp is None:
+                st.info("This file does not say how many microns a pixel is. Enter it above: the tiles must "
+                        "cover the field of view the model was trained on, and areas in mm² depend on it.",
+                        icon=":material/straighten:")
+                return None
         left, right = st.columns(2)
         threshold = left.slider("Tissue threshold (colour saturation)", 0, 80, int(view.suggested_threshold),
                                 key="tm_threshold", help="Pixels more saturated than this are tissue; glass is not.")
@@ -148,6 +158,7 @@ def settings_panel(path: Path, default_mpp: float | None, choice) -> dict | None
 # --- result --------------------------------------------------------------------------------------
 
 CLASS_MAP, CONFIDENCE, ENTROPY = "Class map", "Confidence (max probability)", "Uncertainty (entropy)"
+FIGURE_HEIGHT = 620
 
 
 def shown_image(tissue_map, pixels: np.ndarray, layer: str, opacity: float, visible: list[str], *,
@@ -175,9 +186,14 @@ def overlay_figure(tissue_map, image: np.ndarray) -> go.Figure:
     ys = [(y + grid.tile / 2) / factor for (_, y), _ in centres]
     labels = [tissue_map.classes[i] for i in tissue_map.tile_probabilities.argmax(axis=1)]
     scatter = go.Scattergl if len(xs) > 3000 else go.Scatter
-    figure.add_trace(scatter(x=xs, y=ys, mode="markers", marker={"size": 8, "opacity": 0.02}, text=labels,
+    # One invisible square per tile, as large as the tile is on screen at the initial zoom (the
+    # figure is FIGURE_HEIGHT px high at most): a click anywhere on a tile selects it.
+    tile_on_screen = grid.tile / factor * FIGURE_HEIGHT / max(image.shape[0], 1)
+    figure.add_trace(scatter(x=xs, y=ys, mode="markers", text=labels,
+                             marker={"size": max(8.0, tile_on_screen), "symbol": "square", "opacity": 0.02},
                              hovertemplate="%{text}<extra></extra>", name="tiles"))
-    figure.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=620, dragmode="pan", showlegend=False)
+    figure.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=FIGURE_HEIGHT, dragmode="pan",
+                         showlegend=False)
     height, width = image.shape[:2]
     figure.update_xaxes(visible=False, range=[-0.5, width - 0.5])
     figure.update_yaxes(visible=False, range=[height - 0.5, -0.5], scaleanchor="x")
@@ -327,12 +343,12 @@ def downloads(folder: Path, tissue_map, image: np.ndarray) -> None:
                                key=f"tm_download_{label}")
 
 
-def job_progress(job_id: str) -> None:
+def job_progress(job_id: str, key_prefix: str) -> None:
     state = manager.get(job_id)
     if state is None:
         return
     job_status_line(state)
-    job_stop_button(manager, state, "tm-stop")
+    job_stop_button(manager, state, key_prefix)
     if not state.active and st.session_state.get("tm_live") == job_id:
         st.session_state["tm_live"] = None
         st.rerun(scope="app")
@@ -345,27 +361,36 @@ with setup:
     path, default_mpp = image_choice()
     choice = model_choice()
     params = settings_panel(path, default_mpp, choice) if path is not None else None
-    ready = params is not None and choice is not None
-    if st.button("Start", type="primary", icon=":material/play_arrow:", disabled=not ready, key="tm_start"):
+    missing = [what for what, absent in (("an image", path is None), ("a model", choice is None),
+                                         ("settings that find tissue", path is not None and params is None))
+               if absent]
+    button, why = st.columns([1, 4], vertical_alignment="center")
+    if button.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(missing), key="tm_start"):
         with user_errors():
             title = f"Map of {Path(params['image']['path']).name} with {choice.label}"[:120]
             job_id = manager.submit(KIND, title, {**params, "model": choice.to_params(), "batch_size": 32})
-            st.session_state["tm_selected"] = job_id
-            st.toast("Map queued; it runs in the background (you may close the tab).")
+            choices.select_next("tm_job", job_id)
+            st.session_state["tm_started"] = job_id
+            flash("tm-start", "Map queued: it runs in the background (you may close the tab); it is selected "
+                              "under Maps.", "info")
+            st.rerun()
+    if missing:
+        why.caption("Start needs " + " and ".join(missing) + ".")
+    show_flashes("tm-start")
+    started = manager.get(st.session_state["tm_started"]) if st.session_state.get("tm_started") else None
+    if started is not None:
+        st.fragment(lambda: job_progress(started.id, "tm-start-stop"), run_every=1.0 if started.active else None)()
 
 with results:
     jobs = manager.list(kind=KIND)
     if not jobs:
         st.info("No maps yet: choose an image and a model under **New map** and press Start.")
     else:
-        ids = [job.id for job in jobs]
-        selected = st.session_state.get("tm_selected")
-        index = ids.index(selected) if selected in ids else 0
-        state = st.selectbox("Map", jobs, index=index, key="tm_job",
-                             format_func=lambda j: f"{j.title} · {j.status_text}")
+        chosen = choices.job_picker("Map", jobs, "tm_job", lambda j: f"{j.title} · {j.status_text}")
+        state = next(job for job in jobs if job.id == chosen)
         if state.active:
             st.session_state["tm_live"] = state.id
-        st.fragment(lambda: job_progress(state.id), run_every=1.0 if state.active else None)()
+        st.fragment(lambda: job_progress(state.id, "tm-stop"), run_every=1.0 if state.active else None)()
         if state.status == "finished":
             with user_errors():
                 result_panel(state)

@@ -6,6 +6,7 @@ model service: this page never imports TensorFlow."""
 import pandas as pd
 import streamlit as st
 
+from dashboard import choices
 from dashboard import transfer_adapters as views
 from dashboard.adapters import job_manager
 from dashboard.training_adapters import run_store
@@ -121,7 +122,7 @@ if st.button("Run comparison", icon=":material/play_arrow:", type="primary",
              disabled=not split or not any(p.enabled for p in planned)):
     with user_errors():
         new_job = experiments.start_experiment(manager, spec)
-        st.session_state["tl_job"] = new_job  # show the new one at once
+        choices.select_next("tl_job", new_job)  # the comparison below shows the new one
         st.toast("Comparison queued; its runs also appear in the Training monitor.")
 
 # --- one comparison -------------------------------------------------------------------------------
@@ -129,17 +130,7 @@ jobs = views.experiment_jobs(manager)
 if not jobs:
     st.info("No comparison yet: choose strategies and backbones above and press Run comparison.")
     st.stop()
-ids = [job.id for job in jobs]
-labels = {job.id: views.experiment_label(job) for job in jobs}
-# The labels carry each job's status; a selectbox keeps showing its old label text when only the
-# labels change (a Streamlit limitation), so the widget is keyed by the labels and the choice
-# is kept in "tl_job" across such changes.
-picker_key = f"tl_pick_{views.labels_digest(labels)}"
-selected = st.session_state.get("tl_job")
-job_id = st.selectbox("Comparison", ids, index=ids.index(selected) if selected in ids else 0,
-                      format_func=lambda i: labels.get(i, i), key=picker_key,
-                      on_change=lambda: st.session_state.update(tl_job=st.session_state[picker_key]))
-st.session_state["tl_job"] = job_id
+job_id = choices.job_picker("Comparison", jobs, "tl_job", views.experiment_label)
 state = manager.get(job_id)
 
 
