@@ -40,8 +40,7 @@ MAX_SIDE = 4096
 CACHE_LIMIT = 40
 DOWNLOAD_KIND = "detection-download"
 DARKNET_BACKENDS = ("OpenCV", "TensorFlow")
-ADDED = "detector-added"
-"""Where the page says that a model was added (below the model picker)."""
+ADDED = "detector-added"  # where the page says that a model was added: below the model picker
 
 state = st.session_state
 state.setdefault("det_cache", {})
