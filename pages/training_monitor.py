@@ -47,7 +47,7 @@ with st.expander("Start a training run", icon=":material/play_arrow:", expanded=
     dataset = top_left.selectbox("Dataset", [info.name for info in sources.list_datasets()])
     split = top_right.selectbox("Split", [None, *(splits.list_splits(dataset) if dataset else [])],
                                 format_func=lambda s: s or "new split grouped by source image (60/20/20)")
-    with st.form("start_run"):
+    with st.form("start_run", enter_to_submit=False):
         left, middle, right = st.columns(3)
         model = left.selectbox("Model", model_names(standalone=True), format_func=lambda n: f"{n} — {DESCRIPTIONS.get(n, '')}")
         devices = left.selectbox("Devices", list(DEVICES), format_func=DEVICES.get)
@@ -240,7 +240,7 @@ def summary_metrics(run) -> None:
 
 
 def notes_editor(run) -> None:
-    with st.form(f"notes-{run.id}"):
+    with st.form(f"notes-{run.id}", enter_to_submit=False):
         notes = st.text_area("Notes", run.notes, key=f"notes-text-{run.id}")
         tags = st.text_input("Tags (comma-separated)", ", ".join(run.tags), key=f"tags-{run.id}")
         if st.form_submit_button("Save notes", icon=":material/save:"):
