@@ -38,6 +38,20 @@ def apply_selection(key: str, options: Collection | None = None) -> bool:
     return True
 
 
+def keep_valid(key: str, options: Collection) -> None:
+    """Before the picker ``key`` (one that needs a value) is created: forget a kept value that is
+    not among ``options``, or the empty value it got while there were no options, so the picker
+    starts on its first option instead of showing nothing."""
+    if key not in st.session_state:
+        return
+    value = st.session_state[key]
+    if isinstance(value, list):
+        if any(v not in options for v in value):
+            st.session_state[key] = [v for v in value if v in options]
+    elif value not in options:
+        del st.session_state[key]
+
+
 def pending_selection(key: str) -> Any:
     """The value :func:`select_next` asked for ``key`` and no picker has taken yet, else None."""
     return (st.session_state.get(PENDING) or {}).get(key)

@@ -50,7 +50,7 @@ def source_picker() -> DatasetInfo:
     names = [d.name for d in datasets]
     titles = {d.name: d.title for d in datasets}
     choices.apply_selection(PICKER, names)
-    chosen = st.selectbox("Dataset", names, format_func=titles.get, key=PICKER)
+    chosen = st.selectbox("Dataset", names, format_func=titles.get, key=PICKER, persist_state="session")
     show_flashes(ADDED)
     with st.expander("Add a dataset: Kather 2016, NCT-CRC-HE, a folder or a zip", icon=":material/add:"):
         add_dataset_forms()

@@ -38,7 +38,7 @@ manager = job_manager()
 def kather_large_panel() -> tuple[Path | None, float | None]:
     images = kather_large.installed_images()
     if images:
-        chosen = st.selectbox("Image", images, format_func=lambda p: p.name, key="tm_kather_image")
+        chosen = st.selectbox("Image", images, format_func=lambda p: p.name, key="tm_kather_image", persist_state="session")
         return chosen, kather_large.MPP
     st.info(f"The ten 5000x5000 px images ({kather_large.SIZE / 1e6:,.0f} MB zip, Zenodo record 53169, CC BY 4.0) "
             "are not downloaded yet.")
@@ -56,7 +56,7 @@ def kather_large_panel() -> tuple[Path | None, float | None]:
 
 def image_choice() -> tuple[Path | None, float | None]:
     """(image path, default microns per pixel) of the chosen image."""
-    source = st.radio("Image", [DEMO, KATHER, PATH, UPLOAD], horizontal=True, key="tm_source")
+    source = st.radio("Image", [DEMO, KATHER, PATH, UPLOAD], horizontal=True, key="tm_source", persist_state="session")
     if source == DEMO:
         synthetic_badge("synthetic demo mosaic")
         return ui.demo_mosaic(str(get_settings().data_root)), KATHER_MPP
@@ -84,7 +84,7 @@ def image_choice() -> tuple[Path | None, float | None]:
 # --- model ---------------------------------------------------------------------------------------
 
 def model_choice():
-    kind = st.radio("Model", ["Trained run", "ONNX classifier"], horizontal=True, key="tm_model_kind")
+    kind = st.radio("Model", ["Trained run", "ONNX classifier"], horizontal=True, key="tm_model_kind", persist_state="session")
     if kind == "ONNX classifier":
         path = st.text_input("ONNX file under the data root", key="tm_onnx_path")
         names = st.text_input("Class names in output order (comma-separated)", key="tm_onnx_classes",
@@ -97,12 +97,12 @@ def model_choice():
             return onnx_choice(path, names.split(","), field_um=field)
         return None
     with user_errors():
-        choices = ui.run_models()
-        if not choices:
+        runs = ui.run_models()
+        if not runs:
             st.info("No finished run with a saved model yet: train one on the **Training monitor** or "
                     "**Transfer learning** page first.")
             return None
-        choice = st.selectbox("Run", choices, key="tm_run",
+        choice = st.selectbox("Run", runs, key="tm_run", persist_state="session",
                               format_func=lambda c: c.label + (" · synthetic data" if c.synthetic else ""))
         if choice.synthetic:
             synthetic_badge("model trained on synthetic data")

@@ -44,9 +44,11 @@ def run_label(run) -> str:
 # --- start a run -------------------------------------------------------------------------------
 with st.expander("Start a training run", icon=":material/play_arrow:", expanded=not store.list_runs()):
     top_left, top_right = st.columns(2)
-    dataset = top_left.selectbox("Dataset", [info.name for info in sources.list_datasets()])
+    dataset = top_left.selectbox("Dataset", [info.name for info in sources.list_datasets()], key="train_dataset",
+                                 persist_state="session")
     split = top_right.selectbox("Split", [None, *(splits.list_splits(dataset) if dataset else [])],
-                                format_func=lambda s: s or "new split grouped by source image (60/20/20)")
+                                format_func=lambda s: s or "new split grouped by source image (60/20/20)",
+                                key="train_split", persist_state="session")
     with st.form("start_run", enter_to_submit=False):
         left, middle, right = st.columns(3)
         model = left.selectbox("Model", model_names(standalone=True), format_func=lambda n: f"{n} — {DESCRIPTIONS.get(n, '')}")
