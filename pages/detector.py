@@ -31,6 +31,7 @@ from services.detection.exports import counts_per_class, detections_table, to_co
 from services.detection.models import parse_names
 from services.detection.onnx_layouts import FAMILIES
 from services.detection.samples import SAMPLES
+from services.detection.timing import speed_ratio, warm_timing
 from services.errors import UserFacingError
 from services.images import encode_png
 
@@ -199,6 +200,15 @@ def run_network(key: str, backend_name: str, name: str, pixels, size: int, lette
     return result, (outputs(preprocess(pixels, size, letterbox=letterbox)[0]) if raw else None)
 
 
+def compared_run(key: str, backend_name: str, name: str, pixels, size: int, letterbox: bool):
+    """(ImageResult, raw outputs, WarmTiming) for the side-by-side view: the first call is shown and
+    counted as cold; WARM_RUNS more give the inference times."""
+    result, raw = run_network(key, backend_name, name, pixels, size, letterbox, raw=True)
+    timing = warm_timing(result.timings_ms.get("inference", 0.0), lambda: run_network(
+        key, backend_name, name, pixels, size, letterbox)[0].timings_ms.get("inference", 0.0))
+    return result, raw, timing
+
+
 def candidates_for(key: str, backend_name: str, image_id: str, name: str, pixels, size: int, letterbox: bool):
     return network_result((key, backend_name, size, letterbox, image_id),
                           lambda: run_network(key, backend_name, name, pixels, size, letterbox)[0])
@@ -358,17 +368,21 @@ if compare and images:
     pair = (backend_name, others[0])
     with user_errors(), st.spinner("Running both backends…"):
         runs = {b: network_result(("compare", active_key, b, input_size, letterbox, image_id),
-                                  lambda b=b: run_network(active_key, b, name, pixels, input_size, letterbox, raw=True))
+                                  lambda b=b: compared_run(active_key, b, name, pixels, input_size, letterbox))
                 for b in pair}
         first, second = (runs[b][1] for b in pair)
         difference = max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(first, second))
         st.subheader(f"{pair[0]} and {pair[1]} side by side", divider="gray")
         cols = st.columns(4)
         cols[0].metric("max |difference| of raw outputs", f"{difference:.2e}")
-        times = {b: runs[b][0].timings_ms.get("inference", 0.0) for b in pair}
+        times = {b: runs[b][2] for b in pair}
         for column, b in zip(cols[1:3], pair):
-            column.metric(f"{b} inference", f"{times[b]:.0f} ms")
-        cols[3].metric(f"{pair[0]} / {pair[1]}", f"{times[pair[0]] / max(times[pair[1]], 1e-9):.2f}")
+            column.metric(f"{b} inference (warm median)", f"{times[b].median_ms:.0f} ms",
+                          help=f"{times[b].text}; the first (cold) call, {times[b].cold_ms:.0f} ms, is excluded.")
+        cols[3].metric(f"{pair[0]} / {pair[1]} (warm)", f"{speed_ratio(times[pair[0]], times[pair[1]]):.2f}")
+        st.caption(f"Inference times: {pair[0]} {times[pair[0]].text}, {pair[1]} {times[pair[1]].text} on this "
+                   f"image; each backend's first (cold) call ({times[pair[0]].cold_ms:.0f} ms and "
+                   f"{times[pair[1]].cold_ms:.0f} ms) loads and prepares the model and is excluded.")
         pictures = st.columns(2)
         for column, b in zip(pictures, pair):
             found = select(runs[b][0].candidates, score, nms, wanted)
