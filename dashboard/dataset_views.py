@@ -429,8 +429,9 @@ def splits_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
     st.caption(f"Test {test} %. The book splits 60/20/20 at random; tiles of one source image are correlated, "
                "so a grouped split is the honest estimate.")
     with user_errors():
-        split = splits.make_split(frame, method=method, fractions=(train / 100, val / 100, test / 100), seed=seed)
-        show_split(split)
+        fractions = (train / 100, val / 100, test / 100)
+        split = splits.make_split(frame, method=method, fractions=fractions, seed=seed)
+        show_split(split, fractions)
         save_form(info, split)
     saved = splits.list_splits(info.name)
     if saved:
@@ -441,8 +442,13 @@ def splits_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
             st.dataframe(splits.split_summary(loaded))
 
 
-def show_split(split: pd.DataFrame) -> None:
+def show_split(split: pd.DataFrame, fractions: tuple[float, float, float]) -> None:
     st.dataframe(splits.split_summary(split))
+    empty = splits.empty_classes(split, fractions)
+    if empty:
+        st.warning("No tiles of " + "; ".join(f"{md(label)} in {part}" for label, part in empty)
+                   + ". A model is then never trained or never tested on that class: try another seed, "
+                     "other fractions, or more source images.", icon=":material/warning:")
     leaks = splits.leakage_report(split)
     if leaks.empty:
         st.success("No leakage: no source image or identical file is in more than one split.", icon=":material/check:")
