@@ -1,8 +1,10 @@
-"""Real browser: map the demo mosaic with a tiny demo-trained run, click a tile, see the downloads."""
+"""Real browser: map the demo mosaic with a tiny demo-trained run (Start says so at once and the
+Maps tab selects the new map, finished, without a reload), click a tile, see the downloads."""
 
 import pytest
 
-from tests.conftest import wait_for_app
+from tests.conftest import wait_for, wait_for_app
+from tests.e2e_helpers import assert_clean, selected, timed_click
 from tests.tissuemap_helpers import train_run_in_subprocess
 
 pytestmark = pytest.mark.e2e
@@ -15,10 +17,12 @@ def test_tissue_map_of_the_demo_mosaic(browser_page, streamlit_server, artifacts
     wait_for_app(page)
     page.get_by_text("synthetic demo mosaic").first.wait_for(timeout=60_000)
     page.get_by_text("Tissue found (background tinted blue)").wait_for()
-    page.get_by_role("button", name="Start").click()
-    wait_for_app(page)
+    timed_click(page, "tissue map: Start", page.get_by_role("button", name="Start"),
+                page.get_by_text("Map queued", exact=False))  # said where the button is, with the job's progress
+    page.locator("[data-testid='stProgress']").first.wait_for()
+    assert_clean(page, streamlit_server)
     page.get_by_role("tab", name="Maps").click()
-    page.get_by_text("finished", exact=True).first.wait_for(timeout=180_000)
+    wait_for(lambda: selected(page, "Map").endswith(" · finished"), timeout=180)  # the new map, no reload
     wait_for_app(page)
     page.get_by_role("button", name="HTML report").wait_for(timeout=60_000)
     for label in ("Overlay PNG", "Label TIFF", "Tiles CSV", "GeoJSON (QuPath)"):
