@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.datasets_adapters import thumbnail
+from dashboard.feedback import flash, show_flashes
 from dashboard.training_adapters import first_layer_view, ingest_address, run_store
 from dashboard.widgets import STATUS_ICONS, md, show_image, synthetic_badge, user_errors
 from services.datasets import sources, splits
@@ -33,6 +34,8 @@ with user_errors():
 if store is None:
     st.stop()
 
+# Where the page says what a button did.
+RUNS, CLEANUP, DETAILS = "training-runs", "training-cleanup", "training-details"
 DEVICES = {"auto": "all local GPUs (MirroredStrategy when several), else CPU", "none": "one device",
            "mirrored": "MirroredStrategy over every local device"}
 
@@ -91,6 +94,7 @@ with st.expander("Log a script on another machine, or import TensorBoard files",
             st.toast("Imported.")
 
 # --- runs table --------------------------------------------------------------------------------
+show_flashes(RUNS)
 runs = store.list_runs()
 if not runs:
     st.info("No runs yet: start one above, or add `DashboardCallback` to your own `model.fit`.")
@@ -138,9 +142,10 @@ with st.expander("Clean up old runs", icon=":material/cleaning_services:"):
             for run in candidates:
                 if actor.can_delete(run.owner):
                     store.delete_run(run.id)
-            if kept:
-                st.toast(f"{len(kept)} run(s) belong to others and were kept.")
+            flash(CLEANUP, f"Deleted {len(candidates) - len(kept)} run(s)."
+                  + (f" {len(kept)} run(s) belong to others and were kept." if kept else ""))
             st.rerun()
+    show_flashes(CLEANUP)
 
 if "selected_runs" not in st.session_state:
     st.session_state["selected_runs"] = [runs[0].id]
@@ -213,6 +218,7 @@ def run_actions(run) -> None:
             with user_errors():
                 current_actor().check_can_delete(run.owner, what=f"the run {run.name!r}")
                 store.delete_run(run.id)
+                flash(RUNS, f"Deleted the run {run.name}.")
                 st.rerun()
     columns[3].download_button("Metrics CSV", lambda: overview.metrics_csv(store, run.id),
                                f"{run.id}-metrics.csv", "text/csv", icon=":material/download:", on_click="ignore")
@@ -248,7 +254,7 @@ def notes_editor(run) -> None:
         if st.form_submit_button("Save notes", icon=":material/save:"):
             with user_errors():
                 store.set_notes(run.id, notes, tags.split(","))
-                st.toast("Saved.")
+                flash(DETAILS, f"Saved the notes and tags of {run.name}.")
                 st.rerun()  # the runs table above shows the new tags
 
 
@@ -302,6 +308,7 @@ def learned_filters(run, predictions: pd.DataFrame) -> None:
 
 
 st.subheader("Run details")
+show_flashes(DETAILS)
 chosen = st.selectbox("Run", selected, format_func=lambda i: run_label(by_id[i]))
 
 
