@@ -8,7 +8,7 @@ import pytest
 
 from dashboard.pages_registry import PAGES
 from tests.conftest import wait_for_app
-from tests.e2e_helpers import assert_clean
+from tests.e2e_helpers import assert_clean, timed_click, upload
 
 pytestmark = pytest.mark.e2e
 
@@ -62,3 +62,18 @@ def test_transfer_choices_survive_a_visit_to_another_page(browser_page, streamli
     assert page.get_by_label("Epochs", exact=True).first.input_value() == "7"
     assert page.get_by_label("random init (untrained baseline)").is_checked()
     assert_clean(page, streamlit_server)
+
+
+def test_a_detector_batch_job_says_it_started_and_offers_its_results(browser_page, streamlit_server,
+                                                                      shared_fixtures, artifacts_dir):
+    photos = shared_fixtures / "darknet"
+    page = browser_page
+    page.goto(f"{streamlit_server.url}/detector")
+    wait_for_app(page)
+    page.get_by_text("Batch: a zip or many photos", exact=False).first.click()
+    upload(page, "Photos or zips", photos / "dog.jpg", photos / "horses.jpg")
+    timed_click(page, "detector: Start batch job", page.get_by_role("button", name="Start batch job"),
+                page.get_by_text("Batch job started", exact=False))
+    page.get_by_role("button", name="Annotated images (zip)").wait_for(timeout=240_000)
+    assert_clean(page, streamlit_server)
+    page.screenshot(path=str(artifacts_dir / "journey_detector_batch.png"), full_page=True)

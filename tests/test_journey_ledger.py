@@ -34,6 +34,8 @@ JOURNEYS: dict[tuple[str, str], tuple[str, str]] = {
     ("pages/detector.py", "'Check and add'"): ("test_e2e_detector_models.py", "Check and add"),
     ("pages/detector.py", "'ONNX detector (YOLOv5/v7, YOLOv8/11, YOLOX, NMS inside)'"):
         ("test_e2e_detector_models.py", "ONNX detector"),
+    ("pages/detector.py", "'Photos or zips'"): ("test_e2e_journeys.py", "Photos or zips"),
+    ("pages/detector.py", "'Start batch job'"): ("test_e2e_journeys.py", "Start batch job"),
     ("pages/style_transfer.py", "'Start'"): ("test_e2e_style.py", "Start"),
     ("pages/style_transfer.py", "'Dismiss'"): ("test_style_page.py", "Dismiss"),
     ("pages/style_transfer.py", "'Retry'"): ("test_style_page.py", "Retry"),
@@ -63,8 +65,6 @@ NO_JOURNEY_YET: set[tuple[str, str]] = {
     ("dashboard/dataset_views.py", "'Keep the saved one'"),
     ("dashboard/dataset_views.py", "'Try again'"),
     ("dashboard/widgets.py", "':material/close:'"),
-    ("pages/detector.py", "'Photos or zips'"),
-    ("pages/detector.py", "'Start batch job'"),
     ("pages/detector.py", '"names, when the model carries none (default: COCO\'s 80 classes)"'),
     ("pages/detector.py", "f\"Try the page with '{registry.DEMO_TITLE}'\""),
     ("pages/detector.py", "f'Download {spec.weights_name} ({spec.weights_size / 1000000.0:.0f} MB)'"),
