@@ -362,7 +362,7 @@ with setup:
     choice = model_choice()
     params = settings_panel(path, default_mpp, choice) if path is not None else None
     missing = [what for what, absent in (("an image", path is None), ("a model", choice is None),
-                                         ("settings that find tissue", path is not None and params is None))
+                                         ("complete image settings (see above)", path is not None and params is None))
                if absent]
     button, why = st.columns([1, 4], vertical_alignment="center")
     if button.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(missing), key="tm_start"):
