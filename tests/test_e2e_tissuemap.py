@@ -30,8 +30,13 @@ def test_tissue_map_of_the_demo_mosaic(browser_page, streamlit_server, artifacts
     page.locator("[data-testid='stAlert']").filter(has_text="MODEL TRAINED ON SYNTHETIC DATA").first.wait_for()
     chart = page.locator("[data-testid='stPlotlyChart']").first
     chart.wait_for()
-    box = chart.bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.45)
+    markers = chart.locator(".scatterlayer path.point")
+    markers.nth(0).wait_for(state="attached")
+    tile = markers.nth(markers.count() // 2).bounding_box()  # one tile's marker: the tile's size on screen
+    assert tile["width"] > 20
+    # Near the tile's corner, far from its centre (a click within a few pixels of the centre was all
+    # that used to register).
+    page.mouse.click(tile["x"] + tile["width"] * 0.12, tile["y"] + tile["height"] * 0.12)
     wait_for_app(page)
     page.get_by_text("Tile at x").first.wait_for(timeout=30_000)
     page.screenshot(path=str(artifacts_dir / "tissue_map.png"), full_page=True)
