@@ -21,7 +21,7 @@ from dashboard.auth import current_actor
 from dashboard.delete_control import delete_control, show_deleted_notice
 from dashboard.feedback import flash, show_flashes
 from dashboard.widgets import (job_failure_banner, job_status_line, job_stop_button, md, show_image, swatches_html,
-                               synthetic_badge, user_errors)
+                               synthetic_badge, user_errors, why_disabled)
 from services.config import check_upload, confine, display_path, get_settings
 from services.datasets import published, quality, sources, splits, tasks
 from services.datasets.index import class_names, usable
@@ -93,12 +93,14 @@ def add_dataset_forms() -> None:
         st.caption("A path inside the data root (DASHBOARD_DATA_DIR): a folder of class sub-folders, or a zip "
                    "of one (the zips of the published sets are verified against their md5).")
         path = st.text_input("Path under the data root", key="explorer_add_path")
+        why_disabled(None if path else "Type a path first.")
         if st.button("Add", icon=":material/folder_open:", disabled=not path):
             with user_errors():
                 add_from_path(path)
     with upload_tab:
         upload = st.file_uploader("Zip of class folders", type=["zip"], key=UPLOAD, on_change=_fill_upload_name)
         name = st.text_input("Dataset name", key=UPLOAD_NAME)
+        why_disabled("Upload a zip first." if upload is None else None)
         if st.button("Import", icon=":material/upload:", disabled=upload is None):
             with user_errors():
                 import_upload(upload, name)

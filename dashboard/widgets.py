@@ -139,3 +139,9 @@ def link_to_page(file: str, label: str, icon: str | None = None) -> None:
         st.page_link(page(file).link, label=label, icon=icon)
     except StreamlitPageNotFoundError:
         st.markdown(f"**{md(label)}**")
+
+
+def why_disabled(reason: str | None, target=None) -> None:
+    """Beside a button: why it is disabled, as a short caption (nothing when ``reason`` is None)."""
+    if reason:
+        (target or st).caption(f":material/block: {md(reason)}")

@@ -21,7 +21,7 @@ from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.delete_control import delete_control, forget_deleted_notice, show_deleted_notice
 from dashboard.feedback import flash, show_flashes
-from dashboard.widgets import job_status_line, job_stop_button, user_errors
+from dashboard.widgets import job_status_line, job_stop_button, user_errors, why_disabled
 from services.detection import onnx_store, registry
 from services.detection.annotate import annotate, mark_random_weights
 from services.detection.batch import JOB_KIND, BatchSettings, batch_outputs, submit_batch
@@ -276,7 +276,10 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
         cfg_file = st.file_uploader("cfg", type=["cfg"], key="det_up_cfg")
         weights_file = st.file_uploader("weights", type=["weights"], key="det_up_weights")
         names_file = st.file_uploader("names (one class per line)", type=["names", "txt"], key="det_up_names")
-        if st.button("Check and add", disabled=not (cfg_file and weights_file and names_file), key="det_up_go"):
+        missing_files = [kind for kind, file in (("cfg", cfg_file), ("weights", weights_file), ("names", names_file))
+                         if file is None]
+        why_disabled(f"Upload the {' and '.join(missing_files)} file(s) first." if missing_files else None)
+        if st.button("Check and add", disabled=bool(missing_files), key="det_up_go"):
             with user_errors(), st.spinner("Checking the model…"):
                 saved = registry.save_upload((cfg_file.name, cfg_file.getvalue()),
                                              (weights_file.name, weights_file.getvalue()),
@@ -289,6 +292,7 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
                               key="det_up_onnx_family")
         onnx_names = st.file_uploader("names, when the model carries none (default: COCO's 80 classes)",
                                       type=["names", "txt"], key="det_up_onnx_names")
+        why_disabled("Upload an .onnx file first." if onnx_file is None else None)
         if st.button("Check and add", disabled=onnx_file is None, key="det_up_onnx_go"):
             with user_errors(), st.spinner("Checking the model…"):
                 names = (parse_names(onnx_names.getvalue().decode("utf-8", "replace"), onnx_names.name)
@@ -432,6 +436,7 @@ def show_batch_job(manager, job) -> None:
 with st.expander("Batch: a zip or many photos as a background job", icon=":material/dynamic_feed:"):
     batch_files = st.file_uploader("Photos or zips", type=IMAGE_TYPES + ["zip"], accept_multiple_files=True,
                                    key="det_batch_files")
+    why_disabled(None if batch_files else "Add photos or zips first.")
     if st.button("Start batch job", disabled=not batch_files, icon=":material/play_arrow:", key="det_batch_go"):
         with user_errors():
             submit_batch(job_manager(), active_key, backend_name, [(f.name, f.getvalue()) for f in batch_files],

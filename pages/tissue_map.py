@@ -13,7 +13,8 @@ from dashboard import choices
 from dashboard import tissuemap_adapters as ui
 from dashboard.feedback import flash, show_flashes
 from dashboard.adapters import job_manager
-from dashboard.widgets import job_status_line, job_stop_button, md, show_image, synthetic_badge, user_errors
+from dashboard.widgets import (job_status_line, job_stop_button, md, show_image, synthetic_badge, user_errors,
+                               why_disabled)
 from services.config import confine, get_settings
 from services.errors import UserFacingError
 from services.images import encode_png
@@ -374,8 +375,7 @@ with setup:
             flash("tm-start", "Map queued: it runs in the background (you may close the tab); it is selected "
                               "under Maps.", "info")
             st.rerun()
-    if missing:
-        why.caption("Start needs " + " and ".join(missing) + ".")
+    why_disabled("Start needs " + " and ".join(missing) + "." if missing else None, why)
     show_flashes("tm-start")
     started = manager.get(st.session_state["tm_started"]) if st.session_state.get("tm_started") else None
     if started is not None:

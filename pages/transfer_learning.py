@@ -10,7 +10,7 @@ from dashboard import choices
 from dashboard import transfer_adapters as views
 from dashboard.adapters import job_manager
 from dashboard.training_adapters import run_store
-from dashboard.widgets import job_status_line, job_stop_button, synthetic_badge, user_errors
+from dashboard.widgets import job_status_line, job_stop_button, synthetic_badge, user_errors, why_disabled
 from services.datasets import index, sources, splits
 from services.models import weights as registry
 from services.transfer import crossdataset, experiments, report
@@ -121,8 +121,7 @@ if weights == "random":
                "not transfer learning.")
 why_not = experiments.why_not_runnable(spec, planned)
 button, reason = st.columns([1, 3], vertical_alignment="center")
-if why_not:
-    reason.caption(f":material/block: {why_not}")
+why_disabled(why_not, reason)
 if button.button("Run comparison", icon=":material/play_arrow:", type="primary", disabled=bool(why_not)):
     with user_errors():
         new_job = experiments.start_experiment(manager, spec)
