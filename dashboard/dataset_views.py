@@ -52,7 +52,8 @@ def source_picker() -> DatasetInfo:
     choices.apply_selection(PICKER, names)
     chosen = st.selectbox("Dataset", names, format_func=titles.get, key=PICKER, persist_state="session")
     show_flashes(ADDED)
-    with st.expander("Add a dataset: Kather 2016, NCT-CRC-HE, a folder or a zip", icon=":material/add:"):
+    with st.expander("Add a dataset: Kather 2016, NCT-CRC-HE, a folder or a zip", icon=":material/add:",
+                     key="explorer_add_expander"):
         add_dataset_forms()
     show_deleted_notice()
     show_dataset_jobs()
@@ -71,7 +72,7 @@ def delete_section(info: DatasetInfo) -> None:
         sources.delete_dataset(info.name, actor)
         st.session_state.pop(PICKER, None)
 
-    with st.expander("Delete this dataset", icon=":material/delete:"):
+    with st.expander("Delete this dataset", icon=":material/delete:", key="explorer_delete_expander"):
         delete_control("Delete dataset", f"the dataset {info.name!r}", sources.dataset_owner(info),
                        f"dataset-{info.name}", delete)
 

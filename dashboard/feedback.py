@@ -23,13 +23,18 @@ def flash(place: str, text: str, kind: str = "success") -> None:
 
 
 def show_flashes(place: str, *, toast: bool = True) -> None:
-    """The messages waiting for ``place``, once: a status line here and (``toast``) a toast."""
+    """The messages waiting for ``place``, once: a status line here and (``toast``) a toast.
+
+    The messages go into a container that is drawn on every run, message or not: a message that
+    comes and goes must not move the elements below it to new places, which Streamlit would draw
+    afresh (an expander the user opened would close)."""
+    box = st.container()
     waiting = st.session_state.get(FLASHES) or []
     mine = [item for item in waiting if item[0] == place]
     if not mine:
         return
     st.session_state[FLASHES] = [item for item in waiting if item[0] != place]
     for _, kind, text in mine:
-        getattr(st, kind)(md(text), icon=ICONS[kind])
+        getattr(box, kind)(md(text), icon=ICONS[kind])
         if toast:
             st.toast(md(text), icon=ICONS[kind])

@@ -128,7 +128,7 @@ def delete_uploaded_model(key: str) -> None:
                 del state[name]
         st.query_params.pop("model", None)
 
-    with st.expander("Delete this uploaded model", icon=":material/delete:"), user_errors():
+    with st.expander("Delete this uploaded model", icon=":material/delete:", key="det_delete_expander"), user_errors():
         delete_control("Delete model", f"the model {stem!r}", owner_of(stem), f"model-{key}", forget)
 
 
@@ -258,8 +258,9 @@ loaded = active_model(model_key)
 delete_uploaded_model(model_key)
 
 with st.expander("Add a model: download weights, upload Darknet cfg + weights + names, or ONNX",
-                 icon=":material/add_circle:"):
-    download_tab, darknet_tab, onnx_tab = st.tabs(["Download weights", "Upload Darknet", "Upload ONNX"])
+                 icon=":material/add_circle:", key="det_add_expander"):
+    download_tab, darknet_tab, onnx_tab = st.tabs(["Download weights", "Upload Darknet", "Upload ONNX"],
+                                                  key="det_add_tabs")
     with download_tab:
         manager = job_manager()
         for spec in registry.REGISTRY.values():
@@ -433,7 +434,8 @@ def show_batch_job(manager, job) -> None:
                                    key=f"det_batch_{job.id}_{file}")
 
 
-with st.expander("Batch: a zip or many photos as a background job", icon=":material/dynamic_feed:"):
+with st.expander("Batch: a zip or many photos as a background job", icon=":material/dynamic_feed:",
+                 key="det_batch_expander"):
     batch_files = st.file_uploader("Photos or zips", type=IMAGE_TYPES + ["zip"], accept_multiple_files=True,
                                    key="det_batch_files")
     why_disabled(None if batch_files else "Add photos or zips first.")

@@ -76,7 +76,8 @@ with st.expander("Start a training run", icon=":material/play_arrow:", expanded=
                 st.session_state["selected_runs"] = [run_id]
                 st.toast("Run queued; it starts as soon as a training slot is free.")
 
-with st.expander("Log a script on another machine, or import TensorBoard files", icon=":material/cloud_upload:"):
+with st.expander("Log a script on another machine, or import TensorBoard files", icon=":material/cloud_upload:",
+                 key="train_remote_expander"):
     url, token = ingest_address()
     st.caption("Add the callback to any Keras `fit` (install it there with `pip install <this repository>`; "
                "no Streamlit needed). Events wait in a local spool while this dashboard is unreachable.")
@@ -128,7 +129,7 @@ def runs_table() -> None:
 
 runs_table()
 
-with st.expander("Clean up old runs", icon=":material/cleaning_services:"):
+with st.expander("Clean up old runs", icon=":material/cleaning_services:", key="train_cleanup_expander"):
     days = st.number_input("Ended more than this many days ago", 0.0, 3650.0, 30.0, key="cleanup_days")
     statuses = st.multiselect("With status", ["failed", "stopped", "interrupted", "diverged", "finished"],
                               default=["failed", "stopped", "interrupted", "diverged"], key="cleanup_statuses")

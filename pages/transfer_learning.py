@@ -24,7 +24,7 @@ st.caption("Book ch. 4 and 8: train from scratch (A), freeze a pretrained backbo
 manager = job_manager()
 
 # --- backbones ------------------------------------------------------------------------------------
-with st.expander("Backbones and their ImageNet weights", icon=":material/download:"):
+with st.expander("Backbones and their ImageNet weights", icon=":material/download:", key="tl_weights_expander"):
     st.dataframe(pd.DataFrame([{"backbone": s.name, "weights": s.state, "details": s.reason, "fix": s.fix}
                                for s in registry.all_statuses()]), hide_index=True, column_config={
         "backbone": st.column_config.TextColumn(width="small"), "weights": st.column_config.TextColumn(width="small"),

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.conftest import wait_for_app
-from tests.e2e_helpers import assert_clean, selected, timed_click, upload
+from tests.e2e_helpers import assert_clean, select_option, selected, timed_click, upload
 
 pytestmark = pytest.mark.e2e
 
@@ -44,8 +44,7 @@ def test_check_and_add_darknet_and_onnx_selects_the_new_model(browser_page, stre
     assert ",dog," in _detections_csv(page)
     assert_clean(page, streamlit_server)
 
-    if not page.get_by_role("tab", name="Upload ONNX").is_visible():
-        page.get_by_text("Add a model", exact=False).first.click()
+    assert page.get_by_role("tab", name="Upload ONNX").is_visible()  # the expander stayed open
     page.get_by_role("tab", name="Upload ONNX").click()
     upload(page, "ONNX detector (YOLOv5/v7, YOLOv8/11, YOLOX, NMS inside)", onnx / "yolov8n_int8.onnx")
     add = page.get_by_role("tabpanel").filter(has_text="ONNX detector").get_by_role("button", name="Check and add")
@@ -57,3 +56,19 @@ def test_check_and_add_darknet_and_onnx_selects_the_new_model(browser_page, stre
     assert ",dog," in _detections_csv(page)
     assert_clean(page, streamlit_server)
     page.screenshot(path=str(artifacts_dir / "detector_added_onnx.png"), full_page=True)
+    for title, stem in (("yolov8n_int8 (uploaded ONNX)", "yolov8n_int8"),
+                        ("yolo-fastest-1.1 (uploaded Darknet)", "yolo-fastest-1.1")):
+        _delete_uploaded(page, streamlit_server, title, stem)
+    assert "uploaded" not in selected(page, "Model")  # the other tests of the session see no upload
+
+
+def _delete_uploaded(page, server, title: str, stem: str) -> None:
+    """Choose the uploaded model ``title`` and delete it through its confirmation."""
+    if selected(page, "Model") != title:
+        select_option(page, "Model", title)
+    if not page.get_by_role("button", name="Delete model").is_visible():  # the expander stays open once opened
+        page.get_by_text("Delete this uploaded model").first.click()
+    page.get_by_role("button", name="Delete model").click()
+    timed_click(page, "detector: Delete permanently", page.get_by_role("button", name="Delete permanently"),
+                page.get_by_text(f"Deleted the model '{stem}'.").first)
+    assert_clean(page, server)
