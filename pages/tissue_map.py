@@ -39,7 +39,8 @@ manager = job_manager()
 def kather_large_panel() -> tuple[Path | None, float | None]:
     images = kather_large.installed_images()
     if images:
-        chosen = st.selectbox("Image", images, format_func=lambda p: p.name, key="tm_kather_image", persist_state="session")
+        chosen = st.selectbox("Image", images, format_func=lambda p: p.name, key="tm_kather_image",
+                              persist_state="session")
         return chosen, kather_large.MPP
     st.info(f"The ten 5000x5000 px images ({kather_large.SIZE / 1e6:,.0f} MB zip, Zenodo record 53169, CC BY 4.0) "
             "are not downloaded yet.")
@@ -85,7 +86,8 @@ def image_choice() -> tuple[Path | None, float | None]:
 # --- model ---------------------------------------------------------------------------------------
 
 def model_choice():
-    kind = st.radio("Model", ["Trained run", "ONNX classifier"], horizontal=True, key="tm_model_kind", persist_state="session")
+    kind = st.radio("Model", ["Trained run", "ONNX classifier"], horizontal=True, key="tm_model_kind",
+                    persist_state="session")
     if kind == "ONNX classifier":
         path = st.text_input("ONNX file under the data root", key="tm_onnx_path")
         names = st.text_input("Class names in output order (comma-separated)", key="tm_onnx_classes",

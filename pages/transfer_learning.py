@@ -86,8 +86,10 @@ with st.popover("What the strategies do", icon=":material/help:"):
     for strategy in STRATEGIES.values():
         st.markdown(f"**{strategy.title}** — {strategy.description}")
 left, middle, right = st.columns(3)
-backbones = left.multiselect("Backbones", list(registry.BACKBONES), default=["mobilenet_v2"], key="tl_backbones", persist_state="session")
-weights = left.radio("Backbone weights", ["imagenet", "random"], horizontal=True, key="tl_weights", persist_state="session",
+backbones = left.multiselect("Backbones", list(registry.BACKBONES), default=["mobilenet_v2"], key="tl_backbones",
+                             persist_state="session")
+weights = left.radio("Backbone weights", ["imagenet", "random"], horizontal=True, key="tl_weights",
+                     persist_state="session",
                      format_func=lambda w: "ImageNet" if w == "imagenet" else "random init (untrained baseline)")
 scratch = left.multiselect("Models for A (from scratch)", list(experiments.SCRATCH_MODELS), default=["cnn_v1"],
                            key="tl_scratch", persist_state="session") if "A" in (strategies or []) else []
@@ -102,8 +104,9 @@ if "C" in (strategies or []):
                                 help="Global average pooling keeps only the channels: far fewer head weights "
                                      "on large feature maps (MobileNetV2: 1,280 instead of 32,000 at 150 px).")
     folds = right.number_input("Cross-validation folds for C (0: none)", 0, experiments.MAX_FOLDS, 0,
-                               key="tl_folds", persist_state="session", help="k-fold cross-validation grouped by source image over "
-                                                    "every tile of the split: mean and spread. For small datasets.")
+                               key="tl_folds", persist_state="session",
+                               help="k-fold cross-validation grouped by source image over "
+                                    "every tile of the split: mean and spread. For small datasets.")
 
 spec = experiments.ExperimentSpec(
     dataset=dataset, split=split or "", strategies=list(strategies or []), backbones=backbones, weights=weights,
