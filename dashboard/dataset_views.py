@@ -14,12 +14,14 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard import choices
 from dashboard import datasets_adapters as adapters
 from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.delete_control import delete_control, show_deleted_notice
+from dashboard.feedback import flash, show_flashes
 from dashboard.widgets import (job_failure_banner, job_status_line, job_stop_button, md, show_image, swatches_html,
-                               synthetic_badge, user_errors)
+                               synthetic_badge, user_errors, why_disabled)
 from services.config import check_upload, confine, display_path, get_settings
 from services.datasets import published, quality, sources, splits, tasks
 from services.datasets.index import class_names, usable
@@ -33,6 +35,9 @@ ROWS_PER_PAGE = 4
 SELECTED = "explorer_selected_tile"
 UPLOAD, UPLOAD_NAME = "explorer_upload", "explorer_upload_name"
 CONFIRM_OVERWRITE = "explorer_split_overwrite"
+PICKER, ADDED = "explorer_dataset", "explorer-added"
+WATCHED = "explorer_watched_jobs"
+"""Session key: ids of this session's download and import jobs, whose dataset is selected when they finish."""
 ENLARGED_SIDE = 560
 """Width in pixels of a tile enlarged in the gallery's dialog."""
 
@@ -40,11 +45,15 @@ ENLARGED_SIDE = 560
 # ---------------------------------------------------------------- sources and jobs
 
 def source_picker() -> DatasetInfo:
+    select_finished_imports()
     datasets = sources.list_datasets()
     names = [d.name for d in datasets]
     titles = {d.name: d.title for d in datasets}
-    chosen = st.selectbox("Dataset", names, format_func=titles.get, key="explorer_dataset")
-    with st.expander("Add a dataset: Kather 2016, NCT-CRC-HE, a folder or a zip", icon=":material/add:"):
+    choices.apply_selection(PICKER, names)
+    chosen = st.selectbox("Dataset", names, format_func=titles.get, key=PICKER, persist_state="session")
+    show_flashes(ADDED)
+    with st.expander("Add a dataset: Kather 2016, NCT-CRC-HE, a folder or a zip", icon=":material/add:",
+                     key="explorer_add_expander"):
         add_dataset_forms()
     show_deleted_notice()
     show_dataset_jobs()
@@ -61,9 +70,9 @@ def delete_section(info: DatasetInfo) -> None:
         if tasks.active_job(job_manager(), tasks.INDEX_KIND, info.name) is not None:
             raise UserFacingError(f"{info.name} is being indexed; delete it when that job has finished.")
         sources.delete_dataset(info.name, actor)
-        st.session_state.pop("explorer_dataset", None)
+        st.session_state.pop(PICKER, None)
 
-    with st.expander("Delete this dataset", icon=":material/delete:"):
+    with st.expander("Delete this dataset", icon=":material/delete:", key="explorer_delete_expander"):
         delete_control("Delete dataset", f"the dataset {info.name!r}", sources.dataset_owner(info),
                        f"dataset-{info.name}", delete)
 
@@ -85,12 +94,14 @@ def add_dataset_forms() -> None:
         st.caption("A path inside the data root (DASHBOARD_DATA_DIR): a folder of class sub-folders, or a zip "
                    "of one (the zips of the published sets are verified against their md5).")
         path = st.text_input("Path under the data root", key="explorer_add_path")
+        why_disabled(None if path else "Type a path first.")
         if st.button("Add", icon=":material/folder_open:", disabled=not path):
             with user_errors():
                 add_from_path(path)
     with upload_tab:
         upload = st.file_uploader("Zip of class folders", type=["zip"], key=UPLOAD, on_change=_fill_upload_name)
         name = st.text_input("Dataset name", key=UPLOAD_NAME)
+        why_disabled("Upload a zip first." if upload is None else None)
         if st.button("Import", icon=":material/upload:", disabled=upload is None):
             with user_errors():
                 import_upload(upload, name)
@@ -151,12 +162,38 @@ def add_from_path(path: str) -> None:
                                                              "zip_name": resolved.name, "owner": current_actor().owner})
         return
     info = sources.register_folder(resolved)
-    st.success(f"Added {md(info.title)}; pick it in the Dataset list.")
+    flash(ADDED, f"Added {info.title}; it is selected.")
+    choices.select_next(PICKER, info.name)
+    st.rerun()
 
 
 def start_job(kind: str, title: str, params: dict, files: dict[str, bytes] | None = None) -> None:
-    tasks.submit_once(job_manager(), kind, title, params, files=files)
+    """Submit a dataset job and rerun; a download or import says so, and its dataset is selected
+    when it finishes (:func:`select_finished_imports`)."""
+    job_id = tasks.submit_once(job_manager(), kind, title, params, files=files)
+    if kind != tasks.INDEX_KIND:
+        st.session_state.setdefault(WATCHED, []).append(job_id)
+        flash(ADDED, f"{title}: started. Its progress is shown below; the dataset is selected when it is ready.",
+              "info")
     st.rerun()
+
+
+def select_finished_imports() -> None:
+    """Select the dataset of each watched job that finished, and say so (a failure shows its own
+    banner from :func:`show_dataset_jobs`)."""
+    manager = job_manager()
+    still_running = []
+    for job_id in st.session_state.get(WATCHED) or []:
+        state = manager.get(job_id)
+        if state is not None and state.active:
+            still_running.append(job_id)
+        elif state is not None and state.status == "finished":
+            result = state.result or {}
+            choices.select_next(PICKER, result.get("dataset") or state.params.get("dataset"))
+            counts = (f", {result['usable']:,} usable tiles of {result['files']:,} files"
+                      if isinstance(result.get("usable"), int) and isinstance(result.get("files"), int) else "")
+            flash(ADDED, f"{state.title}: done{counts}. The dataset is selected.")
+    st.session_state[WATCHED] = still_running
 
 
 def show_dataset_jobs() -> None:
@@ -395,8 +432,9 @@ def splits_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
     st.caption(f"Test {test} %. The book splits 60/20/20 at random; tiles of one source image are correlated, "
                "so a grouped split is the honest estimate.")
     with user_errors():
-        split = splits.make_split(frame, method=method, fractions=(train / 100, val / 100, test / 100), seed=seed)
-        show_split(split)
+        fractions = (train / 100, val / 100, test / 100)
+        split = splits.make_split(frame, method=method, fractions=fractions, seed=seed)
+        show_split(split, fractions)
         save_form(info, split)
     saved = splits.list_splits(info.name)
     if saved:
@@ -407,8 +445,13 @@ def splits_section(info: DatasetInfo, frame: pd.DataFrame) -> None:
             st.dataframe(splits.split_summary(loaded))
 
 
-def show_split(split: pd.DataFrame) -> None:
+def show_split(split: pd.DataFrame, fractions: tuple[float, float, float]) -> None:
     st.dataframe(splits.split_summary(split))
+    empty = splits.empty_classes(split, fractions)
+    if empty:
+        st.warning("No tiles of " + "; ".join(f"{md(label)} in {part}" for label, part in empty)
+                   + ". A model is then never trained or never tested on that class: try another seed, "
+                     "other fractions, or more source images.", icon=":material/warning:")
     leaks = splits.leakage_report(split)
     if leaks.empty:
         st.success("No leakage: no source image or identical file is in more than one split.", icon=":material/check:")

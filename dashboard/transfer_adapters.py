@@ -120,11 +120,6 @@ def experiment_label(state: JobState | None) -> str:
     return f"{state.title} · {status} · {state.id[:6]}"
 
 
-def labels_digest(labels: dict[str, str]) -> str:
-    """A short digest of the selector's labels (changes when any job's status changes)."""
-    return hashlib.blake2b("\n".join(f"{k}={v}" for k, v in labels.items()).encode(), digest_size=6).hexdigest()
-
-
 def weights_jobs(manager, backbone: str) -> list[JobState]:
     """This page's weights jobs for ``backbone`` (newest first): another backbone's or another
     page's download never shows here."""

@@ -140,3 +140,22 @@ def job_failure_banner(manager: JobManager, state: JobState, key_prefix: str = "
     if button.button(":material/close:", key=f"{key_prefix}-{state.id}", help="Dismiss this message"):
         manager.dismiss(state.id)
         st.rerun()
+
+
+def link_to_page(file: str, label: str, icon: str | None = None) -> None:
+    """A link to the page ``file`` of the navigation (``"transfer_learning.py"``); the label in
+    bold when the page runs outside the app's navigation (a page tested on its own)."""
+    from streamlit.errors import StreamlitPageNotFoundError
+
+    from dashboard.pages_registry import page
+
+    try:
+        st.page_link(page(file).link, label=label, icon=icon)
+    except StreamlitPageNotFoundError:
+        st.markdown(f"**{md(label)}**")
+
+
+def why_disabled(reason: str | None, target=None) -> None:
+    """Beside a button: why it is disabled, as a short caption (nothing when ``reason`` is None)."""
+    if reason:
+        (target or st).caption(f":material/block: {md(reason)}")

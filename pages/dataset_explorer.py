@@ -11,6 +11,7 @@ views.delete_section(dataset)
 frame = views.load_or_index(dataset)
 if frame is not None:
     views.overview(dataset, frame)
-    section = st.segmented_control("Section", views.SECTIONS, default="Gallery", key="explorer_section")
+    section = st.segmented_control("Section", views.SECTIONS, default="Gallery", key="explorer_section",
+                                 persist_state="session")
     views.RENDERERS[section or "Gallery"](dataset, frame)
 forget_deleted_notice()

@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dashboard import choices
 from dashboard import detection_adapters as adapters
 from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.delete_control import delete_control, forget_deleted_notice, show_deleted_notice
-from dashboard.widgets import job_status_line, job_stop_button, user_errors
+from dashboard.feedback import flash, show_flashes
+from dashboard.widgets import job_status_line, job_stop_button, user_errors, why_disabled
 from services.detection import onnx_store, registry
 from services.detection.annotate import annotate, mark_random_weights
 from services.detection.batch import JOB_KIND, BatchSettings, batch_outputs, submit_batch
@@ -29,6 +31,7 @@ from services.detection.exports import counts_per_class, detections_table, to_co
 from services.detection.models import parse_names
 from services.detection.onnx_layouts import FAMILIES
 from services.detection.samples import SAMPLES
+from services.detection.timing import speed_ratio, warm_timing
 from services.errors import UserFacingError
 from services.images import encode_png
 
@@ -38,6 +41,7 @@ MAX_SIDE = 4096
 CACHE_LIMIT = 40
 DOWNLOAD_KIND = "detection-download"
 DARKNET_BACKENDS = ("OpenCV", "TensorFlow")
+ADDED = "detector-added"  # where the page says that a model was added: below the model picker
 
 state = st.session_state
 state.setdefault("det_cache", {})
@@ -105,9 +109,9 @@ def active_model(key: str):
         return None
 
 
+# Uploaded models by key prefix: (who uploaded it, delete it).
 UPLOAD_STORES = {"upload": (registry.upload_owner, registry.delete_upload),
                  "onnx": (onnx_store.onnx_owner, onnx_store.delete_onnx)}
-"""Uploaded models by key prefix: (who uploaded it, delete it)."""
 
 
 def delete_uploaded_model(key: str) -> None:
@@ -124,7 +128,7 @@ def delete_uploaded_model(key: str) -> None:
                 del state[name]
         st.query_params.pop("model", None)
 
-    with st.expander("Delete this uploaded model", icon=":material/delete:"), user_errors():
+    with st.expander("Delete this uploaded model", icon=":material/delete:", key="det_delete_expander"), user_errors():
         delete_control("Delete model", f"the model {stem!r}", owner_of(stem), f"model-{key}", forget)
 
 
@@ -137,9 +141,14 @@ def remember_model(key: str | None = None) -> None:
     state.det_model_choice = st.query_params["model"] = key or state.det_model
 
 
-def flash(kind: str, text: str) -> None:
-    """A message shown once, after the rerun that a button starts."""
-    state.setdefault("det_flash", []).append((kind, text))
+def select_added_model(key: str, message: str, warning: str | None = None) -> None:
+    """After a model was added: say so, select it from the next run on, and rerun."""
+    flash(ADDED, message)
+    if warning:
+        flash(ADDED, warning, "warning")
+    choices.select_next("det_model", key)
+    remember_model(key)
+    st.rerun()
 
 
 # ---------------------------------------------------------------- inputs
@@ -191,6 +200,15 @@ def run_network(key: str, backend_name: str, name: str, pixels, size: int, lette
     return result, (outputs(preprocess(pixels, size, letterbox=letterbox)[0]) if raw else None)
 
 
+def compared_run(key: str, backend_name: str, name: str, pixels, size: int, letterbox: bool):
+    """(ImageResult, raw outputs, WarmTiming) for the side-by-side view: the first call is shown and
+    counted as cold; WARM_RUNS more give the inference times."""
+    result, raw = run_network(key, backend_name, name, pixels, size, letterbox, raw=True)
+    timing = warm_timing(result.timings_ms.get("inference", 0.0), lambda: run_network(
+        key, backend_name, name, pixels, size, letterbox)[0].timings_ms.get("inference", 0.0))
+    return result, raw, timing
+
+
 def candidates_for(key: str, backend_name: str, image_id: str, name: str, pixels, size: int, letterbox: bool):
     return network_result((key, backend_name, size, letterbox, image_id),
                           lambda: run_network(key, backend_name, name, pixels, size, letterbox)[0])
@@ -213,11 +231,10 @@ def full_size_png(pixels, chosen: Detections, names: list[str], random_weights: 
 st.title(":material/center_focus_strong: Object detector (YOLO)")
 st.caption("Book ch. 6-7: Darknet YOLO on COCO with OpenCV's `readNetFromDarknet`, the same network rebuilt "
            "in Keras on TensorFlow (GPU when present), and ONNX YOLO exports on onnxruntime.")
-for kind, text in state.pop("det_flash", []):
-    getattr(st, kind)(text)
 show_deleted_notice()
 
 options = model_options()
+choices.apply_selection("det_model", options)
 if state.get("det_model") not in options:
     state.det_model = default_model(options)
 controls = st.columns([3, 2, 2, 1.4])
@@ -236,12 +253,14 @@ input_size = controls[2].radio("Input size", INPUT_SIZES, index=1, horizontal=Tr
 letterbox = controls[3].toggle("Letterbox", key="det_letterbox",
                                help="Keep the aspect ratio with grey borders instead of the book's plain resize.")
 
+show_flashes(ADDED)
 loaded = active_model(model_key)
 delete_uploaded_model(model_key)
 
 with st.expander("Add a model: download weights, upload Darknet cfg + weights + names, or ONNX",
-                 icon=":material/add_circle:"):
-    download_tab, darknet_tab, onnx_tab = st.tabs(["Download weights", "Upload Darknet", "Upload ONNX"])
+                 icon=":material/add_circle:", key="det_add_expander"):
+    download_tab, darknet_tab, onnx_tab = st.tabs(["Download weights", "Upload Darknet", "Upload ONNX"],
+                                                  key="det_add_tabs")
     with download_tab:
         manager = job_manager()
         for spec in registry.REGISTRY.values():
@@ -258,15 +277,15 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
         cfg_file = st.file_uploader("cfg", type=["cfg"], key="det_up_cfg")
         weights_file = st.file_uploader("weights", type=["weights"], key="det_up_weights")
         names_file = st.file_uploader("names (one class per line)", type=["names", "txt"], key="det_up_names")
-        if st.button("Check and add", disabled=not (cfg_file and weights_file and names_file), key="det_up_go"):
-            with user_errors():
+        missing_files = [kind for kind, file in (("cfg", cfg_file), ("weights", weights_file), ("names", names_file))
+                         if file is None]
+        why_disabled(f"Upload the {' and '.join(missing_files)} file(s) first." if missing_files else None)
+        if st.button("Check and add", disabled=bool(missing_files), key="det_up_go"):
+            with user_errors(), st.spinner("Checking the model…"):
                 saved = registry.save_upload((cfg_file.name, cfg_file.getvalue()),
                                              (weights_file.name, weights_file.getvalue()),
                                              (names_file.name, names_file.getvalue()), current_actor().owner)
-                flash("success", saved.message)
-                state.det_model = saved.model.key
-                remember_model()
-                st.rerun()
+                select_added_model(saved.model.key, saved.message)
     with onnx_tab:
         onnx_file = st.file_uploader("ONNX detector (YOLOv5/v7, YOLOv8/11, YOLOX, NMS inside)", type=["onnx"],
                                      key="det_up_onnx")
@@ -274,18 +293,14 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
                               key="det_up_onnx_family")
         onnx_names = st.file_uploader("names, when the model carries none (default: COCO's 80 classes)",
                                       type=["names", "txt"], key="det_up_onnx_names")
+        why_disabled("Upload an .onnx file first." if onnx_file is None else None)
         if st.button("Check and add", disabled=onnx_file is None, key="det_up_onnx_go"):
             with user_errors(), st.spinner("Checking the model…"):
                 names = (parse_names(onnx_names.getvalue().decode("utf-8", "replace"), onnx_names.name)
                          if onnx_names else None)
                 saved = onnx_store.save_onnx(onnx_file.name, onnx_file.getvalue(), names, family,
                                              current_actor().owner)
-                flash("success", saved.message)
-                if saved.warning:
-                    flash("warning", saved.warning)
-                state.det_model = f"onnx:{saved.info.stem}"
-                remember_model()
-                st.rerun()
+                select_added_model(f"onnx:{saved.info.stem}", saved.message, saved.warning)
 
 if loaded is None:
     st.stop()
@@ -363,17 +378,21 @@ if compare and images:
     pair = (backend_name, others[0])
     with user_errors(), st.spinner("Running both backends…"):
         runs = {b: network_result(("compare", active_key, b, input_size, letterbox, image_id),
-                                  lambda b=b: run_network(active_key, b, name, pixels, input_size, letterbox, raw=True))
+                                  lambda b=b: compared_run(active_key, b, name, pixels, input_size, letterbox))
                 for b in pair}
         first, second = (runs[b][1] for b in pair)
         difference = max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(first, second))
         st.subheader(f"{pair[0]} and {pair[1]} side by side", divider="gray")
         cols = st.columns(4)
         cols[0].metric("max |difference| of raw outputs", f"{difference:.2e}")
-        times = {b: runs[b][0].timings_ms.get("inference", 0.0) for b in pair}
+        times = {b: runs[b][2] for b in pair}
         for column, b in zip(cols[1:3], pair):
-            column.metric(f"{b} inference", f"{times[b]:.0f} ms")
-        cols[3].metric(f"{pair[0]} / {pair[1]}", f"{times[pair[0]] / max(times[pair[1]], 1e-9):.2f}")
+            column.metric(f"{b} inference (warm median)", f"{times[b].median_ms:.0f} ms",
+                          help=f"{times[b].text}; the first (cold) call, {times[b].cold_ms:.0f} ms, is excluded.")
+        cols[3].metric(f"{pair[0]} / {pair[1]} (warm)", f"{speed_ratio(times[pair[0]], times[pair[1]]):.2f}")
+        st.caption(f"Inference times: {pair[0]} {times[pair[0]].text}, {pair[1]} {times[pair[1]].text} on this "
+                   f"image; each backend's first (cold) call ({times[pair[0]].cold_ms:.0f} ms and "
+                   f"{times[pair[1]].cold_ms:.0f} ms) loads and prepares the model and is excluded.")
         pictures = st.columns(2)
         for column, b in zip(pictures, pair):
             found = select(runs[b][0].candidates, score, nms, wanted)
@@ -420,9 +439,11 @@ def show_batch_job(manager, job) -> None:
                                    key=f"det_batch_{job.id}_{file}")
 
 
-with st.expander("Batch: a zip or many photos as a background job", icon=":material/dynamic_feed:"):
+with st.expander("Batch: a zip or many photos as a background job", icon=":material/dynamic_feed:",
+                 key="det_batch_expander"):
     batch_files = st.file_uploader("Photos or zips", type=IMAGE_TYPES + ["zip"], accept_multiple_files=True,
                                    key="det_batch_files")
+    why_disabled(None if batch_files else "Add photos or zips first.")
     if st.button("Start batch job", disabled=not batch_files, icon=":material/play_arrow:", key="det_batch_go"):
         with user_errors():
             submit_batch(job_manager(), active_key, backend_name, [(f.name, f.getvalue()) for f in batch_files],

@@ -17,7 +17,10 @@ START_HERE = (
                             "stop, resume and compare runs."),
     ("transfer_learning.py", "Compare training from scratch with pretrained backbones, and see what "
                              "a model looks at with Grad-CAM."),
-    ("style_transfer.py", "Or make pictures: neural style transfer and stained-glass silhouettes."),
+    ("tissue_map.py", "Classify a whole image tile by tile with your model: class map, areas in mm², "
+                      "tumour-stroma ratio, QuPath GeoJSON."),
+    ("style_transfer.py", "Or make pictures: fast (Magenta) or Gatys (VGG19) style transfer and stained-glass "
+                          "silhouettes."),
     ("detector.py", "Or find objects in photos with YOLO."),
 )
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import style_adapters as ui
 from dashboard.adapters import job_manager
-from dashboard.widgets import STATUS_ICONS, job_stop_button, md, synthetic_badge, user_errors
+from dashboard.widgets import STATUS_ICONS, job_stop_button, link_to_page, md, synthetic_badge, user_errors
 from services.models import weights as registry
 from services.style import builtin_images, fast_models, masks, submit
 from services.style.losses import STYLE_LAYERS, LossWeights
@@ -91,6 +91,8 @@ def vgg19_panel() -> str | None:
         return registry.IMAGENET
     st.warning(f"**VGG19 ImageNet weights are not available.** {status.reason}\n\n{status.fix}",
                icon=":material/warning:")
+    link_to_page("transfer_learning.py", "Upload the VGG19 weights file on Transfer learning (Backbones and their "
+                 "ImageNet weights)", icon=":material/upload:")
     if status.state == registry.DOWNLOADABLE and st.button("Download VGG19 weights", icon=":material/download:"):
         with user_errors():
             submit.submit_vgg19_download(manager)

@@ -42,7 +42,7 @@ usage = data_root_usage(str(get_settings().data_root))
 st.caption(f"Data root: {sum(row['bytes'] for row in usage) / 1e6:,.1f} MB in all.")
 st.dataframe(pd.DataFrame([{"folder": row["folder"], "MB": row["bytes"] / 1e6} for row in usage]),
              hide_index=True, column_config={"MB": st.column_config.NumberColumn(format="%.1f")})
-with st.form("cleanup"):
+with st.form("cleanup", enter_to_submit=False):
     days = st.number_input("Delete ended background jobs (their previews, results and staged inputs) older than "
                            "this many days", min_value=0.0, max_value=3650.0, value=7.0, step=1.0)
     if st.form_submit_button("Delete old jobs", icon=":material/delete_sweep:"):

@@ -9,10 +9,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard import choices
 from dashboard import tissuemap_adapters as ui
+from dashboard.feedback import flash, show_flashes
 from dashboard.adapters import job_manager
 from dashboard.widgets import (
     job_status_line, job_stop_button, live_job_progress, md, show_image, synthetic_badge, user_errors,
+    why_disabled,
 )
 from services.config import confine, get_settings
 from services.errors import UserFacingError
@@ -40,7 +43,8 @@ manager = job_manager()
 def kather_large_panel() -> tuple[Path | None, float | None]:
     images = kather_large.installed_images()
     if images:
-        chosen = st.selectbox("Image", images, format_func=lambda p: p.name, key="tm_kather_image")
+        chosen = st.selectbox("Image", images, format_func=lambda p: p.name, key="tm_kather_image",
+                              persist_state="session")
         return chosen, kather_large.MPP
     st.info(f"The ten 5000x5000 px images ({kather_large.SIZE / 1e6:,.0f} MB zip, Zenodo record 53169, CC BY 4.0) "
             "are not downloaded yet.")
@@ -58,7 +62,7 @@ def kather_large_panel() -> tuple[Path | None, float | None]:
 
 def image_choice() -> tuple[Path | None, float | None]:
     """(image path, default microns per pixel) of the chosen image."""
-    source = st.radio("Image", [DEMO, KATHER, PATH, UPLOAD], horizontal=True, key="tm_source")
+    source = st.radio("Image", [DEMO, KATHER, PATH, UPLOAD], horizontal=True, key="tm_source", persist_state="session")
     if source == DEMO:
         synthetic_badge("synthetic demo mosaic")
         return ui.demo_mosaic(str(get_settings().data_root)), KATHER_MPP
@@ -86,7 +90,8 @@ def image_choice() -> tuple[Path | None, float | None]:
 # --- model ---------------------------------------------------------------------------------------
 
 def model_choice():
-    kind = st.radio("Model", ["Trained run", "ONNX classifier"], horizontal=True, key="tm_model_kind")
+    kind = st.radio("Model", ["Trained run", "ONNX classifier"], horizontal=True, key="tm_model_kind",
+                    persist_state="session")
     if kind == "ONNX classifier":
         path = st.text_input("ONNX file under the data root", key="tm_onnx_path")
         names = st.text_input("Class names in output order (comma-separated)", key="tm_onnx_classes",
@@ -99,12 +104,12 @@ def model_choice():
             return onnx_choice(path, names.split(","), field_um=field)
         return None
     with user_errors():
-        choices = ui.run_models()
-        if not choices:
+        runs = ui.run_models()
+        if not runs:
             st.info("No finished run with a saved model yet: train one on the **Training monitor** or "
                     "**Transfer learning** page first.")
             return None
-        choice = st.selectbox("Run", choices, key="tm_run", index=best_held_out(choices),
+        choice = st.selectbox("Run", runs, key="tm_run", index=best_held_out(runs), persist_state="session",
                               format_func=lambda c: c.label + (" · synthetic data" if c.synthetic else ""),
                               help="The run with the best held-out accuracy is chosen first.")
         if choice.synthetic:
@@ -138,12 +143,20 @@ def settings_panel(path: Path, default_mpp: float | None, choice) -> dict | None
             st.warning(md(note))
         if view.synthetic:
             synthetic_badge("synthetic image")
-        mpp = view.mpp
-        if mpp:
+        mpp = view.mpp or default_mpp
+        if view.mpp:
             st.caption(f"Resolution from the file: {mpp:.3f} µm/px")
+        elif default_mpp:
+            st.caption(f"Resolution of this image set: {mpp:.3f} µm/px")
         else:
-            mpp = st.number_input("Microns per pixel (the file does not say)", MPP_RANGE[0], MPP_RANGE[1],
-                                  float(default_mpp or KATHER_MPP), step=0.005, format="%.3f", key="tm_mpp")
+            mpp = st.number_input("Microns per pixel (the file does not say: enter the scanner's value)",
+                                  MPP_RANGE[0], MPP_RANGE[1], None, step=0.005, format="%.3f", key="tm_mpp",
+                                  placeholder="e.g. 0.5 at 20x, 0.25 at 40x")
+            if mpp is None:
+                st.info("This file does not say how many microns a pixel is. Enter it above: the tiles must "
+                        "cover the field of view the model was trained on, and areas in mm² depend on it.",
+                        icon=":material/straighten:")
+                return None
         left, right = st.columns(2)
         threshold = left.slider("Tissue threshold (colour saturation)", 0, 80, int(view.suggested_threshold),
                                 key="tm_threshold", help="Pixels more saturated than this are tissue; glass is not.")
@@ -169,6 +182,7 @@ def settings_panel(path: Path, default_mpp: float | None, choice) -> dict | None
 # --- result --------------------------------------------------------------------------------------
 
 CLASS_MAP, CONFIDENCE, ENTROPY = "Class map", "Confidence (max probability)", "Uncertainty (entropy)"
+FIGURE_HEIGHT = 620
 
 
 def shown_image(tissue_map, pixels: np.ndarray, layer: str, opacity: float, visible: list[str], *,
@@ -196,9 +210,14 @@ def overlay_figure(tissue_map, image: np.ndarray) -> go.Figure:
     ys = [(y + grid.tile / 2) / factor for (_, y), _ in centres]
     labels = [tissue_map.classes[i] for i in tissue_map.tile_probabilities.argmax(axis=1)]
     scatter = go.Scattergl if len(xs) > 3000 else go.Scatter
-    figure.add_trace(scatter(x=xs, y=ys, mode="markers", marker={"size": 8, "opacity": 0.02}, text=labels,
+    # One invisible square per tile, as large as the tile is on screen at the initial zoom (the
+    # figure is FIGURE_HEIGHT px high at most): a click anywhere on a tile selects it.
+    tile_on_screen = grid.tile / factor * FIGURE_HEIGHT / max(image.shape[0], 1)
+    figure.add_trace(scatter(x=xs, y=ys, mode="markers", text=labels,
+                             marker={"size": max(8.0, tile_on_screen), "symbol": "square", "opacity": 0.02},
                              hovertemplate="%{text}<extra></extra>", name="tiles"))
-    figure.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=620, dragmode="pan", showlegend=False)
+    figure.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=FIGURE_HEIGHT, dragmode="pan",
+                         showlegend=False)
     height, width = image.shape[:2]
     figure.update_xaxes(visible=False, range=[-0.5, width - 0.5])
     figure.update_yaxes(visible=False, range=[height - 0.5, -0.5], scaleanchor="x")
@@ -361,27 +380,37 @@ with setup:
     path, default_mpp = image_choice()
     choice = model_choice()
     params = settings_panel(path, default_mpp, choice) if path is not None else None
-    ready = params is not None and choice is not None
-    if st.button("Start", type="primary", icon=":material/play_arrow:", disabled=not ready, key="tm_start"):
+    missing = [what for what, absent in (("an image", path is None), ("a model", choice is None),
+                                         ("complete image settings (see above)", path is not None and params is None))
+               if absent]
+    button, why = st.columns([1, 4], vertical_alignment="center")
+    if button.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(missing), key="tm_start"):
         with user_errors():
             title = f"Map of {Path(params['image']['path']).name} with {choice.label}"[:120]
             job_id = manager.submit(KIND, title, {**params, "model": choice.to_params(), "batch_size": 32})
-            st.session_state["tm_selected"] = job_id
-            st.toast("Map queued; it runs in the background (you may close the tab).")
+            choices.select_next("tm_job", job_id)
+            st.session_state["tm_started"] = job_id
+            flash("tm-start", "Map queued: it runs in the background (you may close the tab); it is selected "
+                              "under Maps.", "info")
+            st.rerun()
+    why_disabled("Start needs " + " and ".join(missing) + "." if missing else None, why)
+    show_flashes("tm-start")
+    started = manager.get(st.session_state["tm_started"]) if st.session_state.get("tm_started") else None
+    if started is not None:
+        st.fragment(lambda: live_job_progress(manager, started.id, "tm-start-stop", "tm_live"),
+                    run_every=1.0 if started.active else None)()
 
 with results:
     jobs = manager.list(kind=KIND)
     if not jobs:
         st.info("No maps yet: choose an image and a model under **New map** and press Start.")
     else:
-        ids = [job.id for job in jobs]
-        selected = st.session_state.get("tm_selected")
-        index = ids.index(selected) if selected in ids else 0
-        state = st.selectbox("Map", jobs, index=index, key="tm_job",
-                             format_func=lambda j: f"{j.title} · {j.status_text}")
+        chosen = choices.job_picker("Map", jobs, "tm_job", lambda j: f"{j.title} · {j.status_text}")
+        state = next(job for job in jobs if job.id == chosen)
         if state.active:
             st.session_state["tm_live"] = state.id
-        st.fragment(lambda: live_job_progress(manager, state.id, "tm-stop", "tm_live"), run_every=1.0 if state.active else None)()
+        st.fragment(lambda: live_job_progress(manager, state.id, "tm-stop", "tm_live"),
+                    run_every=1.0 if state.active else None)()
         if state.status == "finished":
             with user_errors():
                 result_panel(state)

@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.datasets_adapters import thumbnail
+from dashboard.feedback import flash, show_flashes
 from dashboard.training_adapters import first_layer_view, ingest_address, run_store
 from dashboard.widgets import STATUS_ICONS, job_status_line, md, show_image, synthetic_badge, user_errors
 from services.datasets import sources, splits
@@ -36,6 +37,8 @@ with user_errors():
 if store is None:
     st.stop()
 
+# Where the page says what a button did.
+RUNS, CLEANUP, DETAILS = "training-runs", "training-cleanup", "training-details"
 DEVICES = {"auto": "all local GPUs (MirroredStrategy when several), else CPU", "none": "one device",
            "mirrored": "MirroredStrategy over every local device"}
 
@@ -62,10 +65,12 @@ def tb_import_status(job_id: str) -> None:
 # --- start a run -------------------------------------------------------------------------------
 with st.expander("Start a training run", icon=":material/play_arrow:", expanded=not store.list_runs()):
     top_left, top_right = st.columns(2)
-    dataset = top_left.selectbox("Dataset", [info.name for info in sources.list_datasets()])
+    dataset = top_left.selectbox("Dataset", [info.name for info in sources.list_datasets()], key="train_dataset",
+                                 persist_state="session")
     split = top_right.selectbox("Split", [None, *(splits.list_splits(dataset) if dataset else [])],
-                                format_func=lambda s: s or "new split grouped by source image (60/20/20)")
-    with st.form("start_run"):
+                                format_func=lambda s: s or "new split grouped by source image (60/20/20)",
+                                key="train_split", persist_state="session")
+    with st.form("start_run", enter_to_submit=False):
         left, middle, right = st.columns(3)
         model = left.selectbox("Model", model_names(standalone=True), format_func=lambda n: f"{n} — {DESCRIPTIONS.get(n, '')}")
         devices = left.selectbox("Devices", list(DEVICES), format_func=DEVICES.get)
@@ -89,7 +94,8 @@ with st.expander("Start a training run", icon=":material/play_arrow:", expanded=
                 st.session_state["selected_runs"] = [run_id]
                 st.toast("Run queued; it starts as soon as a training slot is free.")
 
-with st.expander("Log a script on another machine, or import TensorBoard files", icon=":material/cloud_upload:"):
+with st.expander("Log a script on another machine, or import TensorBoard files", icon=":material/cloud_upload:",
+                 key="train_remote_expander"):
     url, token = ingest_address()
     st.caption("Add the callback to any Keras `fit` (install it there with `pip install <this repository>`; "
                "no Streamlit needed). Events wait in a local spool while this dashboard is unreachable.")
@@ -109,6 +115,7 @@ with st.expander("Log a script on another machine, or import TensorBoard files",
         st.fragment(lambda: tb_import_status(tb_job.id), run_every=1.0 if tb_job.active else None)()
 
 # --- runs table --------------------------------------------------------------------------------
+show_flashes(RUNS)
 runs = store.list_runs()
 if not runs:
     st.info("No runs yet: start one above, or add `DashboardCallback` to your own `model.fit`.")
@@ -142,7 +149,7 @@ def runs_table() -> None:
 
 runs_table()
 
-with st.expander("Clean up old runs", icon=":material/cleaning_services:"):
+with st.expander("Clean up old runs", icon=":material/cleaning_services:", key="train_cleanup_expander"):
     days = st.number_input("Ended more than this many days ago", 0.0, 3650.0, 30.0, key="cleanup_days")
     statuses = st.multiselect("With status", ["failed", "stopped", "interrupted", "diverged", "finished"],
                               default=["failed", "stopped", "interrupted", "diverged"], key="cleanup_statuses")
@@ -156,9 +163,10 @@ with st.expander("Clean up old runs", icon=":material/cleaning_services:"):
             for run in candidates:
                 if actor.can_delete(run.owner):
                     store.delete_run(run.id)
-            if kept:
-                st.toast(f"{len(kept)} run(s) belong to others and were kept.")
+            flash(CLEANUP, f"Deleted {len(candidates) - len(kept)} run(s)."
+                  + (f" {len(kept)} run(s) belong to others and were kept." if kept else ""))
             st.rerun()
+    show_flashes(CLEANUP)
 
 if "selected_runs" not in st.session_state:
     st.session_state["selected_runs"] = [runs[0].id]
@@ -231,6 +239,7 @@ def run_actions(run) -> None:
             with user_errors():
                 current_actor().check_can_delete(run.owner, what=f"the run {run.name!r}")
                 store.delete_run(run.id)
+                flash(RUNS, f"Deleted the run {run.name}.")
                 st.rerun()
     columns[3].download_button("Metrics CSV", lambda: overview.metrics_csv(store, run.id),
                                f"{run.id}-metrics.csv", "text/csv", icon=":material/download:", on_click="ignore")
@@ -268,13 +277,13 @@ def summary_metrics(run) -> None:
 
 
 def notes_editor(run) -> None:
-    with st.form(f"notes-{run.id}"):
+    with st.form(f"notes-{run.id}", enter_to_submit=False):
         notes = st.text_area("Notes", run.notes, key=f"notes-text-{run.id}")
         tags = st.text_input("Tags (comma-separated)", ", ".join(run.tags), key=f"tags-{run.id}")
         if st.form_submit_button("Save notes", icon=":material/save:"):
             with user_errors():
                 store.set_notes(run.id, notes, tags.split(","))
-                st.toast("Saved.")
+                flash(DETAILS, f"Saved the notes and tags of {run.name}.")
                 st.rerun()  # the runs table above shows the new tags
 
 
@@ -328,6 +337,7 @@ def learned_filters(run, predictions: pd.DataFrame) -> None:
 
 
 st.subheader("Run details")
+show_flashes(DETAILS)
 chosen = st.selectbox("Run", selected, format_func=lambda i: run_label(by_id[i]))
 
 

@@ -6,10 +6,11 @@ model service: this page never imports TensorFlow."""
 import pandas as pd
 import streamlit as st
 
+from dashboard import choices
 from dashboard import transfer_adapters as views
 from dashboard.adapters import job_manager
 from dashboard.training_adapters import run_store
-from dashboard.widgets import job_status_line, job_stop_button, synthetic_badge, user_errors
+from dashboard.widgets import job_status_line, job_stop_button, synthetic_badge, user_errors, why_disabled
 from services.datasets import index, sources, splits
 from services.metrics import formatting
 from services.metrics.intervals import proportion
@@ -25,12 +26,12 @@ st.caption("Book ch. 4 and 8: train from scratch (A), freeze a pretrained backbo
 manager = job_manager()
 
 # --- backbones ------------------------------------------------------------------------------------
-with st.expander("Backbones and their ImageNet weights", icon=":material/download:"):
+with st.expander("Backbones and their ImageNet weights", icon=":material/download:", key="tl_weights_expander"):
     st.dataframe(pd.DataFrame([{"backbone": s.name, "weights": s.state, "details": s.reason, "fix": s.fix}
                                for s in registry.all_statuses()]), hide_index=True, column_config={
         "backbone": st.column_config.TextColumn(width="small"), "weights": st.column_config.TextColumn(width="small"),
         "details": st.column_config.TextColumn(width="large"), "fix": st.column_config.TextColumn(width="large")})
-    chosen = st.selectbox("Backbone", list(registry.BACKBONES), key="tl_weights_backbone",
+    chosen = st.selectbox("Backbone", list(registry.BACKBONES), key="tl_weights_backbone", persist_state="session",
                           format_func=lambda name: registry.spec(name).title)
     backbone_spec = registry.spec(chosen)
     status = registry.weights_status(chosen)
@@ -69,7 +70,7 @@ with st.expander("Backbones and their ImageNet weights", icon=":material/downloa
 st.subheader("Compare strategies")
 datasets = [info.name for info in sources.list_datasets()]
 left, right = st.columns(2)
-dataset = left.selectbox("Dataset", datasets, key="tl_dataset")
+dataset = left.selectbox("Dataset", datasets, key="tl_dataset", persist_state="session")
 saved = splits.list_splits(dataset) if dataset else []
 if not saved:
     right.info("This dataset has no saved split yet (the Dataset explorer makes them).")
@@ -79,31 +80,35 @@ if not saved:
             splits.save_split(dataset, "grouped", splits.make_split(frame, method="grouped"))
             st.session_state["tl_split"] = "grouped"
             st.rerun()
-split = right.selectbox("Saved split", saved, key="tl_split")
+choices.keep_valid("tl_split", saved)  # a split of the dataset chosen before is no choice here
+split = right.selectbox("Saved split", saved, key="tl_split", persist_state="session")
 strategies = st.pills("Strategies", list(STRATEGIES), selection_mode="multi", default=["B", "C"],
-                      format_func=lambda key: STRATEGIES[key].title, key="tl_strategies")
+                      format_func=lambda key: STRATEGIES[key].title, key="tl_strategies", persist_state="session")
 with st.popover("What the strategies do", icon=":material/help:"):
     for strategy in STRATEGIES.values():
         st.markdown(f"**{strategy.title}** — {strategy.description}")
 left, middle, right = st.columns(3)
-backbones = left.multiselect("Backbones", list(registry.BACKBONES), default=["mobilenet_v2"], key="tl_backbones")
+backbones = left.multiselect("Backbones", list(registry.BACKBONES), default=["mobilenet_v2"], key="tl_backbones",
+                             persist_state="session")
 weights = left.radio("Backbone weights", ["imagenet", "random"], horizontal=True, key="tl_weights",
+                     persist_state="session",
                      format_func=lambda w: "ImageNet" if w == "imagenet" else "random init (untrained baseline)")
 scratch = left.multiselect("Models for A (from scratch)", list(experiments.SCRATCH_MODELS), default=["cnn_v1"],
-                           key="tl_scratch") if "A" in (strategies or []) else []
-image_size = middle.number_input("Image size (px)", 8, 1024, 150, key="tl_size")
-epochs = middle.number_input("Epochs", 1, 1000, 5, key="tl_epochs")
-batch_size = right.number_input("Batch size", 1, 1024, 32, key="tl_batch")
-fine_tune_epochs = right.number_input("Fine-tuning epochs (D)", 1, 1000, 3, key="tl_ft_epochs")
+                           key="tl_scratch", persist_state="session") if "A" in (strategies or []) else []
+image_size = middle.number_input("Image size (px)", 8, 1024, 150, key="tl_size", persist_state="session")
+epochs = middle.number_input("Epochs", 1, 1000, 5, key="tl_epochs", persist_state="session")
+batch_size = right.number_input("Batch size", 1, 1024, 32, key="tl_batch", persist_state="session")
+fine_tune_epochs = right.number_input("Fine-tuning epochs (D)", 1, 1000, 3, key="tl_ft_epochs", persist_state="session")
 head_pooling, folds = "flatten", 0
 if "C" in (strategies or []):
-    head_pooling = middle.radio("Head of C", list(POOLINGS), horizontal=True, key="tl_pooling",
+    head_pooling = middle.radio("Head of C", list(POOLINGS), horizontal=True, key="tl_pooling", persist_state="session",
                                 format_func=POOLINGS.get,
                                 help="Global average pooling keeps only the channels: far fewer head weights "
                                      "on large feature maps (MobileNetV2: 1,280 instead of 32,000 at 150 px).")
     folds = right.number_input("Cross-validation folds for C (0: none)", 0, experiments.MAX_FOLDS, 0,
-                               key="tl_folds", help="k-fold cross-validation grouped by source image over "
-                                                    "every tile of the split: mean and spread. For small datasets.")
+                               key="tl_folds", persist_state="session",
+                               help="k-fold cross-validation grouped by source image over "
+                                    "every tile of the split: mean and spread. For small datasets.")
 
 spec = experiments.ExperimentSpec(
     dataset=dataset, split=split or "", strategies=list(strategies or []), backbones=backbones, weights=weights,
@@ -119,11 +124,13 @@ if planned:
 if weights == "random":
     st.caption(":orange-badge[random init] Backbones start from random weights: an untrained baseline, "
                "not transfer learning.")
-if st.button("Run comparison", icon=":material/play_arrow:", type="primary",
-             disabled=not split or not any(p.enabled for p in planned)):
+why_not = experiments.why_not_runnable(spec, planned)
+button, reason = st.columns([1, 3], vertical_alignment="center")
+why_disabled(why_not, reason)
+if button.button("Run comparison", icon=":material/play_arrow:", type="primary", disabled=bool(why_not)):
     with user_errors():
         new_job = experiments.start_experiment(manager, spec)
-        st.session_state["tl_job"] = new_job  # show the new one at once
+        choices.select_next("tl_job", new_job)  # the comparison below shows the new one
         st.toast("Comparison queued; its runs also appear in the Training monitor.")
 
 # --- one comparison -------------------------------------------------------------------------------
@@ -131,17 +138,7 @@ jobs = views.experiment_jobs(manager)
 if not jobs:
     st.info("No comparison yet: choose strategies and backbones above and press Run comparison.")
     st.stop()
-ids = [job.id for job in jobs]
-labels = {job.id: views.experiment_label(job) for job in jobs}
-# The labels carry each job's status; a selectbox keeps showing its old label text when only the
-# labels change (a Streamlit limitation), so the widget is keyed by the labels and the choice
-# is kept in "tl_job" across such changes.
-picker_key = f"tl_pick_{views.labels_digest(labels)}"
-selected = st.session_state.get("tl_job")
-job_id = st.selectbox("Comparison", ids, index=ids.index(selected) if selected in ids else 0,
-                      format_func=lambda i: labels.get(i, i), key=picker_key,
-                      on_change=lambda: st.session_state.update(tl_job=st.session_state[picker_key]))
-st.session_state["tl_job"] = job_id
+job_id = choices.job_picker("Comparison", jobs, "tl_job", views.experiment_label)
 state = manager.get(job_id)
 
 

@@ -14,6 +14,8 @@ from services.datasets.demo import DEMO_NAME
 from services.detection import registry as detectors
 from services.models import weights
 from services.models.backbones import BACKBONES
+from services.style import fast_models
+from services.tissuemap import kather_large
 
 READY, DEMO = "ready", "demo"
 _MB = 1_000_000
@@ -49,7 +51,8 @@ def _has_real_dataset() -> bool:
         return True
     folder = get_settings().datasets_dir
     try:
-        return any(entry.is_dir() and entry.name != DEMO_NAME and not entry.name.startswith((".", "_"))
+        return any(entry.is_dir() and entry.name not in (DEMO_NAME, kather_large.FOLDER_NAME)
+                   and not entry.name.startswith((".", "_"))
                    for entry in folder.iterdir())
     except OSError:
         return False
@@ -103,11 +106,44 @@ def _transfer_page(real_data: bool, offline: bool) -> PageReadiness:
     return PageReadiness("transfer_learning.py", DEMO, now, "; ".join(needs))
 
 
+def _magenta_present() -> bool:
+    return all((fast_models.folder() / item.file_name).is_file() for item in fast_models.files_for())
+
+
 def _style_page(offline: bool) -> PageReadiness:
-    if "vgg19" in BACKBONES and _backbone_present("vgg19"):
-        return PageReadiness("style_transfer.py", READY, "neural style transfer and silhouettes work")
-    return PageReadiness("style_transfer.py", DEMO, "silhouettes work; neural style transfer needs VGG19",
-                         _backbone_download("vgg19", offline))
+    engines = {"fast style transfer (Magenta networks)": _magenta_present(),
+               "Gatys optimisation (VGG19)": "vgg19" in BACKBONES and _backbone_present("vgg19")}
+    working = [name for name, present in engines.items() if present]
+    if len(working) == len(engines):
+        return PageReadiness("style_transfer.py", READY, "silhouettes, " + " and ".join(working) + " work")
+    needs = []
+    if not engines["fast style transfer (Magenta networks)"]:
+        files = fast_models.files_for()
+        needs.append(f"the Magenta style networks ({sum(f.size for f in files) / _MB:.0f} MB): " + _how(
+            offline, "the page's download button", " and ".join(f.file_name for f in files),
+            display_path(fast_models.folder())))
+    if not engines["Gatys optimisation (VGG19)"]:
+        needs.append(_backbone_download("vgg19", offline))
+    missing = [name for name in engines if name not in working]
+    return PageReadiness("style_transfer.py", DEMO, ", ".join(["silhouettes", *working]) + " work; "
+                         + " and ".join(missing) + " need files", "; ".join(needs))
+
+
+def _tissue_map_page(real_data: bool, offline: bool) -> PageReadiness:
+    images = bool(kather_large.installed_images())
+    if images and real_data:
+        return PageReadiness("tissue_map.py", READY, "maps the Kather 2016 larger images, or your own, with a "
+                                                     "model you train")
+    needs = []
+    if not images:
+        needs.append(f"Kather 2016 larger images ({kather_large.SIZE / _MB:.0f} MB): " + _how(
+            offline, "one click on the Tissue map page", kather_large.FILE_NAME,
+            display_path(kather_large.download_path().parent)))
+    if not real_data:
+        needs.append("a model trained on real tiles (a real dataset on the Dataset explorer, then the Training "
+                     "monitor)")
+    return PageReadiness("tissue_map.py", DEMO, "maps the synthetic demo mosaic or your own image with a model "
+                                                "trained here", "; ".join(needs))
 
 
 def _detector_page(offline: bool) -> PageReadiness:
@@ -128,5 +164,5 @@ def readiness() -> Readiness:
     real_data = _has_real_dataset()
     pages = [PageReadiness("system.py", READY, "device report and speed probe"),
              *_data_pages(real_data, offline), _transfer_page(real_data, offline),
-             _style_page(offline), _detector_page(offline)]
+             _tissue_map_page(real_data, offline), _style_page(offline), _detector_page(offline)]
     return Readiness(offline, real_data, tuple(pages))

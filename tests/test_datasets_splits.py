@@ -101,3 +101,12 @@ def test_split_summary_lists_classes_in_label_order_with_totals(data_root):
     assert table.index.tolist() == ["ZEBRA", "ANT", "total"]
     assert table.columns.tolist() == ["train", "val", "test", "total"]
     assert table.loc["total", "total"] == 12
+
+
+def test_a_class_with_no_tiles_in_a_split_part_is_named(data_root):
+    frame = _frame(data_root, classes=("01_TUMOR", "08_EMPTY"), sources=3, tiles_per_source=2)
+    split = frame.assign(split=[splits.SPLITS[i % 3] for i in range(len(frame))])
+    assert splits.empty_classes(split) == []
+    split.loc[split["label"] == "EMPTY", "split"] = "train"  # as a grouped split of few source images may do
+    assert splits.empty_classes(split) == [("EMPTY", "val"), ("EMPTY", "test")]
+    assert splits.empty_classes(split, fractions=(0.8, 0.0, 0.2)) == [("EMPTY", "test")]  # no val asked for

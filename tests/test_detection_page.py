@@ -91,7 +91,10 @@ def test_side_by_side_through_the_model_service_shows_both_pictures(page):
     assert not app.error, app.error[0].value
     metrics = {m.label: m.value for m in app.metric}
     assert float(metrics["max |difference| of raw outputs"]) <= 1e-3
-    assert {"OpenCV inference", "TensorFlow inference", "OpenCV / TensorFlow"} <= set(metrics)
+    assert {"OpenCV inference (warm median)", "TensorFlow inference (warm median)",
+            "OpenCV / TensorFlow (warm)"} <= set(metrics)
+    timing = next(c.value for c in app.caption if c.value.startswith("Inference times:"))
+    assert timing.count("3 warm runs") == 2 and "cold" in timing and "excluded" in timing
     captions = [c for image in app.get("image") for c in image.captions]
     assert len(captions) == 3 and captions[1].startswith("OpenCV: ") and captions[2].startswith("TensorFlow: ")
     # the photo, then both backends' pictures side by side

@@ -1,10 +1,11 @@
 """Real browser: the Dataset explorer generates the demo set, shows counts and tiles, follows a
 class change, enlarges a thumbnail in a dialog, and imports an uploaded zip under a name taken
-from its file name."""
+from its file name, saying so and selecting it when the import is done."""
 
 import pytest
 
 from tests.conftest import wait_for_app
+from tests.e2e_helpers import assert_clean, selected, timed_click
 from tests.datasets_helpers import make_dataset, zip_bytes
 
 pytestmark = pytest.mark.e2e
@@ -60,10 +61,12 @@ def test_uploaded_zip_is_named_from_its_file_and_imported(browser_page, streamli
     page.wait_for_function("() => [...document.querySelectorAll('input')].some(i => i.value === 'my_tiles')")
     assert name.input_value() == "my_tiles"
     wait_for_app(page)
-    page.get_by_role("button", name="Import").click()
-    page.wait_for_timeout(500)
-    page.locator("[data-testid='stSelectbox']").filter(has_text="Dataset").first.click()
-    page.get_by_role("option", name="Folder: my_tiles").wait_for(timeout=90_000)
-    page.keyboard.press("Escape")
+    timed_click(page, "explorer: Import", page.get_by_role("button", name="Import"),
+                page.get_by_text("Import my_tiles: started", exact=False))
+    page.get_by_text("Import my_tiles: done, 4 usable tiles of 4 files. The dataset is selected.").first.wait_for(
+        timeout=90_000)  # said, and selected, without a reload
+    wait_for_app(page)
+    assert selected(page, "Dataset") == "Folder: my_tiles"
+    assert_clean(page, streamlit_server)
     assert not list((streamlit_server.data_dir / "jobs").rglob("upload.zip"))  # the job deleted its copy
     page.screenshot(path=str(artifacts_dir / "dataset_explorer_import.png"), full_page=True)

@@ -220,3 +220,19 @@ def test_job_inputs_are_held_to_the_upload_caps(manager, monkeypatch):
     with pytest.raises(UserFacingError, match="DASHBOARD_MAX_UPLOAD_BYTES"):
         manager.submit("test-sleep", "too big", {}, files={"a.bin": b"x" * 11})
     assert manager.list() == []
+
+
+def test_a_finished_job_keeps_only_a_closing_message(manager, tmp_path):
+    from services.jobs.context import JobContext
+
+    class Reports:
+        def report(self, *args):
+            pass
+
+    context = JobContext(Reports(), tmp_path, {}, report_interval=60)  # every later report is throttled
+    context.progress(0.6, "epoch 2/3, about 2 s left")
+    assert context.closing_message == ""  # the work it described is over
+    context.progress(1.0, "3 compared")
+    assert context.closing_message == "3 compared"
+    state = manager.wait(manager.submit("test-sleep", "count", {"steps": 40, "seconds": 0.001}), 60)
+    assert state.status == FINISHED and state.message == "step 40/40"  # not a throttled earlier step

@@ -12,6 +12,8 @@ from streamlit.testing.v1 import AppTest
 from services import readiness
 from services.config import confine, get_settings
 from services.errors import PathOutsideRoot
+from services.style import fast_models
+from services.tissuemap import kather_large
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "dashboard" / "app.py")
@@ -34,9 +36,13 @@ def test_home_page_starts_here_and_shows_the_demo_banner(data_root):
     assert "Running on demo data" in banner
     assert "Work fully now:** System." in banner
     table = app.expander[0].markdown[0].value
-    for title in ("Dataset explorer", "Training monitor", "Transfer learning", "Style transfer", "Object detector"):
+    for title in ("Dataset explorer", "Training monitor", "Transfer learning", "Tissue map", "Style transfer",
+                  "Object detector"):
         assert title in banner and f"| {title} |" in table
-    assert "Kather" in table and "VGG19" in table and "yolov3" in table
+    assert "Kather" in table and "VGG19" in table and "Magenta" in table and "yolov3" in table
+    assert "larger images" in table
+    start_here = [link.label for link in app.get("page_link")]
+    assert "4. Tissue map" in start_here
     assert str(data_root) not in table  # places are named relative to the data root
 
 
@@ -47,6 +53,11 @@ def _install_everything(data_root: Path) -> None:
     (models / "darknet").mkdir(parents=True)
     (models / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5").write_bytes(b"x")
     (models / "darknet" / "yolov3-tiny.weights").write_bytes(b"x")
+    (models / "magenta").mkdir()
+    for item in fast_models.files_for():
+        (models / "magenta" / item.file_name).write_bytes(b"x")
+    (data_root / "datasets" / kather_large.FOLDER_NAME).mkdir()
+    (data_root / "datasets" / kather_large.FOLDER_NAME / "CRC-Prim-HE-01.tif").write_bytes(b"x")
 
 
 def test_readiness_follows_the_files_present(data_root, monkeypatch):

@@ -43,6 +43,22 @@ def test_page_without_models_says_where_to_train_one(data_root, jobs):
     assert start.disabled
 
 
+def test_a_png_without_resolution_asks_for_it_and_start_says_what_it_needs(data_root, jobs):
+    Image.fromarray(np.full((300, 400, 3), (180, 60, 120), np.uint8)).save(data_root / "slide.png")
+    app = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert any(c.value.endswith("Start needs a model.") for c in app.caption)  # the demo mosaic, no trained run
+    app.radio(key="tm_source").set_value("File under the data root").run()
+    app.text_input(key="tm_path").input("slide.png").run()
+    assert not app.exception, app.exception
+    assert app.number_input(key="tm_mpp").value is None  # asked, not assumed
+    assert any("does not say how many microns a pixel is" in i.value for i in app.info)
+    assert not any("tiles of" in c.value for c in app.caption)  # nothing measured without it
+    assert any(c.value.endswith("Start needs a model and complete image settings (see above).") for c in app.caption)
+    app.number_input(key="tm_mpp").set_value(0.5).run()
+    assert any("tiles of" in c.value for c in app.caption)
+    assert any(c.value.endswith("Start needs a model.") for c in app.caption)
+
+
 def test_page_never_imports_tensorflow(data_root):
     """In a fresh process (other tests of a session may have imported TensorFlow)."""
     script = textwrap.dedent(f"""

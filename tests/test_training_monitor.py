@@ -57,6 +57,7 @@ def test_stop_button_sets_the_flag_and_delete_removes_a_run(data_root):
     assert not app.exception
     assert store.find_run(finished) is None
     assert not store.run_dir(finished).exists()
+    assert [m.value for m in app.success] == ["Deleted the run to delete."]  # said after the rerun
 
 
 def test_confusion_matrix_slider_walks_the_epochs(data_root):
@@ -178,6 +179,8 @@ def test_notes_and_tags_are_editable(data_root):
     run = store.get_run(run_id)
     assert run.notes == "baseline, before augmentation" and run.tags == ["baseline", "cnn"]
     assert _runs_table(app).tags.iloc[0] == "baseline, cnn"
+    assert [m.value for m in app.success] == ["Saved the notes and tags of noted."]
+    assert [t.value for t in app.toast] == ["Saved the notes and tags of noted."]
 
 
 def test_untrusted_store_rows_get_no_download_and_a_damaged_run_is_shown(data_root):

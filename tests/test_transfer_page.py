@@ -35,7 +35,7 @@ def test_transfer_needs_weights_random_init_is_a_labelled_choice_and_sizes_are_c
     statuses = next(d.value for d in app.dataframe if "fix" in d.value.columns)
     from services.models.backbones import BACKBONES
 
-    assert set(statuses["weights"]) == {"missing"} and len(statuses) == len(BACKBONES)
+    assert set(statuses["weights"]) == {"needs internet"} and len(statuses) == len(BACKBONES)
 
     app.radio(key="tl_weights").set_value("random").run()
     rows = plan_rows(app)

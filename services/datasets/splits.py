@@ -133,6 +133,15 @@ def leakage_report(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(found, columns=["kind", "key", "splits", "tiles"])
 
 
+def empty_classes(frame: pd.DataFrame, fractions=(0.6, 0.2, 0.2)) -> list[tuple[str, str]]:
+    """(class, split) for each class with no tile in a split part that should have some (its
+    fraction is above 0): a grouped split of few source images easily leaves a class out of test."""
+    wanted = [part for part, share in zip(SPLITS, fractions) if share > 0]
+    counts = frame.groupby(["label", "split"]).size()
+    labels = frame.drop_duplicates("label").sort_values("label_index")["label"].tolist()
+    return [(label, part) for label in labels for part in wanted if counts.get((label, part), 0) == 0]
+
+
 def split_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Tiles per class (rows) and split (columns), with totals."""
     table = pd.crosstab(frame["label"], frame["split"], margins=True, margins_name="total")

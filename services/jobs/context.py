@@ -66,6 +66,13 @@ class JobContext:
     def result(self) -> dict[str, Any]:
         return dict(self._result)
 
+    @property
+    def closing_message(self) -> str:
+        """What a finished job says: the body's last message if it reported completion with it
+        (``progress(1.0, "12 tiles mapped")``), else nothing; a progress message such as
+        "epoch 2/3, about 2 s left" must not outlive the work it described."""
+        return (self._message or "") if self._progress >= 1.0 else ""
+
     def progress(self, fraction: float, message: str | None = None) -> None:
         value = float(fraction)
         self._progress = max(0.0, min(1.0, value)) if value == value else self._progress

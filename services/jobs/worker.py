@@ -103,7 +103,7 @@ def run_job(jobs_dir: Path, job_id: str) -> int:
     else:
         stopped = context.should_stop()
         store.finish(job_id, job_store.STOPPED if stopped else job_store.FINISHED,
-                     message="stopped on request" if stopped else None,
+                     message="stopped on request" if stopped else context.closing_message,
                      result=merge_result(context.result, returned), only_if_running=True)
     finally:
         done.set()

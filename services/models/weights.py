@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from services.access import Actor, normalize_owner
-from services.config import confine, get_settings
+from services.config import confine, display_path, get_settings
 from services.download import ProgressCallback, download
 from services.errors import UserFacingError
 from services.models.backbones import BACKBONES, BackboneSpec, spec
@@ -46,7 +46,7 @@ from services.models.weights_h5 import (
     write_full_model_file, write_weights_file,
 )
 
-PRESENT, DOWNLOADABLE, MISSING = "present", "downloadable", "missing"
+PRESENT, DOWNLOADABLE, MISSING = "present", "downloadable", "needs internet"
 IMAGENET, RANDOM = "imagenet", "random"
 MAX_SIDE = 2048
 """Largest input side accepted by :func:`check_input_size` (memory, not architecture)."""
@@ -64,7 +64,7 @@ class BadInputSize(UserFacingError):
 class WeightsStatus:
     name: str
     state: str
-    """"present", "downloadable" or "missing"."""
+    """"present", "downloadable" or "needs internet" (absent, and downloads are off)."""
     path: Path | None
     """The file that will be loaded (present) or where a download/upload will go."""
     source: str | None
@@ -168,10 +168,14 @@ def _locate(backbone: BackboneSpec) -> tuple[Path | None, str | None, bool, list
     return None, None, False, problems
 
 
+UPLOAD_PLACE = "the Transfer learning page (Backbones and their ImageNet weights)"
+"""Where a weights file is uploaded, as the messages name it."""
+
+
 def _how_to_get(backbone: BackboneSpec, target: Path) -> str:
     return (
-        f"Download {backbone.url} (about {backbone.approx_mb:g} MB) on a machine with internet and "
-        f"upload it on the weights panel, or copy it to {target}."
+        f"Needs internet: download {backbone.url} (about {backbone.approx_mb:g} MB) on a machine with internet, "
+        f"then put the file at {display_path(target)} or upload it on {UPLOAD_PLACE}."
     )
 
 
@@ -193,7 +197,7 @@ def weights_status(name: str) -> WeightsStatus:
     path, source, official, problems = _locate(backbone)
     if path is not None:
         return WeightsStatus(name, PRESENT, path, source, official,
-                             f"{_describe(path, source, official, backbone)} in the {source}: {path}", "")
+                             f"{_describe(path, source, official, backbone)} in the {source}: {display_path(path)}", "")
     target = model_cache_dir() / backbone.file_name
     problem = (" " + " ".join(problems)) if problems else ""
     if get_settings().offline:
@@ -207,7 +211,7 @@ def weights_status(name: str) -> WeightsStatus:
         f"No {backbone.title} weights cached yet; they can be downloaded (about {backbone.approx_mb:g} MB)."
         f"{problem}",
         f"Press download (or run `python -m services.models.weights download {name}`), or upload the file. "
-        + _how_to_get(backbone, target))
+        f"Without internet: put {backbone.file_name} at {display_path(target)}.")
 
 
 def all_statuses() -> list[WeightsStatus]:

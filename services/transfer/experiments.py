@@ -226,6 +226,21 @@ def experiment_job(params: dict[str, Any], context) -> dict[str, Any]:
     return {"entries": entries, "skipped": skipped, "spec": spec.to_dict()}
 
 
+def why_not_runnable(spec: ExperimentSpec, planned: list) -> str | None:
+    """Why the comparison cannot start yet (a sentence for beside the disabled button), or None."""
+    if not spec.dataset:
+        return "Choose a dataset."
+    if not spec.split:
+        return "Choose a saved split (or save one: the button above, or the Dataset explorer's Splits)."
+    if not spec.strategies:
+        return "Choose at least one strategy."
+    if not planned:
+        return "Fix the settings named in the message above."
+    if not any(item.enabled for item in planned):
+        return "None of the planned runs can run: the table above says why for each."
+    return None
+
+
 def start_experiment(manager, spec: ExperimentSpec, store_path: str | None = None) -> str:
     """Validate ``spec`` and queue it as a ``transfer`` job; returns the job id."""
     from services.datasets.splits import load_split

@@ -1,0 +1,59 @@
+"""What every browser journey checks after an action: no exception box, no traceback, no server
+path; and how long the page took to show the action's result (``feedback latency``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tests.conftest import REPO, wait_for_app
+
+LATENCIES = REPO / "build" / "test-artifacts" / "feedback-latency.jsonl"
+
+
+def assert_clean(page, server=None) -> None:
+    """No Streamlit exception box, no Python traceback text, no server path on the page."""
+    boxes = page.locator("[data-testid='stException']")
+    assert boxes.count() == 0, boxes.first.inner_text()[:2000]
+    text = page.locator("[data-testid='stApp']").inner_text()
+    assert "Traceback" not in text, text[:2000]
+    assert str(REPO) not in text
+    if server is not None:
+        assert str(server.data_dir) not in text
+
+
+def upload(page, label: str, *paths: Path) -> None:
+    """Set the files of the uploader labelled ``label`` (exactly) and wait until it lists them."""
+    uploader = page.locator("[data-testid='stFileUploader']").filter(
+        has=page.get_by_test_id("stWidgetLabel").get_by_text(label, exact=True)).first
+    uploader.locator("input[type='file']").set_input_files([str(p) for p in paths])
+    names = uploader.get_by_test_id("stFileChipName")
+    names.nth(len(paths) - 1).wait_for()
+    wait_for_app(page)
+
+
+def timed_click(page, action: str, target, result, timeout_s: float = 60.0) -> float:
+    """Click ``target`` and wait until the ``result`` locator is visible: seconds between the two,
+    recorded as ``action`` in build/test-artifacts/feedback-latency.jsonl."""
+    start = time.monotonic()
+    target.click()
+    result.first.wait_for(timeout=timeout_s * 1000)
+    seconds = time.monotonic() - start
+    LATENCIES.parent.mkdir(parents=True, exist_ok=True)
+    with LATENCIES.open("a") as out:
+        out.write(json.dumps({"action": action, "seconds": round(seconds, 3), "at": time.time()}) + "\n")
+    wait_for_app(page)
+    return seconds
+
+
+def select_option(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox whose label contains ``label``."""
+    page.locator("[data-testid='stSelectbox']").filter(has_text=label).first.click()
+    page.get_by_role("option", name=option).first.click()
+    wait_for_app(page)
+
+
+def selected(page, label: str) -> str:
+    """The text the selectbox labelled ``label`` shows."""
+    return page.get_by_role("combobox", name=label, exact=True).first.input_value()
