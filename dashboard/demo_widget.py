@@ -82,7 +82,8 @@ def real_tissue_demo() -> None:
             if newest is not None and newest.status != "finished":
                 if newest.active:
                     st.session_state["demo_live"] = newest.id
-                st.fragment(lambda: live_job_progress(manager, newest.id, "demo-stop", "demo_live"), run_every=1.0 if newest.active else None)()
+                st.fragment(lambda: live_job_progress(manager, newest.id, "demo-stop", "demo_live"),
+                            run_every=1.0 if newest.active else None)()
             busy = newest is not None and newest.active
             label = "Run the real-tissue demo again" if shown is not None else "Run the real-tissue demo"
             if st.button(label, icon=":material/play_arrow:", disabled=busy, key="demo_start",

@@ -23,6 +23,7 @@ JOURNEYS: dict[tuple[str, str], tuple[str, str]] = {
     ("dashboard/delete_control.py", "label"): ("test_ownership_pages.py", "Delete"),
     ("dashboard/delete_control.py", "'Delete permanently'"): ("test_ownership_pages.py", "Delete permanently"),
     ("dashboard/delete_control.py", "'Keep it'"): ("test_ownership_pages.py", "Keep it"),
+    ("dashboard/demo_widget.py", "label"): ("test_e2e_demo.py", "Run the real-tissue demo"),
     ("dashboard/widgets.py", "'Retry'"): ("test_lifecycle_pages.py", "Retry"),
     ("dashboard/widgets.py", "'Stop'"): ("test_e2e_lifecycle.py", "Stop"),
     ("dashboard/widgets.py", "'Resume'"): ("test_lifecycle_pages.py", "Resume"),
