@@ -118,7 +118,7 @@ def test_signed_in_user_sees_the_pages_and_who_they_are(data_root, monkeypatch):
     texts = _texts(app)
     assert r"Signed in as **Alice \<b\>Example\</b\>**" in texts  # shown literally, not as markup
     assert "You are an administrator" not in texts
-    assert [button.label for button in app.button] == ["Log out"]
+    assert [button.label for button in app.button] == ["Run the real-tissue demo", "Log out"]  # Home's own, then the session's
 
 
 def test_administrators_from_secrets_are_told_so(data_root):
