@@ -353,3 +353,19 @@ def test_hyperparameters_json_cannot_hold_still_reach_the_dashboard(endpoint, tm
     run = endpoint.store.get_run(callback.run_id)
     assert run.status == FINISHED and run.hyperparameters["(1, 2)"] == "a tuple key"
     assert run.hyperparameters["lr"] is None  # NaN is sent as null
+
+
+def test_a_run_with_impossible_times_still_has_a_model_card(data_root):
+    """A remote or hand-edited row whose times are not representable (1e300, infinity) gives a card
+    with no date, not an OverflowError on the tissue-map page or in its report."""
+    import dataclasses
+
+    from services.tissuemap.models import model_card
+    from tests.training_helpers import recorded_run
+
+    store = RunStore()
+    run = store.get_run(recorded_run(store))
+    for moment in (1e300, float("inf"), float("nan"), "yesterday"):
+        card = model_card(dataclasses.replace(run, ended=moment, started=moment))
+        assert card["trained"] is None and card["run_id"] == run.id
+    assert model_card(run)["trained"].endswith("UTC")

@@ -61,7 +61,12 @@ class ModelChoice:
 
 
 def _date(seconds) -> str | None:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds)) if seconds else None
+    """The UTC date of a stored time, or None when it is missing or no representable time (store
+    rows are untrusted: a remote script can record 1e300 or infinity)."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds)) if seconds else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def model_card(run) -> dict:
