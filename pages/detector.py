@@ -137,6 +137,11 @@ def apply_preset() -> None:
     state.det_score, state.det_nms = preset.score, preset.nms
 
 
+def wanted_classes(names: list[str]) -> list[int] | None:
+    """The class ids the class filter keeps (None: all)."""
+    return [names.index(n) for n in state.get("det_classes") or [] if n in names] or None
+
+
 def remember_model(key: str | None = None) -> None:
     state.det_model_choice = st.query_params["model"] = key or state.det_model
 
@@ -316,99 +321,108 @@ if random_weights:
                "the exact Darknet layout: the page works end to end, but boxes, classes and scores mean "
                "nothing. Download or upload real weights for real detections.", icon=":material/science:")
 
-thresholds = st.columns([2, 2, 2, 3])
-thresholds[0].selectbox("Preset", [p.name for p in PRESETS], index=1, key="det_preset", on_change=apply_preset,
-                        help="\n".join(f"- **{p.name}**: score {p.score}, NMS {p.nms} ({p.note})" for p in PRESETS))
-for key, label, default in (("det_score", "score threshold", PRESETS[1].score),
-                            ("det_nms", "NMS threshold", PRESETS[1].nms)):
-    state[key], refused = threshold_or_default(state.get(key), label, default)  # the session is untrusted
-    if refused:
-        st.error(refused, icon=":material/error:")
-score = thresholds[1].slider("Score threshold", 0.0, 1.0, step=0.01, key="det_score")
-nms = thresholds[2].slider("NMS IoU threshold", 0.0, 1.0, step=0.01, key="det_nms")
-class_filter = thresholds[3].multiselect("Classes (empty: all)", names, key="det_classes")
-wanted = [names.index(n) for n in class_filter if n in names] or None
 
-upload_tab, camera_tab, samples_tab = st.tabs(["Upload photos", "Camera", "Samples"])
-upload_tab.file_uploader("Photos to detect on", type=IMAGE_TYPES, accept_multiple_files=True, key="det_uploads")
-with camera_tab:
-    if st.toggle("Use the camera", key="det_use_camera"):
-        st.camera_input("Snapshot", key="det_camera")
-samples_tab.multiselect("Built-in samples (scikit-image)", list(SAMPLES), format_func=lambda n: SAMPLES[n],
-                        key="det_samples")
+@st.fragment
+def detections_view(active_key: str, backend_name: str, available: tuple[str, ...], title: str, names: list[str],
+                    random_weights: bool, input_size: int, letterbox: bool) -> None:
+    """Thresholds, inputs and results: a fragment, so that a threshold, class filter or input change
+    reruns only this part of the page (the network result comes from the session's cache)."""
+    thresholds = st.columns([2, 2, 2, 3])
+    thresholds[0].selectbox("Preset", [p.name for p in PRESETS], index=1, key="det_preset", on_change=apply_preset,
+                            help="\n".join(f"- **{p.name}**: score {p.score}, NMS {p.nms} ({p.note})" for p in PRESETS))
+    for key, label, default in (("det_score", "score threshold", PRESETS[1].score),
+                                ("det_nms", "NMS threshold", PRESETS[1].nms)):
+        state[key], refused = threshold_or_default(state.get(key), label, default)  # the session is untrusted
+        if refused:
+            st.error(refused, icon=":material/error:")
+    score = thresholds[1].slider("Score threshold", 0.0, 1.0, step=0.01, key="det_score")
+    nms = thresholds[2].slider("NMS IoU threshold", 0.0, 1.0, step=0.01, key="det_nms")
+    thresholds[3].multiselect("Classes (empty: all)", names, key="det_classes")
+    wanted = wanted_classes(names)
 
-images = collected_images()
-if not images:
-    st.info("Upload photos, take a snapshot or pick a built-in sample.", icon=":material/photo_library:")
+    upload_tab, camera_tab, samples_tab = st.tabs(["Upload photos", "Camera", "Samples"])
+    upload_tab.file_uploader("Photos to detect on", type=IMAGE_TYPES, accept_multiple_files=True, key="det_uploads")
+    with camera_tab:
+        if st.toggle("Use the camera", key="det_use_camera"):
+            st.camera_input("Snapshot", key="det_camera")
+    samples_tab.multiselect("Built-in samples (scikit-image)", list(SAMPLES), format_func=lambda n: SAMPLES[n],
+                            key="det_samples")
 
-others = [b for b in available if b != backend_name]
-compare = bool(others) and st.toggle(
-    "Side by side with the other backend", key="det_compare",
-    help=f"Runs {backend_name} and {others[0] if others else '-'} on the first image: both annotated pictures, "
-         "their times, and how far their raw outputs differ.")
+    images = collected_images()
+    if not images:
+        st.info("Upload photos, take a snapshot or pick a built-in sample.", icon=":material/photo_library:")
 
-tables = []
-for image_id, name, pixels in images:
-    with user_errors():
-        with st.spinner(f"Running {title} on {name}…"):
-            result = candidates_for(active_key, backend_name, image_id, name, pixels, input_size, letterbox)
-        chosen = select(result.candidates, score, nms, wanted)
-        table = detections_table(name, chosen, names)
-        tables.append(table)
-        st.subheader(name, divider="gray")
-        left, right = st.columns([3, 2])
-        left.image(draw(image_id, pixels, chosen, names, random_weights),
-                   caption=f"{name}: {len(chosen)} detections", width="stretch")
-        left.download_button("Annotated PNG", functools.partial(full_size_png, pixels, chosen, names, random_weights),
-                             file_name=f"{name.rsplit('.', 1)[0]}_detections.png", mime="image/png",
-                             key=f"det_png_{image_id}", icon=":material/download:")
-        right.markdown(f"**{len(chosen)} detections** · {len(result.candidates)} candidates cached · "
-                       f"{result.backend} at {input_size}")
-        if not len(result.candidates):
-            right.warning(f"The model scored no box above {CANDIDATE_FLOOR} on this picture. If there is "
-                          "something to find, the model or (for ONNX) its family may be wrong.")
-        right.dataframe(table.drop(columns=["image"]), hide_index=True, key=f"det_table_{image_id}")
-        right.dataframe(counts_per_class(table), hide_index=True)
-        timing = right.columns(3)
-        for column, (stage, ms) in zip(timing, result.timings_ms.items()):
-            column.metric(stage, f"{ms:.0f} ms")
+    others = [b for b in available if b != backend_name]
+    compare = bool(others) and st.toggle(
+        "Side by side with the other backend", key="det_compare",
+        help=f"Runs {backend_name} and {others[0] if others else '-'} on the first image: both annotated pictures, "
+             "their times, and how far their raw outputs differ.")
 
-if compare and images:
-    image_id, name, pixels = images[0]
-    pair = (backend_name, others[0])
-    with user_errors(), st.spinner("Running both backends…"):
-        runs = {b: network_result(("compare", active_key, b, input_size, letterbox, image_id),
-                                  lambda b=b: compared_run(active_key, b, name, pixels, input_size, letterbox))
-                for b in pair}
-        first, second = (runs[b][1] for b in pair)
-        difference = max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(first, second))
-        st.subheader(f"{pair[0]} and {pair[1]} side by side", divider="gray")
-        cols = st.columns(4)
-        cols[0].metric("max |difference| of raw outputs", f"{difference:.2e}")
-        times = {b: runs[b][2] for b in pair}
-        for column, b in zip(cols[1:3], pair):
-            column.metric(f"{b} inference (warm median)", f"{times[b].median_ms:.0f} ms",
-                          help=f"{times[b].text}; the first (cold) call, {times[b].cold_ms:.0f} ms, is excluded.")
-        cols[3].metric(f"{pair[0]} / {pair[1]} (warm)", f"{speed_ratio(times[pair[0]], times[pair[1]]):.2f}")
-        st.caption(f"Inference times: {pair[0]} {times[pair[0]].text}, {pair[1]} {times[pair[1]].text} on this "
-                   f"image; each backend's first (cold) call ({times[pair[0]].cold_ms:.0f} ms and "
-                   f"{times[pair[1]].cold_ms:.0f} ms) loads and prepares the model and is excluded.")
-        pictures = st.columns(2)
-        for column, b in zip(pictures, pair):
-            found = select(runs[b][0].candidates, score, nms, wanted)
-            column.image(draw(image_id, pixels, found, names, random_weights),
-                         caption=f"{b}: {len(found)} detections", width="stretch")
+    tables = []
+    for image_id, name, pixels in images:
+        with user_errors():
+            with st.spinner(f"Running {title} on {name}…"):
+                result = candidates_for(active_key, backend_name, image_id, name, pixels, input_size, letterbox)
+            chosen = select(result.candidates, score, nms, wanted)
+            table = detections_table(name, chosen, names)
+            tables.append(table)
+            st.subheader(name, divider="gray")
+            left, right = st.columns([3, 2])
+            left.image(draw(image_id, pixels, chosen, names, random_weights),
+                       caption=f"{name}: {len(chosen)} detections", width="stretch")
+            left.download_button("Annotated PNG", functools.partial(full_size_png, pixels, chosen, names, random_weights),
+                                 file_name=f"{name.rsplit('.', 1)[0]}_detections.png", mime="image/png",
+                                 key=f"det_png_{image_id}", icon=":material/download:")
+            right.markdown(f"**{len(chosen)} detections** · {len(result.candidates)} candidates cached · "
+                           f"{result.backend} at {input_size}")
+            if not len(result.candidates):
+                right.warning(f"The model scored no box above {CANDIDATE_FLOOR} on this picture. If there is "
+                              "something to find, the model or (for ONNX) its family may be wrong.")
+            right.dataframe(table.drop(columns=["image"]), hide_index=True, key=f"det_table_{image_id}")
+            right.dataframe(counts_per_class(table), hide_index=True)
+            timing = right.columns(3)
+            for column, (stage, ms) in zip(timing, result.timings_ms.items()):
+                column.metric(stage, f"{ms:.0f} ms")
 
-if tables:
-    everything = pd.concat(tables, ignore_index=True)
-    st.subheader("All detections", divider="gray")
-    downloads = st.columns(2)
-    downloads[0].download_button("Detections CSV", to_csv(everything), file_name="detections.csv",
-                                 mime="text/csv", icon=":material/table:", key="det_csv")
-    downloads[1].download_button("COCO results JSON", to_coco_results(everything, names),
-                                 file_name="detections_coco.json", mime="application/json",
-                                 icon=":material/data_object:", key="det_json")
-    st.caption(f"{len(everything)} detections from {len(tables)} image(s) in the downloads.")
+    if compare and images:
+        image_id, name, pixels = images[0]
+        pair = (backend_name, others[0])
+        with user_errors(), st.spinner("Running both backends…"):
+            runs = {b: network_result(("compare", active_key, b, input_size, letterbox, image_id),
+                                      lambda b=b: compared_run(active_key, b, name, pixels, input_size, letterbox))
+                    for b in pair}
+            first, second = (runs[b][1] for b in pair)
+            difference = max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(first, second))
+            st.subheader(f"{pair[0]} and {pair[1]} side by side", divider="gray")
+            cols = st.columns(4)
+            cols[0].metric("max |difference| of raw outputs", f"{difference:.2e}")
+            times = {b: runs[b][2] for b in pair}
+            for column, b in zip(cols[1:3], pair):
+                column.metric(f"{b} inference (warm median)", f"{times[b].median_ms:.0f} ms",
+                              help=f"{times[b].text}; the first (cold) call, {times[b].cold_ms:.0f} ms, is excluded.")
+            cols[3].metric(f"{pair[0]} / {pair[1]} (warm)", f"{speed_ratio(times[pair[0]], times[pair[1]]):.2f}")
+            st.caption(f"Inference times: {pair[0]} {times[pair[0]].text}, {pair[1]} {times[pair[1]].text} on this "
+                       f"image; each backend's first (cold) call ({times[pair[0]].cold_ms:.0f} ms and "
+                       f"{times[pair[1]].cold_ms:.0f} ms) loads and prepares the model and is excluded.")
+            pictures = st.columns(2)
+            for column, b in zip(pictures, pair):
+                found = select(runs[b][0].candidates, score, nms, wanted)
+                column.image(draw(image_id, pixels, found, names, random_weights),
+                             caption=f"{b}: {len(found)} detections", width="stretch")
+
+    if tables:
+        everything = pd.concat(tables, ignore_index=True)
+        st.subheader("All detections", divider="gray")
+        downloads = st.columns(2)
+        downloads[0].download_button("Detections CSV", to_csv(everything), file_name="detections.csv",
+                                     mime="text/csv", icon=":material/table:", key="det_csv")
+        downloads[1].download_button("COCO results JSON", to_coco_results(everything, names),
+                                     file_name="detections_coco.json", mime="application/json",
+                                     icon=":material/data_object:", key="det_json")
+        st.caption(f"{len(everything)} detections from {len(tables)} image(s) in the downloads.")
+
+
+detections_view(active_key, backend_name, tuple(available), title, names, random_weights, input_size, letterbox)
 
 
 # ---------------------------------------------------------------- batch
@@ -446,8 +460,10 @@ with st.expander("Batch: a zip or many photos as a background job", icon=":mater
     why_disabled(None if batch_files else "Add photos or zips first.")
     if st.button("Start batch job", disabled=not batch_files, icon=":material/play_arrow:", key="det_batch_go"):
         with user_errors():
+            wanted = wanted_classes(names)  # the thresholds live in the fragment above: read from the session
             submit_batch(job_manager(), active_key, backend_name, [(f.name, f.getvalue()) for f in batch_files],
-                         BatchSettings(input_size, score, nms, letterbox, tuple(wanted) if wanted else None), title)
+                         BatchSettings(input_size, state.det_score, state.det_nms, letterbox,
+                                       tuple(wanted) if wanted else None), title)
             st.toast("Batch job started; it keeps running if you leave the page.")
 
     @st.fragment(run_every=1.0 if any(j.active for j in job_manager().list(kind=JOB_KIND)) else None)
