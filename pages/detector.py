@@ -370,7 +370,8 @@ def detections_view(active_key: str, backend_name: str, available: tuple[str, ..
             left, right = st.columns([3, 2])
             left.image(draw(image_id, pixels, chosen, names, random_weights),
                        caption=f"{name}: {len(chosen)} detections", width="stretch")
-            left.download_button("Annotated PNG", functools.partial(full_size_png, pixels, chosen, names, random_weights),
+            left.download_button("Annotated PNG",
+                                 functools.partial(full_size_png, pixels, chosen, names, random_weights),
                                  file_name=f"{name.rsplit('.', 1)[0]}_detections.png", mime="image/png",
                                  key=f"det_png_{image_id}", icon=":material/download:")
             right.markdown(f"**{len(chosen)} detections** · {len(result.candidates)} candidates cached · "
@@ -414,9 +415,10 @@ def detections_view(active_key: str, backend_name: str, available: tuple[str, ..
         everything = pd.concat(tables, ignore_index=True)
         st.subheader("All detections", divider="gray")
         downloads = st.columns(2)
-        downloads[0].download_button("Detections CSV", to_csv(everything), file_name="detections.csv",
-                                     mime="text/csv", icon=":material/table:", key="det_csv")
-        downloads[1].download_button("COCO results JSON", to_coco_results(everything, names),
+        downloads[0].download_button("Detections CSV", functools.partial(to_csv, everything),
+                                     file_name="detections.csv", mime="text/csv", icon=":material/table:",
+                                     key="det_csv")
+        downloads[1].download_button("COCO results JSON", functools.partial(to_coco_results, everything, names),
                                      file_name="detections_coco.json", mime="application/json",
                                      icon=":material/data_object:", key="det_json")
         st.caption(f"{len(everything)} detections from {len(tables)} image(s) in the downloads.")
