@@ -32,6 +32,7 @@ from services.detection.nms import class_wise_nms, nms  # noqa: E402
 from services.detection.registry import REGISTRY, coco_names  # noqa: E402
 from services.detection.cfg import parse_cfg  # noqa: E402
 from services.detection.weights import random_weights_bytes  # noqa: E402
+from tests.apptest_server import apptest_like_server, fragment_id  # noqa: E402
 
 
 def median_ms(function, repeats: int, clock=time.perf_counter) -> float:
@@ -193,45 +194,6 @@ def bench_onnx(repeats: int, int8_path: Path | None) -> None:
         detector = OnnxDetector(int8_path.read_bytes(), int8_path.name)
         batch, _ = preprocess(np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8), 640)
         print(f"YOLOv8n int8 (real, 640) on onnxruntime: {median_ms(lambda: detector.rows(batch), repeats):6.1f} ms")
-
-
-def fragment_id(app, function_name: str) -> str:
-    """The id under which AppTest stored the fragment ``function_name`` (Streamlit internals: the
-    stored wrapper's closure holds the page's function)."""
-    def held(function) -> list[str]:
-        found = []
-        for cell in function.__closure__ or ():
-            try:
-                value = cell.cell_contents
-            except ValueError:
-                continue
-            found.append(getattr(value, "__name__", ""))
-            if callable(value) and getattr(value, "__closure__", None):
-                found += held(value)
-        return found
-
-    return next(key for key, function in app._fragment_storage._fragments.items() if function_name in held(function))
-
-
-@contextlib.contextmanager
-def apptest_like_server(fragment: str | None = None):
-    """AppTest runs as the server runs them: one bytecode cache for all reruns (AppTest makes a new
-    one per run, so it parses and compiles the page every time; the server compiles it once) and,
-    with ``fragment``, a rerun of that fragment only (what a widget inside it starts in the server;
-    AppTest by itself always reruns the whole script). Streamlit internals: bench only."""
-    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
-    from streamlit.testing.v1 import app_test, local_script_runner
-
-    shared = ScriptCache()
-    saved = app_test.ScriptCache, local_script_runner.ScriptCache, local_script_runner.RerunData
-    app_test.ScriptCache = local_script_runner.ScriptCache = lambda: shared
-    if fragment:
-        local_script_runner.RerunData = functools.partial(saved[2], fragment_id_queue=[fragment],
-                                                          is_fragment_scoped_rerun=True)
-    try:
-        yield
-    finally:
-        app_test.ScriptCache, local_script_runner.ScriptCache, local_script_runner.RerunData = saved
 
 
 def bench_threshold_rerun(repeats: int = 7) -> None:

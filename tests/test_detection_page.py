@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from services.detection import registry
 from services.images import encode_png
+from tests.apptest_server import apptest_like_server, fragment_id
 from tests.detection_helpers import SYNTHETIC_CFG
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "detector.py")
@@ -80,6 +81,25 @@ def test_demo_model_on_a_sample_then_thresholds_redraw_without_the_network(page)
     app.multiselect(key="det_classes").set_value(["person"]).run()
     assert set(app.dataframe[0].value["class"]) <= {"person"}
     assert app.session_state["det_network_runs"] == 1  # thresholds and filters never re-ran it
+
+
+def test_a_threshold_change_reruns_only_the_results_fragment(page, monkeypatch):
+    """In the server a slider inside the results fragment reruns that fragment alone: the model
+    listing above it is not read again, and the network is not re-run."""
+    app = page.run()
+    app.multiselect(key="det_samples").set_value(["chelsea"]).run()
+    before = _count(app)
+    listings = []
+    listing = registry.uploaded_models
+    monkeypatch.setattr(registry, "uploaded_models", lambda: listings.append(1) or listing())
+    with apptest_like_server(fragment_id(app, "detections_view")):
+        app.slider(key="det_score").set_value(0.05).run()
+        assert not app.exception and _count(app) > before
+        app.multiselect(key="det_classes").set_value(["person"]).run()
+        assert not app.exception and set(app.dataframe[0].value["class"]) <= {"person"}
+    assert listings == [] and app.session_state["det_network_runs"] == 1
+    app.slider(key="det_score").set_value(0.06).run()  # a whole-script rerun lists the models again
+    assert listings and app.session_state["det_network_runs"] == 1
 
 
 def test_side_by_side_through_the_model_service_shows_both_pictures(page):
