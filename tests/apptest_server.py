@@ -29,15 +29,22 @@ def fragment_id(app, function_name: str) -> str:
     return next(key for key, function in app._fragment_storage._fragments.items() if function_name in held(function))
 
 
+@functools.cache
+def _bytecode_cache():
+    """One bytecode cache for the whole process, as the server has (pages do not change meanwhile)."""
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+
+    return ScriptCache()
+
+
 @contextlib.contextmanager
 def apptest_like_server(fragment: str | None = None):
     """Inside: AppTest runs share one bytecode cache, as the server's do, and with ``fragment``
     (an id from :func:`fragment_id`) rerun that fragment only, as a widget inside it does in the
     server."""
-    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
     from streamlit.testing.v1 import app_test, local_script_runner
 
-    shared = ScriptCache()
+    shared = _bytecode_cache()
     saved = app_test.ScriptCache, local_script_runner.ScriptCache, local_script_runner.RerunData
     app_test.ScriptCache = local_script_runner.ScriptCache = lambda: shared
     if fragment:
