@@ -6,6 +6,8 @@ Random weights in the exact Darknet layout (same FLOPs as the real ones). Prints
 latency of each backend measured side by side in one run and the ratio TF / OpenCV (goal
 <= 1.5 on CPU; Yolo-Fastest with its real weights: <= 1.0), then NMS on 10,000 candidate
 boxes: the product's OpenCV NMS vs the vectorised numpy version it replaced.
+With --rerun-only: only the detector page's threshold-change rerun (AppTest as is, the whole
+script compiled once, the results fragment alone; side by side).
 """
 
 from __future__ import annotations
@@ -228,8 +230,12 @@ def bench_threshold_rerun(repeats: int = 7) -> None:
     median AppTest wall time and the script thread's wall and CPU time."""
     from streamlit.testing.v1 import AppTest
 
-    with tempfile.TemporaryDirectory() as root:
-        os.environ.update(DASHBOARD_DATA_DIR=root, DASHBOARD_OFFLINE="1")
+    from services import lifetime
+
+    with tempfile.TemporaryDirectory() as root, contextlib.ExitStack() as stack:
+        # no job runner and warm TensorFlow worker (the page needs none here; they would take CPU)
+        os.environ.update(DASHBOARD_DATA_DIR=root, DASHBOARD_OFFLINE="1", DASHBOARD_PREWARM="0")
+        stack.callback(lifetime.stop_app, Path(root))  # whatever the page started anyway
         page = Path(__file__).resolve().parent.parent / "pages" / "detector.py"
         app = AppTest.from_file(str(page), default_timeout=120).run()
         start = time.perf_counter()
