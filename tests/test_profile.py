@@ -69,3 +69,17 @@ def test_explicit_settings_win_over_the_profile_defaults(clean_env):
     clean_env.setenv("DASHBOARD_SERVICE_IDLE_S", "7")
     assert limits.prewarm_enabled() and limits.warm_worker_enabled()
     assert limits.runner_idle_seconds() == 5 and server.idle_seconds() == 7
+
+
+def test_the_system_page_under_cloud_asks_tensorflow_only_after_the_toggle(data_root, clean_env):
+    from streamlit.testing.v1 import AppTest
+
+    from services import processes
+    from tests.conftest import REPO
+
+    clean_env.setenv("DASHBOARD_PROFILE", "cloud")
+    app = AppTest.from_file(str(REPO / "pages" / "system.py"), default_timeout=30).run()
+    assert not app.exception
+    assert app.toggle(key="sys_devices").value is False
+    assert not processes.find(data_root, roles=(processes.MODEL_SERVICE,))
+    assert any("Processes of the app" in header.value for header in app.subheader)
