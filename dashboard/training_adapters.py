@@ -4,6 +4,7 @@
 - :func:`first_layer_view`: the ch. 3 kernels / feature-maps view, computed by the model service
   (the server never imports TensorFlow).
 - :func:`ingest_address`: how a remote script reaches this dashboard's ingest endpoint.
+- :func:`ingest_running`: whether that endpoint runs (it needs `make run`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 
 import streamlit as st
 
+from services.config import get_settings
 from services.training.inspection import FirstLayerView
 from services.training.store import RunStore, default_store_path
 
@@ -44,6 +46,14 @@ def ingest_address() -> tuple[str, str]:
         host = _this_machine()  # listening on every interface: name this machine
     port = os.environ.get("DASHBOARD_INGEST_PORT", str(DEFAULT_PORT))
     return f"http://{host}:{port}", ingest_token()
+
+
+def ingest_running() -> bool:
+    """Whether the remote-logging endpoint of this data root runs (``make run`` starts it;
+    ``streamlit run`` alone, as on Streamlit Community Cloud, does not)."""
+    from services import processes
+
+    return bool(processes.find(get_settings().data_root, roles=(processes.INGEST,)))
 
 
 @functools.cache

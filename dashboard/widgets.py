@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
+from services.config import get_settings
 from services.errors import UserFacingError
 from services.images import DISPLAY_MAX_SIDE, display_copy
 
@@ -159,3 +160,13 @@ def why_disabled(reason: str | None, target=None) -> None:
     """Beside a button: why it is disabled, as a short caption (nothing when ``reason`` is None)."""
     if reason:
         (target or st).caption(f":material/block: {md(reason)}")
+
+
+def model_preview_wanted(label: str, key: str) -> bool:
+    """Whether a preview that asks the model service (TensorFlow) may run now: always under the
+    lab profile; under the cloud profile only after the person turns on ``label`` (opening a
+    page never starts TensorFlow on a small box)."""
+    if not get_settings().models_on_click:
+        return True
+    return st.toggle(label, key=key, help="Starts TensorFlow in the model service (a few seconds and a few "
+                                          "hundred MB the first time); it stops again after a minute unused.")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard.adapters import job_manager
 from dashboard.system_views import app_processes, data_root_usage, show_service_error, tensorflow_devices
+from dashboard.widgets import model_preview_wanted
 from services import runtime, storage
 from services.config import get_settings
 from services.model_service import client
@@ -14,7 +15,7 @@ st.title(":material/memory: System")
 st.caption(f"TensorFlow {runtime.tensorflow_version()} · TensorFlow runs in the model service and in job "
            "worker processes, never in this web server.")
 
-devices = tensorflow_devices()
+devices = tensorflow_devices() if model_preview_wanted("Show TensorFlow's devices", "sys_devices") else None
 if devices is not None:
     st.dataframe(pd.DataFrame([{"kind": d["kind"], "name": d["name"], "memory (MiB)": d["memory_mb"]}
                                for d in devices]), hide_index=True)

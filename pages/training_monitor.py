@@ -13,7 +13,7 @@ from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.datasets_adapters import thumbnail
 from dashboard.feedback import flash, show_flashes
-from dashboard.training_adapters import first_layer_view, ingest_address, run_store
+from dashboard.training_adapters import first_layer_view, ingest_address, ingest_running, run_store
 from dashboard.widgets import STATUS_ICONS, job_status_line, md, show_image, synthetic_badge, user_errors
 from services.datasets import sources, splits
 from services.images import decode_image
@@ -97,6 +97,11 @@ with st.expander("Start a training run", icon=":material/play_arrow:", expanded=
 with st.expander("Log a script on another machine, or import TensorBoard files", icon=":material/cloud_upload:",
                  key="train_remote_expander"):
     url, token = ingest_address()
+    if not ingest_running():
+        st.warning("Remote logging needs the ingest endpoint, which is not running: start the app with "
+                   "`make run` (it starts the endpoint beside the web server; `streamlit run` alone, as on "
+                   "Streamlit Community Cloud, does not). Importing TensorBoard files below works without it.",
+                   icon=":material/cloud_off:")
     st.caption("Add the callback to any Keras `fit` (install it there with `pip install <this repository>`; "
                "no Streamlit needed). Events wait in a local spool while this dashboard is unreachable.")
     st.code(f'from services.training.callback import DashboardCallback\n'

@@ -10,7 +10,8 @@ from dashboard import choices
 from dashboard import transfer_adapters as views
 from dashboard.adapters import job_manager
 from dashboard.training_adapters import run_store
-from dashboard.widgets import job_status_line, job_stop_button, synthetic_badge, user_errors, why_disabled
+from dashboard.widgets import (job_status_line, job_stop_button, model_preview_wanted, synthetic_badge, user_errors,
+                               why_disabled)
 from services.datasets import index, sources, splits
 from services.metrics import formatting
 from services.metrics.intervals import proportion
@@ -232,7 +233,7 @@ else:
         test_labels = views.test_tiles(spec_of_job.dataset, spec_of_job.split)
         tile_source = st.selectbox("Test tile", list(test_labels), key="tl_tile",
                                    format_func=lambda p: f"{test_labels[p]} · {p.rsplit('/', 1)[-1]}")
-if tile_source is not None and explained:
+if tile_source is not None and explained and model_preview_wanted("Show Grad-CAM and feature maps", "tl_explain"):
     with user_errors():
         pixels, notes = views.tile_pixels(tile_source)
         for result, column in zip(explained, st.columns(max(3, len(explained)))):

@@ -15,6 +15,53 @@ from pathlib import Path
 from services.errors import PathOutsideRoot, UserFacingError
 
 
+LAB, CLOUD = "lab", "cloud"
+PROFILES = (LAB, CLOUD)
+COMMUNITY_CLOUD_CHECKOUTS = Path("/mount/src")
+"""Where Streamlit Community Cloud clones the app's repository (``/mount/src/<repo>``)."""
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def on_community_cloud(environ: dict[str, str] | None = None, cwd: str | None = None,
+                       checkout: Path | None = None) -> bool:
+    """Whether the app runs on Streamlit Community Cloud. Community Cloud sets no documented
+    marker, so the rule uses what every Community Cloud container shows: the app's checkout (or
+    the working folder) lies under ``/mount/src/``, or the host is named ``streamlit`` and
+    ``/mount/src`` exists. ``environ``, ``cwd`` and ``checkout`` default to this process's own."""
+    environ = os.environ if environ is None else environ
+    places = (Path(cwd if cwd is not None else os.getcwd()), checkout if checkout is not None else _REPO_ROOT)
+    if any(place == COMMUNITY_CLOUD_CHECKOUTS or COMMUNITY_CLOUD_CHECKOUTS in place.parents for place in places):
+        return True
+    return environ.get("HOSTNAME") == "streamlit" and COMMUNITY_CLOUD_CHECKOUTS.is_dir()
+
+
+def profile(environ: dict[str, str] | None = None, cwd: str | None = None, checkout: Path | None = None) -> str:
+    """``lab`` (a lab server: prewarmed workers, long idle exits) or ``cloud`` (a small box: no
+    prewarm, nothing TensorFlow before a click, short idle exits). ``DASHBOARD_PROFILE`` wins;
+    unset, ``cloud`` on Streamlit Community Cloud (:func:`on_community_cloud`), else ``lab``."""
+    environ = os.environ if environ is None else environ
+    chosen = (environ.get("DASHBOARD_PROFILE") or "").strip().lower()
+    if chosen:
+        if chosen not in PROFILES:
+            raise UserFacingError(f"the setting DASHBOARD_PROFILE={chosen[:20]!r} is not one of "
+                                  f"{', '.join(PROFILES)}; fix or unset it.")
+        return chosen
+    return CLOUD if on_community_cloud(environ, cwd, checkout) else LAB
+
+
+def profile_default(lab, cloud):
+    """The default of a setting under the current profile (its environment variable still wins)."""
+    return cloud if profile() == CLOUD else lab
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """A yes/no setting: ``0``, ``false`` or ``no`` turn it off, any other value on."""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    return raw.strip().lower() not in ("0", "false", "no")
+
+
 def env_int(name: str, default: int) -> int:
     """An integer setting from the environment (``1_000`` allowed); a bad value is refused by name."""
     raw = os.environ.get(name)
@@ -57,6 +104,13 @@ class Settings:
     demo_sources: Path | None = None
     """A JSON file replacing the real-tissue demo's download addresses and checksums
     (``DASHBOARD_DEMO_SOURCES``): a lab mirror, or the tests' local server. See docs/demo.md."""
+    profile: str = LAB
+    """``lab`` or ``cloud`` (``DASHBOARD_PROFILE``; see :func:`profile`)."""
+
+    @property
+    def models_on_click(self) -> bool:
+        """Pages ask the model service (TensorFlow) only after a click, never on opening (cloud)."""
+        return self.profile == CLOUD
 
     @property
     def datasets_dir(self) -> Path:
@@ -99,6 +153,7 @@ def get_settings() -> Settings:
         tensorboard=os.environ.get("DASHBOARD_TENSORBOARD", "1") not in ("0", "false", "no"),
         demo_sources=Path(os.environ["DASHBOARD_DEMO_SOURCES"]).expanduser().resolve()
         if os.environ.get("DASHBOARD_DEMO_SOURCES") else None,
+        profile=profile(),
     )
 
 

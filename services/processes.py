@@ -146,6 +146,17 @@ def app_usage(data_root: Path, server_pid: int | None = None) -> list[Usage]:
     return [Usage(role, pid, *memory(pid)) for role, pid in found]
 
 
+def total_bytes(usages: list[Usage]) -> int:
+    """Memory of the processes summed (PSS sums count shared pages once; see :func:`memory`)."""
+    return sum(usage.bytes or 0 for usage in usages)
+
+
+def loaded_tensorflow(pid: int) -> bool:
+    """Whether process ``pid`` has TensorFlow's library mapped (False when it cannot be read)."""
+    maps = _read(f"/proc/{pid}/maps")
+    return maps is not None and b"libtensorflow" in maps
+
+
 def alive(process: AppProcess) -> bool:
     """Whether this very process still runs (not a zombie, not a new one under a reused pid)."""
     stat = _stat(process.pid)

@@ -246,10 +246,9 @@ class StreamlitServer:
 
     def loaded_tensorflow(self) -> bool:
         """Whether the server process has TensorFlow's library mapped (it never should)."""
-        try:
-            return "libtensorflow" in Path(f"/proc/{self.process.pid}/maps").read_text()
-        except OSError:
-            return False
+        from services import processes
+
+        return processes.loaded_tensorflow(self.process.pid)
 
     def stop(self) -> None:
         tensorflow_loaded = self.process.poll() is None and self.loaded_tensorflow()

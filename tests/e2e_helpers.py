@@ -57,3 +57,20 @@ def select_option(page, label: str, option: str) -> None:
 def selected(page, label: str) -> str:
     """The text the selectbox labelled ``label`` shows."""
     return page.get_by_role("combobox", name=label, exact=True).first.input_value()
+
+
+def open_every_page(page, url: str, after_each=None) -> None:
+    """Home, then every other page of the navigation once, as a visitor clicks through the
+    sidebar; ``after_each(title)`` runs once each page has finished its script."""
+    from dashboard.pages_registry import PAGES
+
+    page.goto(url)
+    wait_for_app(page)
+    for spec in PAGES:
+        if not spec.default:
+            page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=spec.title, exact=True).click()
+            wait_for_app(page)
+        page.get_by_role("heading").first.wait_for()
+        assert_clean(page)
+        if after_each is not None:
+            after_each(spec.title)

@@ -273,3 +273,30 @@ def test_disk_use_is_shown_and_old_failed_runs_are_cleaned_up(data_root):
     delete.click().run()
     assert not app.exception
     assert store.find_run(old) is None and not store.run_dir(old).exists() and store.find_run(keep)
+
+
+def test_remote_logging_says_it_needs_make_run_until_the_endpoint_runs(data_root):
+    """`streamlit run` alone (Community Cloud) has no ingest endpoint: the snippet comes with a
+    warning naming `make run`; with the endpoint of this data root running, the warning goes."""
+    import os
+    import subprocess
+    import sys
+
+    from services import processes
+    from tests.conftest import REPO, _free_port, wait_for
+
+    needs_make_run = "Remote logging needs the ingest endpoint"
+    app = _page().run()
+    assert not app.exception
+    assert any(needs_make_run in warning.value for warning in app.warning)
+    endpoint = subprocess.Popen([sys.executable, "-m", "services.training.ingest", "--host", "127.0.0.1",
+                                 "--port", str(_free_port())], cwd=REPO, env=dict(os.environ),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: processes.find(data_root, roles=(processes.INGEST,)))
+        app = _page().run()
+        assert not app.exception
+        assert not any(needs_make_run in warning.value for warning in app.warning)
+    finally:
+        endpoint.terminate()
+        endpoint.wait(timeout=10)

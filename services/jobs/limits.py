@@ -8,9 +8,8 @@
 
 from __future__ import annotations
 
-import os
 
-from services.config import env_int, get_settings
+from services.config import env_flag, env_int, get_settings, profile_default
 from services.jobs.kinds import CPU, IO, TENSORFLOW
 
 
@@ -21,17 +20,22 @@ def resource_limits() -> dict[str, int]:
 
 
 def warm_worker_enabled() -> bool:
-    return os.environ.get("DASHBOARD_WARM_WORKER", "1") not in ("0", "false", "no")
+    """A TensorFlow worker kept warm beside the runner (``DASHBOARD_WARM_WORKER``; off under
+    the cloud profile, where each job starts its own and no TensorFlow process idles)."""
+    return env_flag("DASHBOARD_WARM_WORKER", profile_default(True, False))
 
 
 def prewarm_enabled() -> bool:
     """Start the job runner (and so its warm TensorFlow worker) as soon as a page asks for the
-    job manager, before anyone presses Start (``DASHBOARD_PREWARM=0`` waits for the first job)."""
-    return os.environ.get("DASHBOARD_PREWARM", "1") not in ("0", "false", "no") and warm_worker_enabled()
+    job manager, before anyone presses Start (``DASHBOARD_PREWARM=0``, the cloud profile's
+    default, waits for the first job)."""
+    return env_flag("DASHBOARD_PREWARM", profile_default(True, False)) and warm_worker_enabled()
 
 
 def runner_idle_seconds() -> float:
-    return float(env_int("DASHBOARD_RUNNER_IDLE_S", 600))
+    """The runner exits after this long with nothing to do (``DASHBOARD_RUNNER_IDLE_S``;
+    600 s, 60 s under the cloud profile)."""
+    return float(env_int("DASHBOARD_RUNNER_IDLE_S", profile_default(600, 60)))
 
 
 def stale_seconds() -> float:

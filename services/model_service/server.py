@@ -5,7 +5,7 @@ need, in a session of its own). One per data root: it holds ``model-service.lock
 one exits at once. Each connection carries one request and its reply (see ``protocol``); each
 runs on its own thread, and requests for the same model are serialised by the model's lock in
 the :class:`~services.model_service.cache.ModelCache`. It exits after
-``DASHBOARD_SERVICE_IDLE_S`` seconds (default 1800) without a request.
+``DASHBOARD_SERVICE_IDLE_S`` seconds (default 1800; 60 under the cloud profile) without a request.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
+from services.config import env_int, profile_default
 from services.errors import UserFacingError
 from services.model_service import address, protocol
 from services.model_service.cache import ModelCache
@@ -141,6 +142,12 @@ def _write_token(path) -> str:
     return token
 
 
+def idle_seconds() -> float:
+    """The service exits after this long without a request (``DASHBOARD_SERVICE_IDLE_S``;
+    1800 s, 60 s under the cloud profile)."""
+    return float(env_int("DASHBOARD_SERVICE_IDLE_S", profile_default(1800, 60)))
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     address.service_dir().mkdir(parents=True, exist_ok=True)
@@ -150,7 +157,7 @@ def main() -> int:
     except BlockingIOError:
         return 0
     scratch = _private_tmp()
-    idle_s = float(os.environ.get("DASHBOARD_SERVICE_IDLE_S") or 1800)
+    idle_s = idle_seconds()
     max_models = int(os.environ.get("DASHBOARD_SERVICE_MODELS") or 6)
     service = Service(_write_token(address.token_file()), max_models)
     server = _Server(address.socket_address(), _handler(service))
