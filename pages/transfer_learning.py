@@ -14,7 +14,6 @@ from dashboard.widgets import (job_status_line, job_stop_button, model_preview_w
                                why_disabled)
 from services.datasets import index, sources, splits
 from services.metrics import formatting
-from services.metrics.intervals import proportion
 from services.models import weights as registry
 from services.transfer import crossdataset, experiments, report
 from services.transfer.models import POOLINGS, STRATEGIES
@@ -279,9 +278,10 @@ with st.expander("Evaluate a model on another dataset (explicit class mapping)",
                                                      info["class_names"], tuple(info["input_shape"][:2]), mapping)
             st.metric("Accuracy on mapped tiles", formatting.percent(evaluation.accuracy),
                       help=f"{evaluation.scored} of {evaluation.tiles} tiles scored; {evaluation.fit}")
-            correct = round((evaluation.accuracy or 0) * evaluation.scored)
-            st.caption(formatting.estimate_text(proportion(correct, evaluation.scored)))
+            st.caption(formatting.estimate_text(evaluation.estimate()))
+            recall = evaluation.class_estimates()
             st.dataframe(pd.DataFrame([{"class": cls, "accuracy": acc, "tiles": sum(evaluation.predictions[cls].values()),
+                                        "accuracy (95 % CI, n)": formatting.estimate_text(recall.get(cls)),
                                         "predicted as": ", ".join(f"{k} {v}" for k, v in sorted(
                                             evaluation.predictions[cls].items(), key=lambda kv: -kv[1]))}
                                        for cls, acc in evaluation.per_class_accuracy.items()]),

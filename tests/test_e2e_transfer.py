@@ -83,6 +83,16 @@ def test_compare_export_and_inspect_a_tile(browser_page, streamlit_server, artif
     page.get_by_text(re.compile(r"feature maps of (Conv1|conv2d\S*) \(")).wait_for()
     page.screenshot(path=str(artifacts_dir / "transfer-learning.png"), full_page=True)
 
+    # cross-dataset evaluation, identity mapping: the accuracy and each class's recall with interval and n
+    page.get_by_text("Evaluate a model on another dataset").click()
+    page.get_by_label("Class mapping").click()
+    page.get_by_role("option", name=re.compile("Same class set")).click()
+    wait_for_app(page)
+    page.get_by_role("button", name="Evaluate").click()
+    page.get_by_text("Accuracy on mapped tiles").wait_for(timeout=120_000)
+    page.locator("[data-testid^='stCaption']").filter(has_text=re.compile(r"95 % CI [\d.]+-[\d.]+, n = \d+")).first.wait_for()
+    assert page.locator("[data-testid='stException']").count() == 0 and page.get_by_text("Traceback").count() == 0
+
     page.get_by_role("button", name="A · from scratch", exact=True).click()  # C alone this time
     wait_for_app(page)
     page.get_by_role("button", name="Run comparison").click(timeout=5000)

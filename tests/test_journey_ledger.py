@@ -51,6 +51,7 @@ JOURNEYS: dict[tuple[str, str], tuple[str, str]] = {
     ("pages/training_monitor.py", "'Yes, delete it'"): ("test_training_monitor.py", "Yes, delete it"),
     ("pages/training_monitor.py", "'Save notes'"): ("test_training_monitor.py", "Save notes"),
     ("pages/training_monitor.py", "'Import'"): ("test_training_monitor.py", "tb_import"),
+    ("pages/transfer_learning.py", "'Evaluate'"): ("test_e2e_transfer.py", '"Evaluate"'),
     ("pages/transfer_learning.py", "'Run comparison'"): ("test_e2e_transfer.py", "Run comparison"),
     ("pages/transfer_learning.py", "'Prepare the HTML report'"): ("test_e2e_transfer.py", "Prepare the HTML report"),
     ("pages/transfer_learning.py", '"Save a 60/20/20 split grouped by source image as \'grouped\'"'):
@@ -83,7 +84,6 @@ NO_JOURNEY_YET: set[tuple[str, str]] = {
     ("pages/transfer_learning.py", "'A tile image'"),
     ("pages/transfer_learning.py", "f'Download {backbone_spec.title} weights (about {backbone_spec.approx_mb:g} MB)'"),
     ("pages/transfer_learning.py", "'Check and install the file'"),
-    ("pages/transfer_learning.py", "'Evaluate'"),
 }
 
 

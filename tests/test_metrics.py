@@ -131,3 +131,18 @@ def test_cross_dataset_identity_mapping_and_the_complex_note_before_the_run():
     assert result.scored == 4 and result.accuracy == 0.75 and result.unmappable_tiles == {}
     rows = crossdataset.mapping_rows(crossdataset.MAPPINGS["kather-model-on-nct"])
     assert any("COMPLEX" in row["class of the tiles"] and row["why"] for row in rows)
+
+
+def test_cross_dataset_accuracy_and_recall_carry_their_interval_and_n():
+    from services.metrics.intervals import wilson
+    from services.transfer import crossdataset
+
+    classes = ["TUMOR", "STROMA"]
+    truth = ["TUMOR"] * 10 + ["STROMA"] * 4
+    predicted = ["TUMOR"] * 7 + ["STROMA"] * 3 + ["STROMA"] * 4
+    evaluation = crossdataset.score_mapped(truth, predicted, crossdataset.identity_mapping(classes), classes)
+    overall = evaluation.estimate()
+    assert (overall.successes, overall.n) == (11, 14) and (overall.low, overall.high) == wilson(11, 14)
+    tumour = evaluation.class_estimates()["TUMOR"]
+    assert (tumour.successes, tumour.n, tumour.value) == (7, 10, 0.7)
+    assert evaluation.class_estimates()["STROMA"].n == 4

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from services.csv_files import csv_bytes, read_csv
-from services.metrics.formatting import estimate_text
+from services.metrics.formatting import MISSING, estimate_text
 from services.metrics.honesty import headline, held_out, leakage_of, leakage_text
 from services.training.store import RUNNING, Run, RunStore
 from services.training.wire import confusion_payload
@@ -21,7 +21,7 @@ REFRESH_SECONDS = 1.0
 """How often the monitor's live view re-reads the store while a selected run is active."""
 
 
-DASH = "—"
+DASH = MISSING
 """What the monitor shows for a value that is missing or not finite."""
 
 

@@ -106,9 +106,25 @@ class MappedEvaluation:
     notes: dict[str, str]
     fit: str = ""
     """How tiles were brought to the model's input size (centre crop or resize)."""
+    correct: dict[str, int] = field(default_factory=dict)
+    """By class of the evaluated tiles: tiles predicted as a counterpart (the recall's numerator)."""
+    scored_by_class: dict[str, int] = field(default_factory=dict)
+    """By class of the evaluated tiles: tiles scored (the recall's denominator)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def estimate(self):
+        """Accuracy on the mapped tiles with its Wilson 95 % interval and n."""
+        from services.metrics.intervals import proportion
+
+        return proportion(sum(self.correct.values()), self.scored)
+
+    def class_estimates(self) -> dict:
+        """Class of the tiles -> its recall with the Wilson 95 % interval and n (mappable classes)."""
+        from services.metrics.intervals import proportion
+
+        return {c: proportion(self.correct.get(c, 0), n) for c, n in self.scored_by_class.items() if n}
 
 
 def score_mapped(true_classes: list[str], predicted_classes: list[str], mapping: ClassMapping,
@@ -135,7 +151,9 @@ def score_mapped(true_classes: list[str], predicted_classes: list[str], mapping:
         per_class_accuracy={c: (correct[c] / scored[c] if scored[c] else None) for c in data_classes},
         predictions={c: dict(counts) for c, counts in predictions.items()},
         unmappable_tiles={c: sum(predictions[c].values()) for c in data_classes if not mapping.accepts[c]},
-        unmatched_predictions=dict(unmatched), notes=dict(mapping.notes), fit=fit)
+        unmatched_predictions=dict(unmatched), notes=dict(mapping.notes), fit=fit,
+        correct={c: int(correct[c]) for c in data_classes if scored[c]},
+        scored_by_class={c: int(scored[c]) for c in data_classes if scored[c]})
 
 
 def fit_tile(pixels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, str]:
