@@ -93,7 +93,7 @@ def save_upload(name: str, data: bytes) -> Path:
     suffix = Path(name).suffix.lower()
     if suffix.lstrip(".") not in UPLOAD_TYPES:
         raise UserFacingError(f"{Path(name).name}: not an image type the map reads ({', '.join(UPLOAD_TYPES)}).")
-    folder = get_settings().data_root / "tissuemap" / "uploads" / hashlib.sha256(data).hexdigest()[:20]
+    folder = get_settings().tissuemap_dir / "uploads" / hashlib.sha256(data).hexdigest()[:20]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{safe_name(Path(Path(name).name).stem)[:60]}{suffix}"
     if not path.exists():

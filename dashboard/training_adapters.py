@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import functools
-import os
 
 import streamlit as st
 
@@ -39,13 +38,13 @@ def first_layer_view(model_path: str, tile_path: str) -> FirstLayerView:
 
 def ingest_address() -> tuple[str, str]:
     """(URL, token) of the remote-logging endpoint ``make run`` starts next to the app."""
-    from services.training.ingest import DEFAULT_PORT, default_host, ingest_token
+    from services.training.ingest import ingest_token
 
-    host = default_host()
+    settings = get_settings()
+    host = settings.ingest_host
     if host in ("0.0.0.0", "::", ""):
         host = _this_machine()  # listening on every interface: name this machine
-    port = os.environ.get("DASHBOARD_INGEST_PORT", str(DEFAULT_PORT))
-    return f"http://{host}:{port}", ingest_token()
+    return f"http://{host}:{settings.ingest_port}", ingest_token()
 
 
 def ingest_running() -> bool:

@@ -21,15 +21,13 @@ text (escape them before they reach HTML).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from services.config import Env, get_settings
 from services.errors import UserFacingError
 
-ADMINS_VARIABLE = "DASHBOARD_ADMINS"
-OWNER_VARIABLE = "DASHBOARD_OWNER"
 _SEPARATORS = re.compile(r"[,\s]+")
 _SUBJECT_PREFIX = "sub:"
 _MAX_OWNER_CHARS = 320  # the longest valid e-mail address is 254; leave room for sub: ids
@@ -67,7 +65,7 @@ def normalize_owner(owner: object) -> str | None:
 
 def script_owner() -> str | None:
     """The owner that scripts and CLIs record (``DASHBOARD_OWNER``), None when unset."""
-    return normalize_owner(os.environ.get(OWNER_VARIABLE))
+    return normalize_owner(get_settings().owner)
 
 
 def parse_admins(values: str | Iterable[object] | None) -> frozenset[str]:
@@ -79,7 +77,7 @@ def parse_admins(values: str | Iterable[object] | None) -> frozenset[str]:
 
 
 def admins_from_env() -> frozenset[str]:
-    return parse_admins(os.environ.get(ADMINS_VARIABLE))
+    return parse_admins(get_settings().admins)
 
 
 def is_admin(user: str | None, admins: Iterable[str]) -> bool:
@@ -113,7 +111,7 @@ def check_can_delete(owner: str | None, user: str | None, admins: Iterable[str] 
     who = f"its owner ({owner_label(owner)}) or an administrator" if owner else "an administrator"
     raise NotAllowed(
         f"Only {who} can delete {what}; you are signed in as {user}. "
-        f"Ask an administrator (listed in {ADMINS_VARIABLE}) if it should go."
+        f"Ask an administrator (listed in {Env.ADMINS}) if it should go."
     )
 
 

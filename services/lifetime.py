@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from services import processes
+from services.config import DataRoot
 from services.jobs import JobManager
 from services.jobs.store import STORE_FILE
 from services.model_service import client
@@ -33,7 +34,7 @@ _registered: set[Path] = set()
 
 
 def _jobs_manager(data_root: Path, autostart: bool) -> JobManager | None:
-    jobs_dir = data_root / "jobs"
+    jobs_dir = DataRoot(data_root).jobs_dir
     return JobManager(jobs_dir, autostart=autostart) if (jobs_dir / STORE_FILE).is_file() else None
 
 
@@ -47,7 +48,7 @@ def stop_app(data_root: Path, timeout: float = 7.0) -> list[str]:
     manager = _jobs_manager(data_root, autostart=False)
     interrupted = [] if manager is None else manager.interrupt_running(STOP_MESSAGE, RESUME_MESSAGE,
                                                                         timeout=min(2.0, timeout / 3))
-    if (data_root / "run").is_dir():
+    if DataRoot(data_root).service_dir.is_dir():
         client.stop_service(timeout=min(1.0, max(0.1, deadline - time.monotonic())), data_root=data_root)
     left = [process for process in processes.find(data_root, processes.BACKGROUND) if process.pid != os.getpid()]
     processes.end(left, timeout=max(0.5, deadline - time.monotonic()))

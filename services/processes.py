@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.config import DEFAULT_DATA_DIR, Env
+
 WEB_SERVER, LAUNCHER, INGEST = "web server", "launcher", "ingest server"
 RUNNER, WORKER, WARM_WORKER, MODEL_SERVICE = "job runner", "job worker", "warm worker", "model service"
 BACKGROUND = (RUNNER, WORKER, WARM_WORKER, MODEL_SERVICE)
@@ -78,7 +80,8 @@ def _data_root(pid: int, argv: list[str], cwd: Path | None) -> Path | None:
     if environ is None or cwd is None:
         return None
     values = dict(item.split(b"=", 1) for item in environ.split(b"\0") if b"=" in item)
-    return (cwd / Path(os.fsdecode(values.get(b"DASHBOARD_DATA_DIR") or b"data")).expanduser()).resolve()
+    data_dir = values.get(os.fsencode(Env.DATA_DIR)) or os.fsencode(DEFAULT_DATA_DIR)
+    return (cwd / Path(os.fsdecode(data_dir)).expanduser()).resolve()
 
 
 def describe(pid: int) -> AppProcess | None:

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from types import ModuleType
 
+from services.config import Env
+
 _lock = threading.Lock()
 _tf: ModuleType | None = None
 
@@ -28,7 +30,7 @@ def tensorflow() -> ModuleType:
         return _tf
     with _lock:
         if _tf is None:
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+            os.environ.setdefault(Env.TF_LOG_LEVEL, "2")
             import tensorflow as tf
 
             for gpu in tf.config.list_physical_devices("GPU"):

@@ -17,7 +17,6 @@ starts the remote-logging endpoint (``services.training.ingest``) and the web se
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
@@ -26,8 +25,7 @@ import time
 from pathlib import Path
 
 from services import lifetime
-from services.config import get_settings
-from services.training.ingest import default_host
+from services.config import Env, child_environment, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 APP = REPO_ROOT / "dashboard" / "app.py"
@@ -38,7 +36,7 @@ STOP_S = 9.0
 def _start(arguments: list[str], data_root: Path) -> subprocess.Popen:
     """A child in the repository, on this data root (spelled out: a relative one would move with the folder)."""
     return subprocess.Popen([sys.executable, *arguments], cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
-                            env={**os.environ, "DASHBOARD_DATA_DIR": str(data_root)})
+                            env=child_environment(**{Env.DATA_DIR: str(data_root)}))
 
 
 def _terminate(children: list[subprocess.Popen]) -> None:
@@ -61,7 +59,8 @@ def _start_children(arguments: argparse.Namespace, streamlit_options: list[str],
                     data_root: Path) -> tuple[subprocess.Popen, subprocess.Popen]:
     """(remote-logging endpoint, web server)."""
     address = ["--server.address", arguments.address] if arguments.address else []
-    ingest = _start(["-m", "services.training.ingest", "--host", arguments.address or default_host()], data_root)
+    host = arguments.address or get_settings().ingest_host
+    ingest = _start(["-m", "services.training.ingest", "--host", host], data_root)
     web = _start(["-m", "streamlit", "run", str(APP), "--server.port", str(arguments.port), *address,
                   *streamlit_options], data_root)
     return ingest, web

@@ -11,6 +11,7 @@ from streamlit.runtime.secrets import secrets_singleton
 from streamlit.testing.v1 import AppTest
 
 from services import access
+from services.config import Env
 from services.errors import UserFacingError
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
@@ -64,11 +65,11 @@ def test_refusal_is_a_clear_user_facing_message():
 
 
 def test_admins_and_script_owner_come_from_the_environment(monkeypatch):
-    monkeypatch.setenv(access.ADMINS_VARIABLE, "A@x.org,b@y.org")
-    monkeypatch.setenv(access.OWNER_VARIABLE, "Carol@Lab.org")
+    monkeypatch.setenv(Env.ADMINS, "A@x.org,b@y.org")
+    monkeypatch.setenv(Env.OWNER, "Carol@Lab.org")
     assert access.admins_from_env() == {"a@x.org", "b@y.org"}
     assert access.script_owner() == "carol@lab.org"
-    monkeypatch.delenv(access.OWNER_VARIABLE)
+    monkeypatch.delenv(Env.OWNER)
     assert access.script_owner() is None
 
 
@@ -111,7 +112,7 @@ def test_one_button_per_named_provider(data_root):
 
 
 def test_signed_in_user_sees_the_pages_and_who_they_are(data_root, monkeypatch):
-    monkeypatch.delenv(access.ADMINS_VARIABLE, raising=False)
+    monkeypatch.delenv(Env.ADMINS, raising=False)
     app = _app({"is_logged_in": True, "email": "Alice@Lab.org", "name": "Alice <b>Example</b>"}, auth=AUTH)
     assert not app.exception
     assert HOME_TITLE in app.title[0].value

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.detection.cfg import (MAX_ACTIVATION_ENV, MAX_CFG_CHARS, MAX_LAYERS_ENV, CfgError, Convolutional,
-                                    MaxPool, Route, parse_cfg)
+from services.config import Env
+from services.detection.cfg import MAX_CFG_CHARS, CfgError, Convolutional, MaxPool, Route, parse_cfg
 from services.detection.models import NamesError, load_darknet, parse_names
 from services.errors import UserFacingError
 from tests.detection_helpers import SYNTHETIC_CFG
@@ -149,13 +149,13 @@ def test_ten_thousand_layers_are_refused_at_the_cap_without_recursion():
     text = "[net]\nwidth=32\nheight=32\n\n[convolutional]\nfilters=6\nactivation=linear\n\n" + layers + _yolo_tail(6)
     with pytest.raises(CfgError) as caught:
         parse_cfg(text, "deep.cfg")
-    assert "more than 1,000 layers" in str(caught.value) and MAX_LAYERS_ENV in str(caught.value)
+    assert "more than 1,000 layers" in str(caught.value) and Env.DARKNET_MAX_LAYERS in str(caught.value)
     assert f"line {text[:text.index('[dropout]')].count(chr(10)) + 1 + 3 * 999}" in str(caught.value)
 
 
 def test_layer_cap_is_a_setting(monkeypatch):
     parse_cfg(SYNTHETIC_CFG, "synthetic.cfg")
-    monkeypatch.setenv(MAX_LAYERS_ENV, "10")
+    monkeypatch.setenv(Env.DARKNET_MAX_LAYERS, "10")
     with pytest.raises(CfgError, match="more than 10 layers"):
         parse_cfg(SYNTHETIC_CFG, "synthetic.cfg")
 
@@ -183,7 +183,7 @@ def test_activation_memory_is_estimated_from_the_header_and_refused_over_the_lim
         parse_cfg(wide, "wide.cfg")
     message = str(caught.value)
     assert "line 5, [convolutional] (layer 0)" in message and "262,336 MiB of activations" in message
-    assert MAX_ACTIVATION_ENV in message
+    assert Env.DARKNET_MAX_ACTIVATION_MB in message
     # Chained upsamples within the value limits are caught by the same estimate.
     upsamples = "[upsample]\nstride=32\n\n" * 3
     text = "[net]\nwidth=64\nheight=64\n\n" + upsamples + "[maxpool]\nsize=64\nstride=32\n\n" * 3 + _yolo_tail(6)
@@ -191,7 +191,7 @@ def test_activation_memory_is_estimated_from_the_header_and_refused_over_the_lim
         parse_cfg(text, "upsample.cfg")
     config = parse_cfg(SYNTHETIC_CFG, "synthetic.cfg")
     assert 4 * 64 * 64 * 3 < config.activation_bytes < 2 ** 20
-    monkeypatch.setenv(MAX_ACTIVATION_ENV, "1")
+    monkeypatch.setenv(Env.DARKNET_MAX_ACTIVATION_MB, "1")
     with pytest.raises(CfgError, match="the limit is 1 MiB"):
         config.with_input_size(416)
 

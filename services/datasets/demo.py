@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from services.config import get_settings
+from services.config import layout
 from services.datasets.naming import KATHER_CLASSES, kather_tile_name
 from services.datasets.textures import SIZE, Stain, render
 from services.errors import UserFacingError
@@ -36,7 +36,7 @@ _lock = threading.Lock()
 
 
 def demo_folder(root: Path | None = None) -> Path:
-    return Path(root or get_settings().data_root) / "datasets" / DEMO_NAME
+    return layout(root).datasets_dir / DEMO_NAME
 
 
 def is_demo_folder(folder: Path) -> bool:

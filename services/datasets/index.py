@@ -189,7 +189,7 @@ def _base_row(folder: Path, entry: FileEntry, label_index: dict[str, int]) -> di
 
 def cache_file(folder: Path) -> Path:
     key = hashlib.blake2b(str(folder).encode(), digest_size=10).hexdigest()
-    return get_settings().data_root / "cache" / "index" / f"{key}.parquet"
+    return get_settings().cache_dir / "index" / f"{key}.parquet"
 
 
 def _read_cache(path: Path) -> tuple[str | None, pd.DataFrame | None]:

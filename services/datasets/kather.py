@@ -29,7 +29,7 @@ Progress = Callable[[int, int | None], None]
 
 
 def download_path() -> Path:
-    return get_settings().data_root / "downloads" / FILE_NAME
+    return get_settings().downloads_dir / FILE_NAME
 
 
 def install_folder() -> Path:

@@ -52,7 +52,7 @@ class KnownArchive:
         return f"https://zenodo.org/records/{ZENODO_RECORD}/files/{self.file_name}?download=1"
 
     def download_path(self) -> Path:
-        return get_settings().data_root / "downloads" / self.file_name
+        return get_settings().downloads_dir / self.file_name
 
     def install_folder(self) -> Path:
         return get_settings().datasets_dir / self.name

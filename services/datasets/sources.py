@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.access import Actor
-from services.config import confine, display_path, get_settings
+from services.config import DATA_ROOT_FOLDERS, DATASETS, confine, display_path, get_settings
 from services.datasets import index, kather, nct, records, splits
 from services.archives import Source, extract_zip
 from services.datasets.demo import DEMO_NAME, demo_folder, ensure_demo_dataset
@@ -25,9 +25,9 @@ from services.datasets.naming import is_safe_name, safe_name
 from services.errors import UserFacingError
 
 REGISTRY = "registered.json"
-MANAGED_FOLDERS = frozenset({"datasets", "cache", "jobs", "runs", "splits", "uploads", "downloads", "models",
-                             "detection"})
-"""Top-level folders of the data root that the dashboard itself manages: never a dataset."""
+MANAGED_FOLDERS = DATA_ROOT_FOLDERS
+"""Top-level folders of the data root that the dashboard itself manages (the layout of
+services.config): never a dataset."""
 RESERVED_NAMES = frozenset({DEMO_NAME, kather.DATASET_NAME, *nct.KNOWN, REGISTRY, *MANAGED_FOLDERS})
 """Names a new dataset may not take (compared case-insensitively)."""
 
@@ -123,7 +123,7 @@ def register_folder(path: str | os.PathLike) -> DatasetInfo:
         raise UserFacingError(f"{display_path(folder)}: no such folder under the data root.")
     relative = folder.relative_to(data_root)
     if not relative.parts or (relative.parts[0] in MANAGED_FOLDERS and len(relative.parts) == 1) \
-            or (relative.parts[0] in MANAGED_FOLDERS - {"datasets"}):
+            or (relative.parts[0] in MANAGED_FOLDERS - {DATASETS}):
         raise UserFacingError(
             f"{display_path(folder)} is a folder the dashboard manages itself, not a dataset; pick the folder "
             "that holds the class sub-folders."

@@ -152,7 +152,7 @@ def split_summary(frame: pd.DataFrame) -> pd.DataFrame:
 def split_dir(dataset: str) -> Path:
     from services.datasets.sources import slug
 
-    return get_settings().data_root / "splits" / slug(dataset)
+    return get_settings().splits_dir / slug(dataset)
 
 
 def _split_file(dataset: str, name: str) -> Path:

@@ -14,6 +14,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from services.config import Env
+
 
 def _follow(manager, job_id: str) -> int:
     from services.demo.results import demo_result
@@ -48,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="the data root (default: DASHBOARD_DATA_DIR, else ./data)")
     args = parser.parse_args(argv)
     if args.data_dir:
-        os.environ["DASHBOARD_DATA_DIR"] = args.data_dir
+        os.environ[Env.DATA_DIR] = args.data_dir
     from services.demo.chain import check_offline
     from services.demo.results import start_or_resume
     from services.errors import UserFacingError

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
 from dataclasses import dataclass, field
 
+from services.config import Env, get_settings
 from services.errors import UserFacingError
 
 ACTIVATIONS = ("leaky", "linear", "mish", "swish", "logistic", "relu", "tanh")
@@ -39,12 +39,6 @@ HARD_ACTIVATIONS = ("hard_mish", "hardtan", "hardswish", "hard_sigmoid", "lhtan"
 # Limits on what a cfg may ask for (a cfg is untrusted input).
 MAX_CFG_CHARS = 2_000_000
 """Real cfgs are 2-40 kB."""
-DEFAULT_MAX_LAYERS = 1000
-"""YOLOv4 has 162 layers, the largest scaled YOLOv4 about 400."""
-DEFAULT_MAX_ACTIVATION_MB = 2048
-"""YOLOv3 needs about 470 MiB of activations at 608 x 608 (sum over all layers), 1.9 GiB at 1216."""
-MAX_LAYERS_ENV = "DASHBOARD_DARKNET_MAX_LAYERS"
-MAX_ACTIVATION_ENV = "DASHBOARD_DARKNET_MAX_ACTIVATION_MB"
 MAX_PARAMETER_BYTES = 1 << 30
 """Darknet weights are float32; the largest YOLO (YOLOv4-P7) is about 1 GB."""
 MAX_INPUT_SIDE = 4096
@@ -99,19 +93,14 @@ class CfgError(UserFacingError):
     """A Darknet cfg that cannot be parsed or is not supported."""
 
 
-def _env_limit(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else default
-
-
 def max_layers() -> int:
     """The layer cap (setting ``DASHBOARD_DARKNET_MAX_LAYERS``)."""
-    return _env_limit(MAX_LAYERS_ENV, DEFAULT_MAX_LAYERS)
+    return get_settings().darknet_max_layers
 
 
 def max_activation_bytes() -> int:
     """The activation-memory cap for one image (setting ``DASHBOARD_DARKNET_MAX_ACTIVATION_MB``)."""
-    return _env_limit(MAX_ACTIVATION_ENV, DEFAULT_MAX_ACTIVATION_MB) * (1 << 20)
+    return get_settings().darknet_max_activation_mb * (1 << 20)
 
 
 @dataclass
@@ -300,7 +289,7 @@ def split_sections(text: str, name: str = "cfg", layer_limit: int | None = None)
                 raise CfgError(f"{name}, line {number}: malformed section header {_shown(raw)}.")
             if len(sections) > layer_limit:
                 raise CfgError(f"{name}, line {number}: more than {layer_limit:,} layers; the limit is "
-                               f"{layer_limit:,} (setting {MAX_LAYERS_ENV}).")
+                               f"{layer_limit:,} (setting {Env.DARKNET_MAX_LAYERS}).")
             kind = line[1:-1].strip().lower()
             sections.append(Section(SECTION_ALIASES.get(kind, kind), number))
             continue
@@ -636,7 +625,7 @@ def resolve_shapes(config: DarknetConfig) -> None:
         if total > limit:
             raise CfgError(f"{_where(config, layer)}: by this layer one {config.width}x{config.height} image needs "
                            f"{total / 2**20:,.0f} MiB of activations (float32, batch 1); the limit is "
-                           f"{limit / 2**20:,.0f} MiB (setting {MAX_ACTIVATION_ENV}).")
+                           f"{limit / 2**20:,.0f} MiB (setting {Env.DARKNET_MAX_ACTIVATION_MB}).")
         if isinstance(layer, Convolutional):
             parameters += layer.parameter_count
             if 4 * parameters > MAX_PARAMETER_BYTES:

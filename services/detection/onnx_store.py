@@ -35,7 +35,7 @@ SAMPLE = "astronaut"
 
 
 def onnx_dir() -> Path:
-    return get_settings().model_cache_dir / "onnx"
+    return get_settings().onnx_dir
 
 
 @dataclass(frozen=True)

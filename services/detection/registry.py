@@ -82,7 +82,7 @@ image and the thresholds, instead of thousands of identical scores."""
 
 
 def darknet_dir() -> Path:
-    return get_settings().model_cache_dir / "darknet"
+    return get_settings().darknet_dir
 
 
 def safe_stem(file_name: str, default: str) -> str:

@@ -9,36 +9,36 @@
 from __future__ import annotations
 
 
-from services.config import env_flag, env_int, get_settings, profile_default
+from services.config import get_settings
 from services.jobs.kinds import CPU, IO, TENSORFLOW
 
 
 def resource_limits() -> dict[str, int]:
     settings = get_settings()
     return {TENSORFLOW: max(1, settings.max_concurrent_runs), CPU: max(1, settings.max_background_jobs),
-            IO: max(1, env_int("DASHBOARD_MAX_DOWNLOADS", 3))}
+            IO: max(1, settings.max_downloads)}
 
 
 def warm_worker_enabled() -> bool:
     """A TensorFlow worker kept warm beside the runner (``DASHBOARD_WARM_WORKER``; off under
     the cloud profile, where each job starts its own and no TensorFlow process idles)."""
-    return env_flag("DASHBOARD_WARM_WORKER", profile_default(True, False))
+    return get_settings().warm_worker
 
 
 def prewarm_enabled() -> bool:
     """Start the job runner (and so its warm TensorFlow worker) as soon as a page asks for the
     job manager, before anyone presses Start (``DASHBOARD_PREWARM=0``, the cloud profile's
     default, waits for the first job)."""
-    return env_flag("DASHBOARD_PREWARM", profile_default(True, False)) and warm_worker_enabled()
+    return get_settings().prewarm
 
 
 def runner_idle_seconds() -> float:
     """The runner exits after this long with nothing to do (``DASHBOARD_RUNNER_IDLE_S``;
     600 s, 60 s under the cloud profile)."""
-    return float(env_int("DASHBOARD_RUNNER_IDLE_S", profile_default(600, 60)))
+    return get_settings().runner_idle_s
 
 
 def stale_seconds() -> float:
     """A running job whose worker has not reported for this long is ended and marked
     interrupted (``DASHBOARD_JOB_STALE_S``, default 30)."""
-    return float(env_int("DASHBOARD_JOB_STALE_S", 30))
+    return get_settings().job_stale_s

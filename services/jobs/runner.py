@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services import run_layout
+from services.config import child_environment
 from services.jobs import store as job_store
 from services.jobs.kinds import KINDS, RESOURCES, TENSORFLOW
 from services.jobs.limits import resource_limits, runner_idle_seconds, stale_seconds, warm_worker_enabled
@@ -48,8 +49,7 @@ LOG_FILE = "runner.log"
 
 
 def worker_environment() -> dict[str, str]:
-    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path}
+    return child_environment()
 
 
 def pid_alive(pid: int | None) -> bool:

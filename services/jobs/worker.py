@@ -20,6 +20,7 @@ import traceback
 from pathlib import Path
 
 from services import run_layout
+from services.config import Env
 from services.errors import UserFacingError
 from services.jobs import store as job_store
 from services.jobs.context import JobContext, JobStopped, merge_result
@@ -73,7 +74,7 @@ def run_job(jobs_dir: Path, job_id: str) -> int:
     # folder and remove them when the job ends (nothing is left in /tmp).
     scratch = folder / "tmp"
     scratch.mkdir(exist_ok=True)
-    os.environ["TMPDIR"] = str(scratch)
+    os.environ[Env.TMPDIR] = str(scratch)
     tempfile.tempdir = str(scratch)
     store.set_pid(job_id, os.getpid())
     done = threading.Event()

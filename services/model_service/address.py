@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from services.config import get_settings
+from services.config import get_settings, layout
 
 
 def service_dir(data_root: Path | None = None) -> Path:
-    return Path(data_root or get_settings().data_root) / "run"
+    return layout(data_root).service_dir
 
 
 def socket_address(data_root: Path | None = None) -> str:

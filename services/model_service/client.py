@@ -7,7 +7,6 @@ under way when the service died is not retried (it may be what killed it): it fa
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.config import get_settings
+from services.config import child_environment, get_settings
 from services.errors import UserFacingError
 from services.model_service import address, protocol
 
@@ -90,8 +89,7 @@ def service_alive(data_root: Path | None = None) -> bool:
 
 def _spawn_service() -> subprocess.Popen:
     address.service_dir().mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    env = child_environment()
     with open(address.log_file(), "ab") as log:
         return subprocess.Popen([sys.executable, "-m", "services.model_service"], cwd=REPO_ROOT, env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

@@ -25,7 +25,7 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
-from services.config import env_int, profile_default
+from services.config import Env, get_settings
 from services.errors import UserFacingError
 from services.model_service import address, protocol
 from services.model_service.cache import ModelCache
@@ -119,7 +119,7 @@ def _private_tmp():
     scratch = address.service_dir() / "tmp"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
-    os.environ["TMPDIR"] = str(scratch)
+    os.environ[Env.TMPDIR] = str(scratch)
     tempfile.tempdir = str(scratch)
     return scratch
 
@@ -145,7 +145,7 @@ def _write_token(path) -> str:
 def idle_seconds() -> float:
     """The service exits after this long without a request (``DASHBOARD_SERVICE_IDLE_S``;
     1800 s, 60 s under the cloud profile)."""
-    return float(env_int("DASHBOARD_SERVICE_IDLE_S", profile_default(1800, 60)))
+    return get_settings().service_idle_s
 
 
 def main() -> int:
@@ -158,7 +158,7 @@ def main() -> int:
         return 0
     scratch = _private_tmp()
     idle_s = idle_seconds()
-    max_models = int(os.environ.get("DASHBOARD_SERVICE_MODELS") or 6)
+    max_models = get_settings().service_models
     service = Service(_write_token(address.token_file()), max_models)
     server = _Server(address.socket_address(), _handler(service))
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()

@@ -85,8 +85,9 @@ def model_cache_dir() -> Path:
 
 def keras_cache_dirs() -> list[Path]:
     """Keras's standard cache folders, in the order Keras itself uses them."""
-    if os.environ.get("KERAS_HOME"):
-        return [Path(os.environ["KERAS_HOME"]).expanduser() / "models"]
+    keras_home = get_settings().keras_home
+    if keras_home:
+        return [keras_home / "models"]
     return [Path.home() / ".keras" / "models", Path(tempfile.gettempdir()) / ".keras" / "models"]
 
 

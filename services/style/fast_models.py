@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.config import get_settings
+from services.config import MAGENTA, get_settings
 from services.download import download, file_digest, verify_file
 from services.errors import DownloadFailed, UserFacingError
 
 _BASE_URL = "https://storage.googleapis.com/download.tensorflow.org/models/tflite/arbitrary_style_transfer/"
-FOLDER = "magenta"
+FOLDER = MAGENTA
+"""The folder's name in the model cache, as messages show it."""
 TFLITE_IDENTIFIER = b"TFL3"
 """The FlatBuffer file identifier of every TF Lite model (bytes 4..8)."""
 
@@ -56,7 +57,7 @@ DEFAULT_VARIANT = "f16"
 
 
 def folder() -> Path:
-    return get_settings().model_cache_dir / FOLDER
+    return get_settings().fast_style_dir
 
 
 def files_for(variant: str = DEFAULT_VARIANT) -> list[TFLiteFile]:

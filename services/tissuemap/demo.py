@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.config import get_settings
+from services.config import layout
 from services.tissuemap.models import KATHER_MPP, KATHER_TILE_PX
 
 DEMO_FILE = "demo_mosaic.tif"
@@ -76,7 +76,7 @@ def _class_tiles(dataset: Path, names) -> dict[int, list[np.ndarray]]:
 
 
 def demo_paths(root: Path | None = None) -> tuple[Path, Path]:
-    folder = Path(root or get_settings().data_root) / "tissuemap"
+    folder = layout(root).tissuemap_dir
     return folder / DEMO_FILE, folder / LAYOUT_FILE
 
 

@@ -26,7 +26,7 @@ IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 
 
 def download_path() -> Path:
-    return get_settings().data_root / "downloads" / FILE_NAME
+    return get_settings().downloads_dir / FILE_NAME
 
 
 def install_folder() -> Path:

@@ -9,15 +9,15 @@
 from __future__ import annotations
 
 import json
-import os
 
+from services.config import get_settings
 from services.errors import UserFacingError
 from services.runtime import tensorflow
 
 
 def cluster_task() -> tuple[str, int] | None:
     """(task type, index) from ``TF_CONFIG``, or None when it is not set."""
-    raw = os.environ.get("TF_CONFIG")
+    raw = get_settings().tf_config
     if not raw:
         return None
     try:
@@ -31,7 +31,7 @@ def is_chief() -> bool:
     task = cluster_task()
     if task is None:
         return True
-    cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+    cluster = json.loads(get_settings().tf_config).get("cluster", {})
     kind, index = task
     return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
 
@@ -42,8 +42,9 @@ def select_strategy(mode: str = "auto"):
     tf = tensorflow()
     if mode == "none":
         return tf.distribute.get_strategy()
-    if mode == "multi_worker" or (mode == "auto" and os.environ.get("TF_CONFIG")):
-        if not os.environ.get("TF_CONFIG"):
+    tf_config = get_settings().tf_config
+    if mode == "multi_worker" or (mode == "auto" and tf_config):
+        if not tf_config:
             raise UserFacingError("Multi-worker training needs TF_CONFIG on every machine (see docs/training.md).")
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_physical_devices("GPU")

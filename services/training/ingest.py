@@ -30,11 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from services import run_layout
-from services.config import get_settings
+from services.config import DEFAULT_INGEST_PORT, get_settings
 from services.training import store as run_store
 from services.training import wire
 
-DEFAULT_PORT = 8502
 REMOTE = "remote"
 _SETTABLE = {"epochs", "epochs_done", "steps_per_epoch", "device", "host", "pid", "started", "ended"}
 
@@ -43,18 +42,13 @@ class BadEvent(ValueError):
     """An event that cannot be applied (unknown operation, wrong values, not a remote run)."""
 
 
-def default_host() -> str:
-    """Bound like the app: ``DASHBOARD_INGEST_HOST``, else Streamlit's server address, else 127.0.0.1."""
-    return os.environ.get("DASHBOARD_INGEST_HOST") or os.environ.get("STREAMLIT_SERVER_ADDRESS") or "127.0.0.1"
-
-
 def token_path() -> Path:
     return get_settings().runs_dir / "ingest.token"
 
 
 def ingest_token() -> str:
     """The token remote scripts must send (created on first use)."""
-    token = os.environ.get("DASHBOARD_INGEST_TOKEN")
+    token = get_settings().ingest_token
     if token:
         return token
     path = token_path()
@@ -326,7 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def make_server(host: str = "127.0.0.1", port: int = DEFAULT_PORT, store: run_store.RunStore | None = None,
+def make_server(host: str = "127.0.0.1", port: int = DEFAULT_INGEST_PORT, store: run_store.RunStore | None = None,
                 token: str | None = None, read_timeout: float = wire.READ_TIMEOUT_S) -> ThreadingHTTPServer:
     """The endpoint, bound but not yet serving (``serve_forever``); port 0 picks a free one."""
     handler = type("IngestHandler", (_Handler,), {"store": store or run_store.RunStore(), "token": token or ingest_token(),
@@ -338,8 +332,9 @@ def make_server(host: str = "127.0.0.1", port: int = DEFAULT_PORT, store: run_st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.training.ingest", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default=default_host())
-    parser.add_argument("--port", type=int, default=int(os.environ.get("DASHBOARD_INGEST_PORT", DEFAULT_PORT)))
+    settings = get_settings()
+    parser.add_argument("--host", default=settings.ingest_host)
+    parser.add_argument("--port", type=int, default=settings.ingest_port)
     args = parser.parse_args(argv)
     try:
         server = make_server(args.host, args.port)

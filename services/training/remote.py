@@ -18,6 +18,11 @@ deliver SPOOL --url URL --token TOKEN`` sends every usable event again in order 
 ignores repeats) and moves undecodable or malformed lines aside.
 
 No Keras, no Streamlit: only the standard library.
+
+Settings: this module runs on the script's machine, not the dashboard's, so it reads its own two
+environment variables, here and only here (:func:`client_setting`): ``DASHBOARD_SPOOL_DIR`` and
+``DASHBOARD_INGEST_TOKEN`` (the ``deliver`` command's default token). Their names come from
+:class:`services.config.Env`, like every other variable's.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from services.config import Env
 from services.training import wire
 
 BATCH_EVENTS = 500
@@ -58,8 +64,14 @@ class SpoolUnusable(ValueError):
     """The spool folder cannot be used (a file, not writable); raised when the callback is created."""
 
 
+def client_setting(name: str) -> str | None:
+    """The value of the environment variable ``name`` (an :class:`Env` name) on the script's
+    machine; None when unset or empty. The only environment read outside services.config."""
+    return os.environ.get(name) or None
+
+
 def default_spool_dir() -> Path:
-    return Path(os.environ.get("DASHBOARD_SPOOL_DIR") or Path.home() / ".cache" / "dashboard-callback")
+    return Path(client_setting(Env.SPOOL_DIR) or Path.home() / ".cache" / "dashboard-callback")
 
 
 def check_spool_dir(spool_dir: str | os.PathLike | None) -> Path:
@@ -490,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     deliver = commands.add_parser("deliver", help="send a spool file left by a run")
     deliver.add_argument("spool")
     deliver.add_argument("--url", required=True)
-    deliver.add_argument("--token", default=os.environ.get("DASHBOARD_INGEST_TOKEN"))
+    deliver.add_argument("--token", default=client_setting(Env.INGEST_TOKEN))
     args = parser.parse_args(argv)
     try:
         done = deliver_spool(args.spool, args.url, args.token or "")

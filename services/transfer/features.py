@@ -87,7 +87,7 @@ def weights_hash(model) -> str:
 
 
 def cache_dir(backbone: str) -> Path:
-    return get_settings().data_root / "features" / backbone
+    return get_settings().features_dir / backbone
 
 
 def _paths(key: FeatureKey) -> tuple[Path, Path]:
@@ -125,7 +125,7 @@ def save(key: FeatureKey, features: np.ndarray, labels: np.ndarray, paths: list[
 
 def list_cached(backbone: str | None = None) -> list[dict]:
     """Descriptions of the cached feature files (newest first)."""
-    root = get_settings().data_root / "features"
+    root = get_settings().features_dir
     found = []
     for meta_path in root.glob(f"{backbone or '*'}/*.json"):
         try:
