@@ -5,8 +5,8 @@
   are handed values from it. Their names are the constants of :class:`Env`, also used where the
   app sets a variable for a child process (the launcher's web server and ingest endpoint, job
   workers, the model service). Settings are read on each call of :func:`get_settings` (cheap),
-  so tests and CLIs can change them with environment variables; a malformed value is refused by
-  name when they are read. Every setting is documented in the README's configuration table.
+  so tests and CLIs can change them with environment variables; a malformed whole number is
+  refused by name when they are read (the two Darknet caps fall back to their defaults). Every setting is documented in the README's configuration table.
 - The top-level folders of the data root are named once, in :class:`DataLayout` (a property
   each, e.g. ``settings.jobs_dir``); :data:`DATA_ROOT_FOLDERS` lists them for the guard that
   keeps datasets out of them (``services.datasets.sources.MANAGED_FOLDERS``).
@@ -231,7 +231,8 @@ class Settings(DataLayout):
     data_root: Path
     """Everything the dashboard reads or writes lives under here (``DASHBOARD_DATA_DIR``)."""
     model_cache_dir: Path
-    """Pretrained weights and Darknet files (``DASHBOARD_MODEL_CACHE``, default data_root/models)."""
+    """Pretrained weights, Darknet and ONNX detectors, the Magenta style networks
+    (``DASHBOARD_MODEL_CACHE``, default ``<data root>/models``)."""
     offline: bool
     """``DASHBOARD_OFFLINE=1`` never touches the network (downloads fail with instructions)."""
     max_image_pixels: int
@@ -249,7 +250,8 @@ class Settings(DataLayout):
     max_upload_bytes: int
     """Total bytes of the files one upload (one job) may carry (``DASHBOARD_MAX_UPLOAD_BYTES``)."""
     max_concurrent_runs: int
-    """Training runs executing at once (``DASHBOARD_MAX_CONCURRENT_RUNS``; default 1)."""
+    """TensorFlow jobs executing at once: training runs, comparisons, style transfer, batch
+    detection and tissue maps share it (``DASHBOARD_MAX_CONCURRENT_RUNS``; default 1)."""
     max_background_jobs: int
     """CPU jobs (indexing, imports) executing at once, each in a worker process of the job
     runner (``DASHBOARD_MAX_JOBS``; default 2)."""
