@@ -20,7 +20,7 @@ from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.delete_control import delete_control, show_deleted_notice
 from dashboard.feedback import flash, show_flashes
-from dashboard.widgets import (job_failure_banner, job_status_line, job_stop_button, md, show_image, swatches_html,
+from dashboard.widgets import (job_failure_banner, live_job, md, show_image, swatches_html,
                                synthetic_badge, user_errors, why_disabled)
 from services.config import check_upload, confine, display_path, get_settings
 from services.datasets import published, quality, sources, splits, tasks
@@ -200,24 +200,12 @@ def show_dataset_jobs() -> None:
     """Running dataset jobs (download, import, indexing) with progress and a stop button, and
     the latest failed download or import of this page until it is dismissed."""
     manager = job_manager()
-    active = [s for kind in tasks.DATASET_KINDS for s in manager.list(kind=kind) if s.active]
-    if active:
-        _job_progress([s.id for s in active])
+    for state in (s for kind in tasks.DATASET_KINDS for s in manager.list(kind=kind) if s.active):
+        live_job(manager, state.id, "dataset-job")
     for kind in (*tasks.DOWNLOAD_KINDS, tasks.IMPORT_KIND):
         latest = manager.list(kind=kind)
         if latest:
             job_failure_banner(manager, latest[0], key_prefix="dataset-dismiss")
-
-
-@st.fragment(run_every=1.0)
-def _job_progress(job_ids: list[str]) -> None:
-    manager = job_manager()
-    states = [state for state in map(manager.get, job_ids) if state is not None]
-    for state in states:
-        job_status_line(state)
-        job_stop_button(manager, state, key_prefix="dataset-job")
-    if not any(state.active for state in states):
-        st.rerun(scope="app")
 
 
 def load_or_index(info: DatasetInfo) -> pd.DataFrame | None:

@@ -14,7 +14,7 @@ from dashboard import tissuemap_adapters as ui
 from dashboard.feedback import flash, show_flashes
 from dashboard.adapters import job_manager
 from dashboard.widgets import (
-    job_status_line, job_stop_button, live_job_progress, md, show_image, synthetic_badge, user_errors,
+    live_job, md, show_image, synthetic_badge, user_errors,
     why_disabled,
 )
 from services.config import confine, get_settings
@@ -27,8 +27,8 @@ from services.tissuemap.job import OUTPUT_DIR
 from services.tissuemap.maps import has_background
 from services.tissuemap.models import KATHER_FIELD_UM, KATHER_MPP, best_held_out, onnx_choice
 from services.tissuemap.reader import MPP_RANGE
+from services.tissuemap.submit import JOB_KIND, MapSettings, submit_map
 
-KIND = "tissue-map"
 DEMO, KATHER, PATH, UPLOAD = ("Demo mosaic (synthetic)", "Kather 2016 larger images", "File under the data root",
                               "Upload")
 
@@ -50,11 +50,10 @@ def kather_large_panel() -> tuple[Path | None, float | None]:
             "are not downloaded yet.")
     downloads = manager.list(kind=kather_large.JOB_KIND)[:1]
     if downloads:
-        job_status_line(downloads[0])
-        job_stop_button(manager, downloads[0], "tm-download")
+        live_job(manager, downloads[0].id, "tm-download")
     if not (downloads and downloads[0].active) and st.button("Download the larger images", icon=":material/download:"):
         with user_errors():
-            manager.submit(kather_large.JOB_KIND, "Download Kather 2016 larger images", {})
+            kather_large.submit_download(manager)
             st.rerun()
     st.caption(md(kather_large.manual_instructions()))
     return None, None
@@ -134,8 +133,8 @@ def trust_notes(card: dict) -> None:
 
 # --- settings and start --------------------------------------------------------------------------
 
-def settings_panel(path: Path, default_mpp: float | None, choice) -> dict | None:
-    """Resolution, tissue detection preview and tiling; returns the job params or None."""
+def settings_panel(path: Path, default_mpp: float | None, choice) -> MapSettings | None:
+    """Resolution, tissue detection preview and tiling; returns the map's settings or None."""
     with user_errors():
         view = ui.image_preview(path, None)
         st.caption(md(f"{view.name}: {view.width:,} x {view.height:,} px, {view.format}"))
@@ -174,8 +173,7 @@ def settings_panel(path: Path, default_mpp: float | None, choice) -> dict | None
         if count == 0:
             st.warning("No tissue at this threshold: lower it.")
             return None
-        return {"image": {"source": "path", "path": str(path)}, "mpp": None if view.mpp else mpp,
-                "threshold": threshold, "min_tissue": min_tissue, "overlap": overlap, "min_confidence": min_confidence}
+        return MapSettings(None if view.mpp else mpp, threshold, min_tissue, overlap, min_confidence)
     return None
 
 
@@ -379,15 +377,14 @@ setup, results = st.tabs(["New map", "Maps"])
 with setup:
     path, default_mpp = image_choice()
     choice = model_choice()
-    params = settings_panel(path, default_mpp, choice) if path is not None else None
+    settings = settings_panel(path, default_mpp, choice) if path is not None else None
     missing = [what for what, absent in (("an image", path is None), ("a model", choice is None),
-                                         ("complete image settings (see above)", path is not None and params is None))
+                                         ("complete image settings (see above)", path is not None and settings is None))
                if absent]
     button, why = st.columns([1, 4], vertical_alignment="center")
     if button.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(missing), key="tm_start"):
         with user_errors():
-            title = f"Map of {Path(params['image']['path']).name} with {choice.label}"[:120]
-            job_id = manager.submit(KIND, title, {**params, "model": choice.to_params(), "batch_size": 32})
+            job_id = submit_map(manager, path, settings, choice)
             choices.select_next("tm_job", job_id)
             st.session_state["tm_started"] = job_id
             flash("tm-start", "Map queued: it runs in the background (you may close the tab); it is selected "
@@ -395,22 +392,17 @@ with setup:
             st.rerun()
     why_disabled("Start needs " + " and ".join(missing) + "." if missing else None, why)
     show_flashes("tm-start")
-    started = manager.get(st.session_state["tm_started"]) if st.session_state.get("tm_started") else None
-    if started is not None:
-        st.fragment(lambda: live_job_progress(manager, started.id, "tm-start-stop", "tm_live"),
-                    run_every=1.0 if started.active else None)()
+    if st.session_state.get("tm_started"):
+        live_job(manager, st.session_state["tm_started"], "tm-start-stop")
 
 with results:
-    jobs = manager.list(kind=KIND)
+    jobs = manager.list(kind=JOB_KIND)
     if not jobs:
         st.info("No maps yet: choose an image and a model under **New map** and press Start.")
     else:
         chosen = choices.job_picker("Map", jobs, "tm_job", lambda j: f"{j.title} · {j.status_text}")
         state = next(job for job in jobs if job.id == chosen)
-        if state.active:
-            st.session_state["tm_live"] = state.id
-        st.fragment(lambda: live_job_progress(manager, state.id, "tm-stop", "tm_live"),
-                    run_every=1.0 if state.active else None)()
+        live_job(manager, state.id, "tm-stop")
         if state.status == "finished":
             with user_errors():
                 result_panel(state)

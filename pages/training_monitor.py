@@ -14,7 +14,7 @@ from dashboard.auth import current_actor
 from dashboard.datasets_adapters import thumbnail
 from dashboard.feedback import flash, show_flashes
 from dashboard.training_adapters import first_layer_view, ingest_address, ingest_running, run_store
-from dashboard.widgets import STATUS_ICONS, job_status_line, md, show_image, synthetic_badge, user_errors
+from dashboard.widgets import STATUS_ICONS, live_job, md, show_image, synthetic_badge, user_errors
 from services.datasets import sources, splits
 from services.images import decode_image
 from services.metrics.calibration import calibration_text
@@ -47,19 +47,10 @@ def run_label(run) -> str:
     return labelled(f"{run.name} · {run.id[-6:]}", leakage_of(run.summary))
 
 
-def tb_import_status(job_id: str) -> None:
-    """The TensorBoard import job's progress; once it ends, the page reloads on the imported run."""
-    state = manager.get(job_id)
-    if state is None:
-        return
-    job_status_line(state)
-    if not state.active and st.session_state.get("tb_live") == job_id:
-        st.session_state["tb_live"] = None
-        if state.status == "finished" and state.result.get("run_id"):
-            st.session_state["selected_runs"] = [state.result["run_id"]]
-        st.rerun(scope="app")
-    if state.active:
-        st.session_state["tb_live"] = job_id
+def select_imported_run(state) -> None:
+    """When the TensorBoard import ends, the page reloads on the imported run."""
+    if state.status == "finished" and (state.result or {}).get("run_id"):
+        st.session_state["selected_runs"] = [state.result["run_id"]]
 
 
 # --- start a run -------------------------------------------------------------------------------
@@ -115,9 +106,8 @@ with st.expander("Log a script on another machine, or import TensorBoard files",
             st.session_state["tb_job"] = tb_import.submit_import(
                 manager, [(f.name, f.getvalue()) for f in uploads], import_name or uploads[0].name,
                 current_actor().owner)
-    tb_job = manager.get(st.session_state["tb_job"]) if st.session_state.get("tb_job") else None
-    if tb_job is not None:
-        st.fragment(lambda: tb_import_status(tb_job.id), run_every=1.0 if tb_job.active else None)()
+    if st.session_state.get("tb_job"):
+        live_job(manager, st.session_state["tb_job"], "tb-import", recovery=False, on_end=select_imported_run)
 
 # --- runs table --------------------------------------------------------------------------------
 show_flashes(RUNS)

@@ -10,7 +10,7 @@ from dashboard import choices
 from dashboard import transfer_adapters as views
 from dashboard.adapters import job_manager
 from dashboard.training_adapters import run_store
-from dashboard.widgets import (job_status_line, job_stop_button, model_preview_wanted, synthetic_badge, user_errors,
+from dashboard.widgets import (live_job, model_preview_wanted, synthetic_badge, user_errors,
                                why_disabled)
 from services.datasets import index, sources, splits
 from services.metrics import formatting
@@ -54,17 +54,8 @@ with st.expander("Backbones and their ImageNet weights", icon=":material/downloa
                            files={registry.UPLOAD_FILE: upload.getvalue()})
             st.rerun()
 
-    @st.fragment(run_every=1.0 if busy else None)
-    def weights_job_status(backbone: str, was_busy: bool) -> None:
-        jobs = views.weights_jobs(manager, backbone)
-        if not jobs:
-            return
-        job_status_line(jobs[0])
-        job_stop_button(manager, jobs[0], key_prefix="tl-weights")
-        if was_busy and not jobs[0].active:
-            st.rerun()  # the whole page: the status table and the plan change
-
-    weights_job_status(chosen, busy)
+    if weight_jobs:  # when it ends, the whole page reruns: the status table and the plan change
+        live_job(manager, weight_jobs[0].id, "tl-weights")
 
 # --- set up a comparison --------------------------------------------------------------------------
 st.subheader("Compare strategies")
@@ -142,18 +133,7 @@ job_id = choices.job_picker("Comparison", jobs, "tl_job", views.experiment_label
 state = manager.get(job_id)
 
 
-@st.fragment(run_every=2 if state.active else None)
-def live_status(job_id: str, was_active: bool) -> None:
-    current = manager.get(job_id)
-    if current is None:
-        return
-    job_status_line(current)
-    job_stop_button(manager, current, key_prefix="tl-stop")
-    if was_active and not current.active:
-        st.rerun()  # the whole page: the selector's label and the final results
-
-
-live_status(job_id, state.active)
+live_job(manager, job_id, "tl-stop", every=2.0)  # when it ends, the page shows the final results
 store = run_store()
 results = experiments.collect_results(state.result, store)
 for skipped in (state.result or {}).get("skipped", []):
