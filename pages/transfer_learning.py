@@ -177,8 +177,7 @@ middle.download_button("Everything as JSON", report.to_json(results), "transfer_
 report_key = f"tl_report_{job_id}_{len(results)}"
 if right.button("Prepare the HTML report", icon=":material/description:", key="tl_report_build"):
     with user_errors(), st.spinner("Explaining a few test tiles for the report…"):
-        test_rows = splits.load_split(spec_of_job.dataset, spec_of_job.split).query("split == 'test'")
-        tiles = test_rows.groupby("label").head(1).path.tolist()[:3]
+        tiles = report.example_tiles(splits.load_split(spec_of_job.dataset, spec_of_job.split))
         st.session_state[report_key] = report.html_report(
             results, dataset_note=f"Dataset {spec_of_job.dataset}, split {spec_of_job.split}.",
             gradcam_examples=views.gradcam_examples(results, tiles)).encode()
@@ -252,19 +251,12 @@ with st.expander("Evaluate a model on another dataset (explicit class mapping)",
         with user_errors(), st.spinner("Classifying the tiles in the model service…"):
             chosen_result = next(r for r in explained if r.name == model_name)
             info = views.describe(chosen_result.model_path)
-            rows = index.usable(index.load_index(sources.dataset_folder(target)))
-            evaluation = crossdataset.evaluate_paths(list(rows.path), list(rows.label),
-                                                     views.classifier(chosen_result.model_path),
-                                                     info["class_names"], tuple(info["input_shape"][:2]), mapping)
+            evaluation = crossdataset.evaluate_dataset(target, views.classifier(chosen_result.model_path),
+                                                       info["class_names"], tuple(info["input_shape"][:2]), mapping)
             st.metric("Accuracy on mapped tiles", formatting.percent(evaluation.accuracy),
                       help=f"{evaluation.scored} of {evaluation.tiles} tiles scored; {evaluation.fit}")
             st.caption(formatting.estimate_text(evaluation.estimate()))
-            recall = evaluation.class_estimates()
-            st.dataframe(pd.DataFrame([{"class": cls, "accuracy": acc, "tiles": sum(evaluation.predictions[cls].values()),
-                                        "accuracy (95 % CI, n)": formatting.estimate_text(recall.get(cls)),
-                                        "predicted as": ", ".join(f"{k} {v}" for k, v in sorted(
-                                            evaluation.predictions[cls].items(), key=lambda kv: -kv[1]))}
-                                       for cls, acc in evaluation.per_class_accuracy.items()]),
+            st.dataframe(pd.DataFrame(crossdataset.class_rows(evaluation)),
                          hide_index=True, column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
                                                          "predicted as": st.column_config.TextColumn(width="large")})
             for cls, count in evaluation.unmappable_tiles.items():
