@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import choices
@@ -21,7 +20,7 @@ from services.config import confine, get_settings
 from services.errors import UserFacingError
 from services.images import encode_png
 from services.metrics.honesty import headline, leakage_badge, leakage_of, weak_model
-from services.tissuemap import detail, kather_large, outputs, tsr
+from services.tissuemap import detail, kather_large, layers, outputs, tsr
 from services.tissuemap.grid import MAX_OVERLAP
 from services.tissuemap.job import OUTPUT_DIR
 from services.tissuemap.maps import has_background
@@ -179,49 +178,6 @@ def settings_panel(path: Path, default_mpp: float | None, choice) -> MapSettings
 
 # --- result --------------------------------------------------------------------------------------
 
-CLASS_MAP, CONFIDENCE, ENTROPY = "Class map", "Confidence (max probability)", "Uncertainty (entropy)"
-FIGURE_HEIGHT = 620
-
-
-def shown_image(tissue_map, pixels: np.ndarray, layer: str, opacity: float, visible: list[str], *,
-                factor: float | None = None, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """The thumbnail (or a detail region at ``origin``, ``factor`` image px per pixel) with the chosen
-    map layer: classes, confidence, entropy or one class's probability."""
-    factor = float(tissue_map.meta.get("thumbnail_factor", 1)) if factor is None else factor
-    if layer == CLASS_MAP:
-        return outputs.overlay(pixels, factor, tissue_map, opacity=opacity, visible=visible, origin=origin)
-    if layer == CONFIDENCE:
-        values = tissue_map.confidence
-    elif layer == ENTROPY:
-        values = tissue_map.entropy
-    else:
-        values = tissue_map.probabilities[..., tissue_map.classes.index(layer.removeprefix("Probability of "))]
-    return outputs.heat_overlay(pixels, factor, tissue_map, values, opacity=opacity, origin=origin)
-
-
-def overlay_figure(tissue_map, image: np.ndarray) -> go.Figure:
-    factor = float(tissue_map.meta.get("thumbnail_factor", 1))
-    figure = go.Figure(go.Image(z=image, hoverinfo="skip"))
-    grid = tissue_map.grid
-    centres = [(grid.tile_origin(r, c), (r, c)) for r, c in tissue_map.tiles.tolist()]
-    xs = [(x + grid.tile / 2) / factor for (x, _), _ in centres]
-    ys = [(y + grid.tile / 2) / factor for (_, y), _ in centres]
-    labels = [tissue_map.classes[i] for i in tissue_map.tile_probabilities.argmax(axis=1)]
-    scatter = go.Scattergl if len(xs) > 3000 else go.Scatter
-    # One invisible square per tile, as large as the tile is on screen at the initial zoom (the
-    # figure is FIGURE_HEIGHT px high at most): a click anywhere on a tile selects it.
-    tile_on_screen = grid.tile / factor * FIGURE_HEIGHT / max(image.shape[0], 1)
-    figure.add_trace(scatter(x=xs, y=ys, mode="markers", text=labels,
-                             marker={"size": max(8.0, tile_on_screen), "symbol": "square", "opacity": 0.02},
-                             hovertemplate="%{text}<extra></extra>", name="tiles"))
-    figure.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=FIGURE_HEIGHT, dragmode="pan",
-                         showlegend=False)
-    height, width = image.shape[:2]
-    figure.update_xaxes(visible=False, range=[-0.5, width - 0.5])
-    figure.update_yaxes(visible=False, range=[height - 0.5, -0.5], scaleanchor="x")
-    return figure
-
-
 def legend(classes: list[str], colours: dict) -> None:
     st.html("<div>" + "".join(
         f"<span style='display:inline-block;margin-right:12px'><span style='display:inline-block;width:14px;"
@@ -291,7 +247,7 @@ def detail_panel(state, tissue_map, layer: str, opacity: float, visible: list[st
                       args=(keys, box, grid.width, grid.height, columns, rows))
     st.session_state[f"tm_detail_box_{state.id}"] = (box.x, box.y, box.width, box.height, box.zoom)
     pixels = ui.detail_pixels(image_path, tissue_map.mpp, box)
-    shown = shown_image(tissue_map, pixels, layer, opacity, visible, factor=box.zoom, origin=(box.x, box.y))
+    shown = layers.layer_image(tissue_map, pixels, layer, opacity, visible, factor=box.zoom, origin=(box.x, box.y))
     um_per_px = tissue_map.mpp * box.zoom
     shown, bar_um = detail.with_scale_bar(shown, um_per_px)
     show_image(shown, caption=f"x {box.x:,}-{box.x + box.width:,}, y {box.y:,}-{box.y + box.height:,} of "
@@ -313,17 +269,16 @@ def result_panel(state) -> None:
     trust_notes(card if isinstance(card, dict) else {})
     colours = outputs.class_colours(tissue_map.classes)
     controls, view = st.columns([1, 3])
-    layers = [CLASS_MAP, CONFIDENCE, ENTROPY] + [f"Probability of {c}" for c in tissue_map.classes]
-    layer = controls.selectbox("Show", layers, key="tm_layer")
+    layer = controls.selectbox("Show", layers.layer_names(tissue_map.classes), key="tm_layer")
     opacity = controls.slider("Map opacity", 0.0, 1.0, 0.45, 0.05, key="tm_opacity")
     visible = [c for c in tissue_map.classes if controls.checkbox(c, True, key=f"tm_show_{state.id}_{c}")]
-    image = shown_image(tissue_map, thumbnail, layer, opacity, visible)
+    image = layers.layer_image(tissue_map, thumbnail, layer, opacity, visible)
     with view:
-        if layer == CLASS_MAP:
+        if layer == layers.CLASS_MAP:
             legend([row["class"] for row in tissue_map.areas()], colours)
         else:
             st.caption(f"{md(layer)}: dark blue 0 → green → yellow → red 1")
-        event = st.plotly_chart(overlay_figure(tissue_map, image), on_select="rerun",
+        event = st.plotly_chart(layers.overlay_figure(tissue_map, image), on_select="rerun",
                                 selection_mode="points", key=f"tm_figure_{state.id}",
                                 config={"scrollZoom": True})
     points = [p for p in (event.selection.points if event else []) if p.get("curve_number") == 1]
@@ -340,19 +295,10 @@ def result_panel(state) -> None:
                     column_config={"area_px": st.column_config.NumberColumn("area (px)", format="%.0f"),
                                    "area_mm2": st.column_config.NumberColumn("area (mm²)", format="%.3f"),
                                    "percent": st.column_config.NumberColumn("% of tissue", format="%.1f")})
-    bars = go.Figure(go.Bar(x=areas["class"], y=areas["percent"],
-                            marker_color=[f"rgb{colours[c]}" for c in areas["class"]]))
-    bars.update_layout(height=300, margin={"l": 0, "r": 0, "t": 10, "b": 0}, yaxis_title="% of tissue")
-    chart.plotly_chart(bars, key=f"tm_bars_{state.id}")
+    chart.plotly_chart(layers.areas_figure(areas, colours), key=f"tm_bars_{state.id}")
     st.markdown(md("**Tumour-stroma ratio** (stroma share of tumour + stroma; a verdict only when the whole 95 % "
-                   f"interval lies on one side of 50 %): {tsr.text(map_ratio(state, tissue_map))}"))
+                   f"interval lies on one side of 50 %): {tsr.text(layers.map_ratio(state.result, tissue_map))}"))
     downloads(folder, tissue_map, image)
-
-
-def map_ratio(state, tissue_map) -> dict | None:
-    """The tumour-stroma ratio the job computed (its bootstrap takes a moment), else computed now."""
-    saved = (state.result or {}).get("tumour_stroma")
-    return saved if isinstance(saved, dict) and "defined" in saved else tissue_map.tumour_stroma()
 
 
 def downloads(folder: Path, tissue_map, image: np.ndarray) -> None:
