@@ -141,3 +141,21 @@ def test_cross_dataset_rows_and_report_tiles():
                           "path": [f"p{i}" for i in range(5)]})
     assert report.example_tiles(split) == ["p1", "p2", "p4"]
     assert report.example_tiles(split, 1) == ["p1"]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_running_work_is_shown_by_the_one_live_job_widget():
+    """No page writes its own job panel: the status line lives in dashboard/widgets.py only."""
+    for path in [*ROOT.glob("pages/*.py"), *ROOT.glob("dashboard/*.py")]:
+        if path.name != "widgets.py":
+            assert "job_status_line(" not in path.read_text(), f"{path.name}: use widgets.live_job"
+
+
+def test_model_keys_are_spelled_only_by_the_model_key_module():
+    for path in [*ROOT.glob("pages/*.py"), *ROOT.glob("dashboard/*.py"), *ROOT.glob("services/**/*.py")]:
+        if path.name != "model_key.py":
+            text = path.read_text()
+            assert not any(f'{q}{prefix}:' in text or f'{q}{prefix}:{{' in text
+                           for q in ('"', "'", 'f"') for prefix in ("onnx", "upload")), path.name
