@@ -80,9 +80,10 @@ def active_model(key: str):
 
 def delete_uploaded_model(key: str) -> None:
     """Delete the chosen uploaded model (its uploader or an administrator), after a confirmation."""
-    if not ModelKey.parse(key).is_upload:
+    parsed = ModelKey.parse(key)
+    if not parsed.is_upload:
         return
-    stem = ModelKey.parse(key).name
+    stem = parsed.name
 
     def forget(actor) -> None:
         catalog.delete_upload(key, actor)
