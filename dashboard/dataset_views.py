@@ -20,10 +20,10 @@ from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.delete_control import delete_control, show_deleted_notice
 from dashboard.feedback import flash, show_flashes
-from dashboard.widgets import (job_failure_banner, job_status_line, job_stop_button, md, show_image, swatches_html,
+from dashboard.widgets import (job_failure_banner, live_job, md, show_image, swatches_html,
                                synthetic_badge, user_errors, why_disabled)
 from services.config import check_upload, confine, display_path, get_settings
-from services.datasets import published, quality, sources, splits, tasks
+from services.datasets import job_requests, published, quality, sources, splits, tasks
 from services.datasets.index import class_names, usable
 from services.datasets.naming import safe_name
 from services.datasets.sources import DatasetInfo
@@ -119,14 +119,14 @@ def published_panel(item: published.Published) -> None:
         with user_errors():
             if get_settings().offline:
                 raise UserFacingError(item.manual_instructions())
-            start_job(item.kind, f"{item.label} download", item.job_params())
+            start_job(job_requests.published_download(item))
     columns = st.columns([3, 1], vertical_alignment="bottom")
     path = columns[0].text_input(f"Or {item.file_name} already under the data root", key=f"published-path-{item.name}",
                                  placeholder=f"downloads/{item.file_name}")
     if columns[1].button("Verify and extract", icon=":material/folder_zip:", key=f"published-zip-{item.name}",
                          disabled=not path):
         with user_errors():
-            start_job(item.kind, f"{item.label} from zip", item.job_params(_zip_under_data_root(path)))
+            start_job(job_requests.published_zip(item, _zip_under_data_root(path)))
     st.caption(f"Offline? {md(item.manual_instructions())}")
 
 
@@ -143,9 +143,7 @@ def import_upload(upload, name: str) -> None:
     name = name or safe_name(Path(upload.name).stem)
     check_upload([upload.size])
     sources.check_new_name(name)
-    start_job(tasks.IMPORT_KIND, f"Import {name}", {"dataset": name, "zip_name": Path(upload.name).name[:120],
-                                                     "owner": current_actor().owner},
-              files={tasks.UPLOAD_FILE: upload.getvalue()})
+    start_job(job_requests.upload_import(name, upload.name, upload.getvalue(), current_actor().owner))
 
 
 def add_from_path(path: str) -> None:
@@ -153,13 +151,7 @@ def add_from_path(path: str) -> None:
     resolved = confine(path)
     relative = resolved.relative_to(data_root).as_posix()
     if resolved.is_file() and resolved.suffix.lower() == ".zip":
-        item = published.by_file_name(resolved.name)
-        if item is not None:
-            start_job(item.kind, f"{item.label} from zip", item.job_params(relative))
-        else:
-            name = safe_name(resolved.stem)
-            start_job(tasks.IMPORT_KIND, f"Import {name}", {"dataset": name, "zip_path": relative,
-                                                             "zip_name": resolved.name, "owner": current_actor().owner})
+        start_job(job_requests.zip_job(resolved, relative, current_actor().owner))
         return
     info = sources.register_folder(resolved)
     flash(ADDED, f"Added {info.title}; it is selected.")
@@ -167,13 +159,13 @@ def add_from_path(path: str) -> None:
     st.rerun()
 
 
-def start_job(kind: str, title: str, params: dict, files: dict[str, bytes] | None = None) -> None:
+def start_job(job: job_requests.DatasetJob) -> None:
     """Submit a dataset job and rerun; a download or import says so, and its dataset is selected
     when it finishes (:func:`select_finished_imports`)."""
-    job_id = tasks.submit_once(job_manager(), kind, title, params, files=files)
-    if kind != tasks.INDEX_KIND:
+    job_id = job.submit(job_manager())
+    if job.selects_dataset:
         st.session_state.setdefault(WATCHED, []).append(job_id)
-        flash(ADDED, f"{title}: started. Its progress is shown below; the dataset is selected when it is ready.",
+        flash(ADDED, f"{job.title}: started. Its progress is shown below; the dataset is selected when it is ready.",
               "info")
     st.rerun()
 
@@ -200,24 +192,12 @@ def show_dataset_jobs() -> None:
     """Running dataset jobs (download, import, indexing) with progress and a stop button, and
     the latest failed download or import of this page until it is dismissed."""
     manager = job_manager()
-    active = [s for kind in tasks.DATASET_KINDS for s in manager.list(kind=kind) if s.active]
-    if active:
-        _job_progress([s.id for s in active])
+    for state in (s for kind in tasks.DATASET_KINDS for s in manager.list(kind=kind) if s.active):
+        live_job(manager, state.id, "dataset-job")
     for kind in (*tasks.DOWNLOAD_KINDS, tasks.IMPORT_KIND):
         latest = manager.list(kind=kind)
         if latest:
             job_failure_banner(manager, latest[0], key_prefix="dataset-dismiss")
-
-
-@st.fragment(run_every=1.0)
-def _job_progress(job_ids: list[str]) -> None:
-    manager = job_manager()
-    states = [state for state in map(manager.get, job_ids) if state is not None]
-    for state in states:
-        job_status_line(state)
-        job_stop_button(manager, state, key_prefix="dataset-job")
-    if not any(state.active for state in states):
-        st.rerun(scope="app")
 
 
 def load_or_index(info: DatasetInfo) -> pd.DataFrame | None:
@@ -229,13 +209,13 @@ def load_or_index(info: DatasetInfo) -> pd.DataFrame | None:
         if frame is not None:
             return frame
         manager = job_manager()
-        latest = next((s for s in manager.list(kind=tasks.INDEX_KIND) if s.params.get("dataset") == info.name), None)
-        if latest is not None and latest.status in ("failed", "stopped", "interrupted"):
+        latest = job_requests.latest_index_job(manager, info.name)
+        if job_requests.index_failed(latest):
             st.error(f"Indexing {md(info.name)}: {md(latest.error or latest.message or latest.status)}")
             if not st.button("Try again", icon=":material/refresh:"):
                 return None
         if latest is None or not latest.active:
-            start_job(tasks.INDEX_KIND, f"Index {info.name}", {"dataset": info.name})
+            start_job(job_requests.index_job(info.name))
         st.info("Preparing the dataset index in the background (generated and read once, then cached).",
                 icon=":material/hourglass_top:")
     return None

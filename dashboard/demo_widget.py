@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.adapters import job_manager
-from dashboard.widgets import live_job_progress, md, user_errors
+from dashboard.widgets import live_job, md, user_errors
 from services.config import get_settings
 from services.demo import results, sources
 
@@ -80,10 +80,7 @@ def real_tissue_demo() -> None:
             _offline_guidance()
             newest = results.latest(manager)
             if newest is not None and newest.status != "finished":
-                if newest.active:
-                    st.session_state["demo_live"] = newest.id
-                st.fragment(lambda: live_job_progress(manager, newest.id, "demo-stop", "demo_live"),
-                            run_every=1.0 if newest.active else None)()
+                live_job(manager, newest.id, "demo-stop")
             busy = newest is not None and newest.active
             label = "Run the real-tissue demo again" if shown is not None else "Run the real-tissue demo"
             if st.button(label, icon=":material/play_arrow:", disabled=busy, key="demo_start",

@@ -1,21 +1,18 @@
 """What the detector page keeps across reruns and sessions.
 
 OpenCV and onnxruntime run in the server, held with ``st.cache_resource`` (one instance per
-model file, shared by every session; inference is serialised by each backend's lock).
-TensorFlow runs in the model service: :func:`tensorflow_detect` is the one place the page
-reaches it.
+model file, shared by every session; inference is serialised by each backend's lock). This
+module is the ``backends`` of :mod:`services.detection.inference`, which dispatches to them
+(and to the model service, for TensorFlow).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
 from services.config import get_settings
 from services.detection import onnx_store, registry
-from services.detection.detector import ImageResult
 from services.detection.models import DarknetModel
 from services.detection.samples import load_sample
 from services.errors import BadImage
@@ -61,27 +58,6 @@ def _onnx_detector(stem: str, runtime: str, cache_dir: str, fingerprint: tuple |
 def onnx_detector(stem: str, runtime: str):
     """The uploaded ONNX detector ``stem`` on ``runtime``, built once (again when replaced)."""
     return _onnx_detector(stem, runtime, _cache_key(), onnx_store.onnx_fingerprint(stem))
-
-
-@dataclass
-class ServiceResult:
-    result: ImageResult
-    heads: list[np.ndarray]
-    """Raw yolo-layer inputs, when asked for (side-by-side comparison)."""
-
-
-def tensorflow_detect(key: str, pixels: np.ndarray, size: int, letterbox: bool, *, name: str = "image",
-                      raw: bool = False) -> ServiceResult:
-    """Detection on the TensorFlow backend, in the model service (``darknet.detect``)."""
-    from services.detection.service_ops import candidates_from_rows
-    from services.model_service import client
-
-    reply = client.call("darknet.detect", {"model": key, "input_size": size, "letterbox": letterbox, "raw": raw},
-                        arrays={"image": np.ascontiguousarray(pixels, dtype=np.uint8)})
-    heads = [reply.arrays[f"head{i}"] for i in range(len(reply.arrays)) if f"head{i}" in reply.arrays]
-    timings = {k: float(v) for k, v in dict(reply.result.get("timings_ms") or {}).items()}
-    return ServiceResult(ImageResult(name, candidates_from_rows(reply.arrays["candidates"]), "TensorFlow", size,
-                                     timings), heads)
 
 
 def check_shape(pixels: np.ndarray, label: str) -> None:

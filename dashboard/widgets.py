@@ -12,7 +12,7 @@ import contextlib
 import html
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -117,18 +117,32 @@ def job_stop_button(manager: JobManager, state: JobState, key_prefix: str = "sto
             st.rerun()
 
 
-def live_job_progress(manager: JobManager, job_id: str, key_prefix: str, live_key: str) -> None:
-    """The status line and Stop / Retry / Resume of one job, for a fragment rerun every second
-    while the job is active; when it ends, the whole page reruns once (the page sets
-    ``st.session_state[live_key]`` to the job's id while it is active)."""
+def live_job(manager: JobManager, job_id: str, key_prefix: str, *, recovery: bool = True, every: float = 1.0,
+             on_end: Callable[[JobState], None] | None = None) -> JobState | None:
+    """The one panel of a job a page shows: its status line and Stop (with ``recovery``, Retry /
+    Resume), in a fragment that reruns every ``every`` seconds while the job is queued or
+    running. When a job the panel saw running ends, ``on_end(state)`` runs and the whole page
+    reruns once, so that what the job made appears. Returns the job (None when unknown)."""
     state = manager.get(job_id)
     if state is None:
-        return
-    job_status_line(state)
-    job_stop_button(manager, state, key_prefix)
-    if not state.active and st.session_state.get(live_key) == job_id:
-        st.session_state[live_key] = None
-        st.rerun(scope="app")
+        return None
+    live_key = f"live_job:{job_id}"  # shared by every panel of the job: the page reruns once
+    if state.active:
+        st.session_state[live_key] = True
+
+    def panel() -> None:
+        current = manager.get(job_id)
+        if current is None:
+            return
+        job_status_line(current)
+        job_stop_button(manager, current, key_prefix, recovery=recovery)
+        if not current.active and st.session_state.pop(live_key, False):
+            if on_end is not None:
+                on_end(current)
+            st.rerun(scope="app")
+
+    st.fragment(panel, run_every=every if state.active else None)()
+    return state
 
 
 def job_failure_banner(manager: JobManager, state: JobState, key_prefix: str = "dismiss") -> None:

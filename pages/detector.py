@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -21,75 +20,45 @@ from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.delete_control import delete_control, forget_deleted_notice, show_deleted_notice
 from dashboard.feedback import flash, show_flashes
-from dashboard.widgets import job_status_line, job_stop_button, user_errors, why_disabled
-from services.detection import onnx_store, registry
+from dashboard.widgets import live_job, user_errors, why_disabled
+from services.detection import catalog, onnx_store, registry
 from services.detection.annotate import annotate, mark_random_weights
 from services.detection.batch import JOB_KIND, BatchSettings, batch_outputs, submit_batch
-from services.detection.decode import CANDIDATE_FLOOR, PRESETS, Detections, preprocess, select, threshold_or_default
-from services.detection.detector import run_detection
+from services.detection.decode import CANDIDATE_FLOOR, PRESETS, Detections, select, threshold_or_default
 from services.detection.exports import counts_per_class, detections_table, to_coco_results, to_csv
+from services.detection.inference import ResultCache, model_facts
+from services.detection.model_key import ModelKey
 from services.detection.models import parse_names
 from services.detection.onnx_layouts import FAMILIES
 from services.detection.samples import SAMPLES
-from services.detection.timing import speed_ratio, warm_timing
+from services.detection.timing import speed_ratio
 from services.errors import UserFacingError
 from services.images import encode_png
 
 INPUT_SIZES = (320, 416, 608)
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff"]
 MAX_SIDE = 4096
-CACHE_LIMIT = 40
-DOWNLOAD_KIND = "detection-download"
-DARKNET_BACKENDS = ("OpenCV", "TensorFlow")
 ADDED = "detector-added"  # where the page says that a model was added: below the model picker
 
 state = st.session_state
-state.setdefault("det_cache", {})
-state.setdefault("det_network_runs", 0)
+if not isinstance(state.get("det_cache"), ResultCache):
+    state.det_cache = ResultCache()
 state.setdefault("det_score", PRESETS[1].score)
 state.setdefault("det_nms", PRESETS[1].nms)
 
 
 # ---------------------------------------------------------------- model
-def model_options() -> dict[str, str]:
-    options = {key: spec.title for key, spec in registry.REGISTRY.items()}
-    options[registry.DEMO_KEY] = registry.DEMO_TITLE
-    options.update({f"upload:{stem}": f"{stem} (uploaded Darknet)" for stem in registry.uploaded_models()})
-    options.update({f"onnx:{stem}": f"{stem} (uploaded ONNX)" for stem in onnx_store.onnx_models()})
-    return options
-
-
 def default_model(options: dict[str, str]) -> str:
     """The last choice (this session's, else the page address's ``?model=``, which survives a
     reload), else an installed model, else the demo."""
-    for remembered in (state.get("det_model_choice"), st.query_params.get("model")):
-        if remembered in options:
-            return remembered
-    installed = registry.installed_keys() + [k for k in options if k.startswith(("upload:", "onnx:"))]
-    return installed[0] if installed else registry.DEMO_KEY
-
-
-def backends_for(key: str) -> tuple[str, ...]:
-    if key.startswith("onnx:"):
-        return onnx_store.onnx_info(key.split(":", 1)[1]).runtimes
-    return DARKNET_BACKENDS
-
-
-def model_facts(key: str) -> tuple[list[str], str, bool, int | None]:
-    """(class names, title, random weights, fixed input size) of ``key``; raises UserFacingError."""
-    if key.startswith("onnx:"):
-        stem = key.split(":", 1)[1]
-        detector = adapters.onnx_detector(stem, "onnxruntime")
-        return detector.names, stem, False, detector.input_size
-    model = adapters.darknet_model(key)
-    return model.names, model.title, model.random_weights, None
+    return catalog.default_model(options, (state.get("det_model_choice"), st.query_params.get("model")))
 
 
 def active_model(key: str):
     """The chosen model's facts, or the previous working model's when the choice cannot be loaded."""
     try:
         with st.spinner("Loading the model…"):
-            facts = model_facts(key)
+            facts = model_facts(adapters, key)
         state.det_active = key
         return key, facts
     except UserFacingError as error:
@@ -100,36 +69,31 @@ def active_model(key: str):
         previous = state.get("det_active")
         if previous and previous != key:
             try:
-                facts = model_facts(previous)
+                facts = model_facts(adapters, previous)
             except UserFacingError:  # the previous model went too (its file was replaced or deleted)
                 state.det_active = None
                 return None
-            st.info(f"Still using the previous model: {model_options().get(previous, previous)}.")
+            st.info(f"Still using the previous model: {catalog.model_options().get(previous, previous)}.")
             return previous, facts
         return None
 
 
-# Uploaded models by key prefix: (who uploaded it, delete it).
-UPLOAD_STORES = {"upload": (registry.upload_owner, registry.delete_upload),
-                 "onnx": (onnx_store.onnx_owner, onnx_store.delete_onnx)}
-
-
 def delete_uploaded_model(key: str) -> None:
     """Delete the chosen uploaded model (its uploader or an administrator), after a confirmation."""
-    prefix, _, stem = key.partition(":")
-    if prefix not in UPLOAD_STORES:
+    parsed = ModelKey.parse(key)
+    if not parsed.is_upload:
         return
-    owner_of, delete = UPLOAD_STORES[prefix]
+    stem = parsed.name
 
     def forget(actor) -> None:
-        delete(stem, actor)
+        catalog.delete_upload(key, actor)
         for name in ("det_model", "det_model_choice", "det_active"):
             if state.get(name) == key:
                 del state[name]
         st.query_params.pop("model", None)
 
     with st.expander("Delete this uploaded model", icon=":material/delete:", key="det_delete_expander"), user_errors():
-        delete_control("Delete model", f"the model {stem!r}", owner_of(stem), f"model-{key}", forget)
+        delete_control("Delete model", f"the model {stem!r}", catalog.upload_owner(key), f"model-{key}", forget)
 
 
 def apply_preset() -> None:
@@ -157,7 +121,7 @@ def select_added_model(key: str, message: str, warning: str | None = None) -> No
 
 
 # ---------------------------------------------------------------- inputs
-def collected_images() -> list[tuple[str, str, np.ndarray]]:
+def collected_images() -> list[tuple[str, str, object]]:
     """(id, name, RGB pixels) of every upload, snapshot and sample; bad files are reported."""
     images = []
     sources = list(state.get("det_uploads") or [])
@@ -179,46 +143,6 @@ def collected_images() -> list[tuple[str, str, np.ndarray]]:
     return images
 
 
-def network_result(key: tuple, compute):
-    """``compute()`` once per ``key`` in this session (the network runs only on a cache miss)."""
-    cache = state.det_cache
-    if key not in cache:
-        cache[key] = compute()
-        state.det_network_runs += 1
-        while len(cache) > CACHE_LIMIT:
-            cache.pop(next(iter(cache)))
-    return cache[key]
-
-
-def run_network(key: str, backend_name: str, name: str, pixels, size: int, letterbox: bool, raw: bool = False):
-    """(ImageResult, raw outputs or None) of one image on one backend."""
-    if backend_name == "TensorFlow":
-        reply = adapters.tensorflow_detect(key, pixels, size, letterbox, name=name, raw=raw)
-        return reply.result, reply.heads
-    if key.startswith("onnx:"):
-        backend = adapters.onnx_detector(key.split(":", 1)[1], backend_name)
-        outputs = (lambda batch: [backend.rows(batch)])
-    else:
-        backend = adapters.opencv_backend(key)
-        outputs = backend.raw
-    result = run_detection(backend, pixels, size, name=name, letterbox=letterbox)
-    return result, (outputs(preprocess(pixels, size, letterbox=letterbox)[0]) if raw else None)
-
-
-def compared_run(key: str, backend_name: str, name: str, pixels, size: int, letterbox: bool):
-    """(ImageResult, raw outputs, WarmTiming) for the side-by-side view: the first call is shown and
-    counted as cold; WARM_RUNS more give the inference times."""
-    result, raw = run_network(key, backend_name, name, pixels, size, letterbox, raw=True)
-    timing = warm_timing(result.timings_ms.get("inference", 0.0), lambda: run_network(
-        key, backend_name, name, pixels, size, letterbox)[0].timings_ms.get("inference", 0.0))
-    return result, raw, timing
-
-
-def candidates_for(key: str, backend_name: str, image_id: str, name: str, pixels, size: int, letterbox: bool):
-    return network_result((key, backend_name, size, letterbox, image_id),
-                          lambda: run_network(key, backend_name, name, pixels, size, letterbox)[0])
-
-
 def draw(image_id: str, pixels, chosen: Detections, names: list[str], random_weights: bool):
     """The annotated picture at display size (boxes scaled), marked when the weights are random."""
     shown, scale = adapters.display_copy(image_id, pixels)
@@ -238,7 +162,7 @@ st.caption("Book ch. 6-7: Darknet YOLO on COCO with OpenCV's `readNetFromDarknet
            "in Keras on TensorFlow (GPU when present), and ONNX YOLO exports on onnxruntime.")
 show_deleted_notice()
 
-options = model_options()
+options = catalog.model_options()
 choices.apply_selection("det_model", options)
 if state.get("det_model") not in options:
     state.det_model = default_model(options)
@@ -246,10 +170,10 @@ controls = st.columns([3, 2, 2, 1.4])
 model_key = controls[0].selectbox("Model", list(options), format_func=options.get, key="det_model",
                                   on_change=remember_model)
 try:
-    available = backends_for(model_key)
+    available = catalog.backends_for(model_key)
 except UserFacingError:
     available = ("onnxruntime",)
-backend_key = f"det_backend_{'onnx' if model_key.startswith('onnx:') else 'darknet'}"
+backend_key = f"det_backend_{ModelKey.parse(model_key).family}"
 if state.get(backend_key) not in available:
     state[backend_key] = available[0]
 backend_name = controls[1].radio("Backend", available, horizontal=True, key=backend_key,
@@ -274,10 +198,9 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
             elif st.button(f"Download {spec.weights_name} ({spec.weights_size / 1e6:.0f} MB)",
                            key=f"det_dl_{spec.key}", icon=":material/download:"):
                 with user_errors():
-                    manager.submit(DOWNLOAD_KIND, f"download {spec.weights_name}", {"model": spec.key})
-        for job in manager.list(kind=DOWNLOAD_KIND)[:3]:
-            job_status_line(job)
-            job_stop_button(manager, job, "det-dl")
+                    registry.submit_download(manager, spec)
+        for job in manager.list(kind=registry.DOWNLOAD_KIND)[:3]:
+            live_job(manager, job.id, "det-dl")
     with darknet_tab:
         cfg_file = st.file_uploader("cfg", type=["cfg"], key="det_up_cfg")
         weights_file = st.file_uploader("weights", type=["weights"], key="det_up_weights")
@@ -305,13 +228,14 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
                          if onnx_names else None)
                 saved = onnx_store.save_onnx(onnx_file.name, onnx_file.getvalue(), names, family,
                                              current_actor().owner)
-                select_added_model(f"onnx:{saved.info.stem}", saved.message, saved.warning)
+                select_added_model(str(ModelKey.onnx(saved.info.stem)), saved.message, saved.warning)
 
 if loaded is None:
     st.stop()
-active_key, (names, title, random_weights, fixed_size) = loaded
+active_key, facts = loaded
+names, title, random_weights, fixed_size = facts.names, facts.title, facts.random_weights, facts.fixed_size
 if active_key != model_key:  # the previous model: its own backends
-    available = backends_for(active_key)
+    available = catalog.backends_for(active_key)
     backend_name = backend_name if backend_name in available else available[0]
 if fixed_size and fixed_size != input_size:
     st.caption(f"This ONNX model takes a {fixed_size} x {fixed_size} input; that size is used.")
@@ -362,7 +286,8 @@ def detections_view(active_key: str, backend_name: str, available: tuple[str, ..
     for image_id, name, pixels in images:
         with user_errors():
             with st.spinner(f"Running {title} on {name}…"):
-                result = candidates_for(active_key, backend_name, image_id, name, pixels, input_size, letterbox)
+                result = state.det_cache.candidates(adapters, active_key, backend_name, image_id, name, pixels,
+                                                    input_size, letterbox)
             chosen = select(result.candidates, score, nms, wanted)
             table = detections_table(name, chosen, names)
             tables.append(table)
@@ -389,15 +314,12 @@ def detections_view(active_key: str, backend_name: str, available: tuple[str, ..
         image_id, name, pixels = images[0]
         pair = (backend_name, others[0])
         with user_errors(), st.spinner("Running both backends…"):
-            runs = {b: network_result(("compare", active_key, b, input_size, letterbox, image_id),
-                                      lambda b=b: compared_run(active_key, b, name, pixels, input_size, letterbox))
-                    for b in pair}
-            first, second = (runs[b][1] for b in pair)
-            difference = max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(first, second))
+            comparison = state.det_cache.compare(adapters, active_key, pair, image_id, name, pixels, input_size,
+                                                 letterbox)
             st.subheader(f"{pair[0]} and {pair[1]} side by side", divider="gray")
             cols = st.columns(4)
-            cols[0].metric("max |difference| of raw outputs", f"{difference:.2e}")
-            times = {b: runs[b][2] for b in pair}
+            cols[0].metric("max |difference| of raw outputs", f"{comparison.max_difference:.2e}")
+            times = comparison.timings
             for column, b in zip(cols[1:3], pair):
                 column.metric(f"{b} inference (warm median)", f"{times[b].median_ms:.0f} ms",
                               help=f"{times[b].text}; the first (cold) call, {times[b].cold_ms:.0f} ms, is excluded.")
@@ -407,7 +329,7 @@ def detections_view(active_key: str, backend_name: str, available: tuple[str, ..
                        f"{times[pair[1]].cold_ms:.0f} ms) loads and prepares the model and is excluded.")
             pictures = st.columns(2)
             for column, b in zip(pictures, pair):
-                found = select(runs[b][0].candidates, score, nms, wanted)
+                found = select(comparison.results[b].candidates, score, nms, wanted)
                 column.image(draw(image_id, pixels, found, names, random_weights),
                              caption=f"{b}: {len(found)} detections", width="stretch")
 
@@ -429,8 +351,10 @@ detections_view(active_key, backend_name, tuple(available), title, names, random
 
 # ---------------------------------------------------------------- batch
 def show_batch_job(manager, job) -> None:
-    job_status_line(job)
-    job_stop_button(manager, job, "det-batch")
+    """The job's live panel; once it ended, the inputs it skipped and (finished) its files."""
+    job = live_job(manager, job.id, "det-batch")
+    if job is None or job.active:
+        return
     result = job.result or {}
     problems = result.get("problems") or []
     if problems:
@@ -468,11 +392,6 @@ with st.expander("Batch: a zip or many photos as a background job", icon=":mater
                                        tuple(wanted) if wanted else None), title)
             st.toast("Batch job started; it keeps running if you leave the page.")
 
-    @st.fragment(run_every=1.0 if any(j.active for j in job_manager().list(kind=JOB_KIND)) else None)
-    def batch_jobs() -> None:
-        manager = job_manager()
-        for job in manager.list(kind=JOB_KIND)[:5]:
-            show_batch_job(manager, job)
-
-    batch_jobs()
+    for batch_job in job_manager().list(kind=JOB_KIND)[:5]:
+        show_batch_job(job_manager(), batch_job)
 forget_deleted_notice()

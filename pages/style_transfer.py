@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import style_adapters as ui
 from dashboard.adapters import job_manager
-from dashboard.widgets import STATUS_ICONS, job_stop_button, link_to_page, md, synthetic_badge, user_errors
+from dashboard.widgets import STATUS_ICONS, job_stop_button, link_to_page, live_job, md, synthetic_badge, user_errors
 from services.models import weights as registry
 from services.style import builtin_images, fast_models, masks, submit
 from services.style.losses import STYLE_LAYERS, LossWeights
@@ -38,9 +38,15 @@ def job_line(state, stop_key: str) -> None:
         if state.log_tail:
             with st.expander("End of the job's log"):
                 st.code(state.log_tail, language=None)
-        if st.button("Dismiss", key=f"dismiss-{state.id}", icon=":material/close:"):
-            manager.dismiss(state.id)
-            st.rerun()
+        dismiss_button(state)
+
+
+def dismiss_button(state) -> None:
+    """Dismiss for a job's error: the page shows it no more."""
+    if state.error and not state.dismissed and st.button("Dismiss", key=f"dismiss-{state.id}",
+                                                         icon=":material/close:"):
+        manager.dismiss(state.id)
+        st.rerun()
 
 
 def latest(jobs):
@@ -48,22 +54,12 @@ def latest(jobs):
 
 
 def download_panel(jobs, key: str) -> None:
-    """The newest download job of one kind, live while it runs."""
+    """The newest download job of one kind, live while it runs; its error until dismissed."""
     state = latest(jobs)
     if state is None or (state.dismissed and not state.active):
         return
-
-    def live() -> None:
-        current = manager.get(state.id)
-        if current is None:
-            return
-        job_line(current, f"{key}-stop")
-        if not current.active and st.session_state.get(f"{key}_live"):
-            st.session_state[f"{key}_live"] = False
-            st.rerun(scope="app")
-
-    st.session_state[f"{key}_live"] = state.active
-    st.fragment(live, run_every=1.0 if state.active else None)()
+    live_job(manager, state.id, f"{key}-stop", recovery=False)
+    dismiss_button(state)
 
 
 # --- the engines' files -------------------------------------------------------------------------

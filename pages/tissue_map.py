@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import choices
@@ -14,21 +13,21 @@ from dashboard import tissuemap_adapters as ui
 from dashboard.feedback import flash, show_flashes
 from dashboard.adapters import job_manager
 from dashboard.widgets import (
-    job_status_line, job_stop_button, live_job_progress, md, show_image, synthetic_badge, user_errors,
+    live_job, md, show_image, synthetic_badge, user_errors,
     why_disabled,
 )
 from services.config import confine, get_settings
 from services.errors import UserFacingError
 from services.images import encode_png
 from services.metrics.honesty import headline, leakage_badge, leakage_of, weak_model
-from services.tissuemap import detail, kather_large, outputs, tsr
+from services.tissuemap import detail, kather_large, layers, outputs, tsr
 from services.tissuemap.grid import MAX_OVERLAP
 from services.tissuemap.job import OUTPUT_DIR
 from services.tissuemap.maps import has_background
 from services.tissuemap.models import KATHER_FIELD_UM, KATHER_MPP, best_held_out, onnx_choice
 from services.tissuemap.reader import MPP_RANGE
+from services.tissuemap.submit import JOB_KIND, MapSettings, submit_map
 
-KIND = "tissue-map"
 DEMO, KATHER, PATH, UPLOAD = ("Demo mosaic (synthetic)", "Kather 2016 larger images", "File under the data root",
                               "Upload")
 
@@ -50,11 +49,10 @@ def kather_large_panel() -> tuple[Path | None, float | None]:
             "are not downloaded yet.")
     downloads = manager.list(kind=kather_large.JOB_KIND)[:1]
     if downloads:
-        job_status_line(downloads[0])
-        job_stop_button(manager, downloads[0], "tm-download")
+        live_job(manager, downloads[0].id, "tm-download")
     if not (downloads and downloads[0].active) and st.button("Download the larger images", icon=":material/download:"):
         with user_errors():
-            manager.submit(kather_large.JOB_KIND, "Download Kather 2016 larger images", {})
+            kather_large.submit_download(manager)
             st.rerun()
     st.caption(md(kather_large.manual_instructions()))
     return None, None
@@ -134,8 +132,8 @@ def trust_notes(card: dict) -> None:
 
 # --- settings and start --------------------------------------------------------------------------
 
-def settings_panel(path: Path, default_mpp: float | None, choice) -> dict | None:
-    """Resolution, tissue detection preview and tiling; returns the job params or None."""
+def settings_panel(path: Path, default_mpp: float | None, choice) -> MapSettings | None:
+    """Resolution, tissue detection preview and tiling; returns the map's settings or None."""
     with user_errors():
         view = ui.image_preview(path, None)
         st.caption(md(f"{view.name}: {view.width:,} x {view.height:,} px, {view.format}"))
@@ -174,55 +172,11 @@ def settings_panel(path: Path, default_mpp: float | None, choice) -> dict | None
         if count == 0:
             st.warning("No tissue at this threshold: lower it.")
             return None
-        return {"image": {"source": "path", "path": str(path)}, "mpp": None if view.mpp else mpp,
-                "threshold": threshold, "min_tissue": min_tissue, "overlap": overlap, "min_confidence": min_confidence}
+        return MapSettings(None if view.mpp else mpp, threshold, min_tissue, overlap, min_confidence)
     return None
 
 
 # --- result --------------------------------------------------------------------------------------
-
-CLASS_MAP, CONFIDENCE, ENTROPY = "Class map", "Confidence (max probability)", "Uncertainty (entropy)"
-FIGURE_HEIGHT = 620
-
-
-def shown_image(tissue_map, pixels: np.ndarray, layer: str, opacity: float, visible: list[str], *,
-                factor: float | None = None, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """The thumbnail (or a detail region at ``origin``, ``factor`` image px per pixel) with the chosen
-    map layer: classes, confidence, entropy or one class's probability."""
-    factor = float(tissue_map.meta.get("thumbnail_factor", 1)) if factor is None else factor
-    if layer == CLASS_MAP:
-        return outputs.overlay(pixels, factor, tissue_map, opacity=opacity, visible=visible, origin=origin)
-    if layer == CONFIDENCE:
-        values = tissue_map.confidence
-    elif layer == ENTROPY:
-        values = tissue_map.entropy
-    else:
-        values = tissue_map.probabilities[..., tissue_map.classes.index(layer.removeprefix("Probability of "))]
-    return outputs.heat_overlay(pixels, factor, tissue_map, values, opacity=opacity, origin=origin)
-
-
-def overlay_figure(tissue_map, image: np.ndarray) -> go.Figure:
-    factor = float(tissue_map.meta.get("thumbnail_factor", 1))
-    figure = go.Figure(go.Image(z=image, hoverinfo="skip"))
-    grid = tissue_map.grid
-    centres = [(grid.tile_origin(r, c), (r, c)) for r, c in tissue_map.tiles.tolist()]
-    xs = [(x + grid.tile / 2) / factor for (x, _), _ in centres]
-    ys = [(y + grid.tile / 2) / factor for (_, y), _ in centres]
-    labels = [tissue_map.classes[i] for i in tissue_map.tile_probabilities.argmax(axis=1)]
-    scatter = go.Scattergl if len(xs) > 3000 else go.Scatter
-    # One invisible square per tile, as large as the tile is on screen at the initial zoom (the
-    # figure is FIGURE_HEIGHT px high at most): a click anywhere on a tile selects it.
-    tile_on_screen = grid.tile / factor * FIGURE_HEIGHT / max(image.shape[0], 1)
-    figure.add_trace(scatter(x=xs, y=ys, mode="markers", text=labels,
-                             marker={"size": max(8.0, tile_on_screen), "symbol": "square", "opacity": 0.02},
-                             hovertemplate="%{text}<extra></extra>", name="tiles"))
-    figure.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=FIGURE_HEIGHT, dragmode="pan",
-                         showlegend=False)
-    height, width = image.shape[:2]
-    figure.update_xaxes(visible=False, range=[-0.5, width - 0.5])
-    figure.update_yaxes(visible=False, range=[height - 0.5, -0.5], scaleanchor="x")
-    return figure
-
 
 def legend(classes: list[str], colours: dict) -> None:
     st.html("<div>" + "".join(
@@ -293,7 +247,7 @@ def detail_panel(state, tissue_map, layer: str, opacity: float, visible: list[st
                       args=(keys, box, grid.width, grid.height, columns, rows))
     st.session_state[f"tm_detail_box_{state.id}"] = (box.x, box.y, box.width, box.height, box.zoom)
     pixels = ui.detail_pixels(image_path, tissue_map.mpp, box)
-    shown = shown_image(tissue_map, pixels, layer, opacity, visible, factor=box.zoom, origin=(box.x, box.y))
+    shown = layers.layer_image(tissue_map, pixels, layer, opacity, visible, factor=box.zoom, origin=(box.x, box.y))
     um_per_px = tissue_map.mpp * box.zoom
     shown, bar_um = detail.with_scale_bar(shown, um_per_px)
     show_image(shown, caption=f"x {box.x:,}-{box.x + box.width:,}, y {box.y:,}-{box.y + box.height:,} of "
@@ -315,17 +269,16 @@ def result_panel(state) -> None:
     trust_notes(card if isinstance(card, dict) else {})
     colours = outputs.class_colours(tissue_map.classes)
     controls, view = st.columns([1, 3])
-    layers = [CLASS_MAP, CONFIDENCE, ENTROPY] + [f"Probability of {c}" for c in tissue_map.classes]
-    layer = controls.selectbox("Show", layers, key="tm_layer")
+    layer = controls.selectbox("Show", layers.layer_names(tissue_map.classes), key="tm_layer")
     opacity = controls.slider("Map opacity", 0.0, 1.0, 0.45, 0.05, key="tm_opacity")
     visible = [c for c in tissue_map.classes if controls.checkbox(c, True, key=f"tm_show_{state.id}_{c}")]
-    image = shown_image(tissue_map, thumbnail, layer, opacity, visible)
+    image = layers.layer_image(tissue_map, thumbnail, layer, opacity, visible)
     with view:
-        if layer == CLASS_MAP:
+        if layer == layers.CLASS_MAP:
             legend([row["class"] for row in tissue_map.areas()], colours)
         else:
             st.caption(f"{md(layer)}: dark blue 0 → green → yellow → red 1")
-        event = st.plotly_chart(overlay_figure(tissue_map, image), on_select="rerun",
+        event = st.plotly_chart(layers.overlay_figure(tissue_map, image), on_select="rerun",
                                 selection_mode="points", key=f"tm_figure_{state.id}",
                                 config={"scrollZoom": True})
     points = [p for p in (event.selection.points if event else []) if p.get("curve_number") == 1]
@@ -342,19 +295,10 @@ def result_panel(state) -> None:
                     column_config={"area_px": st.column_config.NumberColumn("area (px)", format="%.0f"),
                                    "area_mm2": st.column_config.NumberColumn("area (mm²)", format="%.3f"),
                                    "percent": st.column_config.NumberColumn("% of tissue", format="%.1f")})
-    bars = go.Figure(go.Bar(x=areas["class"], y=areas["percent"],
-                            marker_color=[f"rgb{colours[c]}" for c in areas["class"]]))
-    bars.update_layout(height=300, margin={"l": 0, "r": 0, "t": 10, "b": 0}, yaxis_title="% of tissue")
-    chart.plotly_chart(bars, key=f"tm_bars_{state.id}")
+    chart.plotly_chart(layers.areas_figure(areas, colours), key=f"tm_bars_{state.id}")
     st.markdown(md("**Tumour-stroma ratio** (stroma share of tumour + stroma; a verdict only when the whole 95 % "
-                   f"interval lies on one side of 50 %): {tsr.text(map_ratio(state, tissue_map))}"))
+                   f"interval lies on one side of 50 %): {tsr.text(layers.map_ratio(state.result, tissue_map))}"))
     downloads(folder, tissue_map, image)
-
-
-def map_ratio(state, tissue_map) -> dict | None:
-    """The tumour-stroma ratio the job computed (its bootstrap takes a moment), else computed now."""
-    saved = (state.result or {}).get("tumour_stroma")
-    return saved if isinstance(saved, dict) and "defined" in saved else tissue_map.tumour_stroma()
 
 
 def downloads(folder: Path, tissue_map, image: np.ndarray) -> None:
@@ -379,15 +323,14 @@ setup, results = st.tabs(["New map", "Maps"])
 with setup:
     path, default_mpp = image_choice()
     choice = model_choice()
-    params = settings_panel(path, default_mpp, choice) if path is not None else None
+    settings = settings_panel(path, default_mpp, choice) if path is not None else None
     missing = [what for what, absent in (("an image", path is None), ("a model", choice is None),
-                                         ("complete image settings (see above)", path is not None and params is None))
+                                         ("complete image settings (see above)", path is not None and settings is None))
                if absent]
     button, why = st.columns([1, 4], vertical_alignment="center")
     if button.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(missing), key="tm_start"):
         with user_errors():
-            title = f"Map of {Path(params['image']['path']).name} with {choice.label}"[:120]
-            job_id = manager.submit(KIND, title, {**params, "model": choice.to_params(), "batch_size": 32})
+            job_id = submit_map(manager, path, settings, choice)
             choices.select_next("tm_job", job_id)
             st.session_state["tm_started"] = job_id
             flash("tm-start", "Map queued: it runs in the background (you may close the tab); it is selected "
@@ -395,22 +338,17 @@ with setup:
             st.rerun()
     why_disabled("Start needs " + " and ".join(missing) + "." if missing else None, why)
     show_flashes("tm-start")
-    started = manager.get(st.session_state["tm_started"]) if st.session_state.get("tm_started") else None
-    if started is not None:
-        st.fragment(lambda: live_job_progress(manager, started.id, "tm-start-stop", "tm_live"),
-                    run_every=1.0 if started.active else None)()
+    if st.session_state.get("tm_started"):
+        live_job(manager, st.session_state["tm_started"], "tm-start-stop")
 
 with results:
-    jobs = manager.list(kind=KIND)
+    jobs = manager.list(kind=JOB_KIND)
     if not jobs:
         st.info("No maps yet: choose an image and a model under **New map** and press Start.")
     else:
         chosen = choices.job_picker("Map", jobs, "tm_job", lambda j: f"{j.title} · {j.status_text}")
         state = next(job for job in jobs if job.id == chosen)
-        if state.active:
-            st.session_state["tm_live"] = state.id
-        st.fragment(lambda: live_job_progress(manager, state.id, "tm-stop", "tm_live"),
-                    run_every=1.0 if state.active else None)()
+        live_job(manager, state.id, "tm-stop")
         if state.status == "finished":
             with user_errors():
                 result_panel(state)

@@ -14,7 +14,7 @@ from dashboard.auth import current_actor
 from dashboard.datasets_adapters import thumbnail
 from dashboard.feedback import flash, show_flashes
 from dashboard.training_adapters import first_layer_view, ingest_address, ingest_running, run_store
-from dashboard.widgets import STATUS_ICONS, job_status_line, md, show_image, synthetic_badge, user_errors
+from dashboard.widgets import STATUS_ICONS, live_job, md, show_image, synthetic_badge, user_errors
 from services.datasets import sources, splits
 from services.images import decode_image
 from services.metrics.calibration import calibration_text
@@ -47,19 +47,10 @@ def run_label(run) -> str:
     return labelled(f"{run.name} · {run.id[-6:]}", leakage_of(run.summary))
 
 
-def tb_import_status(job_id: str) -> None:
-    """The TensorBoard import job's progress; once it ends, the page reloads on the imported run."""
-    state = manager.get(job_id)
-    if state is None:
-        return
-    job_status_line(state)
-    if not state.active and st.session_state.get("tb_live") == job_id:
-        st.session_state["tb_live"] = None
-        if state.status == "finished" and state.result.get("run_id"):
-            st.session_state["selected_runs"] = [state.result["run_id"]]
-        st.rerun(scope="app")
-    if state.active:
-        st.session_state["tb_live"] = job_id
+def select_imported_run(state) -> None:
+    """When the TensorBoard import ends, the page reloads on the imported run."""
+    if state.status == "finished" and (state.result or {}).get("run_id"):
+        st.session_state["selected_runs"] = [state.result["run_id"]]
 
 
 # --- start a run -------------------------------------------------------------------------------
@@ -115,9 +106,8 @@ with st.expander("Log a script on another machine, or import TensorBoard files",
             st.session_state["tb_job"] = tb_import.submit_import(
                 manager, [(f.name, f.getvalue()) for f in uploads], import_name or uploads[0].name,
                 current_actor().owner)
-    tb_job = manager.get(st.session_state["tb_job"]) if st.session_state.get("tb_job") else None
-    if tb_job is not None:
-        st.fragment(lambda: tb_import_status(tb_job.id), run_every=1.0 if tb_job.active else None)()
+    if st.session_state.get("tb_job"):
+        live_job(manager, st.session_state["tb_job"], "tb-import", recovery=False, on_end=select_imported_run)
 
 # --- runs table --------------------------------------------------------------------------------
 show_flashes(RUNS)
@@ -130,20 +120,16 @@ any_active = any(r.status in ACTIVE for r in runs)
 
 st.subheader("Runs")
 left, middle, right, tags_column = st.columns(4)
-status_filter = left.multiselect("Status", sorted({r.status for r in runs}))
-model_filter = middle.multiselect("Model", sorted({r.model or "" for r in runs}))
-dataset_filter = right.multiselect("Dataset", sorted({r.dataset or "" for r in runs}))
-tag_filter = tags_column.multiselect("Tag", sorted({t for r in runs for t in r.tags}))
+run_filter = overview.RunFilter(tuple(left.multiselect("Status", sorted({r.status for r in runs}))),
+                               tuple(middle.multiselect("Model", sorted({r.model or "" for r in runs}))),
+                               tuple(right.multiselect("Dataset", sorted({r.dataset or "" for r in runs}))),
+                               tuple(tags_column.multiselect("Tag", sorted({t for r in runs for t in r.tags}))))
 
 
 @st.fragment(run_every=overview.REFRESH_SECONDS if any_active else None)
 def runs_table() -> None:
     current = store.list_runs()
-    shown = [r for r in current if (not status_filter or r.status in status_filter)
-             and (not model_filter or (r.model or "") in model_filter)
-             and (not dataset_filter or (r.dataset or "") in dataset_filter)
-             and (not tag_filter or set(tag_filter) & set(r.tags))]
-    st.dataframe(overview.runs_frame(store, shown), hide_index=True, key="runs_table", column_config={
+    st.dataframe(overview.runs_frame(store, run_filter.shown(current)), hide_index=True, key="runs_table", column_config={
         "best val acc": st.column_config.ProgressColumn(format="%.3f", min_value=0.0, max_value=1.0),
         "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
     _, total = overview.disk_usage(store, [])
@@ -163,13 +149,9 @@ with st.expander("Clean up old runs", icon=":material/cleaning_services:", key="
     st.caption(f"{len(candidates)} run(s), {candidate_bytes / 1e6:,.1f} MB")
     if st.button("Delete them", disabled=not candidates, key="cleanup_go", icon=":material/delete_sweep:"):
         with user_errors():
-            actor = current_actor()
-            kept = [run for run in candidates if not actor.can_delete(run.owner)]
-            for run in candidates:
-                if actor.can_delete(run.owner):
-                    store.delete_run(run.id)
-            flash(CLEANUP, f"Deleted {len(candidates) - len(kept)} run(s)."
-                  + (f" {len(kept)} run(s) belong to others and were kept." if kept else ""))
+            deleted, kept = overview.delete_runs(store, candidates, current_actor())
+            flash(CLEANUP, f"Deleted {deleted} run(s)."
+                  + (f" {kept} run(s) belong to others and were kept." if kept else ""))
             st.rerun()
     show_flashes(CLEANUP)
 
@@ -313,8 +295,7 @@ def tile_grid(run, predictions: pd.DataFrame) -> None:
     for number, row in enumerate(frame.head(24).itertuples()):
         path = Path(row.path)
         image = thumbnail(row.path, 150, path.stat().st_mtime_ns) if path.is_file() else None
-        verdict = "correct" if row.label == row.predicted else "WRONG"
-        caption = f"{verdict}: true {row.label} · predicted {row.predicted} ({row.confidence:.2f})"
+        caption = overview.prediction_caption(row.label, row.predicted, row.confidence)
         if image is None:
             columns[number % 8].caption(f"{md(path.name)} cannot be read · {md(caption)}")
         else:

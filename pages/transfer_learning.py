@@ -10,7 +10,7 @@ from dashboard import choices
 from dashboard import transfer_adapters as views
 from dashboard.adapters import job_manager
 from dashboard.training_adapters import run_store
-from dashboard.widgets import (job_status_line, job_stop_button, model_preview_wanted, synthetic_badge, user_errors,
+from dashboard.widgets import (live_job, model_preview_wanted, synthetic_badge, user_errors,
                                why_disabled)
 from services.datasets import index, sources, splits
 from services.metrics import formatting
@@ -54,17 +54,8 @@ with st.expander("Backbones and their ImageNet weights", icon=":material/downloa
                            files={registry.UPLOAD_FILE: upload.getvalue()})
             st.rerun()
 
-    @st.fragment(run_every=1.0 if busy else None)
-    def weights_job_status(backbone: str, was_busy: bool) -> None:
-        jobs = views.weights_jobs(manager, backbone)
-        if not jobs:
-            return
-        job_status_line(jobs[0])
-        job_stop_button(manager, jobs[0], key_prefix="tl-weights")
-        if was_busy and not jobs[0].active:
-            st.rerun()  # the whole page: the status table and the plan change
-
-    weights_job_status(chosen, busy)
+    if weight_jobs:  # when it ends, the whole page reruns: the status table and the plan change
+        live_job(manager, weight_jobs[0].id, "tl-weights")
 
 # --- set up a comparison --------------------------------------------------------------------------
 st.subheader("Compare strategies")
@@ -142,18 +133,7 @@ job_id = choices.job_picker("Comparison", jobs, "tl_job", views.experiment_label
 state = manager.get(job_id)
 
 
-@st.fragment(run_every=2 if state.active else None)
-def live_status(job_id: str, was_active: bool) -> None:
-    current = manager.get(job_id)
-    if current is None:
-        return
-    job_status_line(current)
-    job_stop_button(manager, current, key_prefix="tl-stop")
-    if was_active and not current.active:
-        st.rerun()  # the whole page: the selector's label and the final results
-
-
-live_status(job_id, state.active)
+live_job(manager, job_id, "tl-stop", every=2.0)  # when it ends, the page shows the final results
 store = run_store()
 results = experiments.collect_results(state.result, store)
 for skipped in (state.result or {}).get("skipped", []):
@@ -197,8 +177,7 @@ middle.download_button("Everything as JSON", report.to_json(results), "transfer_
 report_key = f"tl_report_{job_id}_{len(results)}"
 if right.button("Prepare the HTML report", icon=":material/description:", key="tl_report_build"):
     with user_errors(), st.spinner("Explaining a few test tiles for the report…"):
-        test_rows = splits.load_split(spec_of_job.dataset, spec_of_job.split).query("split == 'test'")
-        tiles = test_rows.groupby("label").head(1).path.tolist()[:3]
+        tiles = report.example_tiles(splits.load_split(spec_of_job.dataset, spec_of_job.split))
         st.session_state[report_key] = report.html_report(
             results, dataset_note=f"Dataset {spec_of_job.dataset}, split {spec_of_job.split}.",
             gradcam_examples=views.gradcam_examples(results, tiles)).encode()
@@ -272,19 +251,12 @@ with st.expander("Evaluate a model on another dataset (explicit class mapping)",
         with user_errors(), st.spinner("Classifying the tiles in the model service…"):
             chosen_result = next(r for r in explained if r.name == model_name)
             info = views.describe(chosen_result.model_path)
-            rows = index.usable(index.load_index(sources.dataset_folder(target)))
-            evaluation = crossdataset.evaluate_paths(list(rows.path), list(rows.label),
-                                                     views.classifier(chosen_result.model_path),
-                                                     info["class_names"], tuple(info["input_shape"][:2]), mapping)
+            evaluation = crossdataset.evaluate_dataset(target, views.classifier(chosen_result.model_path),
+                                                       info["class_names"], tuple(info["input_shape"][:2]), mapping)
             st.metric("Accuracy on mapped tiles", formatting.percent(evaluation.accuracy),
                       help=f"{evaluation.scored} of {evaluation.tiles} tiles scored; {evaluation.fit}")
             st.caption(formatting.estimate_text(evaluation.estimate()))
-            recall = evaluation.class_estimates()
-            st.dataframe(pd.DataFrame([{"class": cls, "accuracy": acc, "tiles": sum(evaluation.predictions[cls].values()),
-                                        "accuracy (95 % CI, n)": formatting.estimate_text(recall.get(cls)),
-                                        "predicted as": ", ".join(f"{k} {v}" for k, v in sorted(
-                                            evaluation.predictions[cls].items(), key=lambda kv: -kv[1]))}
-                                       for cls, acc in evaluation.per_class_accuracy.items()]),
+            st.dataframe(pd.DataFrame(crossdataset.class_rows(evaluation)),
                          hide_index=True, column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
                                                          "predicted as": st.column_config.TextColumn(width="large")})
             for cls, count in evaluation.unmappable_tiles.items():

@@ -71,7 +71,7 @@ def test_opens_on_an_installed_model_and_remembers_the_choice(page, data_root):
 def test_demo_model_on_a_sample_then_thresholds_redraw_without_the_network(page):
     app = page.run()
     app.multiselect(key="det_samples").set_value(["chelsea"]).run()
-    assert not app.exception and app.session_state["det_network_runs"] == 1
+    assert not app.exception and app.session_state["det_cache"].runs == 1
     before = _count(app)
     app.slider(key="det_score").set_value(0.05).run()
     assert _count(app) > before
@@ -80,7 +80,7 @@ def test_demo_model_on_a_sample_then_thresholds_redraw_without_the_network(page)
     app.slider(key="det_score").set_value(0.05).run()
     app.multiselect(key="det_classes").set_value(["person"]).run()
     assert set(app.dataframe[0].value["class"]) <= {"person"}
-    assert app.session_state["det_network_runs"] == 1  # thresholds and filters never re-ran it
+    assert app.session_state["det_cache"].runs == 1  # thresholds and filters never re-ran it
 
 
 def test_a_threshold_change_reruns_only_the_results_fragment(page, monkeypatch):
@@ -97,9 +97,9 @@ def test_a_threshold_change_reruns_only_the_results_fragment(page, monkeypatch):
         assert not app.exception and _count(app) > before
         app.multiselect(key="det_classes").set_value(["person"]).run()
         assert not app.exception and set(app.dataframe[0].value["class"]) <= {"person"}
-    assert listings == [] and app.session_state["det_network_runs"] == 1
+    assert listings == [] and app.session_state["det_cache"].runs == 1
     app.slider(key="det_score").set_value(0.06).run()  # a whole-script rerun lists the models again
-    assert listings and app.session_state["det_network_runs"] == 1
+    assert listings and app.session_state["det_cache"].runs == 1
 
 
 def test_side_by_side_through_the_model_service_shows_both_pictures(page):
@@ -118,9 +118,9 @@ def test_side_by_side_through_the_model_service_shows_both_pictures(page):
     captions = [c for image in app.get("image") for c in image.captions]
     assert len(captions) == 3 and captions[1].startswith("OpenCV: ") and captions[2].startswith("TensorFlow: ")
     # the photo, then both backends' pictures side by side
-    runs = app.session_state["det_network_runs"]
+    runs = app.session_state["det_cache"].runs
     app.slider(key="det_score").set_value(0.05).run()
-    assert not app.exception and app.session_state["det_network_runs"] == runs  # nothing ran again
+    assert not app.exception and app.session_state["det_cache"].runs == runs  # nothing ran again
     app.radio(key="det_backend_darknet").set_value("TensorFlow").run()
     assert not app.exception and not app.error and _summary(app).endswith("TensorFlow at 320")
 

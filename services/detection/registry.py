@@ -20,6 +20,7 @@ from pathlib import Path
 from services.access import Actor, normalize_owner
 from services.config import get_settings
 from services.detection.cfg import parse_cfg
+from services.detection.model_key import UPLOAD, ModelKey
 from services.detection.models import DarknetModel, load_darknet, parse_names
 from services.detection.weights import random_weights_bytes
 from services.download import ProgressCallback, download
@@ -123,6 +124,14 @@ def fetch_weights(spec: ModelSpec, progress: ProgressCallback | None = None, sto
     """Download (resuming) and verify the weights of ``spec`` into the model cache."""
     return download(spec.weights_url, spec.weights_path, size=spec.weights_size, sha256=spec.weights_sha256,
                     progress=progress, stop=stop)
+
+
+DOWNLOAD_KIND = "detection-download"
+
+
+def submit_download(manager, spec: ModelSpec) -> str:
+    """Queue the download of ``spec``'s weights (:func:`download_job`); the job id."""
+    return manager.submit(DOWNLOAD_KIND, f"download {spec.weights_name}", {"model": spec.key})
 
 
 def download_job(params: dict, context) -> dict:
@@ -280,25 +289,27 @@ def load_uploaded(stem: str) -> DarknetModel:
     weights_path = upload_weights_path(stem)
     names = parse_names((folder / f"{stem}.names").read_text(errors="replace"), f"{stem}.names")
     return load_darknet(folder / f"{stem}.cfg", weights_path, names,
-                        key=f"upload:{stem}", title=f"{stem} (uploaded)")
+                        key=str(ModelKey.uploaded(stem)), title=f"{stem} (uploaded)")
 
 
 def load_model(key: str) -> DarknetModel:
     """The Darknet model ``key``: a registry key, ``demo-random`` or ``upload:<name>``."""
     if key == DEMO_KEY:
         return load_demo()
-    if key.startswith("upload:"):
-        return load_uploaded(key.split(":", 1)[1])
+    parsed = ModelKey.parse(key)
+    if parsed.source == UPLOAD:
+        return load_uploaded(parsed.name)
     return load_registered(key)
 
 
 def model_fingerprint(key: str) -> tuple | None:
     """Identifies the weights file of ``key`` on disk (path, size, mtime), so that caches load a
     replaced file again; None when there is no such file yet."""
+    parsed = ModelKey.parse(key)
     if key in REGISTRY:
         path = REGISTRY[key].weights_path
-    elif key.startswith("upload:"):
-        path = upload_weights_path(key.split(":", 1)[1])
+    elif parsed.source == UPLOAD:
+        path = upload_weights_path(parsed.name)
     else:
         return None
     return file_key(path) if path.is_file() else None
@@ -316,11 +327,12 @@ class OpenedBackend:
 def open_backend(key: str, backend_name: str) -> OpenedBackend:
     """Build the backend ``backend_name`` of the model ``key`` in this process (a job worker or
     the model service; ``onnx:<name>`` keys take ``onnxruntime`` or ``OpenCV``)."""
-    if key.startswith("onnx:"):
+    parsed = ModelKey.parse(key)
+    if parsed.is_onnx:
         from services.detection.onnx_store import load_onnx
 
-        detector = load_onnx(key.split(":", 1)[1], backend_name)
-        return OpenedBackend(detector, detector.names, key.split(":", 1)[1], False)
+        detector = load_onnx(parsed.name, backend_name)
+        return OpenedBackend(detector, detector.names, parsed.name, False)
     from services.detection.backends import make_darknet_backend
 
     model = load_model(key)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from services.detection.decode import Detections, check_input_size
+from services.detection.model_key import ModelKey
 from services.errors import UserFacingError
 
 
@@ -32,7 +33,7 @@ def candidates_from_rows(rows: np.ndarray) -> Detections:
 
 def _model_key(args: dict) -> str:
     key = args.get("model")
-    if not isinstance(key, str) or key.startswith("onnx:"):
+    if not isinstance(key, str) or ModelKey.parse(key).is_onnx:
         raise UserFacingError("darknet ops need a Darknet model key.")
     return key
 

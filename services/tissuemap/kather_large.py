@@ -53,6 +53,11 @@ def install(*, progress=None, stop=None, size: int | None = SIZE, sha256: str | 
     return safe_extract(zip_path, install_folder())
 
 
+def submit_download(manager) -> str:
+    """Queue the download of the larger images (:func:`download_job`); the job id."""
+    return manager.submit(JOB_KIND, "Download Kather 2016 larger images", {})
+
+
 def download_job(params: dict, context) -> dict:
     """Job body (kind ``kather-large-download``): download, verify, extract."""
     if installed_images():

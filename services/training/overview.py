@@ -152,6 +152,36 @@ def cleanup_candidates(store: RunStore, runs: list[Run], older_than_days: float,
     return [run for run in runs if run.status in statuses and not run.active and (run.ended or run.created) < limit]
 
 
+def delete_runs(store: RunStore, runs: list[Run], actor) -> tuple[int, int]:
+    """Delete those of ``runs`` that ``actor`` may delete (theirs, or any for an administrator);
+    (deleted, kept because they belong to others)."""
+    mine = [run for run in runs if actor.can_delete(run.owner)]
+    for run in mine:
+        store.delete_run(run.id)
+    return len(mine), len(runs) - len(mine)
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """The runs table's filters (an empty one lets everything through)."""
+    statuses: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    def shown(self, runs: list[Run]) -> list[Run]:
+        return [r for r in runs if (not self.statuses or r.status in self.statuses)
+                and (not self.models or (r.model or "") in self.models)
+                and (not self.datasets or (r.dataset or "") in self.datasets)
+                and (not self.tags or set(self.tags) & set(r.tags))]
+
+
+def prediction_caption(label: str, predicted: str, confidence: float) -> str:
+    """How a validation tile's prediction reads under its picture."""
+    verdict = "correct" if label == predicted else "WRONG"
+    return f"{verdict}: true {label} · predicted {predicted} ({confidence:.2f})"
+
+
 def metric_stats(table: pd.DataFrame) -> pd.DataFrame:
     """Last, minimum and maximum of each curve of a run, with the epochs where they occurred."""
     rows = []

@@ -194,3 +194,25 @@ def evaluate_paths(paths: list[str], true_classes: list[str], classify: Callable
     fit = {"crop": "centre-cropped to the model's input (scale kept)", "resize": "resized to the model's input"}
     return score_mapped(true_classes, predicted, mapping, model_classes,
                         fit="; ".join(fit[f] for f in sorted(fits) if f))
+
+
+def evaluate_dataset(dataset: str, classify: Callable[[np.ndarray], np.ndarray], model_classes: list[str],
+                     input_size: tuple[int, int], mapping: ClassMapping) -> MappedEvaluation:
+    """Every usable tile of ``dataset`` (from its index), classified and scored through ``mapping``."""
+    from services.datasets import index, sources
+
+    rows = index.usable(index.load_index(sources.dataset_folder(dataset)))
+    return evaluate_paths(list(rows.path), list(rows.label), classify, model_classes, input_size, mapping)
+
+
+def class_rows(evaluation: MappedEvaluation) -> list[dict]:
+    """One row per class of the evaluated tiles: accuracy, tiles, recall with its interval and n,
+    and what the model called them (most often first)."""
+    from services.metrics.formatting import estimate_text
+
+    recall = evaluation.class_estimates()
+    return [{"class": cls, "accuracy": accuracy, "tiles": sum(evaluation.predictions[cls].values()),
+             "accuracy (95 % CI, n)": estimate_text(recall.get(cls)),
+             "predicted as": ", ".join(f"{k} {v}" for k, v in sorted(evaluation.predictions[cls].items(),
+                                                                      key=lambda kv: -kv[1]))}
+            for cls, accuracy in evaluation.per_class_accuracy.items()]

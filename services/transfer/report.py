@@ -27,6 +27,16 @@ PERCENT_COLUMNS = ("val_accuracy", "test_accuracy", "macro_f1", "cv_accuracy_mea
                    BOOK_REFERENCE_COLUMN)
 
 
+EXAMPLE_TILES = 3
+
+
+def example_tiles(split, count: int = EXAMPLE_TILES) -> list[str]:
+    """Paths of up to ``count`` test tiles of a saved split (a frame with ``split``, ``label``,
+    ``path``), one per class, for the report's Grad-CAM examples."""
+    test_rows = split[split["split"] == "test"]
+    return test_rows.groupby("label").head(1).path.tolist()[:count]
+
+
 def to_csv(results: list[RunResult]) -> bytes:
     return csv_bytes(results_frame(results))
 
