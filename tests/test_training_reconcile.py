@@ -57,3 +57,9 @@ def test_the_runner_sweeps_only_the_run_store_of_its_own_data_root(stores, tmp_p
     monkeypatch.setenv("DASHBOARD_DATA_DIR", str(tmp_path))
     assert reconcile.sweep(tmp_path / "jobs", jobs.get) == [run_id]
     assert runs.get_run(run_id).status == FAILED
+
+
+def test_the_runner_can_load_every_declared_sweep():
+    from services.jobs import kinds
+
+    assert kinds.SWEEPS and all(callable(kinds.load(path)) for path in kinds.SWEEPS)
