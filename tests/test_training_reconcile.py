@@ -63,3 +63,19 @@ def test_the_runner_can_load_every_declared_sweep():
     from services.jobs import kinds
 
     assert kinds.SWEEPS and all(callable(kinds.load(path)) for path in kinds.SWEEPS)
+
+
+def test_stop_goes_once_to_the_job_and_a_script_run_gets_its_own_flag(tmp_path):
+    from services.jobs import JobManager
+    from services.training import launcher
+
+    runs = RunStore(tmp_path / "runs" / "runs.sqlite")
+    manager = JobManager(tmp_path / "jobs", autostart=False)
+    queued = _run(runs, manager.submit("test-sleep", "waits", {"seconds": 1}), QUEUED)
+    script = _run(runs, None)
+    launcher.stop_run(queued, runs, manager)
+    launcher.stop_run(script, runs, manager)
+    assert manager.get(runs.get_run(queued).job_id).status == "stopped"
+    assert not runs.get_run(queued).stop_requested  # the run's flag is for runs with no job
+    assert reconcile.settle(runs, manager.get) == [queued] and runs.get_run(queued).status == STOPPED
+    assert runs.get_run(script).stop_requested and runs.get_run(script).status == RUNNING

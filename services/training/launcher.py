@@ -78,11 +78,13 @@ def start_run(config: RunConfig, store: run_store.RunStore | None = None, manage
 
 def stop_run(run_id: str, store: run_store.RunStore | None = None, manager=None) -> None:
     """Ask a run to stop (a running one stops after its current batch, a queued one at once):
-    its job's Stop, or for a run with no job (a script's) the run's own stop flag."""
+    its job's Stop, or for a run with no job (a script's, or one whose job was deleted) the run's
+    own stop flag."""
     store = _store(store)
     run = store.get_run(run_id)
-    if run.job_id:
-        _manager(manager).stop(run.job_id)
+    manager = _manager(manager) if run.job_id else None
+    if manager is not None and manager.get(run.job_id) is not None:
+        manager.stop(run.job_id)
     else:
         store.request_stop(run_id)
 
