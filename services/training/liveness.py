@@ -34,11 +34,7 @@ def interrupt_vanished(store, now: float | None = None) -> list[str]:
     now = now or time.time()
     host = socket.gethostname()
     lost = [run.id for run in store.list_runs(status=RUNNING) if not run.job_id and not run_alive(run, now, host)]
-    for run_id in lost:
-        with store._transaction() as connection:  # only if still running (no race with the writer)
-            connection.execute("UPDATE runs SET status = ?, ended = ?, error = ? WHERE id = ? AND status = ?",
-                               (INTERRUPTED, now, VANISHED, run_id, RUNNING))
-    return lost
+    return [run_id for run_id in lost if store.end_if(run_id, INTERRUPTED, VANISHED, now, while_in=(RUNNING,))]
 
 
 def process_alive(pid: int) -> bool:

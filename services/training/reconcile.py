@@ -47,11 +47,7 @@ def settle(store: RunStore, get_job) -> list[str]:
         if ending is None:
             continue
         status, error = ending
-        with store._transaction() as connection:  # only if still active (no race with the worker)
-            cursor = connection.execute(
-                "UPDATE runs SET status = ?, error = ?, ended = ? WHERE id = ? AND status IN (?, ?)",
-                (status, error, job.ended or time.time(), run.id, *runs.ACTIVE))
-        if cursor.rowcount:
+        if store.end_if(run.id, status, error, job.ended or time.time(), while_in=runs.ACTIVE):
             changed.append(run.id)
     return changed
 

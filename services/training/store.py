@@ -20,7 +20,7 @@ from services.errors import UserFacingError
 from services.training.run_database import RunDatabase
 from services.training.run_record import (  # noqa: F401  (re-exported: the names every caller imports)
     ACTIVE, DIVERGED, ENDED, FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING, STOPPED, Run, RunNotFound, StoreError,
-    check_new_run_id, check_run_id, new_run_id, run_from_row, status_fields, JSON_FIELDS,
+    JSON_FIELDS, check_new_run_id, check_run_id, new_run_id, run_from_row, status_fields,
 )
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 def default_store_path() -> Path:
     return get_settings().runs_dir / "runs.sqlite"
-
 
 
 class RunStore(RunDatabase):
@@ -133,6 +132,15 @@ class RunStore(RunDatabase):
         with self._transaction() as connection:
             self._update_run(connection, run_id, status_fields(status, error, fields))
 
+    def end_if(self, run_id: str, status: str, error: str | None, ended: float, *, while_in: tuple[str, ...]) -> bool:
+        """End a run with ``status`` only if its status is still one of ``while_in`` (no race with
+        a process recording its own end); returns whether it changed."""
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                f"UPDATE runs SET status = ?, error = ?, ended = ? WHERE id = ? AND status IN "
+                f"({','.join('?' * len(while_in))})", (status, error, ended, check_run_id(run_id), *while_in))
+        return cursor.rowcount > 0
+
     def set_notes(self, run_id: str, notes: str, tags: list[str]) -> None:
         """The run's free-text notes and its tags (trimmed, de-duplicated, in the order given)."""
         clean = list(dict.fromkeys(str(tag).strip()[:40] for tag in tags if str(tag).strip()))
@@ -165,7 +173,6 @@ class RunStore(RunDatabase):
             connection.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))
             connection.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
-
 
     # --- metrics ---------------------------------------------------------------------------
     def log_metrics(self, run_id: str, values: dict[str, float], *, epoch: int, step: int | None = None,
