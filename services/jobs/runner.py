@@ -12,6 +12,8 @@ exclusive lock on ``runner.lock`` (a second runner exits at once) and loops:
   still running (a segfault, the OOM killer); marks jobs whose worker vanished without a trace
   (a previous runner's) ``interrupted``;
 - ends a job that ignores Stop for ``STOP_GRACE_S`` seconds (SIGTERM, then SIGKILL);
+- every ``SWEEP_S`` seconds calls the sweeps of :data:`~services.jobs.kinds.SWEEPS` (a training
+  run whose job ended without the run recording it takes the job's ending);
 - exits after ``DASHBOARD_RUNNER_IDLE_S`` seconds (default 600) with nothing to do.
 
 The runner never imports TensorFlow and never runs a job itself, so a crashing job cannot take
