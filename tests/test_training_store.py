@@ -16,8 +16,7 @@ import pytest
 
 from services.training import liveness
 from services.training.ingest import deliver
-from services.training.store import (FINISHED, INTERRUPTED, QUEUED, RUNNING, STOPPED, RunNotFound, RunStore,
-                                     StoreError)
+from services.training.store import INTERRUPTED, QUEUED, RUNNING, STOPPED, RunNotFound, RunStore, StoreError
 
 REPO = Path(__file__).resolve().parent.parent
 GROUP = 20  # rows per transaction written by the writer process
