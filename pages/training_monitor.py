@@ -33,7 +33,6 @@ store = manager = None
 with user_errors():
     store = run_store()
     manager = job_manager()
-    launcher.schedule(store, manager)  # runs whose worker vanished are marked interrupted
 if store is None:
     st.stop()
 
@@ -174,7 +173,6 @@ selected_active = any(by_id[i].status in ACTIVE for i in selected)
 # --- live curves -------------------------------------------------------------------------------
 @st.fragment(run_every=overview.REFRESH_SECONDS if selected_active else None)
 def live_view(run_ids: list[str], was_active: bool) -> None:
-    launcher.schedule(store, manager)
     current = [run for run in (store.find_run(i) for i in run_ids) if run is not None]
     epoch_tables = {run.id: overview.epoch_table(store, run.id) for run in current}  # read once per refresh
     tables = {run_label(run): overview.curve_table(store, run, x_axis, epoch_tables[run.id]) for run in current}

@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from services.training import ingest, remote
+from services.training import liveness
 from services.training.store import FINISHED, RUNNING, STOPPED, RunStore
 from tests.training_helpers import tiny_arrays
 
@@ -177,7 +178,7 @@ def test_a_remote_run_marked_interrupted_during_a_long_outage_comes_back(endpoin
     run_id = "20260101-000000-cafe01"
     remote.post_events(endpoint.url, TOKEN, "client0003", [
         {"seq": 0, "op": "create_run", "args": {"run_id": run_id, "name": "far away", "epochs": 3}}])
-    endpoint.store.refresh_liveness(now=time.time() + 3600)  # no heartbeat for an hour
+    liveness.interrupt_vanished(endpoint.store, now=time.time() + 3600)  # no heartbeat for an hour
     assert endpoint.store.get_run(run_id).status == INTERRUPTED
     remote.post_events(endpoint.url, TOKEN, "client0003", [
         {"seq": 1, "op": "log_metrics", "args": {"run_id": run_id, "values": {"loss": 1.0}, "epoch": 0}}])

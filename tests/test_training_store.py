@@ -1,5 +1,5 @@
 """The SQLite run store: round trips, atomic writes under a SIGKILLed writer, foreign files,
-liveness, the queue."""
+liveness, Stop."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from services.training.store import (FINISHED, INTERRUPTED, QUEUED, RUNNING, STOPPED, RunNotFound, RunStore,
-                                     StoreError)
+from services.training import liveness
+from services.training.ingest import deliver
+from services.training.store import INTERRUPTED, QUEUED, RUNNING, STOPPED, RunNotFound, RunStore, StoreError
 
 REPO = Path(__file__).resolve().parent.parent
 GROUP = 20  # rows per transaction written by the writer process
@@ -117,23 +118,22 @@ def test_vanished_worker_is_marked_interrupted(tmp_path):
     store.update_run(remote_silent, host="gpu-server-7", heartbeat=time.time() - 3600)
     mine = store.create_run("this process", status=RUNNING)
     store.update_run(mine, host=socket.gethostname(), pid=os.getpid())
-    assert sorted(store.refresh_liveness()) == sorted([local, remote_silent])
+    job_run = store.create_run("a job's run (the job runner watches it)", status=RUNNING)
+    store.update_run(job_run, host=socket.gethostname(), pid=gone.pid, job_id="job1")
+    assert sorted(liveness.interrupt_vanished(store)) == sorted([local, remote_silent])
+    assert store.get_run(job_run).status == RUNNING
     assert store.get_run(local).status == INTERRUPTED and "vanished" in store.get_run(local).error
     assert store.get_run(remote_alive).status == RUNNING and store.get_run(mine).status == RUNNING
 
 
-def test_queue_respects_the_concurrency_limit_and_stop_of_queued_runs(tmp_path):
+def test_stop_of_a_queued_run_ends_it_and_of_a_running_one_raises_its_flag(tmp_path):
     store = RunStore(tmp_path / "runs.sqlite")
-    first = store.create_run("a", source="dashboard")
-    second = store.create_run("b", source="dashboard")
-    third = store.create_run("c", source="dashboard")
-    assert store.claim_next_queued(limit=1) == first
-    assert store.claim_next_queued(limit=1) is None
-    store.request_stop(second)
-    assert store.get_run(second).status == STOPPED
-    store.set_status(first, FINISHED)
-    assert store.claim_next_queued(limit=1) == third
-    assert store.get_run(third).status == RUNNING
+    queued = store.create_run("a", source="script")
+    running = store.create_run("b", source="script", status=RUNNING)
+    store.request_stop(queued)
+    store.request_stop(running)
+    assert store.get_run(queued).status == STOPPED and store.get_run(queued).ended
+    assert store.get_run(running).status == RUNNING and store.stop_requested(running)
 
 
 def test_opening_a_second_store_in_one_process_keeps_the_first_ones_writes_visible(tmp_path):
@@ -200,7 +200,8 @@ def test_a_version_1_store_is_upgraded_in_place(data_root):
     assert (run.name, run.notes, run.tags) == ("old", "", [])
     upgraded.set_notes(run_id, "kept", ["a"])
     assert upgraded.get_run(run_id).tags == ["a"]
-    assert upgraded.deliver("client", 0, lambda connection, store: None)
+    assert deliver(upgraded, "client", 0, lambda connection, store: None)
+    assert not deliver(upgraded, "client", 0, lambda connection, store: None)  # a repeat changes nothing
 
 
 def test_runs_record_their_owner_and_old_stores_gain_the_column(tmp_path):

@@ -99,8 +99,8 @@ def test_sigkilled_worker_is_interrupted_and_resumes_at_its_next_epoch_with_the_
     assert manager.get(store.get_run(waiting).job_id).status == "queued"
     launcher.stop_run(waiting, store, manager)  # leave the slot to the resumed run below
     os.killpg(store.get_run(run_id).pid, signal.SIGKILL)
-    wait_for(lambda: run_id in launcher.schedule(store, manager) or store.get_run(run_id).status == INTERRUPTED,
-             timeout=120)
+    # the job runner gives the run its job's ending (no page involved)
+    wait_for(lambda: store.get_run(run_id).status == INTERRUPTED, timeout=120)
     killed = store.get_run(run_id)
     assert killed.status == INTERRUPTED and "Resume continues" in killed.error
     before = store.epoch_table(run_id)
@@ -208,14 +208,13 @@ def test_strategy_selection_and_chief(monkeypatch):
 
 def test_a_job_that_dies_before_its_run_starts_fails_the_run_in_the_monitor(data_root, manager):
     """A training job that fails before the run could record anything (here: its store path is
-    unusable) leaves the run queued; the monitor's schedule() mirrors the job's failure into it."""
+    unusable) leaves the run queued; the job runner's sweep gives the run the job's failure."""
     store = RunStore()
     run_id = launcher.create_run_for(RunConfig(epochs=1, image_size=48), store)
     (data_root / "not-a-folder").write_text("a file")
     job_id = manager.submit("training", "doomed", {"run_id": run_id, "store": str(data_root / "not-a-folder" / "x.sqlite")})
     store.update_run(run_id, job_id=job_id)
     assert manager.wait(job_id, timeout=120).status == "failed"
-    assert store.get_run(run_id).status == QUEUED
-    assert launcher.schedule(store, manager) == [run_id]
+    wait_for(lambda: store.get_run(run_id).status != QUEUED, timeout=30)
     run = store.get_run(run_id)
     assert run.status == FAILED and run.error and "Traceback" not in run.error

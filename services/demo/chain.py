@@ -206,6 +206,7 @@ def experiment_spec(params: dict[str, Any]):
 
 def train_step(context: JobContext, state: dict[str, Any], labels: dict[str, str]) -> str:
     """The strategy-C run (an earlier attempt's unfinished run is continued by a fresh one)."""
+    from services.training import lifecycle
     from services.training import store as run_store
     from services.transfer import strategy_c
 
@@ -224,11 +225,7 @@ def train_step(context: JobContext, state: dict[str, Any], labels: dict[str, str
     status = strategy_c.run_strategy_c(store, run_id, spec, BACKBONE, should_stop=context.should_stop,
                                        progress=lambda fraction, message: step.progress(fraction, message),
                                        job_id=context.job_id)
-    if status == run_store.STOPPED:
-        raise JobStopped()
-    if status != run_store.FINISHED:
-        run = store.find_run(run_id)
-        raise UserFacingError(f"the strategy-C run ended {status}: {(run.error if run else None) or 'see the monitor'}")
+    lifecycle.raise_unless_finished(store, run_id, status, "strategy C")
     if labels["random_weights"]:
         run = store.get_run(run_id)
         store.update_run(run_id, hyperparameters={**run.hyperparameters, "weights": "random"})

@@ -27,8 +27,7 @@ class JobKind:
     label: str = ""
 
     def load_body(self) -> Callable[[dict, Any], Any]:
-        module_name, function_name = self.body.split(":")
-        return getattr(importlib.import_module(module_name), function_name)
+        return load(self.body)
 
 
 _KINDS = [
@@ -57,6 +56,15 @@ _KINDS = [
     JobKind("test-tensorflow", "services.jobs.testing:tensorflow_job", TENSORFLOW, True, "test TF job"),
 ]
 KINDS: dict[str, JobKind] = {kind.name: kind for kind in _KINDS}
+SWEEPS = ("services.training.reconcile:sweep",)
+"""``"module:function"`` the job runner calls every few seconds with ``(jobs_dir, get_job)``: records
+kept beside the jobs (a training run's status) follow the jobs' endings there, not in a page."""
+
+
+def load(path: str) -> Callable:
+    """The function named by ``"module:function"``."""
+    module_name, function_name = path.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
 
 
 def kind_of(name: str) -> JobKind:

@@ -12,6 +12,8 @@ exclusive lock on ``runner.lock`` (a second runner exits at once) and loops:
   still running (a segfault, the OOM killer); marks jobs whose worker vanished without a trace
   (a previous runner's) ``interrupted``;
 - ends a job that ignores Stop for ``STOP_GRACE_S`` seconds (SIGTERM, then SIGKILL);
+- every ``SWEEP_S`` seconds calls the sweeps of :data:`~services.jobs.kinds.SWEEPS` (a training
+  run whose job ended without the run recording it takes the job's ending);
 - exits after ``DASHBOARD_RUNNER_IDLE_S`` seconds (default 600) with nothing to do.
 
 The runner never imports TensorFlow and never runs a job itself, so a crashing job cannot take
@@ -34,6 +36,7 @@ from pathlib import Path
 from services import run_layout
 from services.config import child_environment
 from services.jobs import store as job_store
+from services.jobs import kinds
 from services.jobs.kinds import KINDS, RESOURCES, TENSORFLOW
 from services.jobs.limits import resource_limits, runner_idle_seconds, stale_seconds, warm_worker_enabled
 from services.jobs.logs import describe_exit, log_tail
@@ -41,6 +44,7 @@ from services.jobs.logs import describe_exit, log_tail
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOOP_S = 0.1
 BEAT_S = 1.0
+SWEEP_S = 2.0
 AUTO_RESUME_ATTEMPTS = 3
 STOP_GRACE_S = 15.0
 KILL_GRACE_S = 5.0
@@ -87,6 +91,7 @@ class Runner:
         self.warm_failures: list[float] = []
         self.last_busy = time.monotonic()
         self.last_beat = 0.0
+        self.last_sweep = 0.0
         self.running = True
 
     # --- workers ---------------------------------------------------------------------------
@@ -215,6 +220,15 @@ class Runner:
             self.store.requeue(state.id, resumed=True)
             self.store.report_message(state.id, f"resuming automatically: {message}")
 
+    def _sweep(self) -> None:
+        """Let the records kept beside the jobs follow their endings (:data:`kinds.SWEEPS`);
+        a sweep that fails is logged and tried again at the next one."""
+        for path in kinds.SWEEPS:
+            try:
+                kinds.load(path)(self.jobs_dir, self.store.get)
+            except Exception as error:  # noqa: BLE001 - the runner must keep serving jobs
+                print(f"sweep {path} failed: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+
     # --- loop ------------------------------------------------------------------------------
 
     def busy(self) -> bool:
@@ -229,6 +243,9 @@ class Runner:
                 self.store.runner_beat(os.getpid())
                 self._check_running()
                 self.last_beat = now
+            if now - self.last_sweep >= SWEEP_S:
+                self._sweep()
+                self.last_sweep = now
             self._reap()
             self._read_ready()
             if self.busy():

@@ -262,11 +262,12 @@ class DashboardCallback(keras.callbacks.Callback):
         self._heartbeat_stop.set()
         if self.sink is None:
             return
-        if self.finalize and self.diverged_at is None:
-            # a run whose last epoch completed is finished, even if a Stop arrived after it
-            epochs = self.params.get("epochs")
-            finished = not self.stopped_by_request or (epochs is not None and self._epochs_done >= epochs)
-            self.sink.set_status(self.run_id, run_store.FINISHED if finished else run_store.STOPPED)
+        if self.finalize and self.diverged_at is None:  # a diverged run's status is set already
+            from services.training.lifecycle import outcome_of
+
+            self.sink.set_status(self.run_id, outcome_of(stopped=self.stopped_by_request, diverged=False,
+                                                         epochs=self.params.get("epochs"),
+                                                         epochs_done=self._epochs_done))
         self.delivered = self.sink.close()
 
     # --- helpers ---------------------------------------------------------------------------

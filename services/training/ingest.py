@@ -193,6 +193,19 @@ def _apply_alone(connection, store: run_store.RunStore, op: Any, args: Any) -> s
     return None
 
 
+def deliver(store: run_store.RunStore, client: str, seq: int, apply) -> bool:
+    """Apply one remote event exactly once: ``apply(connection, store)`` runs in the same
+    transaction that records ``(client, seq)`` in the store's ``deliveries`` table, so a repeated
+    delivery (the sender retrying after a lost answer) changes nothing. Returns False for a repeat."""
+    with store._transaction() as connection:
+        cursor = connection.execute("INSERT OR IGNORE INTO deliveries VALUES (?,?,?)",
+                                    (str(client), int(seq), time.time()))
+        if cursor.rowcount == 0:
+            return False
+        apply(connection, store)
+    return True
+
+
 def ingest(store: run_store.RunStore, client: str, events: list) -> dict:
     """Apply a batch of events (each once). The answer counts the new ones (``delivered``), lists
     the refused ones with their reason (``rejected``: seq, code 400, error; recorded, so a
@@ -220,7 +233,7 @@ def ingest(store: run_store.RunStore, client: str, events: list) -> dict:
             if reason is not None:  # recorded as delivered: it will never apply
                 rejected.append({"seq": seq, "code": 400, "error": reason})
 
-        if store.deliver(client, seq, apply):
+        if deliver(store, client, seq, apply):
             delivered += 1
     found = (store.find_run(run_id) for run_id in runs)  # one read per run touched
     return {"delivered": delivered, "rejected": rejected,

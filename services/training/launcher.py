@@ -5,8 +5,8 @@ launches), records the run as queued in the run store and submits the job
 ``services.training.worker:training_job`` (params ``{"run_id", "store"}``) to the
 :class:`~services.jobs.JobManager`, whose TensorFlow limit holds across every job kind (a run
 waits while a style transfer or another run holds the slot). Workers outlive the page and the
-server. :func:`schedule` (called by the monitor) mirrors job endings the run itself could not
-record (a worker killed before it started, or killed by a signal) into the run store.
+server. The job is the run's lifecycle: Stop goes to the job, and the job runner gives the run
+its job's ending when the run could not record it (:mod:`services.training.reconcile`).
 """
 
 from __future__ import annotations
@@ -76,55 +76,29 @@ def start_run(config: RunConfig, store: run_store.RunStore | None = None, manage
     return run_id
 
 
-def schedule(store: run_store.RunStore | None = None, manager=None) -> list[str]:
-    """Mark runs whose process vanished interrupted and mirror job endings into runs that could
-    not record their own end; returns the ids of the runs changed."""
-    store = _store(store)
-    changed = store.refresh_liveness()
-    active = [run for run in store.list_runs() if run.active and run.job_id]
-    if not active:
-        return changed
-    manager = _manager(manager)
-    for run in active:
-        job = manager.get(run.job_id)
-        if job is None or job.active:
-            continue
-        current = store.get_run(run.id)
-        if not current.active:
-            continue
-        if job.status == "stopped":
-            store.set_status(run.id, run_store.STOPPED)
-        elif job.status == "finished":
-            continue  # the run records its own end; a finished job left it consistent
-        else:
-            text = job.error or "The training process ended before the run could record it."
-            status = run_store.INTERRUPTED if job.status == "interrupted" or job.signal else run_store.FAILED
-            store.set_status(run.id, status, error=f"{text} Resume continues from the last completed epoch."
-                             if status == run_store.INTERRUPTED else text)
-        changed.append(run.id)
-    return changed
-
-
 def stop_run(run_id: str, store: run_store.RunStore | None = None, manager=None) -> None:
-    """Ask a run to stop (a running one stops after its current batch, a queued one at once)."""
+    """Ask a run to stop (a running one stops after its current batch, a queued one at once):
+    its job's Stop, or for a run with no job (a script's, or one whose job was deleted) the run's
+    own stop flag."""
     store = _store(store)
     run = store.get_run(run_id)
-    store.request_stop(run_id)
-    if run.job_id:
-        job = _manager(manager).get(run.job_id)
-        if job is not None and job.active:
-            _manager(manager).stop(run.job_id)
+    manager = _manager(manager) if run.job_id else None
+    if manager is not None and manager.get(run.job_id) is not None:
+        manager.stop(run.job_id)
+    else:
+        store.request_stop(run_id)
 
 
 def resume_run(run_id: str, store: run_store.RunStore | None = None, manager=None) -> str:
     """Submit a stopped, interrupted or failed run again; it continues from its last backup.
     Returns the new job id."""
     store = _store(store)
-    schedule(store, manager)
     run = store.get_run(run_id)
     if run.status not in RESUMABLE:
         raise UserFacingError(f"Only stopped, interrupted or failed runs can be resumed; this one is {run.status}.")
     if run.source not in ("dashboard", "cli"):
         raise UserFacingError("This run was logged by someone's own script; resume it there.")
-    store.update_run(run_id, status=run_store.QUEUED, stop_requested=0, error=None, ended=None, source="dashboard")
+    # queued without a job until submit names the new one (the old job's ending must not apply)
+    store.update_run(run_id, status=run_store.QUEUED, stop_requested=0, error=None, ended=None, source="dashboard",
+                     job_id=None)
     return submit(run_id, store, manager)

@@ -10,6 +10,10 @@ API (all take the process's one :class:`~services.training.store.RunStore`)::
     lifecycle.record_model(store, run_id, model, **more) # total_parameters, trainable_parameters, ...
     lifecycle.outcome(store, run_id, stopped=..., diverged=...) -> status
         # finished when the last epoch completed (even if Stop arrived after it), else stopped
+    lifecycle.conclude(store, run_id, callback, evaluate, class_names=...) -> status
+        # the end of every training-like run: outcome, then score, export, classes.json, finish
+    lifecycle.raise_unless_finished(store, run_id, status)   # a job body's JobStopped / error
+    lifecycle.watcher(store, run_id, report, should_stop)    # the job's stop + epoch progress
     lifecycle.score(store, run_id, model, parts, class_names, val_rows=None) -> summary dict
         # parts: {"val": dataset or (x, y), "test": ...}; writes <part>_accuracy, <part>_macro_f1,
         # <part>_recall, <part>_confusion_matrix, val_predictions.csv and ``calibration``
@@ -29,6 +33,7 @@ Summary names (one set, everywhere): ``total_parameters``, ``trainable_parameter
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -72,15 +77,88 @@ def record_model(store: run_store.RunStore, run_id: str, model, **more: Any) -> 
     store.update_summary(run_id, **parameter_summary(model), **more)
 
 
-def outcome(store: run_store.RunStore, run_id: str, *, stopped: bool, diverged: bool) -> str:
+def outcome_of(*, stopped: bool, diverged: bool, epochs: int | None, epochs_done: int) -> str:
     """How a fit that returned ended: diverged, finished (its last epoch completed, even when a
     Stop arrived after it), or stopped."""
     if diverged:
         return run_store.DIVERGED
-    run = store.get_run(run_id)
-    if not stopped or (run.epochs is not None and run.epochs_done >= run.epochs):
+    if not stopped or (epochs is not None and epochs_done >= epochs):
         return run_store.FINISHED
     return run_store.STOPPED
+
+
+def outcome(store: run_store.RunStore, run_id: str, *, stopped: bool, diverged: bool) -> str:
+    """:func:`outcome_of` for a recorded run (its epochs and completed epochs)."""
+    run = store.get_run(run_id)
+    return outcome_of(stopped=stopped, diverged=diverged, epochs=run.epochs, epochs_done=run.epochs_done)
+
+
+def conclude(store: run_store.RunStore, run_id: str, callback, evaluate: Callable[[], tuple[Any, dict, Any]], *,
+             class_names: list[str], started: float | None = None, keep: str = KEEP_BEST) -> str:
+    """The end of any training-like run once its fit returned; returns the run's status.
+
+    ``callback`` is the fit's :class:`~services.training.callback.DashboardCallback` (whether
+    Stop or a diverging loss ended it). A diverged or stopped run ends so; a finished one is
+    scored by ``evaluate()`` -> ``(model to export, summary, best checkpoint's model or None)``,
+    its model exported (:func:`export_final`), its classes written, and :func:`finish`\ ed."""
+    status = outcome(store, run_id, stopped=callback.stopped_by_request, diverged=callback.diverged_at is not None)
+    if status != run_store.FINISHED:
+        if status == run_store.STOPPED:
+            store.set_status(run_id, run_store.STOPPED)
+        return status  # a diverged run was recorded by the callback
+    model, summary, best = evaluate()
+    export_final(store, run_id, model, best=best)
+    run_layout.classes_file(store.run_dir(run_id)).write_text(json.dumps(class_names))
+    return finish(store, run_id, started=started, keep=keep, **summary)
+
+
+def raise_unless_finished(store: run_store.RunStore, run_id: str, status: str, label: str | None = None) -> None:
+    """A job body's answer to how its run ended: nothing when finished, ``JobStopped`` (the job
+    ends stopped) when stopped, otherwise a :class:`UserFacingError` with the run's error."""
+    from services.jobs.context import JobStopped
+
+    if status == run_store.FINISHED:
+        return
+    if status == run_store.STOPPED:
+        raise JobStopped()
+    run = store.find_run(run_id)
+    error = run.error if run else None
+    if label:
+        raise UserFacingError(f"run {label} ended {status}: {error or 'see the training monitor'}")
+    raise UserFacingError(error or f"the run ended {status}")
+
+
+PROGRESS_INTERVAL_S = 1.0
+"""At most one read of the run store a second by a :func:`watcher` (not one per batch)."""
+
+
+def _eta(seconds_per_epoch: float | None, remaining_epochs: int) -> str:
+    if not seconds_per_epoch or remaining_epochs <= 0:
+        return ""
+    left = seconds_per_epoch * remaining_epochs
+    return f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.0f} min left"
+
+
+def watcher(store: run_store.RunStore, run_id: str, report: Callable[[float, str], None],
+            should_stop: Callable[[], bool]) -> Callable[[], bool]:
+    """The one run watcher of a job: a ``should_stop`` for the fit (the job's) that also reports
+    the run's epochs and an ETA, at most once a second: ``report(fraction of the run, message)``."""
+    last = [float("-inf")]
+
+    def watch() -> bool:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_INTERVAL_S:
+            last[0] = now
+            run = store.find_run(run_id)
+            if run is not None and run.epochs:
+                table = store.epoch_table(run_id)
+                seconds = table["epoch_seconds"].dropna() if "epoch_seconds" in table else []
+                mean = float(np.mean(seconds)) if len(seconds) else None
+                report(run.epochs_done / run.epochs,
+                       f"epoch {run.epochs_done}/{run.epochs}{_eta(mean, run.epochs - run.epochs_done)}")
+        return should_stop()
+
+    return watch
 
 
 def failure_message(error: BaseException) -> str:

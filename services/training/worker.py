@@ -13,7 +13,6 @@ model on validation and test data and records the summary, all through
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -174,23 +173,21 @@ def train(store, run_id: str, config: RunConfig, *, scratch: Path | None = None,
         raise
     if not chief:
         return run_store.FINISHED
-    status = lifecycle.outcome(store, run_id, diverged=dashboard.diverged_at is not None,
-                               stopped=dashboard.stopped_by_request)
-    if status != run_store.FINISHED:
-        if status == run_store.STOPPED:
-            store.set_status(run_id, run_store.STOPPED)
-        return status
-    best_path = run_layout.best_model(run_dir)
-    from services.models.catalog import load_saved_model
 
-    best = load_saved_model(best_path) if best_path.exists() else model
-    final = inference_model(best)
-    summary = lifecycle.score(store, run_id, final, {"val": data.val, "test": data.test}, data.class_names,
-                              val_rows=data.part("val"),
-                              groups={part: data.part(part)["source_image"].tolist() for part in ("val", "test")})
-    lifecycle.export_final(store, run_id, final, best=best)
-    run_layout.classes_file(run_dir).write_text(json.dumps(data.class_names))
-    return lifecycle.finish(store, run_id, started=started, keep=config.keep, **summary)
+    def evaluate():
+        """The best checkpoint (auxiliary heads stripped) scored on validation and test data."""
+        from services.models.catalog import load_saved_model
+
+        best_path = run_layout.best_model(run_dir)
+        best = load_saved_model(best_path) if best_path.exists() else model
+        final = inference_model(best)
+        summary = lifecycle.score(store, run_id, final, {"val": data.val, "test": data.test}, data.class_names,
+                                  val_rows=data.part("val"),
+                                  groups={part: data.part(part)["source_image"].tolist() for part in ("val", "test")})
+        return final, summary, best
+
+    return lifecycle.conclude(store, run_id, dashboard, evaluate, class_names=data.class_names, started=started,
+                              keep=config.keep)
 
 
 def weights_label(config: RunConfig) -> str:
@@ -233,24 +230,12 @@ def training_job(params: dict, context) -> dict:
     optionally ``"store"`` (the run store path; default the data root's). Resumable: a resumed
     attempt continues from the run's last backup. A run that fails raises its message; a
     stopped one ends the job stopped."""
-    from services.jobs.context import JobStopped
-
     store = run_store.RunStore(params.get("store"))
     run_id = run_store.check_run_id(params["run_id"])
-
-    def progress_stop() -> bool:
-        run = store.find_run(run_id)
-        if run is not None and run.epochs:
-            context.progress(run.epochs_done / run.epochs, f"epoch {run.epochs_done}/{run.epochs}")
-        return context.should_stop()
-
-    status = execute(run_id, store=store, should_stop=progress_stop, job_id=getattr(context, "job_id", None))
-    run = store.get_run(run_id)
-    if status == run_store.STOPPED:
-        raise JobStopped()
-    if status in (run_store.FAILED, run_store.DIVERGED):
-        raise UserFacingError(run.error or f"the run ended {status}")
-    return {"run_id": run_id, "status": status, "epochs_done": run.epochs_done}
+    watch = lifecycle.watcher(store, run_id, context.progress, context.should_stop)
+    status = execute(run_id, store=store, should_stop=watch, job_id=getattr(context, "job_id", None))
+    lifecycle.raise_unless_finished(store, run_id, status)
+    return {"run_id": run_id, "status": status, "epochs_done": store.get_run(run_id).epochs_done}
 
 
 def main(argv: list[str] | None = None) -> int:

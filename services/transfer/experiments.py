@@ -16,7 +16,6 @@ The job's result lists one entry per compared model (``strategy``, ``backbone``,
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -32,7 +31,6 @@ from services.transfer.spec import (  # noqa: F401  (re-exported: the page's one
 )
 
 JOB_KIND = "transfer"
-PROGRESS_INTERVAL_S = 1.0
 
 
 # --- the job folder's memory of what ran ---------------------------------------------------------
@@ -53,37 +51,6 @@ def _save_state(folder, state: dict[str, Any]) -> None:
     temporary.replace(path)
 
 
-# --- progress ------------------------------------------------------------------------------------
-
-
-def _eta(seconds_per_epoch: float | None, remaining_epochs: int) -> str:
-    if not seconds_per_epoch or remaining_epochs <= 0:
-        return ""
-    left = seconds_per_epoch * remaining_epochs
-    return f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.0f} min left"
-
-
-def run_watcher(store, run_id: str, report: Callable[[float, str], None], should_stop: Callable[[], bool]):
-    """A ``should_stop`` for a training run that also reports its epochs and an ETA (at most
-    once a second): ``report(fraction of the run, message)``."""
-    last = [0.0]
-
-    def watch() -> bool:
-        now = time.monotonic()
-        if now - last[0] >= PROGRESS_INTERVAL_S:
-            last[0] = now
-            run = store.find_run(run_id)
-            if run is not None and run.epochs:
-                table = store.epoch_table(run_id)
-                seconds = table["epoch_seconds"].dropna() if "epoch_seconds" in table else []
-                mean = float(np.mean(seconds)) if len(seconds) else None
-                report(run.epochs_done / run.epochs,
-                       f"epoch {run.epochs_done}/{run.epochs}{_eta(mean, run.epochs - run.epochs_done)}")
-        return should_stop()
-
-    return watch
-
-
 # --- running -------------------------------------------------------------------------------------
 
 
@@ -94,19 +61,6 @@ def _run_config(spec: ExperimentSpec, model: str, name: str, **overrides):
                   batch_size=spec.batch_size, learning_rate=spec.learning_rate, seed=spec.seed,
                   image_size=spec.image_size, name=name)
     return RunConfig(**{**values, **overrides})
-
-
-def _ended_well(store, run_id: str, label: str, status: str) -> None:
-    """Raise for a run that did not finish: stopped ends the job stopped, anything else fails it."""
-    from services.jobs.context import JobStopped
-    from services.training import store as run_store
-
-    if status == run_store.FINISHED:
-        return
-    if status == run_store.STOPPED:
-        raise JobStopped()
-    run = store.find_run(run_id)
-    raise UserFacingError(f"run {label} ended {status}: {(run.error if run else None) or 'see the training monitor'}")
 
 
 class _Runner:
@@ -129,7 +83,7 @@ class _Runner:
 
     def training(self, step: int, config, report: Callable[[float, str], None]) -> str:
         """Step ``step`` of the item as a training run (created, or the earlier attempt's resumed)."""
-        from services.training import launcher, worker
+        from services.training import launcher, lifecycle, worker
         from services.training import store as run_store
 
         run_id = self._reuse(step)
@@ -141,11 +95,12 @@ class _Runner:
             self.current = self.current[:step] + [run_id]
             self._remember(self.current)
         status = worker.execute(run_id, store=self.store, job_id=self.context.job_id,
-                                should_stop=run_watcher(self.store, run_id, report, self.context.should_stop))
-        _ended_well(self.store, run_id, config.name, status)
+                                should_stop=lifecycle.watcher(self.store, run_id, report, self.context.should_stop))
+        lifecycle.raise_unless_finished(self.store, run_id, status, config.name)
         return run_id
 
     def strategy_c(self, item: PlannedRun, report: Callable[[float, str], None]) -> str:
+        from services.training import lifecycle
         from services.training import store as run_store
         from services.transfer import strategy_c
 
@@ -158,7 +113,7 @@ class _Runner:
             self._remember([run_id])
         status = strategy_c.run_strategy_c(self.store, run_id, self.spec, item.backbone, job_id=self.context.job_id,
                                            should_stop=self.context.should_stop, progress=report)
-        _ended_well(self.store, run_id, item.label, status)
+        lifecycle.raise_unless_finished(self.store, run_id, status, item.label)
         return run_id
 
     def item(self, item: PlannedRun, report: Callable[[float, str], None]) -> list[str]:

@@ -12,13 +12,11 @@ classify and explain tiles with it like any other run.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 
 import numpy as np
 
-from services import run_layout
 from services.transfer import features as feature_cache
 from services.transfer.spec import ExperimentSpec, weights_label
 
@@ -61,10 +59,8 @@ def _train(store, run_id: str, spec: ExperimentSpec, backbone: str, should_stop,
     from services.models import weights as registry
     from services.metrics.honesty import LEAKAGE_FIELD, split_leakage
     from services.training import lifecycle
-    from services.training import store as run_store
     from services.training.callback import DashboardCallback
     from services.transfer import models
-    from services.transfer.experiments import run_watcher
 
     started = time.time()
     frame, class_names = feature_cache.split_rows(spec.dataset, spec.split, spec.seed)
@@ -83,7 +79,7 @@ def _train(store, run_id: str, spec: ExperimentSpec, backbone: str, should_stop,
                            **{LEAKAGE_FIELD: split_leakage(frame)},
                            **{f"{split}_images": len(s.paths) for split, s in sets.items()})
     # the comparison's throttled watcher (at most one store read a second, not one per batch)
-    fit_stop = run_watcher(store, run_id, lambda fraction, message: progress(0.5 + 0.4 * fraction, f"head {message}"),
+    fit_stop = lifecycle.watcher(store, run_id, lambda fraction, message: progress(0.5 + 0.4 * fraction, f"head {message}"),
                            should_stop)
     validation = (sets["val"].features, sets["val"].labels)
     dashboard = DashboardCallback(run_id=run_id, store_path=store.path, hyperparameters=store.get_run(run_id).hyperparameters,
@@ -91,23 +87,21 @@ def _train(store, run_id: str, spec: ExperimentSpec, backbone: str, should_stop,
                                   finalize=False, should_stop=fit_stop)
     head.fit(sets["train"].features, sets["train"].labels, validation_data=validation, epochs=spec.epochs,
              batch_size=spec.batch_size, shuffle=True, verbose=0, callbacks=[dashboard])
-    status = lifecycle.outcome(store, run_id, stopped=dashboard.stopped_by_request,
-                               diverged=dashboard.diverged_at is not None)
-    if status != run_store.FINISHED:
-        if status == run_store.STOPPED:
-            store.set_status(run_id, run_store.STOPPED)
-        return status
-    parts = {split: (sets[split].features, sets[split].labels) for split in ("val", "test") if split in sets}
-    source = dict(zip(frame["path"].astype(str), frame["source_image"].astype(str)))
-    groups = {split: [source.get(p) or p for p in sets[split].paths] for split in parts}
-    summary = lifecycle.score(store, run_id, head, parts, class_names, groups=groups)
-    summary |= lifecycle.parameter_summary(composed)  # the callback recorded the head's alone
-    if spec.folds >= 2:
-        progress(0.9, f"{spec.folds}-fold cross-validation grouped by source image")
-        summary |= cross_validation(sets, frame, class_names, spec, should_stop).summary()
-    lifecycle.export_final(store, run_id, composed)
-    run_layout.classes_file(store.run_dir(run_id)).write_text(json.dumps(class_names))
-    return lifecycle.finish(store, run_id, started=started, **summary)
+
+    def evaluate():
+        """The head scored on the cached validation and test features (macro F1 intervals over
+        source images), with the composed model's parameter counts and the optional cross-validation."""
+        parts = {split: (sets[split].features, sets[split].labels) for split in ("val", "test") if split in sets}
+        source = dict(zip(frame["path"].astype(str), frame["source_image"].astype(str)))
+        groups = {split: [source.get(p) or p for p in sets[split].paths] for split in parts}
+        summary = lifecycle.score(store, run_id, head, parts, class_names, groups=groups)
+        summary |= lifecycle.parameter_summary(composed)  # the callback recorded the head's alone
+        if spec.folds >= 2:
+            progress(0.9, f"{spec.folds}-fold cross-validation grouped by source image")
+            summary |= cross_validation(sets, frame, class_names, spec, should_stop).summary()
+        return composed, summary, None
+
+    return lifecycle.conclude(store, run_id, dashboard, evaluate, class_names=class_names, started=started)
 
 
 def build_head(feature_shape, num_classes: int, spec: ExperimentSpec):
