@@ -29,6 +29,7 @@ from services.datasets.naming import safe_name
 from services.datasets.sources import DatasetInfo
 from services.errors import UserFacingError
 from services.images import display_copy
+from services.jobs import kinds
 
 SECTIONS = ["Gallery", "Colour", "Quality", "Splits", "Augmentation"]
 ROWS_PER_PAGE = 4
@@ -67,7 +68,7 @@ def delete_section(info: DatasetInfo) -> None:
         return
 
     def delete(actor) -> None:
-        if tasks.active_job(job_manager(), tasks.INDEX_KIND, info.name) is not None:
+        if tasks.active_job(job_manager(), kinds.DATASET_INDEX, info.name) is not None:
             raise UserFacingError(f"{info.name} is being indexed; delete it when that job has finished.")
         sources.delete_dataset(info.name, actor)
         st.session_state.pop(PICKER, None)
@@ -143,7 +144,7 @@ def import_upload(upload, name: str) -> None:
     name = name or safe_name(Path(upload.name).stem)
     check_upload([upload.size])
     sources.check_new_name(name)
-    start_job(tasks.IMPORT_KIND, f"Import {name}", {"dataset": name, "zip_name": Path(upload.name).name[:120],
+    start_job(kinds.DATASET_IMPORT, f"Import {name}", {"dataset": name, "zip_name": Path(upload.name).name[:120],
                                                      "owner": current_actor().owner},
               files={tasks.UPLOAD_FILE: upload.getvalue()})
 
@@ -158,7 +159,7 @@ def add_from_path(path: str) -> None:
             start_job(item.kind, f"{item.label} from zip", item.job_params(relative))
         else:
             name = safe_name(resolved.stem)
-            start_job(tasks.IMPORT_KIND, f"Import {name}", {"dataset": name, "zip_path": relative,
+            start_job(kinds.DATASET_IMPORT, f"Import {name}", {"dataset": name, "zip_path": relative,
                                                              "zip_name": resolved.name, "owner": current_actor().owner})
         return
     info = sources.register_folder(resolved)
@@ -171,7 +172,7 @@ def start_job(kind: str, title: str, params: dict, files: dict[str, bytes] | Non
     """Submit a dataset job and rerun; a download or import says so, and its dataset is selected
     when it finishes (:func:`select_finished_imports`)."""
     job_id = tasks.submit_once(job_manager(), kind, title, params, files=files)
-    if kind != tasks.INDEX_KIND:
+    if kind != kinds.DATASET_INDEX:
         st.session_state.setdefault(WATCHED, []).append(job_id)
         flash(ADDED, f"{title}: started. Its progress is shown below; the dataset is selected when it is ready.",
               "info")
@@ -203,7 +204,7 @@ def show_dataset_jobs() -> None:
     active = [s for kind in tasks.DATASET_KINDS for s in manager.list(kind=kind) if s.active]
     if active:
         _job_progress([s.id for s in active])
-    for kind in (*tasks.DOWNLOAD_KINDS, tasks.IMPORT_KIND):
+    for kind in (*tasks.DOWNLOAD_KINDS, kinds.DATASET_IMPORT):
         latest = manager.list(kind=kind)
         if latest:
             job_failure_banner(manager, latest[0], key_prefix="dataset-dismiss")
@@ -229,13 +230,13 @@ def load_or_index(info: DatasetInfo) -> pd.DataFrame | None:
         if frame is not None:
             return frame
         manager = job_manager()
-        latest = next((s for s in manager.list(kind=tasks.INDEX_KIND) if s.params.get("dataset") == info.name), None)
+        latest = next((s for s in manager.list(kind=kinds.DATASET_INDEX) if s.params.get("dataset") == info.name), None)
         if latest is not None and latest.status in ("failed", "stopped", "interrupted"):
             st.error(f"Indexing {md(info.name)}: {md(latest.error or latest.message or latest.status)}")
             if not st.button("Try again", icon=":material/refresh:"):
                 return None
         if latest is None or not latest.active:
-            start_job(tasks.INDEX_KIND, f"Index {info.name}", {"dataset": info.name})
+            start_job(kinds.DATASET_INDEX, f"Index {info.name}", {"dataset": info.name})
         st.info("Preparing the dataset index in the background (generated and read once, then cached).",
                 icon=":material/hourglass_top:")
     return None

@@ -24,7 +24,8 @@ from dashboard.feedback import flash, show_flashes
 from dashboard.widgets import job_status_line, job_stop_button, user_errors, why_disabled
 from services.detection import onnx_store, registry
 from services.detection.annotate import annotate, mark_random_weights
-from services.detection.batch import JOB_KIND, BatchSettings, batch_outputs, submit_batch
+from services.detection.batch import (ANNOTATED_ZIP, DETECTIONS_COCO, DETECTIONS_CSV, PROBLEMS_CSV, BatchSettings,
+                                      batch_outputs, submit_batch)
 from services.detection.decode import CANDIDATE_FLOOR, PRESETS, Detections, preprocess, select, threshold_or_default
 from services.detection.detector import run_detection
 from services.detection.exports import counts_per_class, detections_table, to_coco_results, to_csv
@@ -34,12 +35,12 @@ from services.detection.samples import SAMPLES
 from services.detection.timing import speed_ratio, warm_timing
 from services.errors import UserFacingError
 from services.images import encode_png
+from services.jobs import kinds
 
 INPUT_SIZES = (320, 416, 608)
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff"]
 MAX_SIDE = 4096
 CACHE_LIMIT = 40
-DOWNLOAD_KIND = "detection-download"
 DARKNET_BACKENDS = ("OpenCV", "TensorFlow")
 ADDED = "detector-added"  # where the page says that a model was added: below the model picker
 
@@ -274,8 +275,8 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
             elif st.button(f"Download {spec.weights_name} ({spec.weights_size / 1e6:.0f} MB)",
                            key=f"det_dl_{spec.key}", icon=":material/download:"):
                 with user_errors():
-                    manager.submit(DOWNLOAD_KIND, f"download {spec.weights_name}", {"model": spec.key})
-        for job in manager.list(kind=DOWNLOAD_KIND)[:3]:
+                    manager.submit(kinds.DETECTION_DOWNLOAD, f"download {spec.weights_name}", {"model": spec.key})
+        for job in manager.list(kind=kinds.DETECTION_DOWNLOAD)[:3]:
             job_status_line(job)
             job_stop_button(manager, job, "det-dl")
     with darknet_tab:
@@ -416,10 +417,10 @@ def detections_view(active_key: str, backend_name: str, available: tuple[str, ..
         st.subheader("All detections", divider="gray")
         downloads = st.columns(2)
         downloads[0].download_button("Detections CSV", functools.partial(to_csv, everything),
-                                     file_name="detections.csv", mime="text/csv", icon=":material/table:",
+                                     file_name=DETECTIONS_CSV, mime="text/csv", icon=":material/table:",
                                      key="det_csv")
         downloads[1].download_button("COCO results JSON", functools.partial(to_coco_results, everything, names),
-                                     file_name="detections_coco.json", mime="application/json",
+                                     file_name=DETECTIONS_COCO, mime="application/json",
                                      icon=":material/data_object:", key="det_json")
         st.caption(f"{len(everything)} detections from {len(tables)} image(s) in the downloads.")
 
@@ -442,14 +443,14 @@ def show_batch_job(manager, job) -> None:
     outputs = batch_outputs(manager, job.id)
     if result.get("random_weights"):
         st.caption(":orange-badge[:material/science: random weights] the annotated images carry that mark.")
-    if "detections.csv" in outputs:
-        st.dataframe(pd.read_csv(outputs["detections.csv"]), hide_index=True, height=200)
+    if DETECTIONS_CSV in outputs:
+        st.dataframe(pd.read_csv(outputs[DETECTIONS_CSV]), hide_index=True, height=200)
     columns = st.columns(4)
     for column, (label, file, mime) in zip(columns, [
-            ("Detections CSV", "detections.csv", "text/csv"),
-            ("COCO JSON", "detections_coco.json", "application/json"),
-            ("Annotated images (zip)", "annotated.zip", "application/zip"),
-            ("Problem report (CSV)", "problems.csv", "text/csv")]):
+            ("Detections CSV", DETECTIONS_CSV, "text/csv"),
+            ("COCO JSON", DETECTIONS_COCO, "application/json"),
+            ("Annotated images (zip)", ANNOTATED_ZIP, "application/zip"),
+            ("Problem report (CSV)", PROBLEMS_CSV, "text/csv")]):
         if file in outputs:
             column.download_button(label, outputs[file].read_bytes, file_name=file, mime=mime,
                                    key=f"det_batch_{job.id}_{file}")
@@ -468,10 +469,10 @@ with st.expander("Batch: a zip or many photos as a background job", icon=":mater
                                        tuple(wanted) if wanted else None), title)
             st.toast("Batch job started; it keeps running if you leave the page.")
 
-    @st.fragment(run_every=1.0 if any(j.active for j in job_manager().list(kind=JOB_KIND)) else None)
+    @st.fragment(run_every=1.0 if any(j.active for j in job_manager().list(kind=kinds.DETECTION_BATCH)) else None)
     def batch_jobs() -> None:
         manager = job_manager()
-        for job in manager.list(kind=JOB_KIND)[:5]:
+        for job in manager.list(kind=kinds.DETECTION_BATCH)[:5]:
             show_batch_job(manager, job)
 
     batch_jobs()

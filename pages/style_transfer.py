@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import style_adapters as ui
 from dashboard.adapters import job_manager
 from dashboard.widgets import STATUS_ICONS, job_stop_button, link_to_page, md, synthetic_badge, user_errors
+from services.jobs import kinds
 from services.models import weights as registry
 from services.style import builtin_images, fast_models, masks, submit
 from services.style.losses import STYLE_LAYERS, LossWeights
@@ -78,7 +79,7 @@ def fast_panel(variant: str) -> bool:
     if st.button("Download the Magenta style networks", icon=":material/download:", key="fast_download"):
         with user_errors():
             submit.submit_fast_download(manager, variant)
-    download_panel(manager.list(kind=submit.MODEL_DOWNLOAD_KIND), "fast_download")
+    download_panel(manager.list(kind=kinds.STYLE_MODEL_DOWNLOAD), "fast_download")
     return False
 
 
@@ -96,7 +97,7 @@ def vgg19_panel() -> str | None:
     if status.state == registry.DOWNLOADABLE and st.button("Download VGG19 weights", icon=":material/download:"):
         with user_errors():
             submit.submit_vgg19_download(manager)
-    vgg19_downloads = [job for job in manager.list(kind=submit.WEIGHTS_DOWNLOAD_KIND) if submit.is_vgg19_download(job)]
+    vgg19_downloads = [job for job in manager.list(kind=kinds.WEIGHTS_DOWNLOAD) if submit.is_vgg19_download(job)]
     download_panel(vgg19_downloads, "vgg19_download")
     use_random = st.toggle("Use random (untrained) VGG19 weights instead",
                            help="Only to try the page: untrained features do not capture style, and every "
@@ -336,10 +337,10 @@ def run_view(job_id: str):
     result = state.result if isinstance(state.result, dict) else {}
     if result.get("seconds_to_first_preview") is not None:
         st.caption(f"First preview after {result['seconds_to_first_preview']} s · {result.get('weights_label', '')}")
-    elif state.kind == submit.FAST_KIND and result.get("seconds") is not None:
+    elif state.kind == kinds.FAST_STYLE_TRANSFER and result.get("seconds") is not None:
         st.caption(f"Stylised in {result['seconds']:.2f} s ({result.get('interpreter', 'TF Lite')}, "
                    f"network at {result.get('native_side', 384)} px)")
-    if state.status in ("stopped", "interrupted", "failed") and state.kind == submit.GATYS_KIND:
+    if state.status in ("stopped", "interrupted", "failed") and state.kind == kinds.STYLE_TRANSFER:
         if st.button("Resume", key=f"resume-{state.id}", icon=":material/play_arrow:"):
             with user_errors():
                 manager.resume(state.id)

@@ -13,6 +13,7 @@ from dashboard.training_adapters import run_store
 from dashboard.widgets import (job_status_line, job_stop_button, model_preview_wanted, synthetic_badge, user_errors,
                                why_disabled)
 from services.datasets import index, sources, splits
+from services.jobs import kinds
 from services.metrics import formatting
 from services.models import weights as registry
 from services.transfer import crossdataset, experiments, report
@@ -41,7 +42,7 @@ with st.expander("Backbones and their ImageNet weights", icon=":material/downloa
             f"Download {backbone_spec.title} weights (about {backbone_spec.approx_mb:g} MB)",
             icon=":material/download:", disabled=busy):
         with user_errors():
-            manager.submit("weights-download", f"Download {backbone_spec.title} weights", {"backbone": chosen})
+            manager.submit(kinds.WEIGHTS_DOWNLOAD, f"Download {backbone_spec.title} weights", {"backbone": chosen})
             st.rerun()
     full = f" or a full model with its ImageNet top ({backbone_spec.full_file_name}, .h5 or .keras)" \
         if backbone_spec.full_file_name else ""
@@ -49,7 +50,7 @@ with st.expander("Backbones and their ImageNet weights", icon=":material/downloa
                               key="tl_weights_upload")
     if upload is not None and st.button("Check and install the file", icon=":material/upload:", disabled=busy):
         with user_errors():
-            manager.submit("weights-download", f"Install {upload.name} for {backbone_spec.title}",
+            manager.submit(kinds.WEIGHTS_DOWNLOAD, f"Install {upload.name} for {backbone_spec.title}",
                            {"backbone": chosen, "original_name": upload.name},
                            files={registry.UPLOAD_FILE: upload.getvalue()})
             st.rerun()

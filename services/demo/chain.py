@@ -31,7 +31,6 @@ from services.demo.sources import BACKBONE, LARGER, TILES, WEIGHTS
 from services.errors import UserFacingError
 from services.jobs.context import JobContext, JobStopped
 
-JOB_KIND = "real-tissue-demo"
 DATASET = "kather2016"
 SPLIT = "demo-grouped"
 STATE_FILE = "demo.json"

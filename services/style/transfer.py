@@ -33,7 +33,6 @@ from services.style import job_files
 from services.style.losses import CONTENT_LAYERS, STYLE_LAYERS, LossWeights, gram_matrix, weighted_losses
 from services.style.settings import MIN_SIDE, StyleSettings, is_random
 
-JOB_KIND = "style-transfer"
 HISTORY_POINTS = 1000
 """At most this many loss rows travel in a job's result (the full history stays in its folder)."""
 

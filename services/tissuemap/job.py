@@ -43,6 +43,11 @@ from services.tissuemap.models import ModelChoice, Predictor, load_predictor
 OUTPUT_DIR = "map"
 PREDICTIONS_DIR = "predictions"
 PLAN_FILE = "plan.json"
+# The files of a finished map's ``map/`` folder, besides maps.MAP_FILE and maps.META_FILE (written by
+# TissueMap.save); pages and the demo ask for them by these names.
+THUMBNAIL, TISSUE_PREVIEW, OVERLAY = "thumbnail.png", "tissue.png", "overlay.png"
+LABELS_TIFF, TILES_CSV, REGIONS_GEOJSON = "labels.tif", "tiles.csv", "regions.geojson"
+AREAS_CSV, REPORT_HTML = "areas.csv", "report.html"
 DEFAULT_MIN_TISSUE = 0.1
 DEFAULT_BATCH = 32
 VERSION = "tissue-map 1"
@@ -194,14 +199,14 @@ def write_outputs(folder: Path, tissue_map: TissueMap, thumbnail: np.ndarray, fa
     try:
         overlay = outputs.overlay(thumbnail, factor, tissue_map)
         files = {
-            "thumbnail.png": lambda: encode_png(thumbnail, FAST_PNG),
-            "tissue.png": lambda: encode_png(tissue.mask_preview(thumbnail, mask), FAST_PNG),
-            "overlay.png": lambda: encode_png(overlay, FAST_PNG),
-            "labels.tif": lambda: outputs.label_tiff(tissue_map),
-            "tiles.csv": lambda: outputs.tiles_csv(tissue_map),
-            "regions.geojson": lambda: outputs.geojson_bytes(tissue_map),
-            "areas.csv": lambda: csv_bytes(outputs.areas_frame(tissue_map)),
-            "report.html": lambda: report.render(tissue_map, thumbnail, overlay, choice.card).encode("utf-8"),
+            THUMBNAIL: lambda: encode_png(thumbnail, FAST_PNG),
+            TISSUE_PREVIEW: lambda: encode_png(tissue.mask_preview(thumbnail, mask), FAST_PNG),
+            OVERLAY: lambda: encode_png(overlay, FAST_PNG),
+            LABELS_TIFF: lambda: outputs.label_tiff(tissue_map),
+            TILES_CSV: lambda: outputs.tiles_csv(tissue_map),
+            REGIONS_GEOJSON: lambda: outputs.geojson_bytes(tissue_map),
+            AREAS_CSV: lambda: csv_bytes(outputs.areas_frame(tissue_map)),
+            REPORT_HTML: lambda: report.render(tissue_map, thumbnail, overlay, choice.card).encode("utf-8"),
         }
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="map-outputs") as pool:
             made = {name: pool.submit(make) for name, make in files.items()}

@@ -14,6 +14,7 @@ from services.archives import safe_extract
 from services.config import get_settings
 from services.download import download, offline_message, verify_file
 from services.errors import UserFacingError
+from services.jobs import kinds
 
 URL = "https://zenodo.org/records/53169/files/Kather_texture_2016_larger_images_10.zip?download=1"
 FILE_NAME = "Kather_texture_2016_larger_images_10.zip"
@@ -21,7 +22,6 @@ SIZE = 742_020_106
 SHA256 = "77336ba5a71d2d5140a10376bd432cd0cbbcc71cf81936ca9826ad1189ae438b"
 MPP = 0.495
 FOLDER_NAME = "kather2016_larger"
-JOB_KIND = "kather-large-download"
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 
 

@@ -25,13 +25,13 @@ import numpy as np
 
 from services import run_layout
 from services.errors import UserFacingError
+from services.jobs import kinds
 from services.metrics.honesty import leakage_of
 from services.transfer.results import RunResult
 from services.transfer.spec import (  # noqa: F401  (re-exported: the page's one import)
     MAX_FOLDS, SCRATCH_MODELS, ExperimentSpec, PlannedRun, backbone_problem, plan, weights_label,
 )
 
-JOB_KIND = "transfer"
 PROGRESS_INTERVAL_S = 1.0
 
 
@@ -253,7 +253,7 @@ def start_experiment(manager, spec: ExperimentSpec, store_path: str | None = Non
     params: dict[str, Any] = {"spec": spec.to_dict()}
     if store_path:
         params["store"] = str(store_path)
-    return manager.submit(JOB_KIND, title, params)
+    return manager.submit(kinds.TRANSFER, title, params)
 
 
 # --- results -------------------------------------------------------------------------------------
