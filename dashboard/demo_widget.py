@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.adapters import job_manager
-from dashboard.widgets import live_job_progress, md, user_errors
+from dashboard.widgets import live_job_progress, md, random_weights_badge, user_errors
 from services.config import get_settings
 from services.demo import results, sources
 from services.tissuemap import job as map_job
@@ -49,7 +49,7 @@ def _result(shown: results.DemoResult) -> None:
         st.warning("GENERATED test data, not tissue: these numbers say nothing about real tissue.",
                    icon=":material/science:")
     if shown.random_weights:
-        st.caption(":orange-badge[random init] the backbone's weights are random, not ImageNet.")
+        random_weights_badge("the backbone's weights are random, not ImageNet.")
     image, numbers = st.columns([3, 2])
     image.image(str(shown.file(map_job.OVERLAY)), caption=f"Tissue map over {shown.image}")
     with numbers:

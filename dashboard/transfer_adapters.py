@@ -17,9 +17,7 @@ import streamlit as st
 
 from services.datasets import splits
 from services.images import decode_image, encode_png
-from services.jobs import JobState
-from services.jobs import kinds
-from services.transfer import experiments
+from services.jobs import JobState, kinds
 from services.transfer.results import RunResult, curves_frame, recall_frame
 
 UPLOAD_TYPES = ["tif", "tiff", "png", "jpg", "jpeg", "bmp", "webp"]

@@ -21,9 +21,10 @@ from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.delete_control import delete_control, forget_deleted_notice, show_deleted_notice
 from dashboard.feedback import flash, show_flashes
-from dashboard.widgets import job_status_line, job_stop_button, user_errors, why_disabled
+from dashboard.widgets import job_status_line, job_stop_button, random_weights_badge, user_errors, why_disabled
+from services import provenance
 from services.detection import onnx_store, registry
-from services.detection.annotate import annotate, mark_random_weights
+from services.detection.annotate import annotate
 from services.detection.batch import (ANNOTATED_ZIP, DETECTIONS_COCO, DETECTIONS_CSV, PROBLEMS_CSV, BatchSettings,
                                       batch_outputs, submit_batch)
 from services.detection.decode import CANDIDATE_FLOOR, PRESETS, Detections, preprocess, select, threshold_or_default
@@ -225,12 +226,12 @@ def draw(image_id: str, pixels, chosen: Detections, names: list[str], random_wei
     shown, scale = adapters.display_copy(image_id, pixels)
     scaled = Detections(chosen.boxes * scale, chosen.scores, chosen.class_ids)
     picture = annotate(shown, scaled, names)
-    return mark_random_weights(picture) if random_weights else picture
+    return provenance.mark_random_weights(picture, provenance.DETECTION_MARK) if random_weights else picture
 
 
 def full_size_png(pixels, chosen: Detections, names: list[str], random_weights: bool) -> bytes:
     picture = annotate(pixels, chosen, names)
-    return encode_png(mark_random_weights(picture) if random_weights else picture)
+    return encode_png(provenance.mark_random_weights(picture, provenance.DETECTION_MARK) if random_weights else picture)
 
 
 # ---------------------------------------------------------------- page
@@ -442,7 +443,7 @@ def show_batch_job(manager, job) -> None:
         return
     outputs = batch_outputs(manager, job.id)
     if result.get("random_weights"):
-        st.caption(":orange-badge[:material/science: random weights] the annotated images carry that mark.")
+        random_weights_badge("the annotated images carry that mark.")
     if DETECTIONS_CSV in outputs:
         st.dataframe(pd.read_csv(outputs[DETECTIONS_CSV]), hide_index=True, height=200)
     columns = st.columns(4)

@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import style_adapters as ui
 from dashboard.adapters import job_manager
 from dashboard.widgets import STATUS_ICONS, job_stop_button, link_to_page, md, synthetic_badge, user_errors
+from services import provenance
 from services.jobs import kinds
 from services.models import weights as registry
 from services.style import builtin_images, fast_models, masks, submit
@@ -89,7 +90,7 @@ def vgg19_panel() -> str | None:
     status = registry.weights_status(submit.VGG19)
     if status.usable:
         st.caption(f":material/check_circle: VGG19: {status.reason}")
-        return registry.IMAGENET
+        return provenance.IMAGENET
     st.warning(f"**VGG19 ImageNet weights are not available.** {status.reason}\n\n{status.fix}",
                icon=":material/warning:")
     link_to_page("transfer_learning.py", "Upload the VGG19 weights file on Transfer learning (Backbones and their "
@@ -102,7 +103,7 @@ def vgg19_panel() -> str | None:
     use_random = st.toggle("Use random (untrained) VGG19 weights instead",
                            help="Only to try the page: untrained features do not capture style, and every "
                                 "result is marked RANDOM WEIGHTS.", key="style_random_weights")
-    return registry.RANDOM if use_random else None
+    return provenance.RANDOM if use_random else None
 
 
 default_engine = FAST_ENGINE if fast_models.status().usable else GATYS_ENGINE
@@ -112,7 +113,7 @@ engines = ENGINES_OF[engine_choice]
 fast_variant = st.session_state.get("fast_variant", fast_models.DEFAULT_VARIANT)
 fast_ready = fast_panel(fast_variant) if submit.FAST in engines else False
 gatys_weights = vgg19_panel() if submit.GATYS in engines else None
-use_random = gatys_weights == registry.RANDOM
+use_random = gatys_weights == provenance.RANDOM
 
 
 # --- pictures -----------------------------------------------------------------------------------
@@ -266,7 +267,7 @@ def gatys_settings_form() -> StyleSettings:
         beta_1=beta_1, epsilon=epsilon, coarse_to_fine=coarse,
         loss=LossWeights(style_weight, content_weight, tv_weight, layer_weights),
         jit_compile={"auto": None, "on": True, "off": False}[xla],
-        weights=registry.RANDOM if use_random else registry.IMAGENET)
+        weights=provenance.RANDOM if use_random else provenance.IMAGENET)
 
 
 fast_settings = fast_settings_form() if submit.FAST in engines else None

@@ -10,8 +10,9 @@ from dashboard import choices
 from dashboard import transfer_adapters as views
 from dashboard.adapters import job_manager
 from dashboard.training_adapters import run_store
-from dashboard.widgets import (job_status_line, job_stop_button, model_preview_wanted, synthetic_badge, user_errors,
-                               why_disabled)
+from dashboard.widgets import (job_status_line, job_stop_button, model_preview_wanted, random_weights_badge,
+                               synthetic_badge, user_errors, why_disabled)
+from services import provenance
 from services.datasets import index, sources, splits
 from services.jobs import kinds
 from services.metrics import formatting
@@ -91,9 +92,9 @@ with st.popover("What the strategies do", icon=":material/help:"):
 left, middle, right = st.columns(3)
 backbones = left.multiselect("Backbones", list(registry.BACKBONES), default=["mobilenet_v2"], key="tl_backbones",
                              persist_state="session")
-weights = left.radio("Backbone weights", ["imagenet", "random"], horizontal=True, key="tl_weights",
+weights = left.radio("Backbone weights", [provenance.IMAGENET, provenance.RANDOM], horizontal=True, key="tl_weights",
                      persist_state="session",
-                     format_func=lambda w: "ImageNet" if w == "imagenet" else "random init (untrained baseline)")
+                     format_func=lambda w: "ImageNet" if w == provenance.IMAGENET else f"{provenance.RANDOM_INIT} (untrained baseline)")
 scratch = left.multiselect("Models for A (from scratch)", list(experiments.SCRATCH_MODELS), default=["cnn_v1"],
                            key="tl_scratch", persist_state="session") if "A" in (strategies or []) else []
 image_size = middle.number_input("Image size (px)", 8, 1024, 150, key="tl_size", persist_state="session")
@@ -122,9 +123,8 @@ if planned:
     st.dataframe(pd.DataFrame([{"run": p.label, "will run": p.enabled, "why not": p.reason} for p in planned]),
                  hide_index=True, column_config={"run": st.column_config.TextColumn(width="medium"),
                                                  "why not": st.column_config.TextColumn(width="large")})
-if weights == "random":
-    st.caption(":orange-badge[random init] Backbones start from random weights: an untrained baseline, "
-               "not transfer learning.")
+if weights == provenance.RANDOM:
+    random_weights_badge("Backbones start from random weights: an untrained baseline, not transfer learning.")
 why_not = experiments.why_not_runnable(spec, planned)
 button, reason = st.columns([1, 3], vertical_alignment="center")
 why_disabled(why_not, reason)
@@ -165,8 +165,8 @@ if not results:
 st.subheader("Results")
 if any(r.synthetic for r in results):
     synthetic_badge()
-if any(r.weights == "random init" for r in results):
-    st.caption(":orange-badge[random init] rows use untrained backbones: a baseline, not ImageNet transfer.")
+if any(r.weights == provenance.RANDOM_INIT for r in results):
+    random_weights_badge("rows use untrained backbones: a baseline, not ImageNet transfer.")
 table = results_frame(results)
 percent = st.column_config.NumberColumn(format="percent", width="small")
 st.dataframe(table, hide_index=True, column_config={

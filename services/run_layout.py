@@ -30,7 +30,6 @@ TRACEBACK = "traceback.txt"
 """The full traceback of a failed run (the user sees a clean message; this is for the log)."""
 
 # --- jobs ---------------------------------------------------------------------------------------
-JOB_LOG = WORKER_LOG
 PREVIEW = "preview.png"
 RESULT = "result.png"
 # Style-transfer jobs (both engines): inputs written by the page, outputs of silhouette mode.

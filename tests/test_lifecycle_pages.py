@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from services import provenance
 from services.jobs import JobManager, kinds
-from services.models import weights as registry
 from services.style import submit
 from services.style.settings import StyleSettings
 from tests.style_helpers import CONTENT, STYLE, no_vgg19  # noqa: F401 (fixture)
@@ -60,7 +60,7 @@ def _rerun_until(app: AppTest, condition, timeout: float = 60.0) -> AppTest:
 
 def _long_gatys(manager, title: str = "long random run") -> str:
     """A 64 px Gatys run on random weights that would take minutes (the tests end it)."""
-    settings = StyleSettings(max_side=64, steps=5000, preview_every=1000, weights=registry.RANDOM)
+    settings = StyleSettings(max_side=64, steps=5000, preview_every=1000, weights=provenance.RANDOM)
     return submit.submit_gatys(manager, CONTENT, STYLE, settings, title=title)
 
 

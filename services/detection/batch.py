@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from services import archives
-from services.detection.annotate import annotate, mark_random_weights
+from services import archives, provenance
+from services.detection.annotate import annotate
 from services.detection.decode import check_input_size, check_threshold, select
 from services.csv_files import write_csv
 from services.detection.detector import run_detection
@@ -139,7 +139,7 @@ def run_batch(context, backend, names: list[str], settings: BatchSettings, rando
         tables.append(detections_table(display, chosen, names))
         picture = annotate(image, chosen, names)
         if random_weights:
-            picture = mark_random_weights(picture)
+            picture = provenance.mark_random_weights(picture, provenance.DETECTION_MARK)
         (annotated_dir / f"{number:05d}_{Path(display).stem}.png").write_bytes(encode_png(picture))
         context.progress((number + 1) / len(images), f"{number + 1}/{len(images)} images")
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)

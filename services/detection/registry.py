@@ -20,14 +20,12 @@ from pathlib import Path
 from services.access import Actor, normalize_owner
 from services.config import get_settings
 from services.detection.cfg import parse_cfg
-from services.detection.models import DarknetModel, load_darknet, parse_names
+from services.detection.models import CFG_DIR, DarknetModel, coco_names, load_darknet, parse_names, safe_stem
 from services.detection.weights import random_weights_bytes
 from services.download import ProgressCallback, download
 from services.errors import UserFacingError
 from services.model_service.cache import file_key
 
-CFG_DIR = Path(__file__).resolve().parent / "cfgs"
-COCO_NAMES = CFG_DIR / "coco.names"
 
 
 @dataclass(frozen=True)
@@ -85,19 +83,8 @@ def darknet_dir() -> Path:
     return get_settings().model_cache_dir / "darknet"
 
 
-def safe_stem(file_name: str, default: str) -> str:
-    """The stem of an uploaded file's name, reduced to characters safe in a file name; never
-    hidden, never ``..`` (a file called ``...cfg`` has the stem ``..``)."""
-    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(file_name).stem)
-    return cleaned.lstrip(".")[:60] or default
-
-
 def upload_weights_path(stem: str) -> Path:
     return darknet_dir() / "uploads" / stem / f"{stem}.weights"
-
-
-def coco_names() -> list[str]:
-    return parse_names(COCO_NAMES.read_text(), COCO_NAMES.name)
 
 
 def cache_path_text(path: Path) -> str:

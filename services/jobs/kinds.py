@@ -70,7 +70,7 @@ _KINDS = [
     JobKind(NCT_DOWNLOAD, "services.datasets.nct_tasks:nct_job", IO, False, "NCT-CRC-HE download"),
     JobKind(KATHER_LARGE_DOWNLOAD, "services.tissuemap.kather_large:download_job", IO, False,
             "Kather larger images download"),
-    JobKind(WEIGHTS_DOWNLOAD, "services.models.weights:download_weights_job", IO, False, "weights download"),
+    JobKind(WEIGHTS_DOWNLOAD, "services.models.weights.job:download_weights_job", IO, False, "weights download"),
     JobKind(STYLE_MODEL_DOWNLOAD, "services.style.fast_models:download_job", IO, False, "fast style model download"),
     JobKind(DETECTION_DOWNLOAD, "services.detection.registry:download_job", IO, False, "Darknet download"),
     # Used by the job tests: small bodies with known behaviour (sleep, crash, fail, progress).

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services import untrusted_json
 from services.config import confine
 from services.csv_files import csv_bytes
 from services.errors import BadImage, UserFacingError
@@ -109,7 +110,7 @@ def _plan(path: Path, source, grid: Grid, choice: ModelChoice, threshold: float,
 def _saved_batches(folder: Path, plan: dict, resumed: bool) -> dict[int, np.ndarray]:
     """Probabilities of the batches already saved (start index -> array) when resuming the same plan."""
     predictions, plan_file = folder / PREDICTIONS_DIR, folder / PLAN_FILE
-    if resumed and plan_file.is_file() and json.loads(plan_file.read_text()) == plan:
+    if resumed and untrusted_json.read_or(plan_file, None, allow_nan=True) == plan:
         saved = {}
         for chunk in sorted(predictions.glob("*.npy")):
             saved[int(chunk.stem)] = np.load(chunk, allow_pickle=False)

@@ -14,7 +14,6 @@ from services.archives import safe_extract
 from services.config import get_settings
 from services.download import download, offline_message, verify_file
 from services.errors import UserFacingError
-from services.jobs import kinds
 
 URL = "https://zenodo.org/records/53169/files/Kather_texture_2016_larger_images_10.zip?download=1"
 FILE_NAME = "Kather_texture_2016_larger_images_10.zip"

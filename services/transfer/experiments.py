@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from services import run_layout
+from services import run_layout, untrusted_json
 from services.errors import UserFacingError
 from services.jobs import kinds
 from services.metrics.honesty import leakage_of
@@ -39,11 +39,7 @@ PROGRESS_INTERVAL_S = 1.0
 
 
 def _load_state(folder) -> dict[str, Any]:
-    try:
-        state = json.loads(run_layout.experiment_state(folder).read_text())
-    except (OSError, ValueError):
-        return {}
-    return state if isinstance(state, dict) else {}
+    return untrusted_json.read_or(run_layout.experiment_state(folder), {}, allow_nan=True)
 
 
 def _save_state(folder, state: dict[str, Any]) -> None:
