@@ -2,13 +2,14 @@
 
 A run on random (untrained) VGG19 weights is not a style transfer; every preview, gallery
 picture and download of such a run carries a visible band saying so
-(:func:`services.provenance.mark_random_weights`). The job folder keeps the unmarked picture, which a
-resumed run continues from.
+(:func:`services.provenance.mark_random_weights`). The job folder keeps the unmarked picture,
+which a resumed run continues from.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
 from services import provenance
 from services.images import display_copy
 

@@ -20,6 +20,8 @@ from services.models.weights.manifest import check_cached, read_manifest, write_
 from services.models.weights_h5 import WeightsMismatch
 
 PRESENT, DOWNLOADABLE, MISSING = "present", "downloadable", "needs internet"
+
+
 class WeightsMissing(UserFacingError):
     """No usable weights file for a backbone; the message names the fix."""
 
