@@ -55,7 +55,8 @@ def json_depth(text: bytes | str) -> int:
 
 
 def _too_deep(text: bytes | str, limit: int) -> bool:
-    opening = text.count(b"[" if isinstance(text, bytes) else "[") + text.count(b"{" if isinstance(text, bytes) else "{")
+    binary = isinstance(text, (bytes, bytearray))
+    opening = text.count(b"[" if binary else "[") + text.count(b"{" if binary else "{")
     return opening > limit and json_depth(text) > limit  # the cheap count first
 
 
@@ -63,16 +64,22 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
+_STRICT, _LENIENT = json.JSONDecoder(parse_constant=_refuse_constant), json.JSONDecoder()
+
+
 def loads(text: bytes | str, *, what: str = "the data", expect: type | None = dict, max_bytes: int | None = MAX_BYTES,
           max_depth: int | None = MAX_DEPTH, allow_nan: bool = False) -> Any:
     """The value of the JSON ``text`` after the checks of the module docstring."""
-    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
-    if max_bytes is not None and size > max_bytes:
-        raise BadJSON(f"{what} is larger than {max_bytes:,} bytes.")
+    if max_bytes is not None and len(text) > max_bytes // 4:  # a str's UTF-8 takes at most 4 bytes a character
+        size = len(text) if isinstance(text, (bytes, bytearray)) else len(text.encode("utf-8", "surrogatepass"))
+        if size > max_bytes:
+            raise BadJSON(f"{what} is larger than {max_bytes:,} bytes.")
     if max_depth is not None and _too_deep(text, max_depth):
         raise BadJSON(f"{what} nests objects or lists deeper than {max_depth} levels")
     try:
-        value = json.loads(text) if allow_nan else json.loads(text, parse_constant=_refuse_constant)
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode(json.detect_encoding(text), "surrogatepass")
+        value = (_LENIENT if allow_nan else _STRICT).decode(text)
     except RecursionError:  # only without a depth cap
         raise BadJSON(f"{what} nests too deeply") from None
     except ValueError as error:  # also UnicodeDecodeError
