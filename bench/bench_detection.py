@@ -31,7 +31,8 @@ from services.detection.backends import KerasBackend, OpenCVDarknetBackend  # no
 from services.detection.decode import preprocess  # noqa: E402
 from services.detection.models import load_darknet  # noqa: E402
 from services.detection.nms import class_wise_nms, nms  # noqa: E402
-from services.detection.registry import REGISTRY, coco_names  # noqa: E402
+from services.detection.models import coco_names  # noqa: E402
+from services.detection.registry import REGISTRY  # noqa: E402
 from services.detection.cfg import parse_cfg  # noqa: E402
 from services.detection.weights import random_weights_bytes  # noqa: E402
 from tests.apptest_server import apptest_like_server, fragment_id  # noqa: E402

@@ -29,6 +29,7 @@ from services.datasets.naming import safe_name
 from services.datasets.sources import DatasetInfo
 from services.errors import UserFacingError
 from services.images import display_copy
+from services.jobs import kinds
 
 SECTIONS = ["Gallery", "Colour", "Quality", "Splits", "Augmentation"]
 ROWS_PER_PAGE = 4
@@ -67,7 +68,7 @@ def delete_section(info: DatasetInfo) -> None:
         return
 
     def delete(actor) -> None:
-        if tasks.active_job(job_manager(), tasks.INDEX_KIND, info.name) is not None:
+        if tasks.active_job(job_manager(), kinds.DATASET_INDEX, info.name) is not None:
             raise UserFacingError(f"{info.name} is being indexed; delete it when that job has finished.")
         sources.delete_dataset(info.name, actor)
         st.session_state.pop(PICKER, None)
@@ -194,7 +195,7 @@ def show_dataset_jobs() -> None:
     manager = job_manager()
     for state in (s for kind in tasks.DATASET_KINDS for s in manager.list(kind=kind) if s.active):
         live_job(manager, state.id, "dataset-job")
-    for kind in (*tasks.DOWNLOAD_KINDS, tasks.IMPORT_KIND):
+    for kind in (*tasks.DOWNLOAD_KINDS, kinds.DATASET_IMPORT):
         latest = manager.list(kind=kind)
         if latest:
             job_failure_banner(manager, latest[0], key_prefix="dataset-dismiss")

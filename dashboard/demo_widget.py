@@ -9,9 +9,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.adapters import job_manager
-from dashboard.widgets import live_job, md, user_errors
+from dashboard.widgets import live_job, md, random_weights_badge, user_errors
 from services.config import get_settings
 from services.demo import results, sources
+from services.tissuemap import job as map_job
 
 INTRO = ("From an empty machine to a classifier of real colorectal tissue and one mapped 5000 x 5000 px image: "
          "downloads Kather 2016 and MobileNetV2's ImageNet weights, splits the tiles grouped by source image, "
@@ -48,18 +49,18 @@ def _result(shown: results.DemoResult) -> None:
         st.warning("GENERATED test data, not tissue: these numbers say nothing about real tissue.",
                    icon=":material/science:")
     if shown.random_weights:
-        st.caption(":orange-badge[random init] the backbone's weights are random, not ImageNet.")
+        random_weights_badge("the backbone's weights are random, not ImageNet.")
     image, numbers = st.columns([3, 2])
-    image.image(str(shown.file("overlay.png")), caption=f"Tissue map over {shown.image}")
+    image.image(str(shown.file(map_job.OVERLAY)), caption=f"Tissue map over {shown.image}")
     with numbers:
         for line in shown.lines():
             st.markdown(md(line))
-        areas = shown.file("areas.csv")
+        areas = shown.file(map_job.AREAS_CSV)
         if areas is not None:
             frame = pd.read_csv(areas)
             columns = [c for c in ("class", "area_mm2", "percent") if c in frame.columns]
             st.dataframe(frame[columns], hide_index=True)
-        report = shown.file("report.html")
+        report = shown.file(map_job.REPORT_HTML)
         if report is not None:
             st.download_button("Clinician report (HTML)", report.read_bytes, file_name="real_tissue_demo_report.html",
                                mime="text/html", icon=":material/download:", key="demo_report")

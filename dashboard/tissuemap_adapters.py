@@ -14,6 +14,7 @@ from services.config import get_settings
 from services.datasets.naming import safe_name
 from services.errors import BadImage, UserFacingError
 from services.tissuemap import detail, reader, tissue
+from services.tissuemap import job as map_job
 from services.tissuemap.grid import Grid, cell_coverage, tiles_in_tissue
 from services.tissuemap.maps import TissueMap, load_map
 from services.tissuemap.models import ModelChoice, list_run_models
@@ -108,7 +109,7 @@ def job_map(folder: str, mtime: float) -> tuple[TissueMap, np.ndarray]:
     from PIL import Image
 
     tissue_map = load_map(Path(folder))
-    thumbnail = np.asarray(Image.open(Path(folder) / "thumbnail.png").convert("RGB"))
+    thumbnail = np.asarray(Image.open(Path(folder) / map_job.THUMBNAIL).convert("RGB"))
     return tissue_map, thumbnail
 
 

@@ -17,8 +17,7 @@ import streamlit as st
 
 from services.datasets import splits
 from services.images import decode_image, encode_png
-from services.jobs import JobState
-from services.transfer import experiments
+from services.jobs import JobState, kinds
 from services.transfer.results import RunResult, curves_frame, recall_frame
 
 UPLOAD_TYPES = ["tif", "tiff", "png", "jpg", "jpeg", "bmp", "webp"]
@@ -110,7 +109,7 @@ def test_tiles(dataset: str, split: str) -> dict[str, str]:
 
 
 def experiment_jobs(manager) -> list[JobState]:
-    return manager.list(kind=experiments.JOB_KIND)
+    return manager.list(kind=kinds.TRANSFER)
 
 
 def experiment_label(state: JobState | None) -> str:
@@ -123,7 +122,7 @@ def experiment_label(state: JobState | None) -> str:
 def weights_jobs(manager, backbone: str) -> list[JobState]:
     """This page's weights jobs for ``backbone`` (newest first): another backbone's or another
     page's download never shows here."""
-    return [job for job in manager.list(kind="weights-download") if (job.params or {}).get("backbone") == backbone]
+    return [job for job in manager.list(kind=kinds.WEIGHTS_DOWNLOAD) if (job.params or {}).get("backbone") == backbone]
 
 
 def curves_chart(results: list[RunResult], metric: str):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
+from services import provenance
 from services.config import get_settings
 from services.errors import UserFacingError
 from services.images import DISPLAY_MAX_SIDE, display_copy
@@ -68,6 +69,11 @@ def user_errors() -> Iterator[None]:
 
 def synthetic_badge(what: str = "synthetic demo data") -> None:
     st.caption(f":orange-badge[:material/science: {what}] generated procedurally; not real tissue.")
+
+
+def random_weights_badge(meaning: str) -> None:
+    """The one caption that says weights were random (untrained); ``meaning``: what that means here."""
+    st.caption(f":orange-badge[:material/casino: {provenance.RANDOM_INIT}] {meaning}")
 
 
 def show_image(pixels: np.ndarray, *, target=None, max_side: int = DISPLAY_MAX_SIDE, **kwargs) -> None:

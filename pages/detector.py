@@ -20,10 +20,12 @@ from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.delete_control import delete_control, forget_deleted_notice, show_deleted_notice
 from dashboard.feedback import flash, show_flashes
-from dashboard.widgets import live_job, user_errors, why_disabled
+from dashboard.widgets import live_job, random_weights_badge, user_errors, why_disabled
+from services import provenance
 from services.detection import catalog, onnx_store, registry
-from services.detection.annotate import annotate, mark_random_weights
-from services.detection.batch import JOB_KIND, BatchSettings, batch_outputs, submit_batch
+from services.detection.annotate import annotate
+from services.detection.batch import (ANNOTATED_ZIP, DETECTIONS_COCO, DETECTIONS_CSV, PROBLEMS_CSV, BatchSettings,
+                                      batch_outputs, submit_batch)
 from services.detection.decode import CANDIDATE_FLOOR, PRESETS, Detections, select, threshold_or_default
 from services.detection.exports import counts_per_class, detections_table, to_coco_results, to_csv
 from services.detection.inference import ResultCache, model_facts
@@ -34,6 +36,7 @@ from services.detection.samples import SAMPLES
 from services.detection.timing import speed_ratio
 from services.errors import UserFacingError
 from services.images import encode_png
+from services.jobs import kinds
 
 INPUT_SIZES = (320, 416, 608)
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff"]
@@ -148,12 +151,12 @@ def draw(image_id: str, pixels, chosen: Detections, names: list[str], random_wei
     shown, scale = adapters.display_copy(image_id, pixels)
     scaled = Detections(chosen.boxes * scale, chosen.scores, chosen.class_ids)
     picture = annotate(shown, scaled, names)
-    return mark_random_weights(picture) if random_weights else picture
+    return provenance.mark_random_weights(picture, provenance.DETECTION_MARK) if random_weights else picture
 
 
 def full_size_png(pixels, chosen: Detections, names: list[str], random_weights: bool) -> bytes:
     picture = annotate(pixels, chosen, names)
-    return encode_png(mark_random_weights(picture) if random_weights else picture)
+    return encode_png(provenance.mark_random_weights(picture, provenance.DETECTION_MARK) if random_weights else picture)
 
 
 # ---------------------------------------------------------------- page
@@ -199,7 +202,7 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
                            key=f"det_dl_{spec.key}", icon=":material/download:"):
                 with user_errors():
                     registry.submit_download(manager, spec)
-        for job in manager.list(kind=registry.DOWNLOAD_KIND)[:3]:
+        for job in manager.list(kind=kinds.DETECTION_DOWNLOAD)[:3]:
             live_job(manager, job.id, "det-dl")
     with darknet_tab:
         cfg_file = st.file_uploader("cfg", type=["cfg"], key="det_up_cfg")
@@ -338,10 +341,10 @@ def detections_view(active_key: str, backend_name: str, available: tuple[str, ..
         st.subheader("All detections", divider="gray")
         downloads = st.columns(2)
         downloads[0].download_button("Detections CSV", functools.partial(to_csv, everything),
-                                     file_name="detections.csv", mime="text/csv", icon=":material/table:",
+                                     file_name=DETECTIONS_CSV, mime="text/csv", icon=":material/table:",
                                      key="det_csv")
         downloads[1].download_button("COCO results JSON", functools.partial(to_coco_results, everything, names),
-                                     file_name="detections_coco.json", mime="application/json",
+                                     file_name=DETECTIONS_COCO, mime="application/json",
                                      icon=":material/data_object:", key="det_json")
         st.caption(f"{len(everything)} detections from {len(tables)} image(s) in the downloads.")
 
@@ -365,15 +368,15 @@ def show_batch_job(manager, job) -> None:
         return
     outputs = batch_outputs(manager, job.id)
     if result.get("random_weights"):
-        st.caption(":orange-badge[:material/science: random weights] the annotated images carry that mark.")
-    if "detections.csv" in outputs:
-        st.dataframe(pd.read_csv(outputs["detections.csv"]), hide_index=True, height=200)
+        random_weights_badge("the annotated images carry that mark.")
+    if DETECTIONS_CSV in outputs:
+        st.dataframe(pd.read_csv(outputs[DETECTIONS_CSV]), hide_index=True, height=200)
     columns = st.columns(4)
     for column, (label, file, mime) in zip(columns, [
-            ("Detections CSV", "detections.csv", "text/csv"),
-            ("COCO JSON", "detections_coco.json", "application/json"),
-            ("Annotated images (zip)", "annotated.zip", "application/zip"),
-            ("Problem report (CSV)", "problems.csv", "text/csv")]):
+            ("Detections CSV", DETECTIONS_CSV, "text/csv"),
+            ("COCO JSON", DETECTIONS_COCO, "application/json"),
+            ("Annotated images (zip)", ANNOTATED_ZIP, "application/zip"),
+            ("Problem report (CSV)", PROBLEMS_CSV, "text/csv")]):
         if file in outputs:
             column.download_button(label, outputs[file].read_bytes, file_name=file, mime=mime,
                                    key=f"det_batch_{job.id}_{file}")
@@ -392,6 +395,6 @@ with st.expander("Batch: a zip or many photos as a background job", icon=":mater
                                        tuple(wanted) if wanted else None), title)
             st.toast("Batch job started; it keeps running if you leave the page.")
 
-    for batch_job in job_manager().list(kind=JOB_KIND)[:5]:
+    for batch_job in job_manager().list(kind=kinds.DETECTION_BATCH)[:5]:
         show_batch_job(job_manager(), batch_job)
 forget_deleted_notice()

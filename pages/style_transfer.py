@@ -7,6 +7,8 @@ import streamlit as st
 from dashboard import style_adapters as ui
 from dashboard.adapters import job_manager
 from dashboard.widgets import STATUS_ICONS, job_stop_button, link_to_page, live_job, md, synthetic_badge, user_errors
+from services import provenance
+from services.jobs import kinds
 from services.models import weights as registry
 from services.style import builtin_images, fast_models, masks, submit
 from services.style.losses import STYLE_LAYERS, LossWeights
@@ -74,7 +76,7 @@ def fast_panel(variant: str) -> bool:
     if st.button("Download the Magenta style networks", icon=":material/download:", key="fast_download"):
         with user_errors():
             submit.submit_fast_download(manager, variant)
-    download_panel(manager.list(kind=submit.MODEL_DOWNLOAD_KIND), "fast_download")
+    download_panel(manager.list(kind=kinds.STYLE_MODEL_DOWNLOAD), "fast_download")
     return False
 
 
@@ -84,7 +86,7 @@ def vgg19_panel() -> str | None:
     status = registry.weights_status(submit.VGG19)
     if status.usable:
         st.caption(f":material/check_circle: VGG19: {status.reason}")
-        return registry.IMAGENET
+        return provenance.IMAGENET
     st.warning(f"**VGG19 ImageNet weights are not available.** {status.reason}\n\n{status.fix}",
                icon=":material/warning:")
     link_to_page("transfer_learning.py", "Upload the VGG19 weights file on Transfer learning (Backbones and their "
@@ -92,12 +94,12 @@ def vgg19_panel() -> str | None:
     if status.state == registry.DOWNLOADABLE and st.button("Download VGG19 weights", icon=":material/download:"):
         with user_errors():
             submit.submit_vgg19_download(manager)
-    vgg19_downloads = [job for job in manager.list(kind=submit.WEIGHTS_DOWNLOAD_KIND) if submit.is_vgg19_download(job)]
+    vgg19_downloads = [job for job in manager.list(kind=kinds.WEIGHTS_DOWNLOAD) if submit.is_vgg19_download(job)]
     download_panel(vgg19_downloads, "vgg19_download")
     use_random = st.toggle("Use random (untrained) VGG19 weights instead",
                            help="Only to try the page: untrained features do not capture style, and every "
                                 "result is marked RANDOM WEIGHTS.", key="style_random_weights")
-    return registry.RANDOM if use_random else None
+    return provenance.RANDOM if use_random else None
 
 
 default_engine = FAST_ENGINE if fast_models.status().usable else GATYS_ENGINE
@@ -107,7 +109,7 @@ engines = ENGINES_OF[engine_choice]
 fast_variant = st.session_state.get("fast_variant", fast_models.DEFAULT_VARIANT)
 fast_ready = fast_panel(fast_variant) if submit.FAST in engines else False
 gatys_weights = vgg19_panel() if submit.GATYS in engines else None
-use_random = gatys_weights == registry.RANDOM
+use_random = gatys_weights == provenance.RANDOM
 
 
 # --- pictures -----------------------------------------------------------------------------------
@@ -261,7 +263,7 @@ def gatys_settings_form() -> StyleSettings:
         beta_1=beta_1, epsilon=epsilon, coarse_to_fine=coarse,
         loss=LossWeights(style_weight, content_weight, tv_weight, layer_weights),
         jit_compile={"auto": None, "on": True, "off": False}[xla],
-        weights=registry.RANDOM if use_random else registry.IMAGENET)
+        weights=provenance.RANDOM if use_random else provenance.IMAGENET)
 
 
 fast_settings = fast_settings_form() if submit.FAST in engines else None
@@ -332,10 +334,10 @@ def run_view(job_id: str):
     result = state.result if isinstance(state.result, dict) else {}
     if result.get("seconds_to_first_preview") is not None:
         st.caption(f"First preview after {result['seconds_to_first_preview']} s · {result.get('weights_label', '')}")
-    elif state.kind == submit.FAST_KIND and result.get("seconds") is not None:
+    elif state.kind == kinds.FAST_STYLE_TRANSFER and result.get("seconds") is not None:
         st.caption(f"Stylised in {result['seconds']:.2f} s ({result.get('interpreter', 'TF Lite')}, "
                    f"network at {result.get('native_side', 384)} px)")
-    if state.status in ("stopped", "interrupted", "failed") and state.kind == submit.GATYS_KIND:
+    if state.status in ("stopped", "interrupted", "failed") and state.kind == kinds.STYLE_TRANSFER:
         if st.button("Resume", key=f"resume-{state.id}", icon=":material/play_arrow:"):
             with user_errors():
                 manager.resume(state.id)

@@ -19,14 +19,15 @@ from dashboard.widgets import (
 from services.config import confine, get_settings
 from services.errors import UserFacingError
 from services.images import encode_png
+from services.jobs import kinds
 from services.metrics.honesty import headline, leakage_badge, leakage_of, weak_model
 from services.tissuemap import detail, kather_large, layers, outputs, tsr
+from services.tissuemap import job as map_job
 from services.tissuemap.grid import MAX_OVERLAP
-from services.tissuemap.job import OUTPUT_DIR
-from services.tissuemap.maps import has_background
+from services.tissuemap.maps import META_FILE, has_background
 from services.tissuemap.models import KATHER_FIELD_UM, KATHER_MPP, best_held_out, onnx_choice
 from services.tissuemap.reader import MPP_RANGE
-from services.tissuemap.submit import JOB_KIND, MapSettings, submit_map
+from services.tissuemap.submit import MapSettings, submit_map
 
 DEMO, KATHER, PATH, UPLOAD = ("Demo mosaic (synthetic)", "Kather 2016 larger images", "File under the data root",
                               "Upload")
@@ -47,7 +48,7 @@ def kather_large_panel() -> tuple[Path | None, float | None]:
         return chosen, kather_large.MPP
     st.info(f"The ten 5000x5000 px images ({kather_large.SIZE / 1e6:,.0f} MB zip, Zenodo record 53169, CC BY 4.0) "
             "are not downloaded yet.")
-    downloads = manager.list(kind=kather_large.JOB_KIND)[:1]
+    downloads = manager.list(kind=kinds.KATHER_LARGE_DOWNLOAD)[:1]
     if downloads:
         live_job(manager, downloads[0].id, "tm-download")
     if not (downloads and downloads[0].active) and st.button("Download the larger images", icon=":material/download:"):
@@ -256,11 +257,11 @@ def detail_panel(state, tissue_map, layer: str, opacity: float, visible: list[st
 
 
 def result_panel(state) -> None:
-    folder = manager.job_dir(state.id) / OUTPUT_DIR
-    if not (folder / "map.json").is_file():
+    folder = manager.job_dir(state.id) / map_job.OUTPUT_DIR
+    if not (folder / META_FILE).is_file():
         st.warning("This map's files are missing.")
         return
-    tissue_map, thumbnail = ui.job_map(str(folder), (folder / "map.json").stat().st_mtime)
+    tissue_map, thumbnail = ui.job_map(str(folder), (folder / META_FILE).stat().st_mtime)
     if tissue_map.meta.get("synthetic"):
         st.warning(outputs.SYNTHETIC_NOTE, icon=":material/science:")
     if tissue_map.meta.get("synthetic_image"):
@@ -307,11 +308,11 @@ def downloads(folder: Path, tissue_map, image: np.ndarray) -> None:
     stem = Path(str(tissue_map.meta.get("image", "image"))).stem[:60] or "image"
     columns = st.columns(5)
     files = [("Overlay PNG", partial(encode_png, image), f"{stem}_map.png", "image/png"),
-             ("Label TIFF", (folder / "labels.tif").read_bytes, f"{stem}_labels.tif", "image/tiff"),
-             ("Tiles CSV", (folder / "tiles.csv").read_bytes, f"{stem}_tiles.csv", "text/csv"),
-             ("GeoJSON (QuPath)", (folder / "regions.geojson").read_bytes, f"{stem}_regions.geojson",
+             ("Label TIFF", (folder / map_job.LABELS_TIFF).read_bytes, f"{stem}_labels.tif", "image/tiff"),
+             ("Tiles CSV", (folder / map_job.TILES_CSV).read_bytes, f"{stem}_tiles.csv", "text/csv"),
+             ("GeoJSON (QuPath)", (folder / map_job.REGIONS_GEOJSON).read_bytes, f"{stem}_regions.geojson",
               "application/geo+json"),
-             ("HTML report", (folder / "report.html").read_bytes, f"{stem}_report.html", "text/html")]
+             ("HTML report", (folder / map_job.REPORT_HTML).read_bytes, f"{stem}_report.html", "text/html")]
     for column, (label, data, name, mime) in zip(columns, files):
         column.download_button(label, data, file_name=name, mime=mime, icon=":material/download:",
                                key=f"tm_download_{label}")
@@ -342,7 +343,7 @@ with setup:
         live_job(manager, st.session_state["tm_started"], "tm-start-stop")
 
 with results:
-    jobs = manager.list(kind=JOB_KIND)
+    jobs = manager.list(kind=kinds.TISSUE_MAP)
     if not jobs:
         st.info("No maps yet: choose an image and a model under **New map** and press Start.")
     else:

@@ -14,7 +14,8 @@ from dashboard.auth import current_actor
 from dashboard.datasets_adapters import thumbnail
 from dashboard.feedback import flash, show_flashes
 from dashboard.training_adapters import first_layer_view, ingest_address, ingest_running, run_store
-from dashboard.widgets import STATUS_ICONS, live_job, md, show_image, synthetic_badge, user_errors
+from dashboard.widgets import STATUS_ICONS, live_job, md, random_weights_badge, show_image, synthetic_badge, user_errors
+from services import provenance
 from services.datasets import sources, splits
 from services.images import decode_image
 from services.metrics.calibration import calibration_text
@@ -336,8 +337,8 @@ def run_header(run_id: str) -> None:
                    "could be read.", icon=":material/broken_image:")
     if run.synthetic:
         synthetic_badge("trained on synthetic demo data")
-    if overview.weights_of(run) == "random init":
-        st.caption(":gray-badge[:material/casino: random init] the weights started random (no pretrained weights).")
+    if overview.weights_of(run) == provenance.RANDOM_INIT:
+        random_weights_badge("the weights started random (no pretrained weights).")
     if run.status in (FAILED, DIVERGED, INTERRUPTED) and run.error:
         st.error(md(run.error), icon=":material/error:")
     left, right = st.columns([1, 2])

@@ -10,9 +10,11 @@ from dashboard import choices
 from dashboard import transfer_adapters as views
 from dashboard.adapters import job_manager
 from dashboard.training_adapters import run_store
-from dashboard.widgets import (live_job, model_preview_wanted, synthetic_badge, user_errors,
+from dashboard.widgets import (live_job, model_preview_wanted, random_weights_badge, synthetic_badge, user_errors,
                                why_disabled)
+from services import provenance
 from services.datasets import index, sources, splits
+from services.jobs import kinds
 from services.metrics import formatting
 from services.models import weights as registry
 from services.transfer import crossdataset, experiments, report
@@ -41,7 +43,7 @@ with st.expander("Backbones and their ImageNet weights", icon=":material/downloa
             f"Download {backbone_spec.title} weights (about {backbone_spec.approx_mb:g} MB)",
             icon=":material/download:", disabled=busy):
         with user_errors():
-            manager.submit("weights-download", f"Download {backbone_spec.title} weights", {"backbone": chosen})
+            manager.submit(kinds.WEIGHTS_DOWNLOAD, f"Download {backbone_spec.title} weights", {"backbone": chosen})
             st.rerun()
     full = f" or a full model with its ImageNet top ({backbone_spec.full_file_name}, .h5 or .keras)" \
         if backbone_spec.full_file_name else ""
@@ -49,7 +51,7 @@ with st.expander("Backbones and their ImageNet weights", icon=":material/downloa
                               key="tl_weights_upload")
     if upload is not None and st.button("Check and install the file", icon=":material/upload:", disabled=busy):
         with user_errors():
-            manager.submit("weights-download", f"Install {upload.name} for {backbone_spec.title}",
+            manager.submit(kinds.WEIGHTS_DOWNLOAD, f"Install {upload.name} for {backbone_spec.title}",
                            {"backbone": chosen, "original_name": upload.name},
                            files={registry.UPLOAD_FILE: upload.getvalue()})
             st.rerun()
@@ -81,9 +83,9 @@ with st.popover("What the strategies do", icon=":material/help:"):
 left, middle, right = st.columns(3)
 backbones = left.multiselect("Backbones", list(registry.BACKBONES), default=["mobilenet_v2"], key="tl_backbones",
                              persist_state="session")
-weights = left.radio("Backbone weights", ["imagenet", "random"], horizontal=True, key="tl_weights",
+weights = left.radio("Backbone weights", [provenance.IMAGENET, provenance.RANDOM], horizontal=True, key="tl_weights",
                      persist_state="session",
-                     format_func=lambda w: "ImageNet" if w == "imagenet" else "random init (untrained baseline)")
+                     format_func=lambda w: "ImageNet" if w == provenance.IMAGENET else f"{provenance.RANDOM_INIT} (untrained baseline)")
 scratch = left.multiselect("Models for A (from scratch)", list(experiments.SCRATCH_MODELS), default=["cnn_v1"],
                            key="tl_scratch", persist_state="session") if "A" in (strategies or []) else []
 image_size = middle.number_input("Image size (px)", 8, 1024, 150, key="tl_size", persist_state="session")
@@ -112,9 +114,8 @@ if planned:
     st.dataframe(pd.DataFrame([{"run": p.label, "will run": p.enabled, "why not": p.reason} for p in planned]),
                  hide_index=True, column_config={"run": st.column_config.TextColumn(width="medium"),
                                                  "why not": st.column_config.TextColumn(width="large")})
-if weights == "random":
-    st.caption(":orange-badge[random init] Backbones start from random weights: an untrained baseline, "
-               "not transfer learning.")
+if weights == provenance.RANDOM:
+    random_weights_badge("Backbones start from random weights: an untrained baseline, not transfer learning.")
 why_not = experiments.why_not_runnable(spec, planned)
 button, reason = st.columns([1, 3], vertical_alignment="center")
 why_disabled(why_not, reason)
@@ -144,8 +145,8 @@ if not results:
 st.subheader("Results")
 if any(r.synthetic for r in results):
     synthetic_badge()
-if any(r.weights == "random init" for r in results):
-    st.caption(":orange-badge[random init] rows use untrained backbones: a baseline, not ImageNet transfer.")
+if any(r.weights == provenance.RANDOM_INIT for r in results):
+    random_weights_badge("rows use untrained backbones: a baseline, not ImageNet transfer.")
 table = results_frame(results)
 percent = st.column_config.NumberColumn(format="percent", width="small")
 st.dataframe(table, hide_index=True, column_config={

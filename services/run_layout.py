@@ -1,7 +1,10 @@
 """The one module that names the files inside a training run's folder and a job's folder.
 
 Training runs live in ``<data root>/runs/<run id>/``, jobs in ``<data root>/jobs/<job id>/``.
-Everything else asks this module for a path instead of spelling a file name.
+Everything else asks this module for a path instead of spelling a file name. A feature's own
+outputs inside its job folder are named beside its job (a tissue map's in
+:mod:`services.tissuemap.job`, a batch detection's in :mod:`services.detection.batch`);
+``tests/test_owned_names.py`` fails when any other module spells one of these names.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ TRACEBACK = "traceback.txt"
 """The full traceback of a failed run (the user sees a clean message; this is for the log)."""
 
 # --- jobs ---------------------------------------------------------------------------------------
-JOB_LOG = WORKER_LOG
 PREVIEW = "preview.png"
 RESULT = "result.png"
 # Style-transfer jobs (both engines): inputs written by the page, outputs of silhouette mode.

@@ -13,6 +13,7 @@ import pytest
 from services import archives
 from services.datasets import kather, sources, tasks
 from services.errors import DownloadFailed, PathOutsideRoot, UnsafeArchive, UserFacingError
+from services.jobs import kinds
 from tests.datasets_helpers import make_dataset, write_tile, zip_bytes
 
 
@@ -125,7 +126,7 @@ def test_kather_offline_message_names_url_and_place(data_root, monkeypatch):
 def _run_job(data_root, params, files=None):
     from services.jobs.context import run_inline
 
-    return run_inline(tasks.IMPORT_KIND, params, data_root / "jobs" / uuid.uuid4().hex[:8], files)
+    return run_inline(kinds.DATASET_IMPORT, params, data_root / "jobs" / uuid.uuid4().hex[:8], files)
 
 
 def test_import_job_extracts_and_indexes_and_hostile_zips_fail_with_the_reason(data_root, tmp_path):

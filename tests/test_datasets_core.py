@@ -98,17 +98,22 @@ def test_index_columns_and_labels(data_root):
     assert len(row.phash) == 16 and len(row.content_hash) == 32
 
 
+def _is_cached(folder) -> bool:
+    """Whether ``load_index(folder)`` would answer from the cache."""
+    return index.cached_signature(folder) == index.current_signature(folder)
+
+
 def test_index_is_cached_and_invalidated_when_the_folder_changes(data_root, monkeypatch):
     folder = make_dataset(data_root / "datasets" / "tiny")
     first = index.load_index(folder)
-    assert index.is_cached(folder)
+    assert _is_cached(folder)
     described = []
     original = index.describe_file
     monkeypatch.setattr(index, "describe_file", lambda path, root: described.append(path.name) or original(path, root))
     again = index.load_index(folder)
     assert described == [] and again.equals(first)
     added = write_tile(folder / "01_TUMOR" / "new.tif", seed=999)
-    assert not index.is_cached(folder)
+    assert not _is_cached(folder)
     changed = index.load_index(folder)
     assert described == ["new.tif"]  # unchanged files are not read again
     assert len(changed) == len(first) + 1
@@ -172,7 +177,7 @@ def test_a_cache_from_another_index_version_is_not_reused(data_root, monkeypatch
     folder = make_dataset(data_root / "datasets" / "tiny")
     index.load_index(folder)
     monkeypatch.setattr(index, "INDEX_VERSION", "other")
-    assert not index.is_cached(folder)
+    assert not _is_cached(folder)
     described = []
     original = index.describe_file
     monkeypatch.setattr(index, "describe_file", lambda path, root: described.append(path) or original(path, root))
@@ -184,11 +189,11 @@ def test_stopped_indexing_keeps_the_files_read_so_far(data_root, monkeypatch):
     answers = iter([False, True])  # stop after the first chunk of 64 files
     with pytest.raises(index.IndexingStopped):
         index.load_index(folder, stop=lambda: next(answers))
-    assert not index.is_cached(folder)
+    assert not _is_cached(folder)
     described = []
     original = index.describe_file
     monkeypatch.setattr(index, "describe_file", lambda path, root: described.append(path) or original(path, root))
     frame = index.load_index(folder)
     assert len(described) == 70 - 64 and len(frame) == 70
     assert frame["problem"].isna().all() and frame["content_hash"].notna().all()
-    assert index.is_cached(folder)
+    assert _is_cached(folder)

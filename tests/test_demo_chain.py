@@ -81,11 +81,11 @@ def _home_opens_the_finished_result(data_root, job_id: str, result: dict) -> Non
     with its interval and n, and the labels saying the data was generated and the weights random."""
     from streamlit.testing.v1 import AppTest
 
-    from services.demo.chain import JOB_KIND
+    from services.jobs import kinds
     from services.jobs.store import open_store
 
     store = open_store(data_root / "jobs")
-    store.create(JOB_KIND, "demo", "tensorflow", FAST, [], job_id=job_id)
+    store.create(kinds.REAL_TISSUE_DEMO, "demo", "tensorflow", FAST, [], job_id=job_id)
     store.finish(job_id, FINISHED, result=result)
     app = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=60).run()
     assert not app.exception

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from services.detection import registry
-from services.detection.batch import JOB_KIND, BatchSettings, batch_params, job_files
+from services.detection.batch import BatchSettings, batch_params, job_files
 from services.errors import UserFacingError
 from services.images import encode_png
-from services.jobs import run_inline
+from services.jobs import kinds, run_inline
 from tests.detection_helpers import SYNTHETIC_CFG
 
 
@@ -47,7 +47,7 @@ def test_batch_job_writes_outputs_reports_problems_and_removes_its_inputs(upload
     assert len(files) == 6 and all(name.startswith("input-") for name in files)
     folder = data_root / "jobs" / "batch1"
     params = batch_params(uploaded_model.key, "OpenCV", BatchSettings(64, 0.0, 0.5))
-    outcome = run_inline(JOB_KIND, params, folder, files)
+    outcome = run_inline(kinds.DETECTION_BATCH, params, folder, files)
     assert outcome.status == "finished", outcome.error
     result = outcome.result
     assert (result["images"], result["processed"], result["problem_count"]) == (5, 2, 4)
@@ -70,7 +70,7 @@ def test_a_zip_bomb_is_refused_before_writing_and_the_job_goes_on(uploaded_model
     monkeypatch.setenv("DASHBOARD_MAX_ZIP_BYTES", "100000")
     bomb = _zip({"big.png": b"\0" * 5_000_000})  # about 5 kB compressed, 5 MB declared
     folder = data_root / "jobs" / "batch2"
-    outcome = run_inline(JOB_KIND, batch_params(uploaded_model.key, "OpenCV", BatchSettings(64, 0.25, 0.45)),
+    outcome = run_inline(kinds.DETECTION_BATCH, batch_params(uploaded_model.key, "OpenCV", BatchSettings(64, 0.25, 0.45)),
                          folder, job_files([("bomb.zip", bomb), ("a.png", _png())]))
     assert outcome.status == "finished" and outcome.result["processed"] == 1
     assert "more than the limit of 100,000" in outcome.result["problems"][0]["problem"]
@@ -86,7 +86,7 @@ def test_bad_parameters_fail_the_job_with_a_clear_message_and_remove_inputs(uplo
                                                                              message):
     params = {**batch_params(uploaded_model.key, "OpenCV", BatchSettings(64, 0.25, 0.45)), **change}
     folder = data_root / "jobs" / "bad"
-    outcome = run_inline(JOB_KIND, params, folder, job_files([("a.png", _png())]))
+    outcome = run_inline(kinds.DETECTION_BATCH, params, folder, job_files([("a.png", _png())]))
     assert outcome.status == "failed" and message in outcome.error
     assert not list(folder.glob("input-*"))
 

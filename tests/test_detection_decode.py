@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from services.detection.annotate import RANDOM_WEIGHTS_MARK, annotate, class_colour, mark_random_weights, text_colour
+from services.detection.annotate import annotate, class_colour, text_colour
+from services.provenance import DETECTION_MARK, mark_random_weights
 from services.detection.cfg import Yolo
 from services.detection.decode import (Detections, Transform, decode_head, preprocess, rows_to_candidates,
                                        select)
@@ -166,9 +167,9 @@ def test_random_weights_banner_is_drawn_like_on_the_picture_itself(shape):
     canvas = Image.fromarray(image).convert("RGB")
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=max(10, min(48, round(canvas.width / 28))))
-    left, top, right, bottom = draw.textbbox((0, 0), RANDOM_WEIGHTS_MARK, font=font)
+    left, top, right, bottom = draw.textbbox((0, 0), DETECTION_MARK, font=font)
     draw.rectangle([0, 0, canvas.width, bottom - top + 10], fill=(255, 140, 0))
-    draw.text((max(4, (canvas.width - (right - left)) // 2) - left, 5 - top), RANDOM_WEIGHTS_MARK, fill=(0, 0, 0),
+    draw.text((max(4, (canvas.width - (right - left)) // 2) - left, 5 - top), DETECTION_MARK, fill=(0, 0, 0),
               font=font)
     for _ in range(2):  # drawn, then from the cache
         marked = mark_random_weights(image)

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from services.detection import registry
 from services.images import encode_png
+from services.jobs import kinds
 from tests.apptest_server import apptest_like_server, fragment_id
 from tests.detection_helpers import SYNTHETIC_CFG
 
@@ -171,15 +172,15 @@ def test_an_uploaded_onnx_model_runs_on_onnxruntime_and_opencv(page, data_root):
 
 
 def test_a_finished_batch_shows_its_problem_report_on_the_page(page, data_root):
-    from services.detection.batch import JOB_KIND, BatchSettings, batch_params, job_files
+    from services.detection.batch import BatchSettings, batch_params, job_files
     from services.jobs import JobManager, run_inline
 
     registry.load_demo()
     manager = JobManager(data_root / "jobs", autostart=False)
     params = batch_params(registry.DEMO_KEY, "OpenCV", BatchSettings(320, 0.25, 0.45))
-    job_id = manager.store.create(JOB_KIND, "demo batch", "tensorflow", params, [])
+    job_id = manager.store.create(kinds.DETECTION_BATCH, "demo batch", "tensorflow", params, [])
     photo = encode_png(np.full((40, 60, 3), 128, np.uint8))
-    outcome = run_inline(JOB_KIND, params, manager.job_dir(job_id),
+    outcome = run_inline(kinds.DETECTION_BATCH, params, manager.job_dir(job_id),
                          job_files([("ok.png", photo), ("broken.jpg", b"not a photo")]))
     manager.store.finish(job_id, "finished", result=outcome.result)
     app = page.run()

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from services.detection import registry
+from services.detection import models, registry
 from services.detection.cfg import CfgError, parse_cfg
 from services.detection.models import NamesError
 from services.detection.weights import Header, WeightsError, expected_size, random_weights_bytes
@@ -19,7 +19,7 @@ def test_registered_sizes_are_what_the_shipped_cfgs_imply(key):
     spec = registry.REGISTRY[key]
     config = parse_cfg(spec.cfg_path.read_text(), spec.cfg_file)
     assert expected_size(config, Header(0, 2, 0, 0)) == spec.weights_size
-    assert config.classes == len(registry.coco_names()) == 80
+    assert config.classes == len(models.coco_names()) == 80
     assert spec.weights_url.startswith("https://")
 
 
@@ -103,4 +103,4 @@ def test_upload_names_cannot_climb_out_of_the_uploads_folder(data_root):
     keep.write_bytes(b"downloaded")
     model = _upload(stem="..")  # a file called "...cfg" has the stem ".."
     assert model.key == "upload:uploaded" and keep.read_bytes() == b"downloaded"
-    assert registry.safe_stem("../../.hidden x.onnx", "model") == "hidden_x"
+    assert models.safe_stem("../../.hidden x.onnx", "model") == "hidden_x"

@@ -11,6 +11,7 @@ import pytest
 from services.datasets import kather, tasks
 from services.download import download
 from services.errors import DownloadFailed, OfflineError
+from services.jobs import kinds
 from services.jobs.context import run_inline
 from tests.datasets_helpers import make_dataset, zip_bytes
 
@@ -119,7 +120,7 @@ def test_offline_and_unreachable_give_the_url_and_the_place(data_root, monkeypat
 
 def test_kather_job_downloads_extracts_and_indexes(data_root, server, payload):
     source = {"url": server.url, "size": len(payload), "md5": _md5(payload)}
-    state = run_inline(tasks.KATHER_KIND, {"source": source}, data_root / "jobs" / "kather")
+    state = run_inline(kinds.KATHER_DOWNLOAD, {"source": source}, data_root / "jobs" / "kather")
     assert state.status == "finished", state.error
     assert state.result == {"dataset": "kather2016", "files": 8, "usable": 8}
     assert kather.download_path().read_bytes() == payload

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from services.jobs import JobManager
-from services.style.submit import GATYS_KIND
+from services.jobs import kinds
 from tests.conftest import wait_for_app
 from tests.style_helpers import CONTENT
 
@@ -49,7 +49,7 @@ def newest_running_style_job(server, after: float, timeout: float = 120.0):
     manager = JobManager(server.data_dir / "jobs", autostart=False)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        started = [job for job in manager.list(kind=GATYS_KIND) if job.created >= after]
+        started = [job for job in manager.list(kind=kinds.STYLE_TRANSFER) if job.created >= after]
         if started and started[0].status == "running" and started[0].pid:
             return manager, started[0]
         assert not started or started[0].active, started[0]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.errors import UserFacingError
-from services.jobs import JobManager, run_inline
+from services.jobs import JobManager, kinds, run_inline
 from services.training import tb_import
 from services.training.store import RunStore, StoreError
 from tests.datasets_helpers import RawMember, raw_zip, zeros_deflate
@@ -37,7 +37,7 @@ def event_file(points: list[tuple[int, float, float]], tag: str = "epoch_loss") 
 def _import(tmp_path: Path, uploads: list[tuple[str, bytes]]):
     files = {f"upload-{i:03d}": data for i, (_, data) in enumerate(uploads)}
     params = {"name": "hostile", "uploads": [[key, name] for key, (name, _) in zip(files, uploads)]}
-    return run_inline(tb_import.KIND, params, tmp_path / "job", files=files)
+    return run_inline(kinds.TENSORBOARD_IMPORT, params, tmp_path / "job", files=files)
 
 
 def _bomb(members: int, mebibytes: int, declared: int | None = None) -> bytes:
@@ -144,6 +144,6 @@ def test_job_rows_cannot_point_the_import_outside_its_folder(data_root, tmp_path
     outside = tmp_path / "secret.tfevents"
     outside.write_bytes(event_file([(0, 1.0, 1.7e9)]))
     params = {"name": "sneaky", "uploads": [["../secret.tfevents", "events.out.tfevents.1"]]}
-    result = run_inline(tb_import.KIND, params, tmp_path / "job")
+    result = run_inline(kinds.TENSORBOARD_IMPORT, params, tmp_path / "job")
     assert result.status == "failed" and "No scalar metrics found" in result.error
     assert outside.is_file() and RunStore().list_runs() == []

@@ -18,6 +18,7 @@ import pytest
 from services import archives
 from services.datasets import sources, tasks
 from services.errors import UnsafeArchive, UserFacingError
+from services.jobs import kinds
 from services.jobs.context import run_inline
 from tests.datasets_helpers import RawMember, make_dataset, raw_zip, zip_bomb, zip_bytes
 
@@ -134,7 +135,7 @@ def test_stop_during_extraction_keeps_nothing(data_root, tmp_path):
 def test_import_job_deletes_the_upload_and_leaks_no_server_path(data_root, tmp_path):
     for data, status in ((zip_bytes({"../../evil.tif": b"x"}), "failed"), (zip_bytes(_good_members(tmp_path)), "finished")):
         folder = data_root / "jobs" / uuid.uuid4().hex[:8]
-        state = run_inline(tasks.IMPORT_KIND, {"dataset": "up", "zip_name": "photos.zip"}, folder,
+        state = run_inline(kinds.DATASET_IMPORT, {"dataset": "up", "zip_name": "photos.zip"}, folder,
                            {tasks.UPLOAD_FILE: data})
         assert state.status == status, state.error
         assert not (folder / tasks.UPLOAD_FILE).exists()

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from services.jobs import JobManager
-from services.models import weights as registry
+from services import provenance
+from services.jobs import JobManager, kinds
 from services.style import submit
 from services.style.settings import StyleSettings
 from tests.style_helpers import CONTENT, STYLE, no_vgg19  # noqa: F401 (fixture)
@@ -60,7 +60,7 @@ def _rerun_until(app: AppTest, condition, timeout: float = 60.0) -> AppTest:
 
 def _long_gatys(manager, title: str = "long random run") -> str:
     """A 64 px Gatys run on random weights that would take minutes (the tests end it)."""
-    settings = StyleSettings(max_side=64, steps=5000, preview_every=1000, weights=registry.RANDOM)
+    settings = StyleSettings(max_side=64, steps=5000, preview_every=1000, weights=provenance.RANDOM)
     return submit.submit_gatys(manager, CONTENT, STYLE, settings, title=title)
 
 
@@ -90,7 +90,7 @@ def test_a_style_worker_killed_by_sigsegv_is_reported_with_the_signal_and_the_ap
 
     next(button for button in app.button if button.label == "Retry").click().run()
     assert not app.exception
-    retried = [job for job in jobs.list(kind=submit.GATYS_KIND) if job.id != job_id]
+    retried = [job for job in jobs.list(kind=kinds.STYLE_TRANSFER) if job.id != job_id]
     assert len(retried) == 1 and retried[0].params == failed.params and retried[0].active
     jobs.stop(retried[0].id)
     assert jobs.wait(retried[0].id, timeout=90).status in ("stopped", "finished")
@@ -104,7 +104,7 @@ def _png(side: int = 96) -> bytes:
 
 def test_a_detection_batch_waits_queued_behind_a_style_run_and_runs_when_it_ends(data_root, monkeypatch, jobs):
     from services.detection import registry as detection_registry
-    from services.detection.batch import JOB_KIND, BatchSettings, submit_batch
+    from services.detection.batch import BatchSettings, submit_batch
 
     monkeypatch.setenv("DASHBOARD_MAX_CONCURRENT_RUNS", "1")
     monkeypatch.setenv("DASHBOARD_OFFLINE", "1")
@@ -118,7 +118,7 @@ def test_a_detection_batch_waits_queued_behind_a_style_run_and_runs_when_it_ends
     _rerun_until(app, lambda a: any("queued, 1 ahead" in text for text in _progress_texts(a)))
     time.sleep(2.0)  # the runner loops every 0.1 s: the limit, not a slow runner, keeps it waiting
     assert jobs.get(batch_id).status == "queued" and jobs.get(style_id).status == "running"
-    assert [job.id for job in jobs.list(kind=JOB_KIND)] == [batch_id]
+    assert [job.id for job in jobs.list(kind=kinds.DETECTION_BATCH)] == [batch_id]
 
     jobs.stop(style_id)
     assert jobs.wait(style_id, timeout=60).status == "stopped"

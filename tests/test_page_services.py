@@ -71,7 +71,8 @@ def test_the_result_cache_runs_each_key_once_and_keeps_the_newest():
 def test_a_map_is_submitted_with_the_parameters_its_job_reads(data_root):
     from services.tissuemap import job
     from services.tissuemap.models import ModelChoice
-    from services.tissuemap.submit import JOB_KIND, MapSettings, submit_map
+    from services.jobs import kinds
+    from services.tissuemap.submit import MapSettings, submit_map
 
     image = data_root / "slides" / "a.png"
     image.parent.mkdir()
@@ -81,7 +82,7 @@ def test_a_map_is_submitted_with_the_parameters_its_job_reads(data_root):
     manager = SimpleNamespace(submit=lambda kind, title, params: submitted.append((kind, title, params)) or "id1")
     assert submit_map(manager, image, MapSettings(None, 20, 0.1, 2, 0.5), choice) == "id1"
     (kind, title, params), = submitted
-    assert kind == JOB_KIND and title.startswith("Map of a.png with my model") and len(title) == 120
+    assert kind == kinds.TISSUE_MAP and title.startswith("Map of a.png with my model") and len(title) == 120
     assert job.image_path(params, data_root) == image.resolve()
     assert ModelChoice.from_params(params["model"]) == choice
     assert (params["mpp"], params["threshold"], params["min_tissue"], params["overlap"], params["min_confidence"]) \
@@ -90,19 +91,20 @@ def test_a_map_is_submitted_with_the_parameters_its_job_reads(data_root):
 
 def test_the_explorer_verifies_a_published_zip_and_imports_any_other(data_root):
     from services.datasets import job_requests, published, tasks
+    from services.jobs import kinds
 
     item = published.PUBLISHED[0]
     verified = job_requests.zip_job(Path("/x") / item.file_name, f"downloads/{item.file_name}", "alice")
     assert verified.kind == item.kind and verified.params == item.job_params(f"downloads/{item.file_name}")
     imported = job_requests.zip_job(Path("/x/My Tiles (v2).zip"), "zips/My Tiles (v2).zip", "alice")
-    assert imported.kind == tasks.IMPORT_KIND and imported.selects_dataset
+    assert imported.kind == kinds.DATASET_IMPORT and imported.selects_dataset
     assert imported.params["zip_path"] == "zips/My Tiles (v2).zip" and imported.params["owner"] == "alice"
     assert imported.title == f"Import {imported.params['dataset']}" and "/" not in imported.params["dataset"]
     upload = job_requests.upload_import("tiles", "../../evil/" + "z" * 300 + ".zip", b"PK", None)
     assert upload.files == {tasks.UPLOAD_FILE: b"PK"} and len(upload.params["zip_name"]) == 120
     assert "/" not in upload.params["zip_name"]
     index = job_requests.index_job("tiles")
-    assert index.kind == tasks.INDEX_KIND and not index.selects_dataset
+    assert index.kind == kinds.DATASET_INDEX and not index.selects_dataset
     assert job_requests.index_failed(SimpleNamespace(status="failed"))
     assert not job_requests.index_failed(SimpleNamespace(status="running")) and not job_requests.index_failed(None)
 

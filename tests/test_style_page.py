@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from services import provenance
 from services.jobs import FAILED, JobManager, run_inline
 from services.jobs.store import JobState
-from services.style import display
 from services.style.settings import BadSettings
 from tests.style_helpers import (installed_magenta, installed_vgg19, job_inputs, no_vgg19,  # noqa: F401 (fixtures)
                                  vgg19_weights_bytes)
@@ -156,9 +156,9 @@ def test_downloads_and_previews_of_random_runs_carry_the_mark(data_root, tmp_pat
     stored = np.asarray(Image.open(folder / outcome.result["result"]))
     shown = np.asarray(Image.open(io.BytesIO(ui.download_png(manager, state, "result"))))
     assert shown.shape == stored.shape
-    band = shown[-3:, :3].reshape(-1, 3)
-    assert (np.abs(band.astype(int) - display.MARK_COLOUR).max(axis=1) < 10).all()  # the red band
-    np.testing.assert_array_equal(shown[:10], stored[:10])  # the picture itself above it
+    band = shown[:3, :3].reshape(-1, 3)
+    assert (np.abs(band.astype(int) - provenance.MARK_COLOUR).max(axis=1) < 10).all()  # the band on top
+    np.testing.assert_array_equal(shown[-10:], stored[-10:])  # the picture itself below it
     real = JobState(id=job_id, kind="style-transfer", title="real", params={**params, "random_weights": False},
                     result=outcome.result)
     np.testing.assert_array_equal(ui.job_picture(manager, real, "result"), stored)

@@ -11,6 +11,7 @@ import tifffile
 from PIL import Image
 
 from services.errors import BadImage
+from services.jobs import kinds
 from services.tissuemap import geojson, outputs, reader, report, tissue
 from services.tissuemap.grid import Grid, MapAccumulator, cell_coverage, tiles_in_tissue
 from services.tissuemap.maps import TissueMap, load_map
@@ -321,11 +322,11 @@ def test_kather_larger_images_download_verify_and_extract(data_root, tmp_path):
         archive.writestr("Kather_texture_2016_larger_images_10/CRC-Prim-HE-01_APPLICATION.tif", image.getvalue())
     data = (served / "larger.zip").read_bytes()
     with serve_folder(served) as server:
-        wrong = run_inline(kather_large.JOB_KIND, {"source": {"url": server.url + "larger.zip", "size": len(data),
+        wrong = run_inline(kinds.KATHER_LARGE_DOWNLOAD, {"source": {"url": server.url + "larger.zip", "size": len(data),
                                                               "sha256": "0" * 64}}, tmp_path / "job0")
         assert wrong.status == "failed" and "sha256" in wrong.error and not kather_large.installed_images()
         source = {"url": server.url + "larger.zip", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        outcome = run_inline(kather_large.JOB_KIND, {"source": source}, tmp_path / "job1")
+        outcome = run_inline(kinds.KATHER_LARGE_DOWNLOAD, {"source": source}, tmp_path / "job1")
     assert outcome.status == "finished", outcome.error
     assert outcome.result["images"] == 1
     [path] = kather_large.installed_images()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -55,7 +57,7 @@ def test_features_are_computed_once_then_reused(setup):
     stored = cache.cache_dir(BACKBONE) / f"{first.key.digest}.npz"
     with np.load(stored, allow_pickle=False) as archive:  # plain arrays only: no pickled objects
         assert set(archive.files) == {"features", "labels", "paths"}
-    assert cache.list_cached(BACKBONE)[0]["digest"] == first.key.digest
+    assert json.loads((cache.cache_dir(BACKBONE) / f"{first.key.digest}.json").read_text())["digest"] == first.key.digest
 
 
 def test_key_changes_with_weights_size_preprocessing_and_split(setup):
@@ -78,7 +80,7 @@ def test_stop_request_caches_nothing(setup):
     frame, base = setup
     with pytest.raises(cache.StopRequested):
         features_of(base, rows_of(frame, "train"), "train", should_stop=lambda: True)
-    assert [m for m in cache.list_cached(BACKBONE) if m["split"] == "train"] == []
+    assert [p for p in cache.cache_dir(BACKBONE).glob("*.json") if json.loads(p.read_text())["split"] == "train"] == []
 
 
 def test_extraction_job_caches_every_part_of_the_split_once(setup, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from services.errors import UserFacingError
-from services.transfer import gradcam
+from services.transfer import gradcam, graph
 
 SIZE = 32
 
@@ -83,7 +83,7 @@ def test_overlay_feature_maps_and_bad_layer():
     assert maps[6, 22, 0] > 0 and maps[28, 28, 0] == 0
     grid = gradcam.feature_map_grid(maps, count=12, columns=4, cell=16)
     assert grid.shape == (18, 72) and grid.dtype == np.uint8
-    assert gradcam.spatial_layer_names(model) == ["detectors"]
+    assert graph.spatial_layers(model) == ["detectors"]
     with pytest.raises(UserFacingError, match="no layer named"):
         gradcam.gradcam(model, image, "block99")
     with pytest.raises(UserFacingError, match="no spatial output"):

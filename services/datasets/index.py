@@ -228,11 +228,6 @@ def cached_signature(folder: Path) -> str | None:
     return metadata.get(b"signature", b"").decode() or None
 
 
-def is_cached(folder: Path) -> bool:
-    """Whether ``load_index(folder)`` would answer from the cache (cheap: lists the folder)."""
-    return Path(folder).is_dir() and cached_signature(folder) == current_signature(folder)
-
-
 def load_index(folder: Path, *, progress: Progress | None = None, stop: Callable[[], bool] | None = None,
                workers: int | None = None) -> pd.DataFrame:
     """The index of ``folder`` (a folder of class sub-folders inside the data root).

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from services.datasets import published, tasks
 from services.datasets.naming import safe_name
+from services.jobs import kinds
 
 ZIP_NAME_LENGTH = 120
 RETRYABLE = ("failed", "stopped", "interrupted")
@@ -24,7 +25,7 @@ class DatasetJob:
     @property
     def selects_dataset(self) -> bool:
         """Downloads and imports bring a new dataset, selected when they finish (indexing does not)."""
-        return self.kind != tasks.INDEX_KIND
+        return self.kind != kinds.DATASET_INDEX
 
     def submit(self, manager) -> str:
         """Submit it unless the same kind of job for the same dataset is running; the job id."""
@@ -42,7 +43,7 @@ def published_zip(item: published.Published, zip_path: str) -> DatasetJob:
 
 def upload_import(name: str, zip_name: str, data: bytes, owner: str | None) -> DatasetJob:
     """Import an uploaded zip as the dataset ``name`` (the job deletes the zip after the import)."""
-    return DatasetJob(tasks.IMPORT_KIND, f"Import {name}",
+    return DatasetJob(kinds.DATASET_IMPORT, f"Import {name}",
                       {"dataset": name, "zip_name": Path(zip_name).name[:ZIP_NAME_LENGTH], "owner": owner},
                       files={tasks.UPLOAD_FILE: data})
 
@@ -54,17 +55,17 @@ def zip_job(zip_file: Path, zip_path: str, owner: str | None) -> DatasetJob:
     if item is not None:
         return published_zip(item, zip_path)
     name = safe_name(zip_file.stem)
-    return DatasetJob(tasks.IMPORT_KIND, f"Import {name}", {"dataset": name, "zip_path": zip_path,
+    return DatasetJob(kinds.DATASET_IMPORT, f"Import {name}", {"dataset": name, "zip_path": zip_path,
                                                              "zip_name": zip_file.name, "owner": owner})
 
 
 def index_job(dataset: str) -> DatasetJob:
-    return DatasetJob(tasks.INDEX_KIND, f"Index {dataset}", {"dataset": dataset})
+    return DatasetJob(kinds.DATASET_INDEX, f"Index {dataset}", {"dataset": dataset})
 
 
 def latest_index_job(manager, dataset: str):
     """The newest indexing job of ``dataset`` (None: never indexed by a job)."""
-    return next((s for s in manager.list(kind=tasks.INDEX_KIND) if s.params.get("dataset") == dataset), None)
+    return next((s for s in manager.list(kind=kinds.DATASET_INDEX) if s.params.get("dataset") == dataset), None)
 
 
 def index_failed(state) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.datasets import kather, nct
-from services.datasets.tasks import KATHER_KIND, NCT_KIND
+from services.jobs import kinds
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,13 @@ class Published:
 
 def _nct(archive: nct.KnownArchive) -> Published:
     return Published(archive.name, archive.file_name.removesuffix(".zip"), archive.file_name, archive.url,
-                     f"Zenodo record {nct.ZENODO_RECORD}", archive.size, archive.md5, nct.CITATION, NCT_KIND,
+                     f"Zenodo record {nct.ZENODO_RECORD}", archive.size, archive.md5, nct.CITATION, kinds.NCT_DOWNLOAD,
                      archive.is_installed, archive.manual_instructions)
 
 
 PUBLISHED: tuple[Published, ...] = (
     Published(kather.DATASET_NAME, "Kather 2016", kather.FILE_NAME, kather.URL, "Zenodo record 53169", kather.SIZE,
-              kather.MD5, kather.CITATION, KATHER_KIND, kather.is_installed, kather.manual_instructions),
+              kather.MD5, kather.CITATION, kinds.KATHER_DOWNLOAD, kather.is_installed, kather.manual_instructions),
     *map(_nct, nct.KNOWN.values()),
 )
 

@@ -15,6 +15,7 @@ import json
 import time
 from pathlib import Path
 
+from services import untrusted_json
 from services.access import normalize_owner
 
 RECORD = ".dataset.json"
@@ -28,8 +29,5 @@ def write_record(folder: Path, owner: str | None, source: str | None) -> None:
 
 def read_owner(folder: Path) -> str | None:
     """The recorded owner (treated as untrusted text), None without a readable record."""
-    try:
-        record = json.loads((folder / RECORD).read_text())
-    except (OSError, ValueError):
-        return None
-    return normalize_owner(record.get("owner")) if isinstance(record, dict) else None
+    record = untrusted_json.read_or(folder / RECORD, None)
+    return normalize_owner(record.get("owner")) if record is not None else None

@@ -15,13 +15,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from services import untrusted_json
 from services.access import Actor
 from services.config import DATA_ROOT_FOLDERS, DATASETS, confine, display_path, get_settings
-from services.datasets import index, kather, nct, records, splits
+from services.datasets import index, kather, layout, nct, records
 from services.archives import Source, extract_zip
 from services.datasets.demo import DEMO_NAME, demo_folder, ensure_demo_dataset
 from services.datasets.index import class_folders, scan_folder
-from services.datasets.naming import is_safe_name, safe_name
+from services.datasets.naming import is_safe_name
 from services.errors import UserFacingError
 
 REGISTRY = "registered.json"
@@ -68,11 +69,8 @@ def _registry_path() -> Path:
 
 
 def _registered() -> list[str]:
-    try:
-        names = json.loads(_registry_path().read_text())
-    except (OSError, ValueError):
-        return []
-    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+    names = untrusted_json.read_or(_registry_path(), [], expect=list)
+    return [n for n in names if isinstance(n, str)]
 
 
 def list_datasets() -> list[DatasetInfo]:
@@ -186,11 +184,6 @@ def import_zip(zip_source: Source, name: str, *, progress=None, stop=None, label
     return dataset_info(name)
 
 
-def slug(name: str) -> str:
-    """A dataset name as one safe path component (registered names may contain '/')."""
-    return safe_name(name.replace("/", "__"))
-
-
 def managed_folder(info: DatasetInfo) -> Path | None:
     """The folder under ``<data_root>/datasets`` that holds dataset ``info`` (what deleting it
     removes), or None when the dashboard does not own its files: the demo set, and folders
@@ -222,5 +215,5 @@ def delete_dataset(name: str, actor: Actor) -> None:
     doomed = folder.with_name(f".deleting-{uuid.uuid4().hex[:12]}")
     os.replace(folder, doomed)
     cache.unlink(missing_ok=True)
-    shutil.rmtree(splits.split_dir(name), ignore_errors=True)
+    shutil.rmtree(layout.split_dir(name), ignore_errors=True)
     shutil.rmtree(doomed, ignore_errors=True)

@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from services.config import confine, get_settings
+from services.config import confine
 from services.csv_files import read_csv, write_csv
 from services.datasets.index import usable
+from services.datasets.layout import split_dir
 from services.datasets.naming import is_safe_name
+from services.datasets.sources import dataset_folder
 from services.errors import PathOutsideRoot, UserFacingError
 
 SPLITS = ("train", "val", "test")
@@ -149,12 +151,6 @@ def split_summary(frame: pd.DataFrame) -> pd.DataFrame:
     return table.loc[[*labels, "total"], [s for s in (*SPLITS, "total") if s in table.columns]]
 
 
-def split_dir(dataset: str) -> Path:
-    from services.datasets.sources import slug
-
-    return get_settings().splits_dir / slug(dataset)
-
-
 def _split_file(dataset: str, name: str) -> Path:
     if not is_safe_name(name):
         raise UserFacingError(f"{name!r} is not a usable split name: use 1-64 letters, digits, '_', '-' or '.'.")
@@ -163,8 +159,6 @@ def _split_file(dataset: str, name: str) -> Path:
 
 def save_split(dataset: str, name: str, frame: pd.DataFrame) -> Path:
     """Write the split as CSV (paths relative to the dataset folder) and return the file."""
-    from services.datasets.sources import dataset_folder
-
     folder = dataset_folder(dataset)
     missing = [c for c in SPLIT_COLUMNS if c not in frame.columns]
     if missing:
@@ -188,8 +182,6 @@ def load_split(dataset: str, name: str) -> pd.DataFrame:
     """A saved split with absolute paths. The file may have been edited by hand: rows with an
     empty path or label, a label index that is not a whole number or out of range, paths that
     leave the dataset folder or files that vanished are refused with the row they are on."""
-    from services.datasets.sources import dataset_folder
-
     path = _split_file(dataset, name)
     if not path.is_file():
         raise UserFacingError(f"no saved split {name!r} for dataset {dataset!r}; build and save one in the "

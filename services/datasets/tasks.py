@@ -28,11 +28,10 @@ from services.config import check_upload, confine
 from services.datasets import index, kather, sources
 from services.errors import UserFacingError
 from services.jobs.context import JobContext, JobStopped
+from services.jobs import kinds
 
-INDEX_KIND, IMPORT_KIND = "dataset-index", "dataset-import"
-KATHER_KIND, NCT_KIND = "kather-download", "nct-download"
-DATASET_KINDS = (KATHER_KIND, NCT_KIND, IMPORT_KIND, INDEX_KIND)
-DOWNLOAD_KINDS = (KATHER_KIND, NCT_KIND)
+DATASET_KINDS = (kinds.KATHER_DOWNLOAD, kinds.NCT_DOWNLOAD, kinds.DATASET_IMPORT, kinds.DATASET_INDEX)
+DOWNLOAD_KINDS = (kinds.KATHER_DOWNLOAD, kinds.NCT_DOWNLOAD)
 UPLOAD_FILE = "upload.zip"
 """Name of the uploaded zip in an import job's folder (``manager.submit(..., files={UPLOAD_FILE: data})``)."""
 
@@ -142,7 +141,7 @@ def submit_once(manager, kind: str, title: str, params: dict, files: dict[str, b
     running = active_job(manager, kind, params.get("dataset"))
     if running is not None:
         return running.id
-    if kind == IMPORT_KIND:
+    if kind == kinds.DATASET_IMPORT:
         sources.check_new_name(params.get("dataset"))
     if files:
         check_upload(len(data) for data in files.values())

@@ -19,6 +19,7 @@ from services.config import Env
 
 def _follow(manager, job_id: str) -> int:
     from services.demo.results import demo_result
+    from services.tissuemap import job as map_job
 
     shown = None
     while True:
@@ -36,7 +37,7 @@ def _follow(manager, job_id: str) -> int:
         for text in result.lines() if result else ["The demo finished but its map is missing."]:
             print(text)
         if result is not None:
-            print(f"Report: {result.file('report.html')}")
+            print(f"Report: {result.file(map_job.REPORT_HTML)}")
         return 0 if result is not None else 1
     if state.status == "stopped":
         print("Stopped. Run the command again to resume.", file=sys.stderr)

@@ -25,13 +25,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from services import untrusted_json
 from services.config import get_settings
 from services.demo import sources
 from services.demo.sources import BACKBONE, LARGER, TILES, WEIGHTS
 from services.errors import UserFacingError
 from services.jobs.context import JobContext, JobStopped
+from services.provenance import IMAGENET, RANDOM, RANDOM_INIT
 
-JOB_KIND = "real-tissue-demo"
 DATASET = "kather2016"
 SPLIT = "demo-grouped"
 STATE_FILE = "demo.json"
@@ -66,11 +67,7 @@ def step_context(parent: JobContext, name: str, label: str, folder: Path | None 
 
 
 def _load_state(folder: Path) -> dict[str, Any]:
-    try:
-        state = json.loads((folder / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return state if isinstance(state, dict) else {}
+    return untrusted_json.read_or(folder / STATE_FILE, {}, allow_nan=True)
 
 
 def _save_state(folder: Path, state: dict[str, Any]) -> None:
@@ -199,7 +196,7 @@ def split_step(context: JobContext) -> dict:
 def experiment_spec(params: dict[str, Any]):
     from services.transfer.spec import ExperimentSpec
 
-    return ExperimentSpec(dataset=DATASET, split=SPLIT, strategies=["C"], backbones=[BACKBONE], weights="imagenet",
+    return ExperimentSpec(dataset=DATASET, split=SPLIT, strategies=["C"], backbones=[BACKBONE], weights=IMAGENET,
                           image_size=int(params.get("image_size", IMAGE_SIZE)),
                           epochs=int(params.get("epochs", EPOCHS)), head_pooling="avg", seed=42)
 
@@ -228,8 +225,8 @@ def train_step(context: JobContext, state: dict[str, Any], labels: dict[str, str
     lifecycle.raise_unless_finished(store, run_id, status, "strategy C")
     if labels["random_weights"]:
         run = store.get_run(run_id)
-        store.update_run(run_id, hyperparameters={**run.hyperparameters, "weights": "random"})
-        store.update_summary(run_id, weights="random init")
+        store.update_run(run_id, hyperparameters={**run.hyperparameters, "weights": RANDOM})
+        store.update_summary(run_id, weights=RANDOM_INIT)
     return run_id
 
 

@@ -11,20 +11,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.demo.chain import JOB_KIND, MAP_DIR
+from services.demo.chain import MAP_DIR
+from services.jobs import kinds
 from services.jobs.store import FINISHED, JobState
+from services.tissuemap import job as map_job
 
 TITLE = "Real-tissue demo: Kather 2016, MobileNetV2 strategy C, one mapped larger image"
 
 
 def latest(manager) -> JobState | None:
     """The newest demo job (any status), or None."""
-    jobs = manager.list(kind=JOB_KIND)
+    jobs = manager.list(kind=kinds.REAL_TISSUE_DEMO)
     return jobs[0] if jobs else None
 
 
 def latest_finished(manager) -> JobState | None:
-    return next((job for job in manager.list(kind=JOB_KIND) if job.status == FINISHED), None)
+    return next((job for job in manager.list(kind=kinds.REAL_TISSUE_DEMO) if job.status == FINISHED), None)
 
 
 def start_or_resume(manager) -> str:
@@ -35,7 +37,7 @@ def start_or_resume(manager) -> str:
     if newest is not None and newest.status in ("failed", "stopped", "interrupted"):
         manager.resume(newest.id)
         return newest.id
-    return manager.submit(JOB_KIND, TITLE, {})
+    return manager.submit(kinds.REAL_TISSUE_DEMO, TITLE, {})
 
 
 def _number(value: Any) -> float | None:
@@ -111,4 +113,4 @@ def demo_result(state: JobState, folder: Path) -> DemoResult | None:
         image=str(image.get("image") or "?")[:120], image_method=str(image.get("method") or "?")[:40],
         stroma_percent=_number(ratio.get("stroma_percent")), tsr_category=str(ratio.get("category") or "")[:60],
         run_id=result.get("run_id") if isinstance(result.get("run_id"), str) else None)
-    return shown if shown.file("overlay.png") is not None else None
+    return shown if shown.file(map_job.OVERLAY) is not None else None

@@ -18,11 +18,11 @@ say so. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services import untrusted_json
 from services.config import display_path, get_settings
 from services.datasets import kather
 from services.errors import UserFacingError
@@ -67,10 +67,10 @@ def _overrides() -> dict[str, dict[str, Any]]:
     if path is None:
         return {}
     try:
-        values = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
+        values = untrusted_json.read(Path(path), expect=None)
+    except untrusted_json.BadJSON as error:
         raise UserFacingError(f"DASHBOARD_DEMO_SOURCES names {Path(path).name}, which is not a readable JSON file "
-                              f"({type(error).__name__}); fix or unset it.") from None
+                              f"({error}); fix or unset it.") from None
     if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
         raise UserFacingError("DASHBOARD_DEMO_SOURCES must hold a JSON object of objects (tiles, weights, larger).")
     return values

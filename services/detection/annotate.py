@@ -4,7 +4,6 @@ labels on a filled tag whose text colour is chosen for contrast."""
 from __future__ import annotations
 
 import colorsys
-import functools
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -46,32 +45,3 @@ def annotate(image: np.ndarray, detections: Detections, names: list[str]) -> np.
         draw.rectangle([tag_x, tag_y, tag_x + tag_w, tag_y + tag_h], fill=colour, outline=(0, 0, 0))
         draw.text((tag_x + 3 - left, tag_y + 3 - top), label, fill=text_colour(colour), font=font)
     return np.asarray(canvas)
-
-
-RANDOM_WEIGHTS_MARK = "RANDOM WEIGHTS - detections meaningless"
-
-
-def mark_random_weights(image: np.ndarray, text: str = RANDOM_WEIGHTS_MARK) -> np.ndarray:
-    """A copy with a banner across the top saying the boxes come from random weights, so a
-    downloaded picture can never pass for a real detection."""
-    marked = np.array(Image.fromarray(image).convert("RGB"))
-    banner = _banner(marked.shape[1], text)
-    rows = min(len(banner), len(marked))
-    marked[:rows] = banner[:rows]
-    return marked
-
-
-@functools.lru_cache(maxsize=32)
-def _banner(width: int, text: str) -> np.ndarray:
-    """The orange banner strip of an image ``width`` wide (it covers whatever was there, so it is
-    drawn once per width and pasted; rendering the text costs about 10 ms)."""
-    font = ImageFont.load_default(size=max(10, min(48, round(width / 28))))
-    left, top, right, bottom = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), text, font=font)
-    height = bottom - top + 10
-    canvas = Image.new("RGB", (width, height + 1))
-    draw = ImageDraw.Draw(canvas)
-    draw.rectangle([0, 0, width, height], fill=(255, 140, 0))
-    draw.text((max(4, (width - (right - left)) // 2) - left, 5 - top), text, fill=(0, 0, 0), font=font)
-    strip = np.asarray(canvas)
-    strip.flags.writeable = False
-    return strip

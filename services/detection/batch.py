@@ -18,20 +18,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from services import archives
-from services.detection.annotate import annotate, mark_random_weights
+from services import archives, provenance
+from services.detection.annotate import annotate
 from services.detection.decode import check_input_size, check_threshold, select
 from services.csv_files import write_csv
 from services.detection.detector import run_detection
 from services.detection.exports import COLUMNS, detections_table, to_coco_results, to_csv
 from services.errors import BadImage, UserFacingError
 from services.images import decode_image, encode_png
+from services.jobs import kinds
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
-JOB_KIND = "detection-batch"
 INPUT_PREFIX = "input-"
 STAGED = "inputs"
-OUTPUTS = ("detections.csv", "detections_coco.json", "annotated.zip", "problems.csv")
+DETECTIONS_CSV, DETECTIONS_COCO = "detections.csv", "detections_coco.json"
+ANNOTATED_ZIP, PROBLEMS_CSV = "annotated.zip", "problems.csv"
+OUTPUTS = (DETECTIONS_CSV, DETECTIONS_COCO, ANNOTATED_ZIP, PROBLEMS_CSV)
+"""The files a finished batch job leaves in its folder (the page offers each for download)."""
 MAX_PROBLEMS_IN_RESULT = 100
 
 
@@ -136,17 +139,17 @@ def run_batch(context, backend, names: list[str], settings: BatchSettings, rando
         tables.append(detections_table(display, chosen, names))
         picture = annotate(image, chosen, names)
         if random_weights:
-            picture = mark_random_weights(picture)
+            picture = provenance.mark_random_weights(picture, provenance.DETECTION_MARK)
         (annotated_dir / f"{number:05d}_{Path(display).stem}.png").write_bytes(encode_png(picture))
         context.progress((number + 1) / len(images), f"{number + 1}/{len(images)} images")
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
-    (context.dir / "detections.csv").write_bytes(to_csv(table))
-    (context.dir / "detections_coco.json").write_bytes(to_coco_results(table, names))
-    with zipfile.ZipFile(context.dir / "annotated.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+    (context.dir / DETECTIONS_CSV).write_bytes(to_csv(table))
+    (context.dir / DETECTIONS_COCO).write_bytes(to_coco_results(table, names))
+    with zipfile.ZipFile(context.dir / ANNOTATED_ZIP, "w", zipfile.ZIP_DEFLATED) as archive:
         for png in sorted(annotated_dir.glob("*.png")):
             archive.write(png, png.name)
     shutil.rmtree(annotated_dir, ignore_errors=True)
-    write_csv(pd.DataFrame(problems, columns=["image", "problem"]), context.dir / "problems.csv")
+    write_csv(pd.DataFrame(problems, columns=["image", "problem"]), context.dir / PROBLEMS_CSV)
     return {"images": len(images), "processed": len(tables), "detections": int(len(table)), "random_weights": random_weights,
             "problems": problems[:MAX_PROBLEMS_IN_RESULT], "problem_count": len(problems)}
 
@@ -159,7 +162,7 @@ def batch_params(model_key: str, backend_name: str, settings: BatchSettings) -> 
 def submit_batch(manager, model_key: str, backend_name: str, files: list[tuple[str, bytes]],
                  settings: BatchSettings, model_title: str) -> str:
     staged = job_files(files)
-    return manager.submit(JOB_KIND, f"{model_title} on {len(staged)} upload(s) ({backend_name}, {settings.input_size})",
+    return manager.submit(kinds.DETECTION_BATCH, f"{model_title} on {len(staged)} upload(s) ({backend_name}, {settings.input_size})",
                           batch_params(model_key, backend_name, settings), files=staged)
 
 

@@ -40,6 +40,22 @@ MAX_NAME_CHARS = 200
 MAX_NAMES_CHARS = MAX_NAMES * (MAX_NAME_CHARS + 2)
 
 
+CFG_DIR = Path(__file__).resolve().parent / "cfgs"
+"""The Darknet cfg files and class names shipped with the app."""
+COCO_NAMES = CFG_DIR / "coco.names"
+
+
+def coco_names() -> list[str]:
+    return parse_names(COCO_NAMES.read_text(), COCO_NAMES.name)
+
+
+def safe_stem(file_name: str, default: str) -> str:
+    """The stem of an uploaded model file's name, reduced to characters safe in a file name; never
+    hidden, never ``..`` (a file called ``...cfg`` has the stem ``..``)."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(file_name).stem)
+    return cleaned.lstrip(".")[:60] or default
+
+
 def parse_names(text: str, name: str = "names") -> list[str]:
     """One class name per line (trailing blank lines ignored); at most :data:`MAX_NAMES` names of
     at most :data:`MAX_NAME_CHARS` characters, counted before the text is split."""

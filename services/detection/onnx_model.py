@@ -22,6 +22,7 @@ import numpy as np
 
 from services.detection.onnx_layouts import (Layout, OnnxLayoutError, OutputSpec, describe_outputs, detect_layout,
                                               to_rows)
+from services.detection.models import coco_names
 from services.errors import UserFacingError
 
 RUNTIMES = ("onnxruntime", "OpenCV")
@@ -105,8 +106,6 @@ def check_input(session, label: str) -> InputSpec:
 def resolve_names(layout: Layout, from_metadata: list[str] | None, given: list[str] | None,
                   label: str) -> list[str]:
     """Metadata names, else the given names, else COCO's for 80 classes; checked against the shapes."""
-    from services.detection.registry import coco_names
-
     names = from_metadata or given
     if names is None:
         if layout.classes in (None, 80):

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from services import untrusted_json
 from services.access import Actor, normalize_owner
 from services.config import get_settings
 from services.detection.decode import CANDIDATE_FLOOR, preprocess, rows_to_candidates
 from services.detection.onnx_layouts import FAMILIES
+from services.detection.models import safe_stem
 from services.detection.onnx_model import RUNTIMES, OnnxDetector
-from services.detection.registry import safe_stem
 from services.detection.samples import load_sample
 from services.errors import UserFacingError
 from services.model_service.cache import file_key
@@ -128,11 +129,7 @@ def _place(stem: str, data: bytes, record: dict) -> tuple[str, bool]:
 
 def _read_record(stem: str) -> dict | None:
     path = onnx_dir() / f"{stem}.json"
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
+    return untrusted_json.read_or(path, None)
 
 
 def onnx_models() -> list[str]:

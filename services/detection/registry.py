@@ -21,14 +21,13 @@ from services.access import Actor, normalize_owner
 from services.config import get_settings
 from services.detection.cfg import parse_cfg
 from services.detection.model_key import UPLOAD, ModelKey
-from services.detection.models import DarknetModel, load_darknet, parse_names
+from services.jobs import kinds
+from services.detection.models import CFG_DIR, DarknetModel, coco_names, load_darknet, parse_names, safe_stem
 from services.detection.weights import random_weights_bytes
 from services.download import ProgressCallback, download
 from services.errors import UserFacingError
 from services.model_service.cache import file_key
 
-CFG_DIR = Path(__file__).resolve().parent / "cfgs"
-COCO_NAMES = CFG_DIR / "coco.names"
 
 
 @dataclass(frozen=True)
@@ -86,19 +85,8 @@ def darknet_dir() -> Path:
     return get_settings().darknet_dir
 
 
-def safe_stem(file_name: str, default: str) -> str:
-    """The stem of an uploaded file's name, reduced to characters safe in a file name; never
-    hidden, never ``..`` (a file called ``...cfg`` has the stem ``..``)."""
-    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(file_name).stem)
-    return cleaned.lstrip(".")[:60] or default
-
-
 def upload_weights_path(stem: str) -> Path:
     return darknet_dir() / "uploads" / stem / f"{stem}.weights"
-
-
-def coco_names() -> list[str]:
-    return parse_names(COCO_NAMES.read_text(), COCO_NAMES.name)
 
 
 def cache_path_text(path: Path) -> str:
@@ -126,12 +114,9 @@ def fetch_weights(spec: ModelSpec, progress: ProgressCallback | None = None, sto
                     progress=progress, stop=stop)
 
 
-DOWNLOAD_KIND = "detection-download"
-
-
 def submit_download(manager, spec: ModelSpec) -> str:
     """Queue the download of ``spec``'s weights (:func:`download_job`); the job id."""
-    return manager.submit(DOWNLOAD_KIND, f"download {spec.weights_name}", {"model": spec.key})
+    return manager.submit(kinds.DETECTION_DOWNLOAD, f"download {spec.weights_name}", {"model": spec.key})
 
 
 def download_job(params: dict, context) -> dict:

@@ -14,6 +14,8 @@ import struct
 
 import numpy as np
 
+from services import untrusted_json
+
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 MAX_ARRAY_BYTES = 2 * 1024**3
 
@@ -58,12 +60,10 @@ def receive_message(sock: socket.socket) -> tuple[dict, dict[str, np.ndarray]]:
     (length,) = struct.unpack(">I", _read_exactly(sock, 4))
     if length > MAX_HEADER_BYTES:
         raise ProtocolError("header too large")
-    try:
-        header = json.loads(_read_exactly(sock, length).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise ProtocolError("header is not JSON") from error
-    if not isinstance(header, dict):
-        raise ProtocolError("header is not an object")
+    try:  # written by json.dumps on both sides: NaN passes
+        header = untrusted_json.loads(_read_exactly(sock, length), what="the header", max_bytes=None, allow_nan=True)
+    except untrusted_json.BadJSON as error:
+        raise ProtocolError(str(error)) from None
     arrays: dict[str, np.ndarray] = {}
     for entry in header.pop("arrays", []) or []:
         if not isinstance(entry, dict) or not isinstance(entry.get("nbytes"), int):

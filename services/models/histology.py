@@ -27,6 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.errors import UserFacingError
+from services.provenance import IMAGENET
 from services.runtime import tensorflow
 
 AUX_LOSS_WEIGHTS = {"main": 1.0, "aux1": 0.3, "aux2": 0.3}
@@ -153,13 +154,13 @@ def _vgg16_backbone(input_shape, weights):
     keras = _keras()
     if weights is None:
         return keras.applications.VGG16(weights=None, include_top=False, input_shape=input_shape)
-    if weights == "imagenet":
+    if weights == IMAGENET:
         try:
             from services.models.weights import load_backbone
         except ImportError as error:  # the registry is optional at this point
             raise UserFacingError("The pretrained-weights registry is not available; "
                                   "use weights=None or a weights file path.") from error
-        return load_backbone("vgg16", input_shape=input_shape, weights="imagenet")
+        return load_backbone("vgg16", input_shape=input_shape, weights=IMAGENET)
     path = Path(weights)
     if not path.is_file():
         raise UserFacingError(f"VGG16 weights file {path} does not exist.")

@@ -29,7 +29,6 @@ from services.errors import UserFacingError
 from services.style import fast_models, job_files
 from services.style.settings import MIN_SIDE, FastSettings
 
-JOB_KIND = "fast-style-transfer"
 STYLE_SIDE = 256
 """The prediction network's input side."""
 BOTTLENECK = 100

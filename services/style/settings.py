@@ -14,11 +14,10 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from services.errors import UserFacingError
+from services.provenance import IMAGENET, RANDOM  # VGG19 weights a Gatys run uses
 from services.runtime import available_memory_bytes
 from services.style.losses import STYLE_LAYERS, LossWeights
 
-IMAGENET, RANDOM = "imagenet", "random"
-"""VGG19 weights a Gatys run uses (the same words as :mod:`services.models.weights`)."""
 MIN_SIDE = 32
 """Smallest side VGG19 accepts (five 2x2 poolings)."""
 MAX_SIDE = 2048

@@ -11,14 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from services.jobs import kinds
 from services.models import weights as weights_registry
 from services.style import fast_models, job_files
 from services.style.settings import FastSettings, StyleSettings, feather_of, is_random
 
-GATYS_KIND, FAST_KIND = "style-transfer", "fast-style-transfer"
 GATYS, FAST = "gatys", "fast"
-KIND_OF_ENGINE = {GATYS: GATYS_KIND, FAST: FAST_KIND}
-WEIGHTS_DOWNLOAD_KIND, MODEL_DOWNLOAD_KIND = "weights-download", "style-model-download"
+KIND_OF_ENGINE = {GATYS: kinds.STYLE_TRANSFER, FAST: kinds.FAST_STYLE_TRANSFER}
 VGG19 = "vgg19"
 
 
@@ -39,7 +38,7 @@ def submit_gatys(manager, content: np.ndarray, style: np.ndarray, settings: Styl
     settings.check_memory(content.shape[:2])
     params = _params(GATYS, settings, mask, feather, is_random(settings))
     files = job_files.input_files(content, style, mask)
-    return manager.submit(GATYS_KIND, title, params, files=files, owner=owner)
+    return manager.submit(kinds.STYLE_TRANSFER, title, params, files=files, owner=owner)
 
 
 def submit_fast(manager, content: np.ndarray, style: np.ndarray, settings: FastSettings, *, title: str,
@@ -49,20 +48,20 @@ def submit_fast(manager, content: np.ndarray, style: np.ndarray, settings: FastS
     fast_models.resolve(settings.variant)  # FastModelMissing naming the fix
     params = _params(FAST, settings, mask, feather, False)
     files = job_files.input_files(content, style, mask)
-    return manager.submit(FAST_KIND, title, params, files=files, owner=owner)
+    return manager.submit(kinds.FAST_STYLE_TRANSFER, title, params, files=files, owner=owner)
 
 
 def submit_vgg19_download(manager, owner: str | None = None) -> str:
-    return manager.submit(WEIGHTS_DOWNLOAD_KIND, "Download VGG19 weights", {"backbone": VGG19}, owner=owner)
+    return manager.submit(kinds.WEIGHTS_DOWNLOAD, "Download VGG19 weights", {"backbone": VGG19}, owner=owner)
 
 
 def submit_fast_download(manager, variant: str = fast_models.DEFAULT_VARIANT, owner: str | None = None) -> str:
     fast_models.files_for(variant)
-    return manager.submit(MODEL_DOWNLOAD_KIND, "Download the Magenta style networks", {"variant": variant},
+    return manager.submit(kinds.STYLE_MODEL_DOWNLOAD, "Download the Magenta style networks", {"variant": variant},
                           owner=owner)
 
 
 def is_vgg19_download(state) -> bool:
     """A weights download of VGG19 (the transfer page's downloads of other backbones are not ours)."""
-    return state.kind == WEIGHTS_DOWNLOAD_KIND and isinstance(state.params, dict) \
+    return state.kind == kinds.WEIGHTS_DOWNLOAD and isinstance(state.params, dict) \
         and state.params.get("backbone") == VGG19

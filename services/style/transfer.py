@@ -25,15 +25,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from services import run_layout, runtime
+from services import run_layout, runtime, untrusted_json
 from services.errors import UserFacingError
 from services.images import resize_longest_side
 from services.models import weights as weights_registry
 from services.style import job_files
 from services.style.losses import CONTENT_LAYERS, STYLE_LAYERS, LossWeights, gram_matrix, weighted_losses
-from services.style.settings import MIN_SIDE, StyleSettings, is_random
+from services.style.settings import IMAGENET, MIN_SIDE, StyleSettings, is_random
 
-JOB_KIND = "style-transfer"
 HISTORY_POINTS = 1000
 """At most this many loss rows travel in a job's result (the full history stays in its folder)."""
 
@@ -76,7 +75,7 @@ _extractors: dict[tuple, Any] = {}
 _extractor_lock = threading.Lock()
 
 
-def feature_extractor(weights: str = weights_registry.IMAGENET):
+def feature_extractor(weights: str = IMAGENET):
     """VGG19 (any input size) returning the style layers' then the content layer's outputs.
 
     ImageNet weights come from the registry (raises WeightsMissing with the fix when absent);
@@ -84,7 +83,7 @@ def feature_extractor(weights: str = weights_registry.IMAGENET):
     """
     import keras
 
-    path = weights_registry.resolve_weights("vgg19") if weights == weights_registry.IMAGENET else None
+    path = weights_registry.resolve_weights("vgg19") if weights == IMAGENET else None
     key = (weights, str(path), path.stat().st_mtime_ns if path else None)
     with _extractor_lock:
         if key not in _extractors:
@@ -251,7 +250,7 @@ def _save_progress(folder: Path, image: np.ndarray, history: list[dict[str, floa
 def _load_progress(folder: Path) -> tuple[np.ndarray, list[dict[str, float]]] | None:
     """(last preview, loss history) of an earlier attempt, or None to start over."""
     try:
-        state = json.loads((folder / run_layout.STYLE_PROGRESS).read_text())
+        state = untrusted_json.read(folder / run_layout.STYLE_PROGRESS, allow_nan=True)
         history = [dict(row) for row in state["history"]]
         steps_done = int(state["steps_done"])
         if steps_done < 1 or not history or history[-1]["step"] != steps_done:

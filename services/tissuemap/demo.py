@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services import untrusted_json
 from services.config import layout
 from services.tissuemap.models import KATHER_MPP, KATHER_TILE_PX
 
@@ -100,4 +101,4 @@ def ensure_demo_mosaic(root: Path | None = None) -> Path:
 
 
 def demo_layout(root: Path | None = None) -> dict:
-    return json.loads(demo_paths(root)[1].read_text())
+    return untrusted_json.read(demo_paths(root)[1], what="the demo mosaic's layout")

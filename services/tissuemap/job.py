@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services import untrusted_json
 from services.config import confine
 from services.csv_files import csv_bytes
 from services.errors import BadImage, UserFacingError
@@ -43,6 +44,11 @@ from services.tissuemap.models import ModelChoice, Predictor, load_predictor
 OUTPUT_DIR = "map"
 PREDICTIONS_DIR = "predictions"
 PLAN_FILE = "plan.json"
+# The files of a finished map's ``map/`` folder, besides maps.MAP_FILE and maps.META_FILE (written by
+# TissueMap.save); pages and the demo ask for them by these names.
+THUMBNAIL, TISSUE_PREVIEW, OVERLAY = "thumbnail.png", "tissue.png", "overlay.png"
+LABELS_TIFF, TILES_CSV, REGIONS_GEOJSON = "labels.tif", "tiles.csv", "regions.geojson"
+AREAS_CSV, REPORT_HTML = "areas.csv", "report.html"
 DEFAULT_MIN_TISSUE = 0.1
 DEFAULT_BATCH = 32
 VERSION = "tissue-map 1"
@@ -104,7 +110,7 @@ def _plan(path: Path, source, grid: Grid, choice: ModelChoice, threshold: float,
 def _saved_batches(folder: Path, plan: dict, resumed: bool) -> dict[int, np.ndarray]:
     """Probabilities of the batches already saved (start index -> array) when resuming the same plan."""
     predictions, plan_file = folder / PREDICTIONS_DIR, folder / PLAN_FILE
-    if resumed and plan_file.is_file() and json.loads(plan_file.read_text()) == plan:
+    if resumed and untrusted_json.read_or(plan_file, None, allow_nan=True) == plan:
         saved = {}
         for chunk in sorted(predictions.glob("*.npy")):
             saved[int(chunk.stem)] = np.load(chunk, allow_pickle=False)
@@ -194,14 +200,14 @@ def write_outputs(folder: Path, tissue_map: TissueMap, thumbnail: np.ndarray, fa
     try:
         overlay = outputs.overlay(thumbnail, factor, tissue_map)
         files = {
-            "thumbnail.png": lambda: encode_png(thumbnail, FAST_PNG),
-            "tissue.png": lambda: encode_png(tissue.mask_preview(thumbnail, mask), FAST_PNG),
-            "overlay.png": lambda: encode_png(overlay, FAST_PNG),
-            "labels.tif": lambda: outputs.label_tiff(tissue_map),
-            "tiles.csv": lambda: outputs.tiles_csv(tissue_map),
-            "regions.geojson": lambda: outputs.geojson_bytes(tissue_map),
-            "areas.csv": lambda: csv_bytes(outputs.areas_frame(tissue_map)),
-            "report.html": lambda: report.render(tissue_map, thumbnail, overlay, choice.card).encode("utf-8"),
+            THUMBNAIL: lambda: encode_png(thumbnail, FAST_PNG),
+            TISSUE_PREVIEW: lambda: encode_png(tissue.mask_preview(thumbnail, mask), FAST_PNG),
+            OVERLAY: lambda: encode_png(overlay, FAST_PNG),
+            LABELS_TIFF: lambda: outputs.label_tiff(tissue_map),
+            TILES_CSV: lambda: outputs.tiles_csv(tissue_map),
+            REGIONS_GEOJSON: lambda: outputs.geojson_bytes(tissue_map),
+            AREAS_CSV: lambda: csv_bytes(outputs.areas_frame(tissue_map)),
+            REPORT_HTML: lambda: report.render(tissue_map, thumbnail, overlay, choice.card).encode("utf-8"),
         }
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="map-outputs") as pool:
             made = {name: pool.submit(make) for name, make in files.items()}

@@ -13,6 +13,7 @@ from pathlib import Path
 from services.archives import safe_extract
 from services.config import get_settings
 from services.download import download, offline_message, verify_file
+from services.jobs import kinds
 from services.errors import UserFacingError
 
 URL = "https://zenodo.org/records/53169/files/Kather_texture_2016_larger_images_10.zip?download=1"
@@ -21,7 +22,6 @@ SIZE = 742_020_106
 SHA256 = "77336ba5a71d2d5140a10376bd432cd0cbbcc71cf81936ca9826ad1189ae438b"
 MPP = 0.495
 FOLDER_NAME = "kather2016_larger"
-JOB_KIND = "kather-large-download"
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 
 
@@ -55,7 +55,7 @@ def install(*, progress=None, stop=None, size: int | None = SIZE, sha256: str | 
 
 def submit_download(manager) -> str:
     """Queue the download of the larger images (:func:`download_job`); the job id."""
-    return manager.submit(JOB_KIND, "Download Kather 2016 larger images", {})
+    return manager.submit(kinds.KATHER_LARGE_DOWNLOAD, "Download Kather 2016 larger images", {})
 
 
 def download_job(params: dict, context) -> dict:

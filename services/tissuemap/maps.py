@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services import untrusted_json
 from services.tissuemap.grid import Grid
 from services.tissuemap import tsr
 
@@ -130,7 +131,7 @@ class TissueMap:
 
 
 def load_map(folder: Path) -> TissueMap:
-    meta = json.loads((Path(folder) / META_FILE).read_text())
+    meta = untrusted_json.read(Path(folder) / META_FILE, what="the map's metadata", allow_nan=True)
     with np.load(Path(folder) / MAP_FILE, allow_pickle=False) as arrays:
         values = {name: arrays[name] for name in ("probabilities", "coverage", "tiles", "tile_probabilities")}
     return TissueMap(grid=Grid(**meta["grid"]), classes=list(meta["classes"]), mpp=float(meta["mpp"]), meta=meta,

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-JOB_KIND = "tissue-map"
+from services.jobs import kinds
+
 BATCH_SIZE = 32
 TITLE_LENGTH = 120
 
@@ -37,4 +38,4 @@ def map_params(path: Path, settings: MapSettings, choice) -> dict:
 def submit_map(manager, path: Path, settings: MapSettings, choice) -> str:
     """Queue a map of ``path`` with ``choice``; its job id."""
     title = f"Map of {Path(path).name} with {choice.label}"[:TITLE_LENGTH]
-    return manager.submit(JOB_KIND, title, map_params(path, settings, choice))
+    return manager.submit(kinds.TISSUE_MAP, title, map_params(path, settings, choice))

@@ -11,9 +11,9 @@ instead and returns at once.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from services import untrusted_json
 from services.errors import UserFacingError
 from services.models.catalog import model_names
 from services.training.config import DISTRIBUTIONS, OPTIMIZERS, RunConfig
@@ -42,9 +42,9 @@ def parse_config(argv: list[str] | None = None) -> tuple[RunConfig, argparse.Nam
     parser.add_argument("--background", action="store_true", help="queue for a worker process and return")
     args = parser.parse_args(argv)
     try:
-        options = json.loads(args.options)
-    except ValueError as error:
-        parser.error(f"--options is not JSON: {error}")
+        options = untrusted_json.loads(args.options, what="--options")
+    except untrusted_json.BadJSON as error:
+        parser.error(str(error))
     config = RunConfig(model=args.model, dataset=args.dataset, split=args.split, epochs=args.epochs,
                        batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.learning_rate,
                        augment=args.augment, seed=args.seed, image_size=args.image_size,

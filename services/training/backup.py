@@ -20,11 +20,11 @@ and a worker started again on a fresh machine (no backup of its own) joins corre
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 
+from services import untrusted_json
 from services.runtime import tensorflow
 
 tensorflow()  # imported only to train: configure TF before Keras loads it
@@ -47,8 +47,8 @@ def _legacy_backups(folder: Path) -> list[tuple[int, Path]]:
     for suffix in ("", ".bkp"):
         weights, metadata = folder / (LEGACY_WEIGHTS + suffix), folder / (LEGACY_METADATA + suffix)
         try:
-            epochs = int(json.loads(metadata.read_text())["epoch"])
-        except (OSError, ValueError, KeyError, TypeError):
+            epochs = int(untrusted_json.read(metadata)["epoch"])
+        except (ValueError, KeyError, TypeError):
             continue
         if weights.is_file() and epochs > 0:
             found.append((epochs, weights))

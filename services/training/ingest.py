@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from services import run_layout
+from services import run_layout, untrusted_json
 from services.config import DEFAULT_INGEST_PORT, get_settings
 from services.training import store as run_store
 from services.training import wire
@@ -242,17 +242,11 @@ def ingest(store: run_store.RunStore, client: str, events: list) -> dict:
 
 def parse_body(body: bytes) -> dict:
     """The request's JSON object; too deep or malformed is a BadEvent (depth is checked before parsing)."""
-    if wire.json_depth(body) > wire.MAX_DEPTH:
-        raise BadEvent(f"the request nests objects or lists deeper than {wire.MAX_DEPTH} levels")
-    try:
-        parsed = json.loads(body)
-    except RecursionError:  # not reachable after the depth check; never an unanswered request
-        raise BadEvent("the request nests too deeply") from None
-    except ValueError as error:
-        raise BadEvent(f"the request is not JSON: {error}"[:200]) from None
-    if not isinstance(parsed, dict):
-        raise BadEvent("the request must be a JSON object")
-    return parsed
+    try:  # NaN and infinity pass: each event's values are checked where they are applied
+        return untrusted_json.loads(body, what="the request", max_bytes=wire.MAX_BODY_BYTES, max_depth=wire.MAX_DEPTH,
+                                    allow_nan=True)
+    except untrusted_json.BadJSON as error:
+        raise BadEvent(str(error)[:200]) from None
 
 
 # --- HTTP ----------------------------------------------------------------------------------------

@@ -12,11 +12,11 @@ its job's ending when the run could not record it (:mod:`services.training.recon
 from __future__ import annotations
 
 from services.errors import UserFacingError
+from services.jobs import kinds
 from services.training import store as run_store
 from services.training.config import InvalidConfig, RunConfig
 
 RESUMABLE = (run_store.STOPPED, run_store.INTERRUPTED, run_store.FAILED)
-JOB_KIND = "training"
 
 
 def _store(store: run_store.RunStore | None) -> run_store.RunStore:
@@ -58,7 +58,7 @@ def check_data_exists(config: RunConfig) -> None:
 def submit(run_id: str, store: run_store.RunStore, manager=None) -> str:
     """Submit the training job of a recorded run; returns the job id (also kept on the run)."""
     run = store.get_run(run_id)
-    job_id = _manager(manager).submit(JOB_KIND, f"training · {run.name}", {"run_id": run_id, "store": str(store.path)})
+    job_id = _manager(manager).submit(kinds.TRAINING, f"training · {run.name}", {"run_id": run_id, "store": str(store.path)})
     store.update_run(run_id, job_id=job_id)
     return job_id
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from services import provenance, untrusted_json
 from services.csv_files import csv_bytes, read_csv
 from services.metrics.formatting import MISSING, estimate_text
 from services.metrics.honesty import headline, held_out, leakage_of, leakage_text
@@ -78,10 +79,9 @@ def best_val_loss(table: pd.DataFrame) -> float | None:
 def weights_of(run: Run) -> str:
     """How the run's weights started: the summary's ``weights`` (recorded by the worker and the
     strategies), else the ``weights`` hyper-parameter, else ``unknown``."""
-    value = run.summary.get("weights", run.hyperparameters.get("weights"))
-    if value in (None, "", "none", "random"):
-        return "random init" if ("weights" in run.summary or "weights" in run.hyperparameters) else "unknown"
-    return str(value)
+    if "weights" not in run.summary and "weights" not in run.hyperparameters:
+        return "unknown"
+    return provenance.weights_label(run.summary.get("weights", run.hyperparameters.get("weights")))
 
 
 def held_out_text(summary: dict | None) -> str:
@@ -302,8 +302,8 @@ def confusion_matrices(store: RunStore, run_id: str) -> list[dict]:
     found = []
     for path in store.artifact_paths(run_id, "confusion_matrix"):
         try:
-            item = json.loads(path.read_text())
-        except (OSError, ValueError):
+            item = untrusted_json.read(path, what="a confusion matrix")
+        except untrusted_json.BadJSON:
             continue
         if isinstance(item, dict) and isinstance(item.get("epoch"), int) and not isinstance(item["epoch"], bool):
             try:

@@ -40,6 +40,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from services import untrusted_json
 from services.config import Env
 from services.training import wire
 
@@ -105,7 +106,7 @@ def post_lines(url: str, token: str, client: str, lines: list[bytes], timeout: f
                                      headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            answer = json.loads(response.read() or b"{}")
+            answer = untrusted_json.loads(response.read() or b"{}", what="the answer", expect=None)
     except urllib.error.HTTPError as error:
         detail = error.read().decode(errors="replace")[:300]
         if 400 <= error.code < 500 and error.code not in _RETRY_CODES:
@@ -125,7 +126,7 @@ def event_line(seq: int, op: str, args: dict[str, Any]) -> bytes:
     try:
         line = json.dumps(event, default=_jsonable, allow_nan=False).encode()
         limit = wire.MAX_DEPTH - 2  # the request adds two levels around it
-        if line.count(b"[") + line.count(b"{") <= limit or wire.json_depth(line) <= limit:  # cheap test first
+        if line.count(b"[") + line.count(b"{") <= limit or untrusted_json.json_depth(line) <= limit:  # cheap test first
             return line
     except (TypeError, ValueError, RecursionError):
         pass
@@ -273,13 +274,12 @@ class Spool:
 
 def _usable_event(line: bytes) -> tuple[int, bytes] | None:
     """(seq, line) of a spool line that is a well-formed event, else None."""
-    if len(line) > wire.MAX_EVENT_BYTES:  # the endpoint would refuse the whole request
+    try:  # bigger than an event: the endpoint would refuse the whole request
+        event = untrusted_json.loads(line, what="a spool line", max_bytes=wire.MAX_EVENT_BYTES,
+                                     max_depth=wire.MAX_DEPTH, allow_nan=True)
+    except untrusted_json.BadJSON:
         return None
-    try:
-        event = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    if not isinstance(event, dict) or not isinstance(event.get("op"), str) or not isinstance(event.get("args"), dict):
+    if not isinstance(event.get("op"), str) or not isinstance(event.get("args"), dict):
         return None
     seq = event.get("seq")
     if type(seq) is not int or not 0 <= seq < 2**62:  # noqa: E721 (True is an int, but not a seq)

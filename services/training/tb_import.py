@@ -31,9 +31,9 @@ from typing import Any
 from services import archives
 from services.config import check_upload, get_settings
 from services.errors import UserFacingError
+from services.jobs import kinds
 from services.training import store as run_store
 
-KIND = "tensorboard-import"
 MAX_FILE_BYTES = 200 * 1024 * 1024
 MAX_IMPORT_BYTES = 512 * 1024 * 1024
 """Event-file bytes read from one uploaded zip at most (less when ``DASHBOARD_MAX_ZIP_BYTES`` is lower)."""
@@ -201,7 +201,7 @@ def submit_import(manager, uploads: list[tuple[str, bytes]], name: str, owner: s
     files = {UPLOAD_FILE.format(number): data for number, (_, data) in enumerate(uploads)}
     params = {"name": str(name)[:200], "owner": owner,
               "uploads": [[key, str(upload_name)[:200]] for key, (upload_name, _) in zip(files, uploads)]}
-    return manager.submit(KIND, f"Import {str(name)[:100]}", params, files=files, owner=owner)
+    return manager.submit(kinds.TENSORBOARD_IMPORT, f"Import {str(name)[:100]}", params, files=files, owner=owner)
 
 
 def _upload_pairs(params: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -3,7 +3,7 @@ and the endpoint (:mod:`services.training.ingest`): one owner for each cap, so t
 its batches under exactly the limit the endpoint enforces.
 
 Standard library only at import (the sender runs on machines without the dashboard's
-requirements); :func:`json_depth`, used by the endpoint, imports numpy when called.
+requirements). Both sides measure nesting with :func:`services.untrusted_json.json_depth`.
 """
 
 from __future__ import annotations
@@ -43,24 +43,6 @@ def first_non_finite(value: Any, where: str = "") -> str | None:
         if found:
             return found
     return None
-
-
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
-
-
-def json_depth(body: bytes) -> int:
-    """How deeply objects and lists nest in a JSON text, found without parsing it (strings are
-    removed first, then the brackets are counted with numpy), so a hostile body nested 100,000
-    deep costs a linear scan instead of a RecursionError in the parser."""
-    import numpy as np
-
-    brackets = _STRING.sub(b'""', body).translate(None, _NOT_BRACKETS)
-    if not brackets:
-        return 0
-    codes = np.frombuffer(brackets, dtype=np.uint8)
-    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
-    return int(np.cumsum(steps).max())
 
 
 def confusion_payload(payload: Any) -> dict[str, list]:

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from services import run_layout
+from services import provenance, run_layout
 from services.errors import UserFacingError
 from services.training import lifecycle
 from services.training import store as run_store
@@ -196,8 +196,7 @@ def weights_label(config: RunConfig) -> str:
     options = config.options or {}
     if options.get("init_model"):
         return "from an earlier run"
-    weights = options.get("weights")
-    return "random init" if weights in (None, "", "random", "none") else str(weights)
+    return provenance.weights_label(options.get("weights"))
 
 
 def train_unlogged(config: RunConfig, run_key: str | None = None) -> str:

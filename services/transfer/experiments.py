@@ -22,26 +22,22 @@ from typing import Any
 
 import numpy as np
 
-from services import run_layout
+from services import run_layout, untrusted_json
 from services.errors import UserFacingError
+from services.jobs import kinds
 from services.metrics.honesty import leakage_of
 from services.transfer.results import RunResult
 from services.transfer.spec import (  # noqa: F401  (re-exported: the page's one import)
     MAX_FOLDS, SCRATCH_MODELS, ExperimentSpec, PlannedRun, backbone_problem, plan, weights_label,
 )
 
-JOB_KIND = "transfer"
 
 
 # --- the job folder's memory of what ran ---------------------------------------------------------
 
 
 def _load_state(folder) -> dict[str, Any]:
-    try:
-        state = json.loads(run_layout.experiment_state(folder).read_text())
-    except (OSError, ValueError):
-        return {}
-    return state if isinstance(state, dict) else {}
+    return untrusted_json.read_or(run_layout.experiment_state(folder), {}, allow_nan=True)
 
 
 def _save_state(folder, state: dict[str, Any]) -> None:
@@ -208,7 +204,7 @@ def start_experiment(manager, spec: ExperimentSpec, store_path: str | None = Non
     params: dict[str, Any] = {"spec": spec.to_dict()}
     if store_path:
         params["store"] = str(store_path)
-    return manager.submit(JOB_KIND, title, params)
+    return manager.submit(kinds.TRANSFER, title, params)
 
 
 # --- results -------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import pandas as pd
 from services.config import get_settings
 from services.download import file_digest
 from services.errors import UserFacingError
+from services.provenance import IMAGENET
 
 FORMAT_VERSION = 1
 _file_hashes: dict[tuple[str, int, int], str] = {}
@@ -121,18 +122,6 @@ def save(key: FeatureKey, features: np.ndarray, labels: np.ndarray, paths: list[
             "extraction_seconds": seconds, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     meta_path.write_text(json.dumps(meta, indent=1))
     return data_path
-
-
-def list_cached(backbone: str | None = None) -> list[dict]:
-    """Descriptions of the cached feature files (newest first)."""
-    root = get_settings().features_dir
-    found = []
-    for meta_path in root.glob(f"{backbone or '*'}/*.json"):
-        try:
-            found.append(json.loads(meta_path.read_text()))
-        except (OSError, ValueError):
-            continue
-    return sorted(found, key=lambda m: m.get("created", ""), reverse=True)
 
 
 Progress = Callable[[int, int], None]
@@ -242,7 +231,7 @@ def feature_extraction_job(params: dict, context) -> dict:
 
     size = int(params.get("image_size", 150))
     frame, _ = split_rows(params["dataset"], params["split"])
-    base = registry.load_backbone(params["backbone"], input_shape=(size, size, 3), weights=params.get("weights", "imagenet"))
+    base = registry.load_backbone(params["backbone"], input_shape=(size, size, 3), weights=params.get("weights", IMAGENET))
     sets = extract_splits(base, params["backbone"], frame, image_size=size, batch_size=int(params.get("batch_size", 32)),
                           progress=context.progress, should_stop=context.should_stop)
     return {split: {"digest": s.key.digest, "count": len(s.paths), "seconds": s.seconds, "reused": s.reused}

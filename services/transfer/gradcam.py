@@ -17,12 +17,6 @@ from services.runtime import tensorflow
 from services.transfer import graph
 
 
-def spatial_layer_names(model) -> list[str]:
-    """Paths of the layers with a spatial output (batch, height, width, channels), in order,
-    preprocessing left out (see :func:`services.transfer.graph.spatial_layers`)."""
-    return graph.spatial_layers(model)
-
-
 def last_conv_layer_name(model) -> str:
     """The last layer with a spatial output: the usual Grad-CAM layer."""
     return graph.last_spatial_layer(model)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.errors import UserFacingError
+from services.provenance import IMAGENET
 from services.runtime import tensorflow
 
 HEAD_C_LEARNING_RATE = 1e-4
@@ -196,7 +197,7 @@ STRATEGIES: dict[str, Strategy] = {s.key: s for s in (
 
 
 def build_frozen(input_shape=(150, 150, 3), num_classes: int = 8, *, backbone: str = "vgg16",
-                 weights: str = "imagenet", trainable_top_layers: int = 4, dense_units: int = 1024,
+                 weights: str = IMAGENET, trainable_top_layers: int = 4, dense_units: int = 1024,
                  dropout: float = 0.5, pooling: str = "flatten"):
     """Catalog ``transfer_frozen`` (strategy B; with ``trainable_top_layers=0`` also strategy D's
     first phase). The backbone comes from the weights registry: ``weights="imagenet"`` never falls
@@ -204,7 +205,7 @@ def build_frozen(input_shape=(150, 150, 3), num_classes: int = 8, *, backbone: s
     from services.models import weights as registry
 
     base = registry.load_backbone(backbone, input_shape=tuple(input_shape), weights=weights)
-    suffix = "" if weights == "imagenet" else "_random"
+    suffix = "" if weights == IMAGENET else "_random"
     return frozen_backbone_model(base, backbone, num_classes, trainable_top_layers=trainable_top_layers,
                                  dense_units=dense_units, dropout=dropout, pooling=pooling,
                                  name=f"{backbone}_frozen{suffix}")

@@ -13,6 +13,7 @@ import math
 import time
 from html import escape
 
+from services import provenance
 from services.csv_files import csv_bytes
 from services.metrics.calibration import calibration_text, reliability_svg
 from services.metrics.honesty import CHECKPOINT_NOTE, leakage_badge
@@ -141,7 +142,7 @@ def html_report(results: list[RunResult], *, title: str = "Transfer-learning com
                 dataset_note: str = "", gradcam_examples: list[tuple[str, bytes]] | None = None) -> str:
     """The whole comparison as one HTML document (no external resources)."""
     synthetic = any(r.synthetic for r in results)
-    random_weights = any(r.weights == "random init" for r in results)
+    random_weights = any(r.weights == provenance.RANDOM_INIT for r in results)
     curves = {metric: {label(r): r.history.get(metric, []) for r in results if r.history.get(metric)}
               for metric in ("val_accuracy", "accuracy", "val_loss", "loss")}
     sections = [

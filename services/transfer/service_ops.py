@@ -14,8 +14,6 @@ input size). Every refusal is a :class:`UserFacingError` with a clear message.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from services.errors import UserFacingError
@@ -39,16 +37,13 @@ class _Loaded:
 
 def _class_names(path, model, given) -> list[str]:
     """The class names: as given, else the run's classes file, else "class 0".. (checked)."""
-    from services import run_layout
+    from services import run_layout, untrusted_json
     from services.transfer import graph
 
     count = int(graph.main_output(model.outputs).shape[-1])
     names = given
     if names is None:
-        try:
-            names = json.loads(run_layout.classes_file(path.parent).read_text())
-        except (OSError, ValueError):
-            names = None
+        names = untrusted_json.read_or(run_layout.classes_file(path.parent), None, expect=list)
     if not (isinstance(names, list) and len(names) == count and all(isinstance(n, str) for n in names)):
         names = [f"class {index}" for index in range(count)]
     return [str(name)[:100] for name in names]

@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from services import provenance
 from services.errors import UserFacingError
+from services.provenance import IMAGENET, RANDOM
 from services.transfer.models import FINE_TUNE_LEARNING_RATE, HEAD_C_LEARNING_RATE, POOLINGS, STRATEGIES
 
 SCRATCH_MODELS = ("cnn_v1", "cnn_v2", "cnn_v3", "mini_inception")
@@ -21,7 +23,7 @@ class ExperimentSpec:
     split: str
     strategies: list[str]
     backbones: list[str] = field(default_factory=lambda: ["mobilenet_v2"])
-    weights: str = "imagenet"
+    weights: str = IMAGENET
     """"imagenet", or "random" for the labelled untrained-backbone baseline."""
     scratch_models: list[str] = field(default_factory=lambda: ["cnn_v1"])
     image_size: int = 150
@@ -58,7 +60,7 @@ class PlannedRun:
 
 
 def weights_label(weights: str) -> str:
-    return "imagenet" if weights == "imagenet" else "random init"
+    return provenance.weights_label(weights if weights == IMAGENET else RANDOM)
 
 
 def backbone_problem(backbone: str, weights: str, image_size: int) -> str:
@@ -69,7 +71,7 @@ def backbone_problem(backbone: str, weights: str, image_size: int) -> str:
         registry.check_input_size(backbone, image_size)
     except UserFacingError as error:
         return str(error)
-    if weights == "imagenet":
+    if weights == IMAGENET:
         status = registry.weights_status(backbone)
         if not status.usable:
             return f"no ImageNet weights: {status.reason} Fix: {status.fix}"
@@ -90,7 +92,7 @@ def plan(spec: ExperimentSpec) -> list[PlannedRun]:
     unknown = [s for s in spec.strategies if s not in STRATEGIES]
     if unknown or not spec.strategies:
         raise UserFacingError(f"choose strategies among {', '.join(STRATEGIES)} (got {spec.strategies}).")
-    if spec.weights not in ("imagenet", "random"):
+    if spec.weights not in (IMAGENET, RANDOM):
         raise UserFacingError("weights must be 'imagenet' or 'random'.")
     if spec.head_pooling not in POOLINGS:
         raise UserFacingError(f"strategy C's head pooling must be one of {', '.join(POOLINGS)}.")
@@ -107,7 +109,7 @@ def plan(spec: ExperimentSpec) -> list[PlannedRun]:
             raise UserFacingError(f"strategy {strategy} needs at least one backbone.")
         for backbone in spec.backbones:
             problem = backbone_problem(backbone, spec.weights, spec.image_size)
-            suffix = "" if spec.weights == "imagenet" else " (random init)"
+            suffix = "" if spec.weights == IMAGENET else f" ({provenance.RANDOM_INIT})"
             model = {"C": "feature_head", "D": "transfer_finetune"}.get(strategy, "transfer_frozen")
             planned.append(PlannedRun(strategy, backbone, model, f"{strategy} · {backbone}{suffix}",
                                       enabled=not problem, reason=problem))
