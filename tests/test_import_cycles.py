@@ -106,13 +106,8 @@ def services_sources() -> dict[str, str]:
             for path in sorted((ROOT / PACKAGE).rglob("*.py"))}
 
 
-PENDING = [["services.transfer.experiments", "services.transfer.strategy_c"]]
-"""Cycles being removed elsewhere (issue 22: one run watcher, owned by the run-lifecycle work);
-delete an entry when its cycle is gone. Nothing else may be added here."""
-
-
 def test_services_have_no_import_cycles():
-    found = [group for group in cycles(import_graph(services_sources())) if group not in PENDING]
+    found = cycles(import_graph(services_sources()))
     assert found == [], "import cycles in services/: " + "; ".join(" <-> ".join(g) for g in found)
 
 
