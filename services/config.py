@@ -106,6 +106,13 @@ class Settings:
     (``DASHBOARD_DEMO_SOURCES``): a lab mirror, or the tests' local server. See docs/demo.md."""
     profile: str = LAB
     """``lab`` or ``cloud`` (``DASHBOARD_PROFILE``; see :func:`profile`)."""
+    map_models_kept: int = 2
+    """Tissue-map models a worker keeps loaded for the next map (``DASHBOARD_MAP_MODELS_KEPT``;
+    2, 0 under the cloud profile, which has no warm worker to keep them in)."""
+    reused_worker_max_mb: int = 3072
+    """A warm worker that ran a job of a kind that reuses its worker (tissue maps) takes the next
+    such job only while its resident memory is below this (``DASHBOARD_REUSED_WORKER_MAX_MB``);
+    above it, it exits like any other worker."""
 
     @property
     def models_on_click(self) -> bool:
@@ -154,6 +161,8 @@ def get_settings() -> Settings:
         demo_sources=Path(os.environ["DASHBOARD_DEMO_SOURCES"]).expanduser().resolve()
         if os.environ.get("DASHBOARD_DEMO_SOURCES") else None,
         profile=profile(),
+        map_models_kept=max(0, env_int("DASHBOARD_MAP_MODELS_KEPT", profile_default(2, 0))),
+        reused_worker_max_mb=env_int("DASHBOARD_REUSED_WORKER_MAX_MB", 3072),
     )
 
 

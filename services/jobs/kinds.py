@@ -25,6 +25,9 @@ class JobKind:
     """Which concurrency limit the job counts against (``tensorflow`` jobs also get a warm worker)."""
     resumable: bool = False
     label: str = ""
+    reuses_worker: bool = False
+    """A warm worker that ran a job of this kind may take the next job of such a kind, keeping
+    what it loaded (a tissue map's models); every other job runs in a worker of its own."""
 
     def load_body(self) -> Callable[[dict, Any], Any]:
         module_name, function_name = self.body.split(":")
@@ -39,7 +42,8 @@ _KINDS = [
     JobKind("style-transfer", "services.style.transfer:style_job", TENSORFLOW, True, "style transfer"),
     JobKind("fast-style-transfer", "services.style.fast:fast_style_job", TENSORFLOW, False, "fast style transfer"),
     JobKind("detection-batch", "services.detection.batch:batch_job", TENSORFLOW, False, "batch detection"),
-    JobKind("tissue-map", "services.tissuemap.job:tissue_map_job", TENSORFLOW, True, "tissue map"),
+    JobKind("tissue-map", "services.tissuemap.job:tissue_map_job", TENSORFLOW, True, "tissue map",
+            reuses_worker=True),
     JobKind("real-tissue-demo", "services.demo.chain:demo_job", TENSORFLOW, True, "real-tissue demo"),
     JobKind("dataset-index", "services.datasets.tasks:index_job", CPU, False, "dataset indexing"),
     JobKind("dataset-import", "services.datasets.tasks:import_job", CPU, False, "dataset import"),
@@ -55,6 +59,8 @@ _KINDS = [
     JobKind("test-sleep", "services.jobs.testing:sleep_job", CPU, True, "test job"),
     JobKind("test-once", "services.jobs.testing:sleep_job", CPU, False, "test job that cannot resume"),
     JobKind("test-tensorflow", "services.jobs.testing:tensorflow_job", TENSORFLOW, True, "test TF job"),
+    JobKind("test-reuse", "services.jobs.testing:tensorflow_job", TENSORFLOW, False, "test TF job in a reused worker",
+            reuses_worker=True),
 ]
 KINDS: dict[str, JobKind] = {kind.name: kind for kind in _KINDS}
 

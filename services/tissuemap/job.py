@@ -290,12 +290,14 @@ def tissue_map_job(params: dict, context) -> dict:
     batch_size = setting(params, "batch_size", DEFAULT_BATCH, 1, 512, int)
     min_confidence = setting(params, "min_confidence", 0.0, 0.0, 1.0)
     context.progress(0.0, "loading the model")
-    # Overlapped: the thumbnail with loading the model, the model's first run (tracing its graph:
-    # seconds for MobileNet v2) with finding the tissue.
+    # Overlapped: the thumbnail with loading the model, the model's first runs (tracing its graph
+    # and setting up the batch shape: seconds for MobileNet v2) with finding the tissue. A worker
+    # that ran a map of the same model file before keeps it loaded and run (load_predictor).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="map-prepare") as helper:
         early = helper.submit(EarlyThumbnail.make, path)
         predictor = load_predictor(choice)
-        warming = helper.submit(predictor.warm_up)
+        model_kept = bool(predictor.warmed)
+        warming = helper.submit(predictor.warm_up, (1, batch_size))
         with reader.open_image(path, target_mpp=choice.field_um / predictor.input_size[0]) as source:
             mpp = image_mpp(source, params.get("mpp"))
             grid = Grid(source.width, source.height, choice.field_um / mpp, overlap)
@@ -324,11 +326,11 @@ def tissue_map_job(params: dict, context) -> dict:
              "thumbnail_factor": found.factor, "model": choice.label, "synthetic": choice.synthetic,
              "field_um": choice.field_um, "model_card": choice.card, "temperature": temperature,
              "min_confidence": min_confidence, "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-             "software": _software(), **speed}
+             "software": _software(), "model_kept": model_kept, **speed}
     tissue_map = TissueMap(accumulator.probabilities(), found.coverage, grid, choice.classes, mpp, meta,
                            found.tiles, probabilities)
     write_outputs(context.dir, tissue_map, found.thumbnail, found.factor, found.mask, choice)
     context.progress(1.0, f"{len(found.tiles):,} tiles mapped")
     return {"output": OUTPUT_DIR, "tiles": int(len(found.tiles)), "areas": tissue_map.areas(),
             "tumour_stroma": tissue_map.tumour_stroma(), "synthetic_model": choice.synthetic,
-            "synthetic_image": meta["synthetic_image"], "mpp": mpp, **speed}
+            "synthetic_image": meta["synthetic_image"], "mpp": mpp, "model_kept": model_kept, **speed}
