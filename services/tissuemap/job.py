@@ -25,7 +25,8 @@ import os
 import shutil
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,23 +180,32 @@ def _software() -> dict:
     return versions
 
 
+def tissue_files(thumbnail: np.ndarray, mask: np.ndarray) -> dict[str, Callable[[], bytes]]:
+    """The outputs known once the tissue is found (the job makes them while the tiles are classified)."""
+    from services.images import FAST_PNG, encode_png
+
+    return {"thumbnail.png": lambda: encode_png(thumbnail, FAST_PNG),
+            "tissue.png": lambda: encode_png(tissue.mask_preview(thumbnail, mask), FAST_PNG)}
+
+
 def write_outputs(folder: Path, tissue_map: TissueMap, thumbnail: np.ndarray, factor: int,
-                  mask: np.ndarray, choice: ModelChoice) -> Path:
+                  mask: np.ndarray, choice: ModelChoice, made: dict[str, Future] | None = None) -> Path:
     """Every output of the map, written to a staging folder and renamed to ``map/`` in one step.
 
     The files are made two at a time (PNG and TIFF encoding release the GIL) and the PNGs use
-    a fast zlib level: the outputs cost about as much as the inference of a small model."""
+    a fast zlib level: the outputs cost about as much as the inference of a small model.
+    ``made``: files already being made (:func:`tissue_files`, started during the inference)."""
     from services.images import FAST_PNG, encode_png
     from services.tissuemap import report
 
     target = folder / OUTPUT_DIR
     staging = folder / f".{OUTPUT_DIR}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
+    made = made or {}
     try:
         overlay = outputs.overlay(thumbnail, factor, tissue_map)
         files = {
-            "thumbnail.png": lambda: encode_png(thumbnail, FAST_PNG),
-            "tissue.png": lambda: encode_png(tissue.mask_preview(thumbnail, mask), FAST_PNG),
+            **{name: make for name, make in tissue_files(thumbnail, mask).items() if name not in made},
             "overlay.png": lambda: encode_png(overlay, FAST_PNG),
             "labels.tif": lambda: outputs.label_tiff(tissue_map),
             "tiles.csv": lambda: outputs.tiles_csv(tissue_map),
@@ -204,7 +214,7 @@ def write_outputs(folder: Path, tissue_map: TissueMap, thumbnail: np.ndarray, fa
             "report.html": lambda: report.render(tissue_map, thumbnail, overlay, choice.card).encode("utf-8"),
         }
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="map-outputs") as pool:
-            made = {name: pool.submit(make) for name, make in files.items()}
+            made = made | {name: pool.submit(make) for name, make in files.items()}
             tissue_map.save(staging)
             for name, future in made.items():
                 (staging / name).write_bytes(future.result())
@@ -306,6 +316,7 @@ def tissue_map_job(params: dict, context) -> dict:
             found = detect_tissue(source, grid, params, made.for_source(source) if made else None,
                                   ring=has_background(choice.classes))
             warming.result()
+            early_files = {name: helper.submit(make) for name, make in tissue_files(found.thumbnail, found.mask).items()}
             plan = _plan(path, source, grid, choice, found.threshold, found.min_tissue, found.tiles)
             saved = _saved_batches(context.dir, plan, context.resumed)
             context.update_result(tiles=int(len(found.tiles)), classes=choice.classes,
@@ -329,7 +340,7 @@ def tissue_map_job(params: dict, context) -> dict:
              "software": _software(), "model_kept": model_kept, **speed}
     tissue_map = TissueMap(accumulator.probabilities(), found.coverage, grid, choice.classes, mpp, meta,
                            found.tiles, probabilities)
-    write_outputs(context.dir, tissue_map, found.thumbnail, found.factor, found.mask, choice)
+    write_outputs(context.dir, tissue_map, found.thumbnail, found.factor, found.mask, choice, early_files)
     context.progress(1.0, f"{len(found.tiles):,} tiles mapped")
     return {"output": OUTPUT_DIR, "tiles": int(len(found.tiles)), "areas": tissue_map.areas(),
             "tumour_stroma": tissue_map.tumour_stroma(), "synthetic_model": choice.synthetic,
