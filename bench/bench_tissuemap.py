@@ -203,14 +203,7 @@ def main() -> None:
     print(f"medians of {args.rounds} alternating rounds; ratio = map loop / plain predict (goal >= 0.9)")
     print("model          tiles  job wall s  loop tiles/s  predict tiles/s  ratio  old loop ratio  end-to-end/predict"
           "  peak RSS MB")
-    for name in args.models.split(","):
-        done = subprocess.run([sys.executable, __file__, "--worker", name, "--root", str(root), "--image", str(image),
-                               "--batch", str(args.batch), "--rounds", str(args.rounds)], capture_output=True,
-                              text=True, cwd=REPO)
-        if done.returncode:
-            print(f"{name}: failed\n{done.stderr[-2000:]}")
-            continue
-        r = json.loads(done.stdout.strip().splitlines()[-1])
+    for r in in_fresh_processes("--worker", args, root, image):
         print(f"{r['model']:<14} {r['tiles']:>5}  {r['job_wall_s']:>10.1f}  {r['loop_tiles_per_s']:>12.1f}  "
               f"{r['predict_tiles_per_s']:>15.1f}  {r['loop_tiles_per_s'] / r['predict_tiles_per_s']:>5.2f}  "
               f"{r['old_loop_tiles_per_s'] / r['predict_tiles_per_s']:>14.2f}  "
@@ -218,18 +211,24 @@ def main() -> None:
     detail_view_times(image)
 
 
+def in_fresh_processes(mode: str, args, root: Path, image: Path):
+    """This script's ``mode`` (``--worker`` or ``--jobs-worker``) for each model, each in a new
+    process: their JSON results (a failure is printed and skipped)."""
+    for name in args.models.split(","):
+        done = subprocess.run([sys.executable, __file__, mode, name, "--root", str(root), "--image", str(image),
+                               "--batch", str(args.batch), "--rounds", str(args.rounds)], capture_output=True,
+                              text=True, cwd=REPO)
+        if done.returncode:
+            print(f"{name}: failed\n{done.stderr[-2000:]}")
+            continue
+        yield json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def job_system_times(args, root: Path, image: Path) -> None:
     print(f"maps through the job system (warm worker), then {args.rounds} more of the same model, each beside plain "
           "predict; ratio = map tiles/s / predict tiles/s (goal >= 0.8)")
     print("model          tiles  first map s  later maps s (median)  predict s  first ratio  later ratio  model kept")
-    for name in args.models.split(","):
-        done = subprocess.run([sys.executable, __file__, "--jobs-worker", name, "--root", str(root), "--image",
-                               str(image), "--batch", str(args.batch), "--rounds", str(args.rounds)],
-                              capture_output=True, text=True, cwd=REPO)
-        if done.returncode:
-            print(f"{name}: failed\n{done.stderr[-2000:]}")
-            continue
-        r = json.loads(done.stdout.strip().splitlines()[-1])
+    for r in in_fresh_processes("--jobs-worker", args, root, image):
         print(f"{r['model']:<14} {r['tiles']:>5}  {r['first_s']:>11.2f}  {r['later_s']:>21.2f}  {r['predict_s']:>9.2f}  "
               f"{r['first_ratio']:>11.2f}  {r['later_ratio']:>11.2f}  {r['kept']:>10}   "
               f"(maps {r['later_all']}, predict {r['predict_all']}; load {os.getloadavg()[0]:.1f})")
