@@ -19,7 +19,8 @@ weights, which do not change the timings), on a 5000 x 5000 px tiled TIFF mosaic
    map keeps the model: ``services/jobs/worker.py``, ``load_predictor``), each alternating with
    plain warm ``predict`` on the same tiles in the bench's own process; ratio = tiles/s of the
    map / tiles/s of plain predict (goal >= 0.8 for MobileNet v2): for the later maps the median
-   of each map's ratio to the predict run right after it (the load of a shared machine drifts).
+   of each map's ratio to the predict run right after it (the load of a shared machine drifts);
+   the same ratio in CPU seconds (the worker process's, the bench process's) is robust to load.
 
 Each model runs in its own process so the peak memory is that job's. Usage:
 ``python bench/bench_tissuemap.py [--models cnn_v1,mobilenet_v2] [--batch 32] [--side 5000] [--rounds 3]``.
@@ -156,14 +157,18 @@ def job_system(name: str, root: Path, image: Path, batch: int, rounds: int) -> d
     with open_image(image) as source:
         x = TileReader(source, tiles_map.grid, (150, 150)).read(tiles_map.tiles).astype("float32") / 255.0
     plain.predict(x[:batch], batch_size=batch, verbose=0)
-    later, predict, kept = [], [], []
+    later, predict, kept, map_cpu, predict_cpu = [], [], [], [], []
+    worker_pid = state.pid
     for _ in range(rounds):
+        cpu = process_cpu_seconds(worker_pid)
         seconds, state = one_map()
+        map_cpu.append(process_cpu_seconds(worker_pid) - cpu if state.pid == worker_pid else float("nan"))
         later.append(seconds)
         kept.append(bool(state.result.get("model_kept")))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         plain.predict(x, batch_size=batch, verbose=0)
         predict.append(time.perf_counter() - started)
+        predict_cpu.append(time.process_time() - cpu)
     from services import lifetime
 
     lifetime.stop_app(root)  # the runner and its workers
@@ -171,7 +176,15 @@ def job_system(name: str, root: Path, image: Path, batch: int, rounds: int) -> d
             "predict_s": float(np.median(predict)), "kept": f"{sum(kept)}/{len(kept)}",
             "first_ratio": float(np.median(predict)) / first,
             "later_ratio": float(np.median([p / m for p, m in zip(predict, later)])),
-            "later_all": [round(v, 2) for v in later], "predict_all": [round(v, 2) for v in predict]}
+            "later_all": [round(v, 2) for v in later], "predict_all": [round(v, 2) for v in predict],
+            "cpu_ratio": float(np.median([p / m for p, m in zip(predict_cpu, map_cpu)])),
+            "map_cpu_all": [round(v, 2) for v in map_cpu], "predict_cpu_all": [round(v, 2) for v in predict_cpu]}
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -232,6 +245,8 @@ def job_system_times(args, root: Path, image: Path) -> None:
         print(f"{r['model']:<14} {r['tiles']:>5}  {r['first_s']:>11.2f}  {r['later_s']:>21.2f}  {r['predict_s']:>9.2f}  "
               f"{r['first_ratio']:>11.2f}  {r['later_ratio']:>11.2f}  {r['kept']:>10}   "
               f"(maps {r['later_all']}, predict {r['predict_all']}; load {os.getloadavg()[0]:.1f})")
+        print(f"{'':14} CPU seconds, the later maps' worker / plain predict's process: ratio {r['cpu_ratio']:.2f} "
+              f"(maps {r['map_cpu_all']}, predict {r['predict_cpu_all']})")
 
 
 def detail_view_times(image: Path) -> None:
