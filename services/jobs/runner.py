@@ -132,7 +132,7 @@ class Runner:
     def _keep_one_reused(self) -> None:
         """At most one idle reused worker per resource (the one that served last); others end."""
         for resource in RESOURCES:
-            reused = sorted(self._warm_workers(resource, reused=True), key=lambda w: w.served)
+            reused = sorted((w for w in self._warm_workers(resource, reused=True) if w.ready), key=lambda w: w.served)
             for worker in reused[:-1]:
                 _signal(worker.process, signal.SIGTERM)
                 worker.ready = False
