@@ -12,7 +12,15 @@ weights, which do not change the timings), on a 5000 x 5000 px tiled TIFF mosaic
    earlier ``predict_on_batch(tiles.astype(float32) / 255)`` runs in the same rounds ("old loop");
 2. the whole job's wall time (model loading, thumbnail and tissue detection, inference, every
    output) and the peak memory (VmHWM) of the process that ran it;
-3. the page's detail view: one region read at 1:1, 1:2 and 1:4 (cold file, then panned).
+3. the page's detail view: one region read at 1:1, 1:2 and 1:4 (cold file, then panned);
+4. (``--job-system``) maps as a user runs them: submitted to the job system (runner, warm worker
+   already up), timed from submit to the end recorded by the worker (``created`` -> ``ended``):
+   the first map, then ``--rounds`` more maps of the same model file (the warm worker that ran a
+   map keeps the model: ``services/jobs/worker.py``, ``load_predictor``), each alternating with
+   plain warm ``predict`` on the same tiles in the bench's own process; ratio = tiles/s of the
+   map / tiles/s of plain predict (goal >= 0.8 for MobileNet v2): for the later maps the median
+   of each map's ratio to the predict run right after it (the load of a shared machine drifts);
+   the same ratio in CPU seconds (the worker process's, the bench process's) is robust to load.
 
 Each model runs in its own process so the peak memory is that job's. Usage:
 ``python bench/bench_tissuemap.py [--models cnn_v1,mobilenet_v2] [--batch 32] [--side 5000] [--rounds 3]``.
@@ -118,39 +126,127 @@ def worker(name: str, root: Path, image: Path, batch: int, rounds: int) -> dict:
             "peak_rss_mb": peak_job}
 
 
+def job_system(name: str, root: Path, image: Path, batch: int, rounds: int) -> dict:
+    """In a fresh process: maps submitted to the job system beside plain predict (see the module doc)."""
+    os.environ |= {"DASHBOARD_DATA_DIR": str(root), "DASHBOARD_WARM_WORKER": "1"}
+    import numpy as np
+
+    from services.jobs import JobManager
+    from services.models.saved import load_saved_model
+    from services.tissuemap.job import TileReader
+    from services.tissuemap.maps import load_map
+    from services.tissuemap.models import ModelChoice
+    from services.tissuemap.reader import open_image
+
+    model_path = root / f"jobs-{name}.keras"
+    build_model(name).save(model_path)
+    choice = ModelChoice("run", str(model_path), f"{name} (random weights)", [f"c{i}" for i in range(8)])
+    params = {"image": {"source": "path", "path": str(image)}, "model": choice.to_params(), "batch_size": batch}
+    manager = JobManager(root / "jobs")
+    manager.wait(manager.submit("test-tensorflow", "start the runner", {"n": 1}), 300)
+    time.sleep(20)  # the next warm worker imports TensorFlow, as it has by the time a user presses Start
+
+    def one_map() -> tuple[float, object]:
+        state = manager.wait(manager.submit("tissue-map", "bench map", params), 600)
+        assert state.status == "finished", state.error
+        return state.ended - state.created, state
+
+    first, state = one_map()
+    tiles_map = load_map(manager.job_dir(state.id) / "map")
+    plain = load_saved_model(model_path)
+    with open_image(image) as source:
+        x = TileReader(source, tiles_map.grid, (150, 150)).read(tiles_map.tiles).astype("float32") / 255.0
+    plain.predict(x[:batch], batch_size=batch, verbose=0)
+    later, predict, kept, map_cpu, predict_cpu = [], [], [], [], []
+    worker_pid = state.pid
+    for _ in range(rounds):
+        cpu = process_cpu_seconds(worker_pid)
+        seconds, state = one_map()
+        map_cpu.append(process_cpu_seconds(worker_pid) - cpu if state.pid == worker_pid else float("nan"))
+        later.append(seconds)
+        kept.append(bool(state.result.get("model_kept")))
+        started, cpu = time.perf_counter(), time.process_time()
+        plain.predict(x, batch_size=batch, verbose=0)
+        predict.append(time.perf_counter() - started)
+        predict_cpu.append(time.process_time() - cpu)
+    from services import lifetime
+
+    lifetime.stop_app(root)  # the runner and its workers
+    return {"model": name, "tiles": len(tiles_map.tiles), "first_s": first, "later_s": float(np.median(later)),
+            "predict_s": float(np.median(predict)), "kept": f"{sum(kept)}/{len(kept)}",
+            "first_ratio": float(np.median(predict)) / first,
+            "later_ratio": float(np.median([p / m for p, m in zip(predict, later)])),
+            "later_all": [round(v, 2) for v in later], "predict_all": [round(v, 2) for v in predict],
+            "cpu_ratio": float(np.median([p / m for p, m in zip(predict_cpu, map_cpu)])),
+            "map_cpu_all": [round(v, 2) for v in map_cpu], "predict_cpu_all": [round(v, 2) for v in predict_cpu]}
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="cnn_v1,mobilenet_v2")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--side", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--job-system", action="store_true", help="only the maps through the job system (4.)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--jobs-worker", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--image", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, Path(args.root), Path(args.image), args.batch, args.rounds)))
         return
+    if args.jobs_worker:
+        print(json.dumps(job_system(args.jobs_worker, Path(args.root), Path(args.image), args.batch, args.rounds)))
+        return
     root = Path(tempfile.mkdtemp(prefix="bench-tissuemap-"))
     os.environ["DASHBOARD_DATA_DIR"] = str(root)
     image = write_mosaic(root, args.side)
-    print(f"image {args.side}x{args.side} px tiled TIFF ({image.stat().st_size / 1e6:.0f} MB), batch {args.batch}")
+    print(f"image {args.side}x{args.side} px tiled TIFF ({image.stat().st_size / 1e6:.0f} MB), batch {args.batch}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    if args.job_system:
+        job_system_times(args, root, image)
+        return
     print(f"medians of {args.rounds} alternating rounds; ratio = map loop / plain predict (goal >= 0.9)")
     print("model          tiles  job wall s  loop tiles/s  predict tiles/s  ratio  old loop ratio  end-to-end/predict"
           "  peak RSS MB")
-    for name in args.models.split(","):
-        done = subprocess.run([sys.executable, __file__, "--worker", name, "--root", str(root), "--image", str(image),
-                               "--batch", str(args.batch), "--rounds", str(args.rounds)], capture_output=True,
-                              text=True, cwd=REPO)
-        if done.returncode:
-            print(f"{name}: failed\n{done.stderr[-2000:]}")
-            continue
-        r = json.loads(done.stdout.strip().splitlines()[-1])
+    for r in in_fresh_processes("--worker", args, root, image):
         print(f"{r['model']:<14} {r['tiles']:>5}  {r['job_wall_s']:>10.1f}  {r['loop_tiles_per_s']:>12.1f}  "
               f"{r['predict_tiles_per_s']:>15.1f}  {r['loop_tiles_per_s'] / r['predict_tiles_per_s']:>5.2f}  "
               f"{r['old_loop_tiles_per_s'] / r['predict_tiles_per_s']:>14.2f}  "
               f"{r['job_end_to_end_tiles_per_s'] / r['predict_tiles_per_s']:>18.2f}  {r['peak_rss_mb']:>11.0f}")
     detail_view_times(image)
+
+
+def in_fresh_processes(mode: str, args, root: Path, image: Path):
+    """This script's ``mode`` (``--worker`` or ``--jobs-worker``) for each model, each in a new
+    process: their JSON results (a failure is printed and skipped)."""
+    for name in args.models.split(","):
+        done = subprocess.run([sys.executable, __file__, mode, name, "--root", str(root), "--image", str(image),
+                               "--batch", str(args.batch), "--rounds", str(args.rounds)], capture_output=True,
+                              text=True, cwd=REPO)
+        if done.returncode:
+            print(f"{name}: failed\n{done.stderr[-2000:]}")
+            continue
+        yield json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def job_system_times(args, root: Path, image: Path) -> None:
+    print(f"maps through the job system (warm worker), then {args.rounds} more of the same model, each beside plain "
+          "predict; ratio = map tiles/s / predict tiles/s (goal >= 0.8)")
+    print("model          tiles  first map s  later maps s (median)  predict s  first ratio  later ratio  model kept")
+    for r in in_fresh_processes("--jobs-worker", args, root, image):
+        print(f"{r['model']:<14} {r['tiles']:>5}  {r['first_s']:>11.2f}  {r['later_s']:>21.2f}  {r['predict_s']:>9.2f}  "
+              f"{r['first_ratio']:>11.2f}  {r['later_ratio']:>11.2f}  {r['kept']:>10}   "
+              f"(maps {r['later_all']}, predict {r['predict_all']}; load {os.getloadavg()[0]:.1f})")
+        print(f"{'':14} CPU seconds, the later maps' worker / plain predict's process: ratio {r['cpu_ratio']:.2f} "
+              f"(maps {r['map_cpu_all']}, predict {r['predict_cpu_all']})")
 
 
 def detail_view_times(image: Path) -> None:

@@ -50,6 +50,8 @@ class Env:
     JOB_STALE_S = "DASHBOARD_JOB_STALE_S"
     SERVICE_IDLE_S = "DASHBOARD_SERVICE_IDLE_S"
     SERVICE_MODELS = "DASHBOARD_SERVICE_MODELS"
+    MAP_MODELS_KEPT = "DASHBOARD_MAP_MODELS_KEPT"
+    REUSED_WORKER_MAX_MB = "DASHBOARD_REUSED_WORKER_MAX_MB"
     DARKNET_MAX_LAYERS = "DASHBOARD_DARKNET_MAX_LAYERS"
     DARKNET_MAX_ACTIVATION_MB = "DASHBOARD_DARKNET_MAX_ACTIVATION_MB"
     INGEST_HOST = "DASHBOARD_INGEST_HOST"
@@ -300,6 +302,13 @@ class Settings(DataLayout):
     """Keras's own cache root (``KERAS_HOME``), where pretrained weights may already be."""
     tf_config: str | None = None
     """TensorFlow's multi-worker cluster description (``TF_CONFIG``), as written."""
+    map_models_kept: int = 2
+    """Tissue-map models a worker keeps loaded for the next map (``DASHBOARD_MAP_MODELS_KEPT``;
+    2, 0 under the cloud profile, which has no warm worker to keep them in)."""
+    reused_worker_max_mb: int = 3072
+    """A warm worker that ran a job of a kind that reuses its worker (tissue maps) takes the next
+    such job only while its resident memory is below this (``DASHBOARD_REUSED_WORKER_MAX_MB``);
+    above it, it exits like any other worker."""
 
     @property
     def models_on_click(self) -> bool:
@@ -365,6 +374,8 @@ def get_settings() -> Settings:
         job_stale_s=float(env_int(Env.JOB_STALE_S, 30)),
         service_idle_s=float(env_int(Env.SERVICE_IDLE_S, 60 if cloud else 1800)),
         service_models=env_int(Env.SERVICE_MODELS, 6),
+        map_models_kept=max(0, env_int(Env.MAP_MODELS_KEPT, 0 if cloud else 2)),
+        reused_worker_max_mb=env_int(Env.REUSED_WORKER_MAX_MB, 3072),
         darknet_max_layers=env_positive_int(Env.DARKNET_MAX_LAYERS, 1000),
         darknet_max_activation_mb=env_positive_int(Env.DARKNET_MAX_ACTIVATION_MB, 2048),
         ingest_host=os.environ.get(Env.INGEST_HOST) or os.environ.get(Env.STREAMLIT_ADDRESS) or "127.0.0.1",

@@ -201,6 +201,29 @@ def test_warm_worker_runs_tensorflow_jobs_one_process_each(data_root, monkeypatc
     assert not list(system_tmp.glob("__autograph_generated_file*")), "no autograph leftovers in the temp folder"
 
 
+def test_a_warm_worker_takes_the_next_job_only_of_a_kind_that_reuses_it(data_root, monkeypatch):
+    monkeypatch.setenv("DASHBOARD_WARM_WORKER", "1")
+    manager = JobManager(data_root / "jobs")
+    first = manager.wait(manager.submit("test-reuse", "map", {"n": 2}), 120)
+    second = manager.wait(manager.submit("test-reuse", "map again", {"n": 3}), 120)
+    assert (first.status, second.status) == (FINISHED, FINISHED)
+    assert (first.result["sum"], second.result["sum"]) == (2.0, 3.0)
+    assert first.result["pid"] == second.result["pid"], "the worker that ran the first took the second"
+    assert not list(manager.job_dir(second.id).glob("tmp")), "each job's scratch folder goes with it"
+    other = manager.wait(manager.submit("test-tensorflow", "training", {"n": 1}), 120)
+    assert other.result["pid"] != first.result["pid"], "other kinds run in a worker of their own"
+
+
+def test_a_worker_over_its_memory_bound_takes_no_further_job(data_root, monkeypatch):
+    monkeypatch.setenv("DASHBOARD_WARM_WORKER", "1")
+    monkeypatch.setenv("DASHBOARD_REUSED_WORKER_MAX_MB", "1")  # every TensorFlow process is above 1 MB
+    manager = JobManager(data_root / "jobs")
+    first = manager.wait(manager.submit("test-reuse", "map", {"n": 2}), 120)
+    second = manager.wait(manager.submit("test-reuse", "map again", {"n": 3}), 120)
+    assert (first.status, second.status) == (FINISHED, FINISHED)
+    assert first.result["pid"] != second.result["pid"]
+
+
 def test_every_declared_kind_has_a_body_taking_params_and_context():
     import inspect
 

@@ -132,6 +132,25 @@ def test_clicked_tile_goes_to_the_model_services_inspect_op(demo_model, demo_roo
     assert arrays["overlay"].dtype == np.uint8 and arrays["overlay"].shape[2] == 3
 
 
+def test_a_later_map_of_the_same_model_file_keeps_it_loaded_until_the_file_changes(demo_model, tmp_path,
+                                                                                   monkeypatch):
+    """What a reused warm worker gains (services/jobs/worker.py): no loading, no first run."""
+    import os
+
+    choice = demo_model[0]
+    params = {"image": {"source": "demo"}, "model": choice.to_params()}
+    run_inline("tissue-map", params, tmp_path / "one")
+    kept = run_inline("tissue-map", params, tmp_path / "two")
+    assert kept.status == "finished" and kept.result["model_kept"] is True
+    assert (load_map(tmp_path / "one" / "map").labels == load_map(tmp_path / "two" / "map").labels).all()
+    stat = os.stat(choice.path)
+    os.utime(choice.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the file replaced: loaded again
+    assert run_inline("tissue-map", params, tmp_path / "three").result["model_kept"] is False
+    monkeypatch.setenv("DASHBOARD_MAP_MODELS_KEPT", "0")  # the cloud profile's default: nothing kept
+    run_inline("tissue-map", params, tmp_path / "four")
+    assert run_inline("tissue-map", params, tmp_path / "five").result["model_kept"] is False
+
+
 def test_stopped_map_resumes_from_saved_tiles(demo_model, tmp_path):
     choice = demo_model[0]
     params = {"image": {"source": "demo"}, "model": choice.to_params(), "batch_size": 8}

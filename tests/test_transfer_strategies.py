@@ -31,6 +31,17 @@ def test_strategy_b_is_the_books_vgg16_v4_and_c_is_the_books_head():
     assert float(head.optimizer.learning_rate) == pytest.approx(1e-4)
 
 
+def test_the_pooling_head_is_fitted_on_maps_pooled_once_and_reads_whole_maps():
+    from services.transfer.strategy_c import head_inputs
+
+    maps = np.random.default_rng(0).normal(size=(6, 5, 5, 16)).astype(np.float32)
+    pooled = head_inputs(maps, "avg")
+    assert pooled.shape == (6, 1, 1, 16) and head_inputs(maps, "flatten") is maps
+    np.testing.assert_allclose(pooled[:, 0, 0], maps.mean(axis=(1, 2)), rtol=1e-6)
+    head = models.feature_head(maps.shape[1:], 3, units=8, pooling="avg")
+    np.testing.assert_allclose(head.predict(maps, verbose=0), head.predict(pooled, verbose=0), atol=1e-6)
+
+
 @pytest.mark.parametrize("backbone", sorted(registry.BACKBONES))
 def test_preprocessing_inside_the_models_equals_the_backbones_own(backbone):
     unit = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)

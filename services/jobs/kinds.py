@@ -35,7 +35,7 @@ KATHER_LARGE_DOWNLOAD = "kather-large-download"
 WEIGHTS_DOWNLOAD = "weights-download"
 STYLE_MODEL_DOWNLOAD = "style-model-download"
 DETECTION_DOWNLOAD = "detection-download"
-TEST_SLEEP, TEST_ONCE, TEST_TENSORFLOW = "test-sleep", "test-once", "test-tensorflow"
+TEST_SLEEP, TEST_ONCE, TEST_TENSORFLOW, TEST_REUSE = "test-sleep", "test-once", "test-tensorflow", "test-reuse"
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class JobKind:
     """Which concurrency limit the job counts against (``tensorflow`` jobs also get a warm worker)."""
     resumable: bool = False
     label: str = ""
+    reuses_worker: bool = False
+    """A warm worker that ran a job of this kind may take the next job of such a kind, keeping
+    what it loaded (a tissue map's models); every other job runs in a worker of its own."""
 
     def load_body(self) -> Callable[[dict, Any], Any]:
         return load(self.body)
@@ -60,7 +63,8 @@ _KINDS = [
     JobKind(STYLE_TRANSFER, "services.style.transfer:style_job", TENSORFLOW, True, "style transfer"),
     JobKind(FAST_STYLE_TRANSFER, "services.style.fast:fast_style_job", TENSORFLOW, False, "fast style transfer"),
     JobKind(DETECTION_BATCH, "services.detection.batch:batch_job", TENSORFLOW, False, "batch detection"),
-    JobKind(TISSUE_MAP, "services.tissuemap.job:tissue_map_job", TENSORFLOW, True, "tissue map"),
+    JobKind(TISSUE_MAP, "services.tissuemap.job:tissue_map_job", TENSORFLOW, True, "tissue map",
+            reuses_worker=True),
     JobKind(REAL_TISSUE_DEMO, "services.demo.chain:demo_job", TENSORFLOW, True, "real-tissue demo"),
     JobKind(DATASET_INDEX, "services.datasets.tasks:index_job", CPU, False, "dataset indexing"),
     JobKind(DATASET_IMPORT, "services.datasets.tasks:import_job", CPU, False, "dataset import"),
@@ -76,6 +80,8 @@ _KINDS = [
     JobKind(TEST_SLEEP, "services.jobs.testing:sleep_job", CPU, True, "test job"),
     JobKind(TEST_ONCE, "services.jobs.testing:sleep_job", CPU, False, "test job that cannot resume"),
     JobKind(TEST_TENSORFLOW, "services.jobs.testing:tensorflow_job", TENSORFLOW, True, "test TF job"),
+    JobKind(TEST_REUSE, "services.jobs.testing:tensorflow_job", TENSORFLOW, False, "test TF job in a reused worker",
+            reuses_worker=True),
 ]
 KINDS: dict[str, JobKind] = {kind.name: kind for kind in _KINDS}
 SWEEPS = ("services.training.reconcile:sweep",)

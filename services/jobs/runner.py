@@ -7,7 +7,9 @@ exclusive lock on ``runner.lock`` (a second runner exits at once) and loops:
 - claims queued jobs while their resource class has a free slot, and hands each to a worker
   process: TensorFlow jobs to a *warm* worker that has already imported TensorFlow, the others
   to a fresh worker;
-- keeps one warm worker ready (``DASHBOARD_WARM_WORKER=0`` turns this off);
+- keeps one warm worker ready (``DASHBOARD_WARM_WORKER=0`` turns this off), and besides it at most
+  one *reused* worker: a warm worker that ran a job of a kind that reuses its worker (tissue maps)
+  and said ``ready`` again; only jobs of such kinds go to it (it keeps their models loaded);
 - records the signal or exit code and the end of the log of a worker that died with its job
   still running (a segfault, the OOM killer); marks jobs whose worker vanished without a trace
   (a previous runner's) ``interrupted``;
@@ -80,6 +82,8 @@ class Worker:
     job_id: str | None = None
     ready: bool = False
     buffer: bytes = b""
+    served: int = 0
+    """Jobs it ran (a warm worker that said ``ready`` again after a job of a reusing kind)."""
 
 
 class Runner:
@@ -110,10 +114,13 @@ class Runner:
             self.store.set_pid(job_id, process.pid)
         return worker
 
-    def _warm_workers(self, resource: str) -> list[Worker]:
-        return [w for w in self.workers.values() if w.warm and w.job_id is None and w.resource == resource]
+    def _warm_workers(self, resource: str, reused: bool = False) -> list[Worker]:
+        """Idle warm workers of ``resource``: fresh ones, or (``reused``) those that ran jobs already."""
+        return [w for w in self.workers.values()
+                if w.warm and w.job_id is None and w.resource == resource and bool(w.served) == reused]
 
     def _read_ready(self) -> None:
+        """A warm worker's ``ready``: its import is done, or (after a job) it takes another job."""
         for worker in self.workers.values():
             if not worker.warm or worker.ready or worker.process.stdout is None:
                 continue
@@ -122,7 +129,18 @@ class Runner:
                 chunk = os.read(worker.process.stdout.fileno(), 4096)
                 worker.buffer += chunk
                 if b"ready" in worker.buffer:
-                    worker.ready = True
+                    worker.ready, worker.buffer = True, b""
+                    if worker.job_id is not None:
+                        worker.job_id, worker.served = None, worker.served + 1
+        self._keep_one_reused()
+
+    def _keep_one_reused(self) -> None:
+        """At most one idle reused worker per resource (the one that served last); others end."""
+        for resource in RESOURCES:
+            reused = sorted((w for w in self._warm_workers(resource, reused=True) if w.ready), key=lambda w: w.served)
+            for worker in reused[:-1]:
+                _signal(worker.process, signal.SIGTERM)
+                worker.ready = False
 
     def _ensure_warm(self) -> None:
         if not warm_worker_enabled():
@@ -138,27 +156,39 @@ class Runner:
         for _ in range(wanted - len(self._warm_workers(TENSORFLOW))):
             self._spawn(["--warm", "--resource", TENSORFLOW], TENSORFLOW, warm=True, job_id=None)
 
+    def _ready_worker(self, resource: str, reused: bool) -> Worker | None:
+        return next((w for w in self._warm_workers(resource, reused) if w.ready), None)
+
     def _dispatch(self, resource: str, limit: int) -> None:
         while True:
             warm = None
             if resource == TENSORFLOW and warm_worker_enabled() and len(self.warm_failures) < 3:
-                warm = next((w for w in self._warm_workers(resource) if w.ready), None)
-                if warm is None:
+                warm = self._ready_worker(resource, reused=False)
+                if warm is None and self._ready_worker(resource, reused=True) is None:
                     return  # wait for the warm worker (it is importing TensorFlow)
             job_id = self.store.claim_next(resource, limit, os.getpid())
             if job_id is None:
                 return
             self.last_busy = time.monotonic()
+            self._read_ready()  # a worker says ready before its job's end frees the slot just claimed
+            state = self.store.get(job_id)
+            kind = KINDS.get(state.kind) if state else None
+            reused = self._ready_worker(resource, reused=True) if kind and kind.reuses_worker else None
+            warm = reused or warm
             if warm is not None:
-                warm.job_id = job_id
-                self.store.set_pid(job_id, warm.process.pid)
-                try:
-                    warm.process.stdin.write(f"{job_id}\n".encode())
-                    warm.process.stdin.close()
-                except OSError:
-                    pass  # it died just now: _reap records the failure
+                self._hand_over(warm, job_id)
             else:
                 self._spawn(["--job", job_id], resource, warm=False, job_id=job_id)
+
+    def _hand_over(self, warm: Worker, job_id: str) -> None:
+        """Send a claimed job to a ready warm worker (stdin stays open: a reused worker reads the next id)."""
+        warm.job_id, warm.ready = job_id, False
+        self.store.set_pid(job_id, warm.process.pid)
+        try:
+            warm.process.stdin.write(f"{job_id}\n".encode())
+            warm.process.stdin.flush()
+        except OSError:
+            pass  # it died just now: _reap records the failure
 
     def _reap(self) -> None:
         for pid, worker in list(self.workers.items()):
@@ -166,8 +196,12 @@ class Runner:
             if returncode is None:
                 continue
             del self.workers[pid]
-            if worker.process.stdout is not None:
-                worker.process.stdout.close()
+            for pipe in (worker.process.stdout, worker.process.stdin):
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:
+                        pass  # a broken pipe to a dead worker
             if worker.job_id is None:
                 if worker.warm and returncode != 0:
                     self.warm_failures.append(time.monotonic())

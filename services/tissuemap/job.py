@@ -25,7 +25,8 @@ import os
 import shutil
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,23 +186,32 @@ def _software() -> dict:
     return versions
 
 
+def tissue_files(thumbnail: np.ndarray, mask: np.ndarray) -> dict[str, Callable[[], bytes]]:
+    """The outputs known once the tissue is found (the job makes them while the tiles are classified)."""
+    from services.images import FAST_PNG, encode_png
+
+    return {THUMBNAIL: lambda: encode_png(thumbnail, FAST_PNG),
+            TISSUE_PREVIEW: lambda: encode_png(tissue.mask_preview(thumbnail, mask), FAST_PNG)}
+
+
 def write_outputs(folder: Path, tissue_map: TissueMap, thumbnail: np.ndarray, factor: int,
-                  mask: np.ndarray, choice: ModelChoice) -> Path:
+                  mask: np.ndarray, choice: ModelChoice, made: dict[str, Future] | None = None) -> Path:
     """Every output of the map, written to a staging folder and renamed to ``map/`` in one step.
 
     The files are made two at a time (PNG and TIFF encoding release the GIL) and the PNGs use
-    a fast zlib level: the outputs cost about as much as the inference of a small model."""
+    a fast zlib level: the outputs cost about as much as the inference of a small model.
+    ``made``: files already being made (:func:`tissue_files`, started during the inference)."""
     from services.images import FAST_PNG, encode_png
     from services.tissuemap import report
 
     target = folder / OUTPUT_DIR
     staging = folder / f".{OUTPUT_DIR}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
+    made = made or {}
     try:
         overlay = outputs.overlay(thumbnail, factor, tissue_map)
         files = {
-            THUMBNAIL: lambda: encode_png(thumbnail, FAST_PNG),
-            TISSUE_PREVIEW: lambda: encode_png(tissue.mask_preview(thumbnail, mask), FAST_PNG),
+            **{name: make for name, make in tissue_files(thumbnail, mask).items() if name not in made},
             OVERLAY: lambda: encode_png(overlay, FAST_PNG),
             LABELS_TIFF: lambda: outputs.label_tiff(tissue_map),
             TILES_CSV: lambda: outputs.tiles_csv(tissue_map),
@@ -210,7 +220,7 @@ def write_outputs(folder: Path, tissue_map: TissueMap, thumbnail: np.ndarray, fa
             REPORT_HTML: lambda: report.render(tissue_map, thumbnail, overlay, choice.card).encode("utf-8"),
         }
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="map-outputs") as pool:
-            made = {name: pool.submit(make) for name, make in files.items()}
+            made = made | {name: pool.submit(make) for name, make in files.items()}
             tissue_map.save(staging)
             for name, future in made.items():
                 (staging / name).write_bytes(future.result())
@@ -296,12 +306,14 @@ def tissue_map_job(params: dict, context) -> dict:
     batch_size = setting(params, "batch_size", DEFAULT_BATCH, 1, 512, int)
     min_confidence = setting(params, "min_confidence", 0.0, 0.0, 1.0)
     context.progress(0.0, "loading the model")
-    # Overlapped: the thumbnail with loading the model, the model's first run (tracing its graph:
-    # seconds for MobileNet v2) with finding the tissue.
+    # Overlapped: the thumbnail with loading the model, the model's first runs (tracing its graph
+    # and setting up the batch shape: seconds for MobileNet v2) with finding the tissue. A worker
+    # that ran a map of the same model file before keeps it loaded and run (load_predictor).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="map-prepare") as helper:
         early = helper.submit(EarlyThumbnail.make, path)
         predictor = load_predictor(choice)
-        warming = helper.submit(predictor.warm_up)
+        model_kept = bool(predictor.warmed)
+        warming = helper.submit(predictor.warm_up, (1, batch_size))
         with reader.open_image(path, target_mpp=choice.field_um / predictor.input_size[0]) as source:
             mpp = image_mpp(source, params.get("mpp"))
             grid = Grid(source.width, source.height, choice.field_um / mpp, overlap)
@@ -310,6 +322,7 @@ def tissue_map_job(params: dict, context) -> dict:
             found = detect_tissue(source, grid, params, made.for_source(source) if made else None,
                                   ring=has_background(choice.classes))
             warming.result()
+            early_files = {name: helper.submit(make) for name, make in tissue_files(found.thumbnail, found.mask).items()}
             plan = _plan(path, source, grid, choice, found.threshold, found.min_tissue, found.tiles)
             saved = _saved_batches(context.dir, plan, context.resumed)
             context.update_result(tiles=int(len(found.tiles)), classes=choice.classes,
@@ -330,11 +343,11 @@ def tissue_map_job(params: dict, context) -> dict:
              "thumbnail_factor": found.factor, "model": choice.label, "synthetic": choice.synthetic,
              "field_um": choice.field_um, "model_card": choice.card, "temperature": temperature,
              "min_confidence": min_confidence, "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-             "software": _software(), **speed}
+             "software": _software(), "model_kept": model_kept, **speed}
     tissue_map = TissueMap(accumulator.probabilities(), found.coverage, grid, choice.classes, mpp, meta,
                            found.tiles, probabilities)
-    write_outputs(context.dir, tissue_map, found.thumbnail, found.factor, found.mask, choice)
+    write_outputs(context.dir, tissue_map, found.thumbnail, found.factor, found.mask, choice, early_files)
     context.progress(1.0, f"{len(found.tiles):,} tiles mapped")
     return {"output": OUTPUT_DIR, "tiles": int(len(found.tiles)), "areas": tissue_map.areas(),
             "tumour_stroma": tissue_map.tumour_stroma(), "synthetic_model": choice.synthetic,
-            "synthetic_image": meta["synthetic_image"], "mpp": mpp, **speed}
+            "synthetic_image": meta["synthetic_image"], "mpp": mpp, "model_kept": model_kept, **speed}

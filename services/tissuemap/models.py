@@ -195,14 +195,20 @@ class Predictor:
 
     input_size: tuple[int, int]
     outputs: int
+    warmed: tuple[int, ...] = ()
+    """Batch sizes already run (their one-off set-up is done)."""
 
     def predict(self, tiles: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def warm_up(self) -> None:
-        """Run the model once on one blank tile, so that its one-off set-up (tracing a graph,
-        allocating) can happen on another thread while the job does something else."""
-        self.predict(np.zeros((1, *self.input_size, 3), np.uint8))
+    def warm_up(self, batch_sizes: tuple[int, ...] = (1,)) -> None:
+        """Run the model once on blank tiles of each batch size not run yet, so that its one-off
+        set-up (tracing a graph, allocating, choosing kernels for a batch shape) can happen on
+        another thread while the job does something else, and only once per loaded model."""
+        for size in batch_sizes:
+            if size not in self.warmed:
+                self.predict(np.zeros((size, *self.input_size, 3), np.uint8))
+                self.warmed = (*self.warmed, size)
 
 
 def _check_shape(name: str, height, width, channels, outputs, classes: list[str]) -> tuple[int, int]:
@@ -288,7 +294,30 @@ class OnnxPredictor(Predictor):
         return _softmax_if_needed(self.session.run(None, {self.input_name: batch})[0])
 
 
+_KEPT = None
+
+
+def _kept_predictors():
+    """This process's loaded predictors (least recently used dropped first), for the next map of
+    the same model in a reused warm worker (see services/jobs/worker.py); bounded by the
+    ``map_models_kept`` setting (0: none kept)."""
+    global _KEPT
+    from services.config import get_settings
+    from services.model_service.cache import ModelCache
+
+    kept = get_settings().map_models_kept
+    if _KEPT is None or _KEPT.max_entries != kept:
+        _KEPT = ModelCache(max_entries=kept)
+    return _KEPT
+
+
 def load_predictor(choice: ModelChoice) -> Predictor:
+    """The predictor of ``choice``: loaded, or kept from an earlier map of the same file (same path,
+    size and modification time; the classes are checked against it again)."""
+    from services.model_service.cache import file_key
+
     if not Path(choice.path).is_file():
         raise UserFacingError(f"The model file of {choice.label} is gone (deleted run?). Choose another model.")
-    return KerasPredictor(choice) if choice.kind == "run" else OnnxPredictor(choice)
+    key = (choice.kind, tuple(choice.classes), *file_key(choice.path))
+    return _kept_predictors().get(key, lambda: KerasPredictor(choice) if choice.kind == "run"
+                                  else OnnxPredictor(choice))

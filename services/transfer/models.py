@@ -118,8 +118,12 @@ def feature_extractor(backbone, backbone_name: str):
 def feature_head(feature_shape, num_classes: int, *, units: int = 512, dropout: float = 0.3,
                  pooling: str = "flatten", name: str = "feature_head"):
     """Strategy C's head (book ch. 4): Flatten (or global average pooling), Dense 512, Dropout
-    0.3, Dense 512, Dropout 0.3, softmax. Compile it with ``Adam(1e-4)`` (:func:`compile_model`)."""
+    0.3, Dense 512, Dropout 0.3, softmax. Compile it with ``Adam(1e-4)`` (:func:`compile_model`).
+    The pooling head takes maps of any height and width: strategy C fits it on maps pooled once
+    (1 x 1, :func:`services.transfer.strategy_c.head_inputs`) and puts it back on the whole maps."""
     keras = _keras()
+    if pooling == "avg":
+        feature_shape = (None, None, feature_shape[-1])
     inputs = keras.Input(shape=tuple(feature_shape), name="features")
     x = pool(inputs, pooling)
     for index in (1, 2):

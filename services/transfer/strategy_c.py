@@ -12,6 +12,7 @@ classify and explain tiles with it like any other run.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -69,6 +70,8 @@ def _train(store, run_id: str, spec: ExperimentSpec, backbone: str, should_stop,
     sets = feature_cache.extract_splits(base, backbone, frame, image_size=spec.image_size,
                                         batch_size=spec.batch_size, should_stop=should_stop,
                                         progress=lambda fraction, message: progress(0.5 * fraction, message))
+    sets = {split: dataclasses.replace(part, features=head_inputs(part.features, spec.head_pooling))
+            for split, part in sets.items()}
     head = build_head(sets["train"].features.shape[1:], len(class_names), spec)
     composed = models.compose(base, backbone, head, name=f"{backbone}_feature_head")
     lifecycle.record_model(store, run_id, composed, classes=class_names, weights=weights_label(spec.weights),
@@ -102,6 +105,16 @@ def _train(store, run_id: str, spec: ExperimentSpec, backbone: str, should_stop,
         return composed, summary, None
 
     return lifecycle.conclude(store, run_id, dashboard, evaluate, class_names=class_names, started=started)
+
+
+def head_inputs(features: np.ndarray, pooling: str) -> np.ndarray:
+    """What the head is fitted and scored on: for the global-average-pooling head the cached maps
+    averaged once here, as 1 x 1 maps (the head's pooling of them is the identity, and every
+    epoch reads 25x less data for MobileNet v2 at 150 px: bench/bench_transfer.py); the book's
+    Flatten head needs the whole maps."""
+    if pooling != "avg" or features.shape[1:3] == (1, 1):
+        return features
+    return features.mean(axis=(1, 2), keepdims=True, dtype=np.float32)
 
 
 def build_head(feature_shape, num_classes: int, spec: ExperimentSpec):
