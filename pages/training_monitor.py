@@ -22,7 +22,7 @@ from services.metrics.calibration import calibration_text
 from services.metrics.formatting import percent
 from services.metrics.honesty import headline, labelled, leakage_badge, leakage_of
 from services.models.catalog import DESCRIPTIONS, model_names
-from services.training import charts, launcher, overview, tb_import
+from services.training import charts, curves, launcher, overview, tb_import
 from services.training.config import KEEP, OPTIMIZERS, RunConfig
 from services.training.store import ACTIVE, DIVERGED, ENDED, FAILED, INTERRUPTED, QUEUED, RUNNING
 
@@ -167,7 +167,7 @@ options = st.columns([2, 1, 2])
 smoothing = options[0].slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="smoothing",
                               help="Exponential moving average, as in TensorBoard; raw points stay faint behind.")
 log_y = options[1].toggle("Log scale", key="log_y")
-x_axis = options[2].radio("x axis", overview.X_AXES, horizontal=True, key="x_axis")
+x_axis = options[2].radio("x axis", curves.X_AXES, horizontal=True, key="x_axis")
 selected_active = any(by_id[i].status in ACTIVE for i in selected)
 
 
@@ -175,9 +175,9 @@ selected_active = any(by_id[i].status in ACTIVE for i in selected)
 @st.fragment(run_every=overview.REFRESH_SECONDS if selected_active else None)
 def live_view(run_ids: list[str], was_active: bool) -> None:
     current = [run for run in (store.find_run(i) for i in run_ids) if run is not None]
-    epoch_tables = {run.id: overview.epoch_table(store, run.id) for run in current}  # read once per refresh
-    tables = {run_label(run): overview.curve_table(store, run, x_axis, epoch_tables[run.id]) for run in current}
-    st.plotly_chart(charts.curves_figure(tables, smoothing=smoothing, log_y=log_y, x_axis=x_axis), key="curves")
+    epoch_tables = {run.id: curves.epoch_table(store, run.id) for run in current}  # read once per refresh
+    tables = {run_label(run): curves.curve_table(store, run, x_axis, epoch_tables[run.id]) for run in current}
+    st.plotly_chart(curves.curves_figure(tables, smoothing=smoothing, log_y=log_y, x_axis=x_axis), key="curves")
     for run in current:
         progress = overview.run_progress(store, run)
         job = manager.get(run.job_id) if run.status == QUEUED and run.job_id else None
@@ -187,7 +187,7 @@ def live_view(run_ids: list[str], was_active: bool) -> None:
         if run.status == RUNNING:
             batches = store.metrics(run.id, names=["batch_loss"])
             if not batches.empty:
-                st.plotly_chart(charts.batch_loss_figure(batches, run_label(run), smoothing=smoothing, log_y=log_y),
+                st.plotly_chart(curves.batch_loss_figure(batches, run_label(run), smoothing=smoothing, log_y=log_y),
                                 key=f"batches-{run.id}")
     with st.expander("Min / max per run"):
         for run in current:
@@ -237,7 +237,7 @@ def run_actions(run) -> None:
 
 
 def summary_metrics(run) -> None:
-    summary, table = run.summary, overview.epoch_table(store, run.id)
+    summary, table = run.summary, curves.epoch_table(store, run.id)
     line, badge = headline(summary), leakage_badge(leakage_of(summary))
     if badge:
         st.warning(f"**{badge}** of this run's split: its held-out numbers are optimistic.", icon=":material/warning:")

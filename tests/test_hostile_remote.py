@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from services.training import overview, remote, wire
+from services.training import curves, overview, remote, wire
 from services.training.store import FINISHED, RUNNING, RunStore
 from tests.conftest import _free_port
 from tests.test_training_remote import TOKEN, Endpoint, _model
@@ -178,7 +178,7 @@ def test_the_monitor_shows_a_run_holding_infinities_nan_and_1e300(data_root):
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["held-out test accuracy"] == "—" and metrics["duration"] == "—"
     assert metrics["test macro F1"] == "—"  # 1e300 is no fraction: a dash, never "1e+302 %"
-    for axis in overview.X_AXES:
+    for axis in curves.X_AXES:
         app.radio(key="x_axis").set_value(axis).run()
         assert not app.exception, axis
     app.multiselect(key="selected_runs").set_value([hostile, healthy]).run()

@@ -135,7 +135,7 @@ def test_chart_options_smoothing_log_scale_and_x_axis(data_root):
 
 
 def test_smoothing_keeps_a_constant_curve_constant():
-    from services.training.charts import smooth
+    from services.training.curves import smooth
 
     import pytest
 

@@ -14,7 +14,8 @@
 - :mod:`services.training.worker`: the job body ``training_job`` and ``execute`` (a run in this
   process: ``run_id = launcher.create_run_for(config, store); worker.execute(run_id, store=store,
   should_stop=context.should_stop)`` trains a run inside another job's body).
-- :mod:`services.training.overview`, :mod:`services.training.charts`: what the monitor shows.
+- :mod:`services.training.overview`, :mod:`services.training.curves`, :mod:`services.training.charts`: what
+  the monitor shows (tables and summaries; learning curves; evaluation figures).
 - :mod:`services.training.tb_import`: TensorBoard event files of a run made elsewhere.
 - ``python -m services.training --model cnn_v1 --dataset demo --epochs 5``: headless training.
 """

@@ -15,6 +15,7 @@ from services import provenance, untrusted_json
 from services.csv_files import csv_bytes, read_csv
 from services.metrics.formatting import MISSING, estimate_text
 from services.metrics.honesty import headline, held_out, leakage_of, leakage_text
+from services.training.curves import epoch_table, to_datetimes, without_non_finite
 from services.training.store import RUNNING, Run, RunStore
 from services.training.wire import confusion_payload
 
@@ -38,30 +39,10 @@ def finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def epoch_table(store: RunStore, run_id: str) -> pd.DataFrame:
-    """The run's per-epoch table as the monitor shows it: infinities are missing values."""
-    return without_non_finite(store.epoch_table(run_id))
-
-
-def to_datetimes(seconds: pd.Series) -> pd.Series:
-    """Times in seconds since 1970 as datetimes; a time pandas cannot represent (infinite, 1e300)
-    becomes NaT instead of an error."""
-    return pd.to_datetime(pd.to_numeric(seconds, errors="coerce"), unit="s", errors="coerce")
-
-
 def iso_time(seconds: Any) -> str:
     """ISO 8601 UTC text of a time in seconds, or "" when it is not a representable time."""
     moment = to_datetimes(pd.Series([seconds])).iloc[0]
     return "" if pd.isna(moment) else moment.tz_localize("UTC").isoformat()
-
-
-def without_non_finite(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with infinities in numeric columns replaced by NaN (shown as missing)."""
-    numeric = frame.select_dtypes("number").columns
-    if len(numeric):
-        frame = frame.copy()
-        frame[numeric] = frame[numeric].replace([np.inf, -np.inf], np.nan)
-    return frame
 
 
 def best_val_accuracy(table: pd.DataFrame) -> float | None:
@@ -193,27 +174,6 @@ def metric_stats(table: pd.DataFrame) -> pd.DataFrame:
         rows.append({"metric": name, "last": float(values[name].iloc[-1]), "min": float(low[name]),
                      "min at epoch": int(low.epoch) + 1, "max": float(high[name]), "max at epoch": int(high.epoch) + 1})
     return pd.DataFrame(rows)
-
-
-X_AXES = ("epoch", "step", "wall-clock")
-
-
-def curve_table(store: RunStore, run: Run, x_axis: str = "epoch", table: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The run's epoch table (``table`` when the caller already read it) with an ``x`` column:
-    epoch number (1-based), global step at the end of the epoch, or the wall-clock time the epoch ended."""
-    table = epoch_table(store, run.id) if table is None else table
-    if table.empty:
-        return pd.DataFrame(columns=["epoch", "x"])
-    table = table.copy()
-    if x_axis == "step":
-        table["x"] = (table["epoch"] + 1) * (run.steps_per_epoch or 1)
-    elif x_axis == "wall-clock":
-        frame = store.metrics(run.id)
-        ended = frame[frame.step.isna()].groupby("epoch")["time"].max()
-        table["x"] = to_datetimes(table["epoch"].map(ended))
-    else:
-        table["x"] = table["epoch"] + 1
-    return table
 
 
 def comparison_frame(runs: list[Run], tables: dict[str, pd.DataFrame], labels: dict[str, str],
