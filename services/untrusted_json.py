@@ -89,6 +89,17 @@ def loads(text: bytes | str, *, what: str = "the data", expect: type | None = di
     return value
 
 
+def loads_or(text: bytes | str | None, default: Any, **checks: Any) -> Any:
+    """:func:`loads`, or ``default`` when ``text`` is None or fails a check (a damaged store column
+    reads as its empty value)."""
+    if text is None:
+        return default
+    try:
+        return loads(text, **checks)
+    except BadJSON:
+        return default
+
+
 def read(path: Path, *, what: str | None = None, **checks: Any) -> Any:
     """The JSON file at ``path`` (its size checked before it is read), with :func:`loads`' checks;
     a file that cannot be read is a :class:`BadJSON` too."""

@@ -96,3 +96,12 @@ def test_sites_answer_hostile_files_with_their_empty_value(data_root):
     folder.mkdir()
     (folder / records.RECORD).write_text('{"owner": NaN}')
     assert records.read_owner(folder) is None
+
+
+def test_loads_or_gives_the_default_for_missing_damaged_or_misshapen_text():
+    assert untrusted_json.loads_or(None, {"x": 1}) == {"x": 1}
+    assert untrusted_json.loads_or("{not json", []) == []
+    assert untrusted_json.loads_or("[1, 2]", {}, what="a column") == {}  # a list where an object belongs
+    assert untrusted_json.loads_or("[1, 2]", None, expect=list) == [1, 2]
+    assert untrusted_json.loads_or('{"a": NaN}', "refused") == "refused"
+    assert untrusted_json.loads_or('{"a": NaN}', None, allow_nan=True)["a"] != 0

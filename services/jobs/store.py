@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services import untrusted_json
 from services.errors import UserFacingError
 
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED = (
@@ -115,11 +116,9 @@ class JobState:
 def _loads(text: str | None, default: Any) -> tuple[Any, bool]:
     if text is None:
         return default, True
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError):
-        return default, False
-    return (value, True) if isinstance(value, type(default)) else (default, False)
+    missing = object()
+    value = untrusted_json.loads_or(text, missing, what="a job column", expect=type(default), allow_nan=True)
+    return (default, False) if value is missing else (value, True)
 
 
 def _state(row: sqlite3.Row) -> JobState:

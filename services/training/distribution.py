@@ -8,8 +8,8 @@
 
 from __future__ import annotations
 
-import json
 
+from services import untrusted_json
 from services.config import get_settings
 from services.errors import UserFacingError
 from services.runtime import tensorflow
@@ -21,7 +21,7 @@ def cluster_task() -> tuple[str, int] | None:
     if not raw:
         return None
     try:
-        task = json.loads(raw)["task"]
+        task = untrusted_json.loads(raw, what="TF_CONFIG")["task"]
         return str(task["type"]), int(task.get("index", 0))
     except (ValueError, KeyError, TypeError) as error:
         raise UserFacingError(f"TF_CONFIG is not valid JSON with a 'task' entry: {error}") from error
@@ -31,7 +31,7 @@ def is_chief() -> bool:
     task = cluster_task()
     if task is None:
         return True
-    cluster = json.loads(get_settings().tf_config).get("cluster", {})
+    cluster = untrusted_json.loads(get_settings().tf_config, what="TF_CONFIG").get("cluster", {})
     kind, index = task
     return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
 

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from services import untrusted_json
 from services.errors import UserFacingError
 
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED, DIVERGED = (
@@ -103,11 +104,9 @@ def run_from_row(row) -> Run:
     damaged = []
     for key in JSON_FIELDS:
         empty = JSON_DEFAULTS[key]
-        try:
-            value = json.loads(values.get(key) or json.dumps(empty()))
-        except (TypeError, ValueError):
-            value = None
-        if not isinstance(value, empty):
+        value = untrusted_json.loads_or(values.get(key) or json.dumps(empty()), None, what=key, expect=empty,
+                                        allow_nan=True)
+        if value is None:
             damaged.append(key)
             value = empty()
         values[key] = value

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from services import untrusted_json
 from services.config import get_settings
 from services.errors import UserFacingError
 from services.training.run_database import RunDatabase
@@ -119,11 +120,8 @@ class RunStore(RunDatabase):
         row = connection.execute("SELECT summary FROM runs WHERE id = ?", (check_run_id(run_id),)).fetchone()
         if row is None:
             raise RunNotFound(f"There is no run {run_id}.")
-        try:
-            summary = json.loads(row[0] or "{}")
-        except ValueError:
-            summary = {}
-        merged = json.dumps({**(summary if isinstance(summary, dict) else {}), **values}, default=str)
+        summary = untrusted_json.loads_or(row[0] or "{}", {}, what="the summary", allow_nan=True)
+        merged = json.dumps({**summary, **values}, default=str)
         if max_bytes is not None and len(merged) > max_bytes:
             raise ValueError(f"the run's summary would exceed {max_bytes:,} bytes")
         connection.execute("UPDATE runs SET summary = ? WHERE id = ?", (merged, run_id))
