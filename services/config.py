@@ -73,6 +73,13 @@ def env_int(name: str, default: int) -> int:
         raise UserFacingError(f"the setting {name}={raw!r} is not a whole number; fix or unset it.") from None
 
 
+def one_tensorflow_process() -> bool:
+    """At most one TensorFlow process alive at a time (``DASHBOARD_ONE_TENSORFLOW_PROCESS``; on
+    under the cloud profile): the job runner stops the model service before a TensorFlow job
+    starts, and the model service is not started while a TensorFlow job runs (pages say so)."""
+    return env_flag("DASHBOARD_ONE_TENSORFLOW_PROCESS", profile_default(False, True))
+
+
 @dataclass(frozen=True)
 class Settings:
     data_root: Path

@@ -31,7 +31,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services import run_layout
+from services import processes, run_layout
+from services.config import one_tensorflow_process
 from services.jobs import store as job_store
 from services.jobs.kinds import KINDS, RESOURCES, TENSORFLOW
 from services.jobs.limits import resource_limits, runner_idle_seconds, stale_seconds, warm_worker_enabled
@@ -144,6 +145,8 @@ class Runner:
             if job_id is None:
                 return
             self.last_busy = time.monotonic()
+            if resource == TENSORFLOW and one_tensorflow_process():
+                self._stop_model_service()
             if warm is not None:
                 warm.job_id = job_id
                 self.store.set_pid(job_id, warm.process.pid)
@@ -154,6 +157,14 @@ class Runner:
                     pass  # it died just now: _reap records the failure
             else:
                 self._spawn(["--job", job_id], resource, warm=False, job_id=job_id)
+
+    def _stop_model_service(self) -> None:
+        """End this data root's model service (it exits cleanly on SIGTERM), so the TensorFlow job
+        about to start is the only TensorFlow process; the next page that needs the service
+        after the job starts it again."""
+        found = processes.find(self.jobs_dir.parent, (processes.MODEL_SERVICE,))
+        if found:
+            processes.end(found, timeout=10.0)
 
     def _reap(self) -> None:
         for pid, worker in list(self.workers.items()):
