@@ -214,21 +214,29 @@ def _free_port() -> int:
 
 
 class StreamlitServer:
-    def __init__(self, data_dir: Path, log_path: Path, extra_args: Sequence[str] = ()):
-        """``extra_args``: more ``streamlit run`` options (e.g. ``--secrets.files``)."""
+    def __init__(self, data_dir: Path, log_path: Path, extra_args: Sequence[str] = (), *,
+                 checkout: Path | None = None):
+        """``extra_args``: more ``streamlit run`` options (e.g. ``--secrets.files``). With
+        ``checkout`` (a fresh clone): exactly ``streamlit run dashboard/app.py`` in it, as
+        Streamlit Community Cloud starts it (server options as ``STREAMLIT_*`` variables), on its
+        default data root ``<checkout>/data`` (``data_dir`` must be that)."""
         self.data_dir = data_dir
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "DASHBOARD_DATA_DIR": str(data_dir), "DASHBOARD_OFFLINE": "1",
                "PYTHONUNBUFFERED": "1"}
+        options = ["--server.port", str(self.port), "--server.address", "127.0.0.1",
+                   "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                   "--server.fileWatcherType", "none", *extra_args]
+        command = [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), *options]
+        if checkout is not None:
+            del env["DASHBOARD_DATA_DIR"]
+            env.update({f"STREAMLIT_{name[2:].replace('.', '_').upper()}": value
+                        for name, value in zip(options[::2], options[1::2])})
+            command = [str(Path(sys.executable).parent / "streamlit"), "run", "dashboard/app.py"]
         self._log = open(log_path, "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
-             "--server.port", str(self.port), "--server.address", "127.0.0.1",
-             "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none", *extra_args],
-            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
+        self.process = subprocess.Popen(command, cwd=checkout or REPO, env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT)
         self._wait_healthy()
 
     def _wait_healthy(self, timeout: float = 60.0) -> None:
