@@ -23,7 +23,6 @@ from services.images import encode_png
 from services.metrics.honesty import headline, leakage_badge, leakage_of, weak_model
 from services.tissuemap import detail, kather_large, outputs, tsr
 from services.tissuemap.grid import MAX_OVERLAP
-from services.tissuemap.job import OUTPUT_DIR
 from services.tissuemap.maps import has_background
 from services.tissuemap.models import KATHER_FIELD_UM, KATHER_MPP, best_held_out, onnx_choice
 from services.tissuemap.reader import MPP_RANGE
@@ -302,7 +301,7 @@ def detail_panel(state, tissue_map, layer: str, opacity: float, visible: list[st
 
 
 def result_panel(state) -> None:
-    folder = manager.job_dir(state.id) / OUTPUT_DIR
+    folder = ui.map_output(manager, state)
     if not (folder / "map.json").is_file():
         st.warning("This map's files are missing.")
         return
@@ -401,7 +400,7 @@ with setup:
                     run_every=1.0 if started.active else None)()
 
 with results:
-    jobs = manager.list(kind=KIND)
+    jobs = ui.map_jobs(manager, KIND)
     if not jobs:
         st.info("No maps yet: choose an image and a model under **New map** and press Start.")
     else:
