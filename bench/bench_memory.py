@@ -65,6 +65,7 @@ def measure(profile: str, journey: str, idle_s: float, browser, log_dir: Path, f
                 context = browser.new_context(viewport={"width": 1400, "height": 1000})
                 page = context.new_page()
                 page.set_default_timeout(120_000)
+                failed = None
                 if journey == "tour":
                     def after_page(title: str) -> None:
                         nonlocal server_max
@@ -75,7 +76,12 @@ def measure(profile: str, journey: str, idle_s: float, browser, log_dir: Path, f
 
                     open_every_page(page, server.url, after_page)
                 else:
-                    demo_journey(page, server, fixtures, sampler)
+                    try:
+                        demo_journey(page, server, fixtures, sampler)
+                    except Exception as error:  # the figures so far still count; say where it stopped
+                        failed = f"{sampler.current}: {type(error).__name__}: {str(error).splitlines()[0]}"
+                        print(f"{label:12} FAILED at {failed}", flush=True)
+                        page.screenshot(path=str(log_dir / f"bench-memory-{profile}-{journey}-failed.png"))
                 context.close()
                 sampler.step("idle")
                 time.sleep(idle_s)
@@ -90,7 +96,8 @@ def measure(profile: str, journey: str, idle_s: float, browser, log_dir: Path, f
         finally:
             server.stop()
         most = max((len(peak.tensorflow) for step, peak in sampler.peaks.items() if step != "idle"), default=0)
-        return {"peak": max(steps.values()), "idle": idle.total_mib, "server_max": server_max, "tensorflow_max": most}
+        return {"peak": max(steps.values()), "idle": idle.total_mib, "server_max": server_max, "tensorflow_max": most,
+                "failed": failed}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     for journey in args.journeys:
         for key, title in rows:
             print(f"{journey:8} {title:36}" + "".join(f"{results[p, journey][key]:10.0f}" for p in args.profiles))
+    for (profile, journey), figures in results.items():
+        if figures["failed"]:
+            print(f"{profile}/{journey} did not complete (figures up to there): {figures['failed']}")
     return 0
 
 

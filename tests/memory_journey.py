@@ -148,10 +148,17 @@ def gradcam_of_a_tile(page, timeout_s: float = 300) -> None:
     chart.scroll_into_view_if_needed()
     markers = chart.locator(".scatterlayer path.point")
     markers.nth(0).wait_for(state="attached")
-    tile = markers.nth(markers.count() // 2).bounding_box()
-    page.mouse.click(tile["x"] + tile["width"] / 2, tile["y"] + tile["height"] / 2)
-    wait_for_app(page)
-    page.get_by_text("Tile at x").first.wait_for(timeout=60_000)
+    for attempt in range(3):  # a late rerun can redraw the chart under the click: click again
+        tile = markers.nth(markers.count() // 2).bounding_box()
+        page.mouse.click(tile["x"] + tile["width"] * 0.3, tile["y"] + tile["height"] * 0.3)
+        wait_for_app(page)
+        try:
+            page.get_by_text("Tile at x").first.wait_for(timeout=20_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+            chart.scroll_into_view_if_needed()
     page.get_by_role("button", name="Grad-CAM").click()
     page.get_by_text("Grad-CAM (predicted class)").first.wait_for(timeout=timeout_s * 1000)
     wait_for_app(page)
