@@ -165,11 +165,14 @@ class _FolderHandler(http.server.SimpleHTTPRequestHandler):
         if self.stats["ranges"]:
             self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
+        rate, began = self.stats.get("bytes_per_s"), time.monotonic()
         try:
             for offset in range(start, end + 1, 1 << 16):
                 block = data[offset:min(end + 1, offset + (1 << 16))]
                 self.wfile.write(block)
                 self.stats["bytes"] += len(block)
+                if rate:  # a connection of this bandwidth: never ahead of ``rate`` bytes per second
+                    time.sleep(max(0.0, began + (offset - start + len(block)) / rate - time.monotonic()))
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client read what it wanted and closed
 
@@ -192,11 +195,12 @@ class FolderServer:
 
 
 @contextlib.contextmanager
-def serve_folder(folder: Path, *, ranges: bool = True) -> Iterator[FolderServer]:
+def serve_folder(folder: Path, *, ranges: bool = True, bytes_per_s: float | None = None) -> Iterator[FolderServer]:
     """A local HTTP server on 127.0.0.1 serving ``folder`` (for download tests); ``ranges=False``
-    answers every request with the whole file, like a server without range support."""
+    answers every request with the whole file, like a server without range support;
+    ``bytes_per_s`` limits each answer to that bandwidth (benchmarks of a normal connection)."""
     headers: list[str | None] = []
-    stats = {"bytes": 0, "requests": [], "ranges": ranges}
+    stats = {"bytes": 0, "requests": [], "ranges": ranges, "bytes_per_s": bytes_per_s}
     handler = type("Handler", (_FolderHandler,), {"range_headers": headers, "stats": stats})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(folder)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
