@@ -40,6 +40,8 @@ class MemorySampler:
     def __init__(self, data_root: Path, server_pid: int, interval_s: float = 0.5):
         self.data_root, self.server_pid, self.interval_s = data_root, server_pid, interval_s
         self.peaks: dict[str, StepPeak] = {}
+        self.server_peak_mib = 0.0
+        """The web server's own largest PSS in any sample."""
         self.current = "start"
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -68,7 +70,9 @@ class MemorySampler:
         now = StepPeak(processes.total_bytes(usages) / MIB,
                        {f"{u.role} {u.pid}": (u.bytes or 0) / MIB for u in usages},
                        [f"{u.role} {u.pid}" for u in usages if processes.loaded_tensorflow(u.pid)])
+        server = (usages[0].bytes or 0) / MIB if usages else 0.0  # app_usage lists the server first
         with self._lock:
+            self.server_peak_mib = max(self.server_peak_mib, server)
             peak = self.peaks.setdefault(self.current, StepPeak())
             if now.total_mib > peak.total_mib:
                 peak.total_mib, peak.processes = now.total_mib, now.processes
