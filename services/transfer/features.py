@@ -114,7 +114,7 @@ def save(key: FeatureKey, features: np.ndarray, labels: np.ndarray, paths: list[
     data_path, meta_path = _paths(key)
     data_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = data_path.with_name(f".{data_path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(temporary, features=features.astype(np.float32, copy=False), labels=labels.astype(np.int32),
+    np.savez(temporary, features=features.astype(np.float32), labels=labels.astype(np.int32),
              paths=np.array(paths, dtype=str))
     os.replace(temporary, data_path)
     meta = {**asdict(key), "digest": key.digest, "shape": list(features.shape), "count": len(paths),
@@ -151,20 +151,17 @@ def extract(backbone, preprocess: Callable, frame: pd.DataFrame, *, image_size: 
     dataset = make_tf_dataset(frame, image_size=tuple(image_size), batch_size=batch_size, shuffle=False,
                               augment=False, scale="raw", cache=False)
     dataset = dataset.map(lambda images, labels: preprocess(images)).prefetch(2)
-    features, done = None, 0  # filled in place: no list of batches concatenated (twice the memory)
+    outputs, done = [], 0
     for images in dataset:
         if should_stop is not None and should_stop():
             raise StopRequested()
-        batch = np.asarray(backbone.predict_on_batch(images), dtype=np.float32)
-        if features is None:
-            features = np.empty((len(frame), *batch.shape[1:]), np.float32)
-        features[done:done + len(batch)] = batch
-        done += len(batch)
+        outputs.append(np.asarray(backbone.predict_on_batch(images)))
+        done += int(images.shape[0])
         if progress is not None:
             progress(done, len(frame))
-    if features is None:
+    if not outputs:
         raise UserFacingError("the split has no images to extract features from.")
-    return features[:done]
+    return np.concatenate(outputs)
 
 
 class StopRequested(Exception):
