@@ -8,7 +8,10 @@ root of its own is driven by headless Chromium:
   3 epochs, map the demo mosaic, a Grad-CAM, a fast style transfer, a detection on TensorFlow;
   needs ``../shared/fixtures`` for the Magenta files and the photo); the memory is sampled twice
   a second, and each step's peak is printed with the processes at that peak and the most
-  processes that had TensorFlow loaded at one time.
+  processes that had TensorFlow loaded at one time;
+- ``sessions``: four visitors in a row, each in a browser context of its own, open every page
+  and run one detection on OpenCV (in the web server); the web server's PSS after each visitor
+  (what the server keeps per session or per model shows as growth).
 
 Then the browser closes and, after ``--idle-s`` seconds (the profile's own idle exits apply: 60 s
 under ``cloud``), the processes still alive are measured once more (the issue's figure is
@@ -35,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from services import processes  # noqa: E402
 
 MIB = 2**20
-JOURNEYS = ("tour", "demo")
+JOURNEYS = ("tour", "demo", "sessions")
+SESSIONS = 4
 
 
 def print_step(label: str, step: str, total: float, usage: dict[str, float], tensorflow: list[str] = ()) -> None:
@@ -75,6 +79,22 @@ def measure(profile: str, journey: str, idle_s: float, browser, log_dir: Path, f
                         print_step(label, title, now.total_mib, now.processes, now.tensorflow)
 
                     open_every_page(page, server.url, after_page)
+                elif journey == "sessions":
+                    from tests.memory_journey import detect_on_opencv
+
+                    for number in range(1, SESSIONS + 1):
+                        if number > 1:
+                            context.close()
+                            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                            page = context.new_page()
+                            page.set_default_timeout(120_000)
+                        open_every_page(page, server.url)
+                        detect_on_opencv(page, server.url, fixtures / "darknet" / "dog.jpg")
+                        now = sampler.sample()
+                        steps[f"visitor {number}"] = now.total_mib
+                        server_max = max(server_max, now.processes.get(server_key, 0.0))
+                        print_step(label, f"visitor {number} (web server {now.processes.get(server_key, 0):.0f})",
+                                   now.total_mib, now.processes, now.tensorflow)
                 else:
                     try:
                         demo_journey(page, server, fixtures, sampler)
@@ -111,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.conftest import CHROMIUM, REPO, SHARED_FIXTURES
 
-    if "demo" in args.journeys and not SHARED_FIXTURES.is_dir():
-        parser.error(f"the demo journey needs {SHARED_FIXTURES} (Magenta files, a photo)")
+    if {"demo", "sessions"} & set(args.journeys) and not SHARED_FIXTURES.is_dir():
+        parser.error(f"the demo and sessions journeys need {SHARED_FIXTURES} (Magenta files, a photo)")
     log_dir = REPO / "build" / "bench"
     log_dir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start", flush=True)

@@ -185,6 +185,15 @@ def detect_on_tensorflow(page, url: str, photo: Path, timeout_s: float = 300) ->
     wait_for_app(page)
 
 
+def detect_on_opencv(page, url: str, photo: Path, timeout_s: float = 300) -> None:
+    """A detection in the web server itself (the default backend of Darknet models)."""
+    _open(page, f"{url}/detector")
+    uploader = page.locator("[data-testid='stFileUploader']").filter(has_text="Photos to detect on")
+    uploader.locator("input[type='file']").set_input_files(str(photo))
+    page.get_by_text(re.compile(r"^\d+ detections · ")).first.wait_for(timeout=timeout_s * 1000)
+    wait_for_app(page)
+
+
 def demo_journey(page, server, shared_fixtures: Path, sampler: MemorySampler) -> None:
     """The six steps, each measured as a step of ``sampler``; every page left clean."""
     url = server.url
