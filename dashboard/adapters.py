@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from services import lifetime
+from services import disk_marker, lifetime
 from services.access import Actor
 from services.config import get_settings
 from services.jobs import JobManager
@@ -24,6 +24,17 @@ def _app_lifetime(data_root: str) -> bool:
     lifetime.app_started(Path(data_root))
     lifetime.stop_at_exit(Path(data_root))
     return True
+
+
+@st.cache_resource(show_spinner=False)
+def _root_start(data_root: str) -> disk_marker.RootStart:
+    return disk_marker.note_start(Path(data_root))
+
+
+def root_start() -> disk_marker.RootStart:
+    """Whether this server found the data root empty (new or wiped), noted once per server process
+    before anything else writes into it (``dashboard/app.py`` asks first)."""
+    return _root_start(str(get_settings().data_root))
 
 
 def app_lifetime() -> None:

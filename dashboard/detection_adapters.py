@@ -8,6 +8,8 @@ module is the ``backends`` of :mod:`services.detection.inference`, which dispatc
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import streamlit as st
 
@@ -30,11 +32,15 @@ def _cache_key() -> str:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _darknet_model(key: str, cache_dir: str, fingerprint: tuple | None) -> DarknetModel:
-    return registry.load_model(key)
+    # The weights file is checked in full on loading; the server keeps none of its values
+    # (``weights=None``): OpenCV reads the file itself and TensorFlow runs in the model service.
+    # Holding them cost the file's size again (yolov3: 248 MB) beside OpenCV's own copy.
+    return dataclasses.replace(registry.load_model(key), weights=None)
 
 
 def darknet_model(key: str) -> DarknetModel:
-    """The Darknet model ``key`` (cfg, weights, names; no TensorFlow), loaded once per file."""
+    """The Darknet model ``key`` (cfg, names, paths; no weight values, no TensorFlow), loaded and
+    checked once per file."""
     return _darknet_model(key, _cache_key(), registry.model_fingerprint(key))
 
 

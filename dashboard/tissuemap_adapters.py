@@ -11,8 +11,10 @@ import numpy as np
 import streamlit as st
 
 from services.config import get_settings
+from services.demo import results as demo_results
 from services.datasets.naming import safe_name
 from services.errors import BadImage, UserFacingError
+from services.jobs import kinds
 from services.tissuemap import detail, reader, tissue
 from services.tissuemap import job as map_job
 from services.tissuemap.grid import Grid, cell_coverage, tiles_in_tissue
@@ -34,6 +36,18 @@ class Preview:
     factor: int
     suggested_threshold: int
     notes: tuple[str, ...] = ()
+
+
+def map_jobs(manager, kind: str) -> list:
+    """The tissue-map jobs (``kind``) and the real-tissue demo's finished maps, newest first."""
+    return sorted([*manager.list(kind=kind), *demo_results.map_jobs(manager)], key=lambda job: job.created,
+                  reverse=True)
+
+
+def map_output(manager, state) -> Path:
+    """The folder holding a listed map's files (a demo job keeps its map one level down)."""
+    inside = demo_results.MAP_OUTPUT if state.kind == kinds.REAL_TISSUE_DEMO else map_job.OUTPUT_DIR
+    return manager.job_dir(state.id) / inside
 
 
 @st.cache_data(show_spinner="Reading the image…", max_entries=6)

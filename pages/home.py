@@ -1,13 +1,17 @@
 """Home: where to start, what works with the files present, who can use the dashboard, and the
 compute device. Renders in well under a second: nothing here imports TensorFlow."""
 
+import time
+
 import streamlit as st
 
 from dashboard import auth
+from dashboard.adapters import root_start
 from dashboard.demo_widget import real_tissue_demo
 from dashboard.pages_registry import PAGES, page
 from dashboard.widgets import md
 from services import readiness, runtime
+from services.config import CLOUD, get_settings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 START_HERE = (
@@ -88,6 +92,26 @@ def _access() -> None:
                    "(`.streamlit/secrets.toml.example`) or listen on 127.0.0.1.", icon=":material/lock_open:")
 
 
+def _temporary_disk() -> None:
+    """Under the cloud profile the data root is on a disk that a restart empties: say when it
+    started empty, and what that means."""
+    if get_settings().profile != CLOUD:
+        return
+    start = root_start()
+    since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(start.since))
+    if start.fresh:
+        st.info(f"**This app's disk was empty when it started ({since}).** It runs on a temporary disk "
+                "(Streamlit Community Cloud resets it when the app restarts, sleeps or is redeployed), so "
+                "training runs, tissue maps, jobs, uploads, imported datasets and downloaded weights from "
+                "before then are gone. The synthetic demo set is generated again when a page needs it; "
+                "weights and datasets download again on first use (internet needed). Download what you "
+                "want to keep (reports, CSVs, GeoJSON, models) from the pages.", icon=":material/restart_alt:")
+    else:
+        st.caption(f":material/save: Data kept since {since} on a temporary disk: a restart of the app "
+                   "empties it (download what you want to keep).")
+
+
+_temporary_disk()
 _banner(readiness.readiness())
 _start_here()
 real_tissue_demo()

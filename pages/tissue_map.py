@@ -257,7 +257,7 @@ def detail_panel(state, tissue_map, layer: str, opacity: float, visible: list[st
 
 
 def result_panel(state) -> None:
-    folder = manager.job_dir(state.id) / map_job.OUTPUT_DIR
+    folder = ui.map_output(manager, state)
     if not (folder / META_FILE).is_file():
         st.warning("This map's files are missing.")
         return
@@ -343,7 +343,7 @@ with setup:
         live_job(manager, st.session_state["tm_started"], "tm-start-stop")
 
 with results:
-    jobs = manager.list(kind=kinds.TISSUE_MAP)
+    jobs = ui.map_jobs(manager, kinds.TISSUE_MAP)
     if not jobs:
         st.info("No maps yet: choose an image and a model under **New map** and press Start.")
     else:

@@ -50,6 +50,8 @@ class Env:
     JOB_STALE_S = "DASHBOARD_JOB_STALE_S"
     SERVICE_IDLE_S = "DASHBOARD_SERVICE_IDLE_S"
     SERVICE_MODELS = "DASHBOARD_SERVICE_MODELS"
+    ONE_TENSORFLOW_PROCESS = "DASHBOARD_ONE_TENSORFLOW_PROCESS"
+    OPENCV_WINOGRAD = "DASHBOARD_OPENCV_WINOGRAD"
     MAP_MODELS_KEPT = "DASHBOARD_MAP_MODELS_KEPT"
     REUSED_WORKER_MAX_MB = "DASHBOARD_REUSED_WORKER_MAX_MB"
     DARKNET_MAX_LAYERS = "DASHBOARD_DARKNET_MAX_LAYERS"
@@ -278,6 +280,16 @@ class Settings(DataLayout):
     service_idle_s: float = 1800.0
     """The model service exits after this long without a request (``DASHBOARD_SERVICE_IDLE_S``; cloud: 60)."""
     service_models: int = 6
+    one_tensorflow_process: bool = False
+    """At most one TensorFlow process alive at a time (``DASHBOARD_ONE_TENSORFLOW_PROCESS``; on
+    under the cloud profile): the job runner stops the model service before a TensorFlow job
+    starts, and the model service is not started while a TensorFlow job runs (pages say so)."""
+    opencv_winograd: bool = False
+    """OpenCV's Winograd convolutions for Darknet models in the web server
+    (``DASHBOARD_OPENCV_WINOGRAD``, default off): on, a 3x3 convolution runs about 1.5x faster but
+    the first inference repacks the weights into buffers the net keeps (yolov3-tiny at 416 px:
+    about +260 MiB instead of +80 MiB, per cached model), which breaks the web server's memory
+    budget."""
     """Models the model service keeps loaded (``DASHBOARD_SERVICE_MODELS``)."""
     darknet_max_layers: int = 1000
     """Darknet cfgs with more layers are refused (``DASHBOARD_DARKNET_MAX_LAYERS``; a value that is
@@ -374,6 +386,8 @@ def get_settings() -> Settings:
         job_stale_s=float(env_int(Env.JOB_STALE_S, 30)),
         service_idle_s=float(env_int(Env.SERVICE_IDLE_S, 60 if cloud else 1800)),
         service_models=env_int(Env.SERVICE_MODELS, 6),
+        one_tensorflow_process=env_flag(Env.ONE_TENSORFLOW_PROCESS, cloud),
+        opencv_winograd=env_flag(Env.OPENCV_WINOGRAD, False),
         map_models_kept=max(0, env_int(Env.MAP_MODELS_KEPT, 0 if cloud else 2)),
         reused_worker_max_mb=env_int(Env.REUSED_WORKER_MAX_MB, 3072),
         darknet_max_layers=env_positive_int(Env.DARKNET_MAX_LAYERS, 1000),

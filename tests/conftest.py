@@ -165,11 +165,14 @@ class _FolderHandler(http.server.SimpleHTTPRequestHandler):
         if self.stats["ranges"]:
             self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
+        rate, began = self.stats.get("bytes_per_s"), time.monotonic()
         try:
             for offset in range(start, end + 1, 1 << 16):
                 block = data[offset:min(end + 1, offset + (1 << 16))]
                 self.wfile.write(block)
                 self.stats["bytes"] += len(block)
+                if rate:  # a connection of this bandwidth: never ahead of ``rate`` bytes per second
+                    time.sleep(max(0.0, began + (offset - start + len(block)) / rate - time.monotonic()))
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client read what it wanted and closed
 
@@ -192,11 +195,12 @@ class FolderServer:
 
 
 @contextlib.contextmanager
-def serve_folder(folder: Path, *, ranges: bool = True) -> Iterator[FolderServer]:
+def serve_folder(folder: Path, *, ranges: bool = True, bytes_per_s: float | None = None) -> Iterator[FolderServer]:
     """A local HTTP server on 127.0.0.1 serving ``folder`` (for download tests); ``ranges=False``
-    answers every request with the whole file, like a server without range support."""
+    answers every request with the whole file, like a server without range support;
+    ``bytes_per_s`` limits each answer to that bandwidth (benchmarks of a normal connection)."""
     headers: list[str | None] = []
-    stats = {"bytes": 0, "requests": [], "ranges": ranges}
+    stats = {"bytes": 0, "requests": [], "ranges": ranges, "bytes_per_s": bytes_per_s}
     handler = type("Handler", (_FolderHandler,), {"range_headers": headers, "stats": stats})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(folder)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -214,21 +218,29 @@ def _free_port() -> int:
 
 
 class StreamlitServer:
-    def __init__(self, data_dir: Path, log_path: Path, extra_args: Sequence[str] = ()):
-        """``extra_args``: more ``streamlit run`` options (e.g. ``--secrets.files``)."""
+    def __init__(self, data_dir: Path, log_path: Path, extra_args: Sequence[str] = (), *,
+                 checkout: Path | None = None):
+        """``extra_args``: more ``streamlit run`` options (e.g. ``--secrets.files``). With
+        ``checkout`` (a fresh clone): exactly ``streamlit run dashboard/app.py`` in it, as
+        Streamlit Community Cloud starts it (server options as ``STREAMLIT_*`` variables), on its
+        default data root ``<checkout>/data`` (``data_dir`` must be that)."""
         self.data_dir = data_dir
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "DASHBOARD_DATA_DIR": str(data_dir), "DASHBOARD_OFFLINE": "1",
                "PYTHONUNBUFFERED": "1"}
+        options = ["--server.port", str(self.port), "--server.address", "127.0.0.1",
+                   "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                   "--server.fileWatcherType", "none", *extra_args]
+        command = [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), *options]
+        if checkout is not None:
+            del env["DASHBOARD_DATA_DIR"]
+            env.update({f"STREAMLIT_{name[2:].replace('.', '_').upper()}": value
+                        for name, value in zip(options[::2], options[1::2])})
+            command = [str(Path(sys.executable).parent / "streamlit"), "run", "dashboard/app.py"]
         self._log = open(log_path, "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
-             "--server.port", str(self.port), "--server.address", "127.0.0.1",
-             "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none", *extra_args],
-            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
+        self.process = subprocess.Popen(command, cwd=checkout or REPO, env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT)
         self._wait_healthy()
 
     def _wait_healthy(self, timeout: float = 60.0) -> None:

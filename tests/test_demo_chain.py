@@ -67,13 +67,33 @@ def test_the_chain_completes_fetching_one_member_by_range_requests(served, data_
         assert "held-out test accuracy" in report and f"n = {calibrated['test_n']}" in report
         assert "Calibration" in report  # the run's temperature, applied to the map's probabilities
         assert result["map"]["tiles"] > 0 and result["map"]["areas"]
-        # a second run reuses every file: nothing is downloaded again
-        before = len(server.stats["requests"])
-        again = run_inline("real-tissue-demo", FAST, data_root / "jobs" / "demo2")
+        # a second run reuses every file (nothing is downloaded again) and the finished run, its
+        # calibration and its map: no training
+        before, runs = len(server.stats["requests"]), len(RunStore().list_runs())
+        again = run_inline("real-tissue-demo", {**FAST, "reuse": job_id}, data_root / "jobs" / "demo2")
         assert again.status == "finished", again.error
         assert len(server.stats["requests"]) == before
         assert again.result["image"]["method"] == "already there"
+        assert again.result["reused_from"] == job_id and again.result["run_id"] == result["run_id"]
+        assert len(RunStore().list_runs()) == runs, "nothing trained again"
+        assert (data_root / "jobs" / "demo2" / again.result["map"]["folder"] / "overlay.png").is_file()
+        other = run_inline("real-tissue-demo", {**FAST, "epochs": 3, "reuse": job_id}, data_root / "jobs" / "demo3")
+        assert other.status == "finished" and other.result["reused_from"] is None  # other settings: trained anew
+        assert other.result["run_id"] != result["run_id"]
     _home_opens_the_finished_result(data_root, job_id, result)
+    _the_tissue_map_page_lists_the_demo_map(data_root, job_id, result)
+
+
+def _the_tissue_map_page_lists_the_demo_map(data_root, job_id: str, result: dict) -> None:
+    """The demo's map is a tissue map: listed on the Tissue map page with its areas and ratio."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(REPO / "pages" / "tissue_map.py"), default_timeout=60).run()
+    assert not app.exception, app.exception
+    picker = next(box for box in app.selectbox if box.label == "Map")
+    labels = list(picker.options)  # AppTest holds the shown labels
+    assert any(label.startswith(f"Real-tissue demo · map of {demo_helpers.FIRST_IMAGE}") for label in labels), labels
+    assert any("Tumour-stroma ratio" in m.value for m in app.markdown)
 
 
 def _home_opens_the_finished_result(data_root, job_id: str, result: dict) -> None:

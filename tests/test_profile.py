@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from services import config
+from services import config, disk_marker
 from services.errors import UserFacingError
 from services.jobs import limits
 from services.model_service import server
@@ -83,3 +83,41 @@ def test_the_system_page_under_cloud_asks_tensorflow_only_after_the_toggle(data_
     assert app.toggle(key="sys_devices").value is False
     assert not processes.find(data_root, roles=(processes.MODEL_SERVICE,))
     assert any("Processes of the app" in header.value for header in app.subheader)
+
+
+def test_the_data_root_marker_tells_a_fresh_disk_from_a_kept_one(tmp_path):
+    root = tmp_path / "data"
+    first = disk_marker.note_start(root)
+    assert first.fresh and (root / disk_marker.MARKER).is_file()
+    again = disk_marker.note_start(root)
+    assert not again.fresh and again.since == first.since
+    (root / disk_marker.MARKER).write_text('{"since": "garbage"')
+    assert not disk_marker.note_start(root).fresh  # damaged, but the disk was kept
+
+
+def _home(data_root, clean_env, profile: str):
+    from streamlit.testing.v1 import AppTest
+
+    clean_env.setenv("DASHBOARD_PROFILE", profile)
+    app = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py"),
+                            default_timeout=30).run()
+    assert not app.exception
+    return app
+
+
+def test_home_says_when_the_cloud_disk_started_empty(data_root, clean_env):
+    fresh = _home(data_root, clean_env, "cloud")
+    assert any("disk was empty when it started" in box.value for box in fresh.info)
+
+
+def test_home_under_cloud_with_a_kept_disk_only_notes_since_when(data_root, clean_env):
+    disk_marker.note_start(data_root)  # a previous server wrote the marker
+    kept = _home(data_root, clean_env, "cloud")
+    assert not any("disk was empty" in box.value for box in kept.info)
+    assert any("Data kept since" in caption.value for caption in kept.caption)
+
+
+def test_home_under_lab_says_nothing_about_the_disk(data_root, clean_env):
+    lab = _home(data_root, clean_env, "lab")
+    assert not any("disk was empty" in box.value for box in lab.info)
+    assert not any("Data kept since" in caption.value for caption in lab.caption)

@@ -15,13 +15,18 @@
 
 Each step's outcome is kept in ``demo.json`` in the job folder, so a resumed (or killed and
 resumed) job continues with the first unfinished step; every step also reuses what is on disk
-(downloads, extracted data, cached features, the split). Offline, missing files are named with
-where to put them before anything starts.
+(downloads, extracted data, cached features, the split). A new demo job started after a finished
+one (``params["reuse"]``: that job's id) takes over its run, calibration and map while they are
+still there and were made with the same settings and image (:func:`reusable_steps`), so it ends
+at once instead of training again. Offline, missing files are named with where to put them
+before anything starts.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -277,7 +282,49 @@ def map_step(context: JobContext, run_id: str, image: str, labels: dict[str, str
               "model": choice.to_params(), "mpp": kather_large.MPP, "batch_size": 32}
     result = tissue_map_job(params, step_context(context, "map", "tissue map", folder))
     return {"tiles": result["tiles"], "areas": result["areas"], "tumour_stroma": result["tumour_stroma"],
-            "mpp": result["mpp"], "folder": f"{MAP_DIR}/{result['output']}"}
+            "mpp": result["mpp"], "folder": f"{MAP_DIR}/{result['output']}",
+            "params": {"image": params["image"], "model": params["model"], "mpp": params["mpp"]}}
+
+
+def settings_of(params: dict[str, Any]) -> dict[str, int]:
+    """What a reused result must have been made with."""
+    spec = experiment_spec(params)
+    return {"image_size": spec.image_size, "epochs": spec.epochs}
+
+
+def reusable_steps(context: JobContext, earlier_id: Any, image: dict) -> dict[str, Any]:
+    """The ``train``, ``calibrate`` and ``map`` outcomes of the earlier demo job ``earlier_id``
+    that still hold: its run is there and finished, it used this job's settings, and its map is of
+    the same image (the map's files are linked or copied into this job's folder). Anything else
+    (an unknown id, a damaged ``demo.json``, a deleted run): nothing is reused."""
+    from services.training.store import FINISHED as RUN_FINISHED, RunStore
+
+    if not isinstance(earlier_id, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", earlier_id):
+        return {}
+    earlier_dir = context.dir.parent / earlier_id
+    earlier = _load_state(earlier_dir)
+    done = earlier.get("done") if isinstance(earlier.get("done"), dict) else {}
+    if earlier_dir == context.dir or earlier.get("settings") != settings_of(context.params):
+        return {}
+    run_id = done.get("train")
+    run = RunStore().find_run(run_id) if isinstance(run_id, str) else None
+    if run is None or run.status != RUN_FINISHED or not isinstance(done.get("calibrate"), dict):
+        return {}
+    reused = {"train": run_id, "calibrate": done["calibrate"]}
+    mapped, was = done.get("map"), done.get("image")
+    if isinstance(mapped, dict) and isinstance(was, dict) and was.get("image") == image.get("image") \
+            and (earlier_dir / MAP_DIR).is_dir():
+        shutil.copytree(earlier_dir / MAP_DIR, context.dir / MAP_DIR, copy_function=_link_or_copy, dirs_exist_ok=True)
+        reused["map"] = mapped
+    return reused
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        Path(target).unlink(missing_ok=True)
+        Path(target).hardlink_to(source)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 # --- the job -------------------------------------------------------------------------------------
@@ -300,6 +347,7 @@ def demo_job(params: dict[str, Any], context: JobContext) -> dict[str, Any]:
     labels = provenance(found)
     state = _load_state(context.dir) if context.resumed else {}
     state.setdefault("done", {})
+    state["settings"] = settings_of(params)
     done: dict[str, Any] = state["done"]
     context.update_result(labels=labels, steps=list(done))
     check_offline()
@@ -316,9 +364,15 @@ def demo_job(params: dict[str, Any], context: JobContext) -> dict[str, Any]:
     run("weights", lambda: weights_step(context, found[WEIGHTS]))
     image = run("image", lambda: image_step(context, found[LARGER]))
     run("split", lambda: split_step(context))
+    if "reuse" in params and "train" not in done:
+        for name, value in reusable_steps(context, params["reuse"], image).items():
+            done.setdefault(name, value)
+        if "train" in done:
+            state["reused_from"] = params["reuse"]
+            _save_state(context.dir, state)
     run_id = run("train", lambda: train_step(context, state, labels))
     calibrated = run("calibrate", lambda: calibrate_step(context, run_id))
     mapped = run("map", lambda: map_step(context, run_id, image["image"], labels))
     context.progress(1.0, "done: the map and its report are ready")
     return {"labels": labels, "steps": list(done), "run_id": run_id, **{k: done[k] for k in done},
-            "map": mapped}
+            "map": mapped, "reused_from": state.get("reused_from")}

@@ -7,6 +7,7 @@ comes from the job store): every value is checked for its type before it is show
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ from services.demo.chain import MAP_DIR
 from services.jobs import kinds
 from services.jobs.store import FINISHED, JobState
 from services.tissuemap import job as map_job
+
+MAP_OUTPUT = f"{MAP_DIR}/{map_job.OUTPUT_DIR}"
+"""Where a demo job's map lies in its folder (what a tissue-map job keeps in ``OUTPUT_DIR``)."""
 
 TITLE = "Real-tissue demo: Kather 2016, MobileNetV2 strategy C, one mapped larger image"
 
@@ -30,14 +34,33 @@ def latest_finished(manager) -> JobState | None:
 
 
 def start_or_resume(manager) -> str:
-    """The demo job to follow: the active one, the newest unfinished one resumed, or a new one."""
+    """The demo job to follow: the active one, the newest unfinished one resumed, or a new one
+    (which takes over the last finished demo's run and map while they are still there)."""
     newest = latest(manager)
     if newest is not None and newest.active:
         return newest.id
     if newest is not None and newest.status in ("failed", "stopped", "interrupted"):
         manager.resume(newest.id)
         return newest.id
-    return manager.submit(kinds.REAL_TISSUE_DEMO, TITLE, {})
+    finished = latest_finished(manager)
+    return manager.submit(kinds.REAL_TISSUE_DEMO, TITLE, {"reuse": finished.id} if finished is not None else {})
+
+
+def map_jobs(manager) -> list[JobState]:
+    """The finished demo jobs whose map is still there, as the Tissue map page lists maps: titled
+    by their image, with the map's own result (areas, tumour-stroma ratio) and parameters (image,
+    model: the tile inspector's Grad-CAM) in place of the demo's."""
+    shown = []
+    for job in manager.list(kind=kinds.REAL_TISSUE_DEMO):
+        result = job.result if isinstance(job.result, dict) else {}
+        mapped = result.get("map") if isinstance(result.get("map"), dict) else {}
+        image = result.get("image") if isinstance(result.get("image"), dict) else {}
+        if job.status != FINISHED or mapped.get("folder") != MAP_OUTPUT:
+            continue
+        params = mapped.get("params") if isinstance(mapped.get("params"), dict) else {}
+        shown.append(dataclasses.replace(job, title=f"Real-tissue demo · map of {str(image.get('image'))[:80]}",
+                                         params=params, result=mapped))
+    return shown
 
 
 def _number(value: Any) -> float | None:

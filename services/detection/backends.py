@@ -17,6 +17,7 @@ import threading
 import cv2
 import numpy as np
 
+from services.config import get_settings
 from services.detection.decode import decode_head
 from services.detection.models import DarknetModel
 from services.errors import UserFacingError
@@ -114,6 +115,8 @@ class OpenCVDarknetBackend(DarknetBackend):
             self.net = cv2.dnn.readNetFromDarknet(str(model.cfg_path), str(model.weights_path))
         except cv2.error as error:
             raise UserFacingError(f"OpenCV could not load {model.cfg_path.name}: {opencv_reason(error)}.") from error
+        if hasattr(self.net, "enableWinograd"):  # OpenCV >= 4.7
+            self.net.enableWinograd(get_settings().opencv_winograd)
         # OpenCV puts a "permute_<index>" layer (NCHW -> NHWC) in front of each of its yolo
         # layers: its output is the head after the convolution's activation, which the
         # convolution's own output is not when that activation is not linear (new_coords models).

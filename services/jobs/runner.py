@@ -35,8 +35,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services import run_layout
-from services.config import child_environment
+from services import processes, run_layout
+from services.config import child_environment, get_settings
 from services.jobs import store as job_store
 from services.jobs import kinds
 from services.jobs.kinds import KINDS, RESOURCES, TENSORFLOW
@@ -175,6 +175,8 @@ class Runner:
             kind = KINDS.get(state.kind) if state else None
             reused = self._ready_worker(resource, reused=True) if kind and kind.reuses_worker else None
             warm = reused or warm
+            if resource == TENSORFLOW and get_settings().one_tensorflow_process:
+                self._stop_model_service()
             if warm is not None:
                 self._hand_over(warm, job_id)
             else:
@@ -189,6 +191,14 @@ class Runner:
             warm.process.stdin.flush()
         except OSError:
             pass  # it died just now: _reap records the failure
+
+    def _stop_model_service(self) -> None:
+        """End this data root's model service (it exits cleanly on SIGTERM), so the TensorFlow job
+        about to start is the only TensorFlow process; the next page that needs the service
+        after the job starts it again."""
+        found = processes.find(self.jobs_dir.parent, (processes.MODEL_SERVICE,))
+        if found:
+            processes.end(found, timeout=10.0)
 
     def _reap(self) -> None:
         for pid, worker in list(self.workers.items()):

@@ -29,7 +29,7 @@ def sleep_job(params: dict, context) -> dict:
 
 
 def tensorflow_job(params: dict, context) -> dict:
-    """A tiny TensorFlow computation (checks the warm worker path)."""
+    """A tiny TensorFlow computation (checks the warm worker path); then stays alive ``seconds``."""
     from services.runtime import tensorflow
 
     tf = tensorflow()
@@ -43,6 +43,10 @@ def tensorflow_job(params: dict, context) -> dict:
         return result
 
     value = float(total(tf.ones((int(params.get("n", 4)),))).numpy())
+    context.progress(0.5, "computed")
+    deadline = time.monotonic() + float(params.get("seconds", 0))  # stays alive this long (or until Stop)
+    while time.monotonic() < deadline and not context.should_stop():
+        time.sleep(0.05)
     if params.get("crash"):
         os.kill(os.getpid(), signal.SIGSEGV)
     return {"sum": value, "pid": os.getpid()}

@@ -96,6 +96,22 @@ def _spawn_service() -> subprocess.Popen:
                                 start_new_session=True)
 
 
+def _refuse_beside_a_tensorflow_job() -> None:
+    """Under ``one_tensorflow_process`` (the cloud profile), the service does not start while a
+    TensorFlow job runs: the two together would not fit the small box."""
+    if not get_settings().one_tensorflow_process:
+        return
+    from services.jobs import store as job_store
+    from services.jobs.kinds import TENSORFLOW
+
+    jobs_dir = get_settings().jobs_dir
+    if (jobs_dir / job_store.STORE_FILE).is_file() and \
+            job_store.open_store(jobs_dir).count(job_store.RUNNING, TENSORFLOW):
+        raise ModelServiceError("A TensorFlow job is running; on this small-memory deployment one TensorFlow "
+                                "process runs at a time, so this waits until the job has finished (or is "
+                                "stopped). Try again then.")
+
+
 def ensure_service(timeout: float = START_TIMEOUT_S) -> None:
     """Start the model service of this data root unless it answers; wait until it does.
 
@@ -103,6 +119,7 @@ def ensure_service(timeout: float = START_TIMEOUT_S) -> None:
     a dying one not yet reaped); once it has ended, another is started."""
     if service_alive():
         return
+    _refuse_beside_a_tensorflow_job()
     root = str(get_settings().data_root)
     with _start_lock:
         deadline = time.monotonic() + timeout

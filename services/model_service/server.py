@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import socketserver
 import sys
 import tempfile
@@ -165,8 +166,10 @@ def main() -> int:
     log.info("model service %d listening", os.getpid())
     threading.Thread(target=_import_tensorflow, daemon=True).start()  # the first request is quicker
     root = address.service_dir()
-    while time.monotonic() - service.last_request < idle_s and root.is_dir():
-        time.sleep(1.0)
+    ended = threading.Event()  # SIGTERM (the job runner under one_tensorflow_process): a clean exit
+    signal.signal(signal.SIGTERM, lambda number, frame: ended.set())
+    while time.monotonic() - service.last_request < idle_s and root.is_dir() and not ended.is_set():
+        ended.wait(1.0)
     server.shutdown()
     log.info("model service %d idle, exiting", os.getpid())
     shutil.rmtree(scratch, ignore_errors=True)
