@@ -106,6 +106,10 @@ class Settings:
     (``DASHBOARD_DEMO_SOURCES``): a lab mirror, or the tests' local server. See docs/demo.md."""
     profile: str = LAB
     """``lab`` or ``cloud`` (``DASHBOARD_PROFILE``; see :func:`profile`)."""
+    download_mirror: str | None = None
+    """A base URL every download is fetched from instead of its public address
+    (``DASHBOARD_DOWNLOAD_MIRROR``): ``<mirror>/<file name>``, with the same size and checksum
+    checks, so a lab mirror (or the tests' local server) must hold the genuine files."""
 
     @property
     def models_on_click(self) -> bool:
@@ -154,6 +158,7 @@ def get_settings() -> Settings:
         demo_sources=Path(os.environ["DASHBOARD_DEMO_SOURCES"]).expanduser().resolve()
         if os.environ.get("DASHBOARD_DEMO_SOURCES") else None,
         profile=profile(),
+        download_mirror=os.environ.get("DASHBOARD_DOWNLOAD_MIRROR", "").strip() or None,
     )
 
 
