@@ -473,11 +473,14 @@ def save_form(info: DatasetInfo, split: pd.DataFrame) -> None:
         else:
             _save(info, name, split)
     if st.session_state.get(CONFIRM_OVERWRITE) == (info.name, name):
-        st.warning(f"A split called {md(name)} already exists for this dataset. Replace it with this one?",
-                   icon=":material/warning:")
-        replace, keep = st.columns(2)
+        question = st.empty()  # answered, the question goes at once (its answer shows below)
+        with question.container():
+            st.warning(f"A split called {md(name)} already exists for this dataset. Replace it with this one?",
+                       icon=":material/warning:")
+            replace, keep = st.columns(2)
         if replace.button("Replace it", icon=":material/save:", key="split_replace"):
             st.session_state.pop(CONFIRM_OVERWRITE)
+            question.empty()
             _save(info, name, split)
         elif keep.button("Keep the saved one", key="split_keep"):
             st.session_state.pop(CONFIRM_OVERWRITE)

@@ -214,13 +214,15 @@ def _free_port() -> int:
 
 
 class StreamlitServer:
-    def __init__(self, data_dir: Path, log_path: Path, extra_args: Sequence[str] = ()):
-        """``extra_args``: more ``streamlit run`` options (e.g. ``--secrets.files``)."""
+    def __init__(self, data_dir: Path, log_path: Path, extra_args: Sequence[str] = (),
+                 env: dict[str, str] | None = None):
+        """``extra_args``: more ``streamlit run`` options (e.g. ``--secrets.files``); ``env``:
+        settings that replace the defaults (offline, ...)."""
         self.data_dir = data_dir
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "DASHBOARD_DATA_DIR": str(data_dir), "DASHBOARD_OFFLINE": "1",
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1", **(env or {})}
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
