@@ -14,7 +14,7 @@ from dashboard import tissuemap_adapters as ui
 from dashboard.feedback import flash, show_flashes
 from dashboard.adapters import job_manager
 from dashboard.widgets import (
-    job_status_line, job_stop_button, live_job_progress, md, show_image, synthetic_badge, user_errors,
+    live_job_progress, md, show_image, synthetic_badge, user_errors,
     why_disabled,
 )
 from services.config import confine, get_settings
@@ -49,9 +49,11 @@ def kather_large_panel() -> tuple[Path | None, float | None]:
     st.info(f"The ten 5000x5000 px images ({kather_large.SIZE / 1e6:,.0f} MB zip, Zenodo record 53169, CC BY 4.0) "
             "are not downloaded yet.")
     downloads = manager.list(kind=kather_large.JOB_KIND)[:1]
-    if downloads:
-        job_status_line(downloads[0])
-        job_stop_button(manager, downloads[0], "tm-download")
+    if downloads:  # live while it runs; its end redraws the page (the images, or the refusal)
+        if downloads[0].active:
+            st.session_state["tm_download_live"] = downloads[0].id
+        st.fragment(lambda: live_job_progress(manager, downloads[0].id, "tm-download", "tm_download_live"),
+                    run_every=1.0 if downloads[0].active else None)()
     if not (downloads and downloads[0].active) and st.button("Download the larger images", icon=":material/download:"):
         with user_errors():
             manager.submit(kather_large.JOB_KIND, "Download Kather 2016 larger images", {})

@@ -68,22 +68,21 @@ JOURNEYS: dict[tuple[str, str], tuple[str, str]] = {
     ("pages/transfer_learning.py", "f'…or upload {backbone_spec.file_name}{full}'"): ("test_e2e_journeys_controls.py", "mobilenet_2_5_224_tf_no_top.h5"),
     ("pages/transfer_learning.py", "'A tile image'"): ("test_e2e_transfer.py", "A tile image"),
     ("pages/transfer_learning.py", "'Check and install the file'"): ("test_e2e_journeys_controls.py", "Check and install the file"),
+    ("pages/detector.py", "f'Download {spec.weights_name} ({spec.weights_size / 1000000.0:.0f} MB)'"): ("test_e2e_journeys_downloads.py", "Download yolo-fastest-1.1.weights"),
+    ("pages/style_transfer.py", "'Download the Magenta style networks'"): ("test_e2e_journeys_downloads.py", "Download the Magenta style networks"),
+    ("pages/style_transfer.py", "f'{label} image'"): ("test_e2e_journeys_downloads.py", 'f"{label} image"'),
+    ("pages/style_transfer.py", "'Download VGG19 weights'"): ("test_e2e_journeys_downloads.py", "Download VGG19 weights"),
+    ("pages/style_transfer.py", "'Silhouette (black shape on white)'"): ("test_e2e_journeys_downloads.py", "Silhouette (black shape on white)"),
+    ("pages/tissue_map.py", "'Download the larger images'"): ("test_e2e_journeys_downloads.py", "Download the larger images"),
+    ("pages/transfer_learning.py", "f'Download {backbone_spec.title} weights (about {backbone_spec.approx_mb:g} MB)'"): ("test_e2e_journeys_downloads.py", "Download MobileNet v1 (alpha 0.25) weights"),
 }
 
 NO_JOURNEY_YET: set[tuple[str, str]] = {
-    # Buttons and uploads that no test presses yet (downloads need the network, which tests never
-    # use; the rest are owed to the journey suite).
+    # Buttons and uploads that no browser test presses yet (owed to the journey suite).
     ("dashboard/dataset_views.py", "'Try again'"),
-    ("pages/detector.py", "f'Download {spec.weights_name} ({spec.weights_size / 1000000.0:.0f} MB)'"),
-    ("pages/style_transfer.py", "'Download the Magenta style networks'"),
-    ("pages/style_transfer.py", "f'{label} image'"),
-    ("pages/style_transfer.py", "'Download VGG19 weights'"),
-    ("pages/style_transfer.py", "'Silhouette (black shape on white)'"),
-    ("pages/tissue_map.py", "'Download the larger images'"),
     ("pages/training_monitor.py", '"TensorBoard event files, or a zip of a run\'s log folder"'),
     ("pages/training_monitor.py", "'Show filters and feature maps'"),
     ("pages/training_monitor.py", "'Resume'"),
-    ("pages/transfer_learning.py", "f'Download {backbone_spec.title} weights (about {backbone_spec.approx_mb:g} MB)'"),
 }
 
 
