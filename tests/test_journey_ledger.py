@@ -75,14 +75,14 @@ JOURNEYS: dict[tuple[str, str], tuple[str, str]] = {
     ("pages/style_transfer.py", "'Silhouette (black shape on white)'"): ("test_e2e_journeys_downloads.py", "Silhouette (black shape on white)"),
     ("pages/tissue_map.py", "'Download the larger images'"): ("test_e2e_journeys_downloads.py", "Download the larger images"),
     ("pages/transfer_learning.py", "f'Download {backbone_spec.title} weights (about {backbone_spec.approx_mb:g} MB)'"): ("test_e2e_journeys_downloads.py", "Download MobileNet v1 (alpha 0.25) weights"),
+    ("pages/training_monitor.py", '"TensorBoard event files, or a zip of a run\'s log folder"'): ("test_e2e_journeys_training.py", "TensorBoard event files"),
+    ("pages/training_monitor.py", "'Show filters and feature maps'"): ("test_e2e_journeys_training.py", "Show filters and feature maps"),
+    ("pages/training_monitor.py", "'Resume'"): ("test_e2e_journeys_training.py", 'name="Resume"'),
 }
 
 NO_JOURNEY_YET: set[tuple[str, str]] = {
     # Buttons and uploads that no browser test presses yet (owed to the journey suite).
     ("dashboard/dataset_views.py", "'Try again'"),
-    ("pages/training_monitor.py", '"TensorBoard event files, or a zip of a run\'s log folder"'),
-    ("pages/training_monitor.py", "'Show filters and feature maps'"),
-    ("pages/training_monitor.py", "'Resume'"),
 }
 
 

@@ -1,0 +1,93 @@
+"""Real browser journeys on the Training monitor: import TensorBoard event files written by a real
+``tf.summary`` writer (as Keras's TensorBoard callback writes them: ``train`` and ``validation``
+folders), and stop a run, resume it, and look at its learned filters once it has finished."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import wait_for_app
+from tests.e2e_helpers import assert_clean, timed_click
+
+pytestmark = pytest.mark.e2e
+
+
+def _event_files(folder):
+    """Three epochs of loss and accuracy, train and validation, written by ``tf.summary``."""
+    import tensorflow as tf
+
+    files = []
+    for split, offset in (("train", 0.0), ("validation", 0.1)):
+        writer = tf.summary.create_file_writer(str(folder / split))
+        with writer.as_default():
+            for epoch in range(3):
+                tf.summary.scalar("epoch_loss", 1.0 / (epoch + 1) + offset, step=epoch)
+                tf.summary.scalar("epoch_accuracy", 0.5 + 0.1 * epoch - offset, step=epoch)
+        writer.close()
+        files += sorted((folder / split).glob("events.out.tfevents.*"))
+    return files
+
+
+def test_tensorboard_files_are_imported_and_shown(browser_page, streamlit_server, artifacts_dir, tmp_path):
+    files = _event_files(tmp_path / "logs")
+    page = browser_page
+    page.goto(f"{streamlit_server.url}/training_monitor")
+    wait_for_app(page)
+    page.get_by_text("import TensorBoard files", exact=False).first.click()
+    uploader = page.locator("[data-testid='stFileUploader']").filter(has_text="TensorBoard event files")
+    uploader.locator("input[type='file']").set_input_files([str(path) for path in files])
+    uploader.get_by_test_id("stFileChipName").nth(len(files) - 1).wait_for()
+    page.get_by_label("Name of the imported run").fill("journey tensorboard")
+    page.get_by_label("Name of the imported run").press("Tab")
+    wait_for_app(page)
+    timed_click(page, "training: Import TensorBoard files", page.get_by_role("button", name="Import"),
+                page.get_by_test_id("stProgress").filter(has_text="Import journey tensorboard"))
+    page.get_by_test_id("stProgress").filter(has_text="Import journey tensorboard").filter(
+        has_text="finished").first.wait_for(timeout=120_000)
+    wait_for_app(page)
+    page.get_by_text("journey tensorboard", exact=False).first.wait_for()
+    page.locator(".js-plotly-plot .scatterlayer .trace .points path").first.wait_for()
+    assert_clean(page, streamlit_server)
+    page.screenshot(path=str(artifacts_dir / "journey_training_tensorboard_import.png"), full_page=True)
+
+
+def test_stop_resume_and_learned_filters(browser_page, streamlit_server, artifacts_dir):
+    page = browser_page
+    page.goto(f"{streamlit_server.url}/training_monitor")
+    wait_for_app(page)
+    form = page.get_by_test_id("stForm")
+    expander = page.get_by_test_id("stExpander").filter(has_text="Start a training run")
+    if expander.locator("details").get_attribute("open") is None:
+        expander.get_by_text("Start a training run").click()
+    for label, value in (("Epochs", "3"), ("Batch size", "16"), ("Image size (px)", "48")):
+        field = form.get_by_label(label)
+        field.fill(value)
+        field.press("Tab")
+    form.get_by_label("Run name (optional)").fill("journey resume")
+    form.get_by_role("button", name="Start training").click()
+    line = page.get_by_test_id("stProgress").filter(has_text="journey resume")
+    try:
+        line.filter(has_text=re.compile("running")).first.wait_for(timeout=180_000)
+    except Exception:
+        page.screenshot(path=str(artifacts_dir / "journey_training_resume_failed.png"), full_page=True)
+        raise
+    wait_for_app(page)
+    page.get_by_role("button", name="Stop", exact=True).first.click()
+    line.filter(has_text=re.compile("stopped|interrupted")).first.wait_for(timeout=180_000)
+    wait_for_app(page)
+    timed_click(page, "training: Resume", page.get_by_role("button", name="Resume", exact=True),
+                line.filter(has_text=re.compile("queued|running")))
+    line.filter(has_text=re.compile(r"finished.*epoch 3/3")).first.wait_for(timeout=240_000)
+    wait_for_app(page)
+    assert_clean(page, streamlit_server)
+
+    page.get_by_role("tab", name="Filters and feature maps (ch. 3)").click()
+    wait_for_app(page)
+    timed_click(page, "training: Show filters and feature maps",
+                page.get_by_role("button", name="Show filters and feature maps"),
+                page.get_by_text("Learned kernels of", exact=False), timeout_s=120)
+    page.get_by_text("Feature maps of the tile after", exact=False).first.wait_for()
+    assert_clean(page, streamlit_server)
+    page.screenshot(path=str(artifacts_dir / "journey_training_resume_filters.png"), full_page=True)
