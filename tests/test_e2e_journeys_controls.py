@@ -152,3 +152,34 @@ def test_transfer_installs_uploaded_mobilenet_weights(browser_page, streamlit_se
     assert (streamlit_server.data_dir / "models" / "mobilenet_2_5_224_tf_no_top.h5").is_file()
     assert_clean(page, streamlit_server)
     page.screenshot(path=str(artifacts_dir / "journey_transfer_weights_upload.png"), full_page=True)
+
+
+def test_a_dataset_whose_indexing_failed_is_indexed_again_on_request(browser_page, streamlit_server, shared_fixtures,
+                                                                     artifacts_dir):
+    folder = streamlit_server.data_dir / "lab" / "journey_tiles"
+    for name in ("01_TUMOR", "07_ADIPOSE"):
+        (folder / name).mkdir(parents=True)  # class folders, no tiles yet: indexing fails
+    page = browser_page
+    page.goto(f"{streamlit_server.url}/dataset_explorer")
+    wait_for_app(page)
+    page.get_by_text("Add a dataset", exact=False).first.click()
+    page.get_by_role("tab", name="Folder or zip on disk").click()
+    path = page.get_by_label("Path under the data root")
+    path.fill("lab/journey_tiles")
+    path.press("Tab")
+    wait_for_app(page)
+    timed_click(page, "explorer: Add (folder)", page.get_by_role("button", name="Add", exact=True),
+                page.get_by_text("Added Folder: lab/journey_tiles", exact=False))
+    page.get_by_text("no files in class sub-folders", exact=False).first.wait_for(timeout=90_000)
+    wait_for_app(page)
+    assert_clean(page, streamlit_server)
+    for name in ("01_TUMOR", "07_ADIPOSE"):  # the lab copies its tiles in, then asks again
+        for tile in sorted((shared_fixtures / "histology" / "kather2016" / name).glob("*.tif"))[:3]:
+            (folder / name / tile.name).write_bytes(tile.read_bytes())
+    timed_click(page, "explorer: Try again (indexing)", page.get_by_role("button", name="Try again"),
+                page.get_by_text("Preparing the dataset index", exact=False).or_(
+                    page.get_by_text("Usable tiles per class")))
+    page.get_by_text("Usable tiles per class").wait_for(timeout=90_000)
+    assert selected(page, "Dataset") == "Folder: lab/journey_tiles"
+    assert_clean(page, streamlit_server)
+    page.screenshot(path=str(artifacts_dir / "journey_explorer_try_again.png"), full_page=True)
