@@ -35,7 +35,10 @@ def upload(page, label: str, *paths: Path) -> None:
 
 def timed_click(page, action: str, target, result, timeout_s: float = 60.0) -> float:
     """Click ``target`` and wait until the ``result`` locator is visible: seconds between the two,
-    recorded as ``action`` in build/test-artifacts/feedback-latency.jsonl."""
+    recorded as ``action`` in build/test-artifacts/feedback-latency.jsonl. The clock starts once
+    the page is idle and ``target`` is there to be clicked (not while the page is still drawing)."""
+    wait_for_app(page)
+    target.wait_for()
     start = time.monotonic()
     target.click()
     result.first.wait_for(timeout=timeout_s * 1000)

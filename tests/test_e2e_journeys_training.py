@@ -87,7 +87,9 @@ def test_stop_resume_and_learned_filters(browser_page, streamlit_server, artifac
     wait_for_app(page)
     timed_click(page, "training: Show filters and feature maps",
                 page.get_by_role("button", name="Show filters and feature maps"),
-                page.get_by_text("Learned kernels of", exact=False), timeout_s=120)
+                page.get_by_text("Asking the model service").or_(page.get_by_text("Learned kernels of", exact=False)),
+                timeout_s=120)  # the spinner says at once what it waits for (TensorFlow's start, the first time)
+    page.get_by_text("Learned kernels of", exact=False).first.wait_for(timeout=120_000)
     page.get_by_text("Feature maps of the tile after", exact=False).first.wait_for()
     assert_clean(page, streamlit_server)
     page.screenshot(path=str(artifacts_dir / "journey_training_resume_filters.png"), full_page=True)
