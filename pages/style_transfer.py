@@ -4,6 +4,7 @@ page never imports TensorFlow."""
 
 import streamlit as st
 
+from dashboard import feedback
 from dashboard import style_adapters as ui
 from dashboard.adapters import job_manager
 from dashboard.widgets import STATUS_ICONS, job_stop_button, link_to_page, md, synthetic_badge, user_errors
@@ -78,6 +79,7 @@ def fast_panel(variant: str) -> bool:
     if st.button("Download the Magenta style networks", icon=":material/download:", key="fast_download"):
         with user_errors():
             submit.submit_fast_download(manager, variant)
+            feedback.toast("Downloading the Magenta style networks: progress below.", "info")
     download_panel(manager.list(kind=submit.MODEL_DOWNLOAD_KIND), "fast_download")
     return False
 
@@ -96,6 +98,7 @@ def vgg19_panel() -> str | None:
     if status.state == registry.DOWNLOADABLE and st.button("Download VGG19 weights", icon=":material/download:"):
         with user_errors():
             submit.submit_vgg19_download(manager)
+            feedback.toast("Downloading the VGG19 weights: progress below.", "info")
     vgg19_downloads = [job for job in manager.list(kind=submit.WEIGHTS_DOWNLOAD_KIND) if submit.is_vgg19_download(job)]
     download_panel(vgg19_downloads, "vgg19_download")
     use_random = st.toggle("Use random (untrained) VGG19 weights instead",
@@ -291,6 +294,7 @@ if st.button("Start", type="primary", icon=":material/play_arrow:", disabled=not
                                                       mask=silhouette, feather=feather)
     if started:
         st.session_state["style_current"] = started
+        feedback.toast(f"Started {' and '.join(ENGINE_TITLES[engine] for engine in started)}: progress below.")
 if not ready:
     missing = [ENGINE_TITLES[engine] for engine in engines if not ready_of[engine]]
     if missing:

@@ -6,7 +6,7 @@ model service: this page never imports TensorFlow."""
 import pandas as pd
 import streamlit as st
 
-from dashboard import choices
+from dashboard import choices, feedback
 from dashboard import transfer_adapters as views
 from dashboard.adapters import job_manager
 from dashboard.training_adapters import run_store
@@ -24,6 +24,7 @@ st.caption("Book ch. 4 and 8: train from scratch (A), freeze a pretrained backbo
            "(B, the book's vgg16_v4), train a head on cached backbone features (C), or fine-tune the top "
            "block (D). Runs go through the job queue and show up in the Training monitor.")
 manager = job_manager()
+WEIGHTS_PLACE = "tl-weights"
 
 # --- backbones ------------------------------------------------------------------------------------
 with st.expander("Backbones and their ImageNet weights", icon=":material/download:", key="tl_weights_expander"):
@@ -42,6 +43,7 @@ with st.expander("Backbones and their ImageNet weights", icon=":material/downloa
             icon=":material/download:", disabled=busy):
         with user_errors():
             manager.submit("weights-download", f"Download {backbone_spec.title} weights", {"backbone": chosen})
+            feedback.flash(WEIGHTS_PLACE, f"Downloading the {backbone_spec.title} weights: progress below.", "info")
             st.rerun()
     full = f" or a full model with its ImageNet top ({backbone_spec.full_file_name}, .h5 or .keras)" \
         if backbone_spec.full_file_name else ""
@@ -52,6 +54,7 @@ with st.expander("Backbones and their ImageNet weights", icon=":material/downloa
             manager.submit("weights-download", f"Install {upload.name} for {backbone_spec.title}",
                            {"backbone": chosen, "original_name": upload.name},
                            files={registry.UPLOAD_FILE: upload.getvalue()})
+            feedback.flash(WEIGHTS_PLACE, f"Checking {upload.name} for {backbone_spec.title}: progress below.", "info")
             st.rerun()
 
     @st.fragment(run_every=1.0 if busy else None)
@@ -64,6 +67,7 @@ with st.expander("Backbones and their ImageNet weights", icon=":material/downloa
         if was_busy and not jobs[0].active:
             st.rerun()  # the whole page: the status table and the plan change
 
+    feedback.show_flashes(WEIGHTS_PLACE)
     weights_job_status(chosen, busy)
 
 # --- set up a comparison --------------------------------------------------------------------------

@@ -150,7 +150,7 @@ def test_transfer_installs_uploaded_mobilenet_weights(browser_page, streamlit_se
     wait_for_app(page)
     timed_click(page, "transfer: Check and install the file",
                 page.get_by_role("button", name="Check and install the file"),
-                page.get_by_test_id("stProgress").filter(has_text="Install mobilenet_v1_0.25_224.h5"))
+                page.get_by_test_id("stToast").filter(has_text="Checking mobilenet_v1_0.25_224.h5 for MobileNet v1"))
     page.get_by_test_id("stProgress").filter(has_text="Install mobilenet_v1_0.25_224.h5") \
         .filter(has_text="finished").wait_for(timeout=180_000)
     wait_for_app(page)

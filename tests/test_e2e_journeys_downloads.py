@@ -90,7 +90,8 @@ def test_style_downloads_the_fast_networks_and_runs_on_uploaded_pictures(page, o
     wait_for_app(page)
     timed_click(page, "style: Download the Magenta style networks",
                 page.get_by_role("button", name="Download the Magenta style networks"),
-                _status(page, "Download the Magenta style networks"))
+                page.get_by_test_id("stToast").filter(has_text="Downloading the Magenta style networks"))
+    _status(page, "Download the Magenta style networks").first.wait_for()
     page.get_by_text("Magenta arbitrary-style networks (f16) in the model cache.").wait_for(timeout=120_000)
     wait_for_app(page)
     assert_clean(page, online_server)
@@ -101,7 +102,7 @@ def test_style_downloads_the_fast_networks_and_runs_on_uploaded_pictures(page, o
         wait_for_app(page)
         upload(page, f"{label} image", picture)
     timed_click(page, "style: Start (fast, uploaded pictures)", page.get_by_role("button", name="Start"),
-                page.get_by_test_id("stProgress").filter(has_text="fast"))
+                page.get_by_test_id("stToast").filter(has_text="Started Fast (Magenta)"))
     page.get_by_text(re.compile(r"^Stylised in [\d.]+ s")).wait_for(timeout=120_000)
     page.get_by_role("button", name="Download result (PNG)").wait_for()
     assert_clean(page, online_server)
@@ -158,7 +159,7 @@ def test_transfer_downloads_mobilenet_weights(page, online_server):
     wait_for_app(page)
     title = "Download MobileNet v1 (alpha 0.25) weights"
     timed_click(page, "transfer: Download weights", page.get_by_role("button", name=re.compile(re.escape(title))),
-                _status(page, title))
+                page.get_by_test_id("stToast").filter(has_text="Downloading the MobileNet v1 (alpha 0.25) weights"))
     _status(page, title).filter(has_text="finished").first.wait_for(timeout=180_000)
     assert (online_server.data_dir / "models" / "mobilenet_2_5_224_tf_no_top.h5").is_file()
     assert_clean(page, online_server)
