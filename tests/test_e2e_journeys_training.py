@@ -1,6 +1,7 @@
 """Real browser journeys on the Training monitor: import TensorBoard event files written by a real
 ``tf.summary`` writer (as Keras's TensorBoard callback writes them: ``train`` and ``validation``
-folders), and stop a run, resume it, and look at its learned filters once it has finished."""
+folders), and stop a run, resume it, look at its learned filters once it has finished, and
+open its shared read-only page, and filter the Dataset explorer's gallery by its predictions."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 import pytest
 
 from tests.conftest import wait_for_app
-from tests.e2e_helpers import assert_clean, timed_click
+from tests.e2e_helpers import assert_clean, selected, timed_click
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +54,7 @@ def test_tensorboard_files_are_imported_and_shown(browser_page, streamlit_server
     page.screenshot(path=str(artifacts_dir / "journey_training_tensorboard_import.png"), full_page=True)
 
 
-def test_stop_resume_and_learned_filters(browser_page, streamlit_server, artifacts_dir):
+def test_stop_resume_filters_and_the_gallery_by_its_predictions(browser_page, streamlit_server, artifacts_dir):
     page = browser_page
     page.goto(f"{streamlit_server.url}/training_monitor")
     wait_for_app(page)
@@ -93,3 +94,52 @@ def test_stop_resume_and_learned_filters(browser_page, streamlit_server, artifac
     page.get_by_text("Feature maps of the tile after", exact=False).first.wait_for()
     assert_clean(page, streamlit_server)
     page.screenshot(path=str(artifacts_dir / "journey_training_resume_filters.png"), full_page=True)
+
+    _shared_read_only_page(page, streamlit_server, artifacts_dir)
+    _gallery_by_predictions(page, streamlit_server, artifacts_dir)
+
+
+def _shared_read_only_page(page, server, artifacts_dir) -> None:
+    """The run's share link opens its curves, numbers and provenance, with no control at all."""
+    page.get_by_role("link", name="Read-only page of this run").click()
+    page.wait_for_url(re.compile(r"/training_monitor\?run=[\w-]+$"))
+    wait_for_app(page)
+    page.get_by_text("A shared run, read-only.").wait_for()
+    page.get_by_text("journey resume · finished").first.wait_for()
+    page.locator(".js-plotly-plot .scatterlayer .trace .points path").first.wait_for()
+    page.get_by_text("Provenance").wait_for()
+    assert page.get_by_role("button").filter(has_text=re.compile(
+        "Start training|Stop|Resume|Delete|Save notes|Import")).count() == 0
+    assert_clean(page, server)
+    page.screenshot(path=str(artifacts_dir / "journey_training_shared_run.png"), full_page=True)
+    page.goto(page.url.split("?")[0] + "?run=no-such-run")
+    wait_for_app(page)
+    page.get_by_text("No run with this id here").wait_for()
+    assert_clean(page, server)
+
+
+def _gallery_by_predictions(page, server, artifacts_dir) -> None:
+    """The explorer's gallery narrowed to the finished run's predictions (FiftyOne-style)."""
+    page.get_by_role("link", name="Dataset explorer").first.click()
+    page.get_by_text("Usable tiles per class").wait_for(timeout=120_000)
+    wait_for_app(page)
+    page.get_by_text("Filter by a model's predictions").click()
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Predictions of the run").click()
+    page.get_by_role("option", name=re.compile("^journey resume")).click()
+    wait_for_app(page)
+    counts = page.get_by_text(re.compile(r"The run predicted (\d+) of the (\d+) usable tiles.* (\d+) match"))
+    counts.wait_for()
+    predicted, usable, matching = map(int, re.search(r"predicted (\d+) of the (\d+) .* (\d+) match",
+                                                     counts.inner_text()).groups())
+    assert 0 < predicted < usable and matching == predicted
+    captions = page.locator("[data-testid='stCaptionContainer']").filter(has_text=re.compile(r"^\w+ · [01]\.\d\d$"))
+    captions.first.wait_for()  # each thumbnail says what the model predicted, and how sure it was
+    page.get_by_text("Only mistakes").click()
+    wait_for_app(page, settle_ms=800)
+    mistakes = int(re.search(r"(\d+) match", counts.inner_text()).group(1))
+    assert mistakes <= matching
+    shown_class = selected(page, "Class")
+    for caption in captions.all_inner_texts():  # every tile left is one the model got wrong
+        assert caption.split(" · ")[0] != shown_class, caption
+    assert_clean(page, server)
+    page.screenshot(path=str(artifacts_dir / "journey_explorer_gallery_predictions.png"), full_page=True)
