@@ -297,7 +297,7 @@ def prediction_filters(info: DatasetInfo, tiles: pd.DataFrame) -> pd.DataFrame:
             chosen = predictions.mistakes(chosen)
         st.caption(f"The run predicted {len(predicted_tiles):,} of the {len(tiles):,} usable tiles (its "
                    f"validation split: held out from its training, not from its checkpoint choice); "
-                   f"{len(chosen):,} match these filters.")
+                   f"{len(chosen):,} match these filters (all classes; pick one below).")
     return chosen
 
 
