@@ -288,13 +288,22 @@ def _browser():
         browser.close()
 
 
-@pytest.fixture
-def browser_page(_browser, streamlit_server):
-    context = _browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+@contextlib.contextmanager
+def new_browser_page(browser) -> Iterator:
+    """A page in a fresh browser context (its own cookies: a new Streamlit session)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(60_000)
-    yield page
-    context.close()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def browser_page(_browser, streamlit_server):
+    with new_browser_page(_browser) as page:
+        yield page
 
 
 def wait_for(condition, timeout: float = 30.0):

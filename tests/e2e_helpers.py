@@ -77,3 +77,31 @@ def open_every_page(page, url: str, after_each=None) -> None:
         assert_clean(page)
         if after_each is not None:
             after_each(spec.title)
+
+
+def open_weights_panel(page, url: str, backbone: str) -> None:
+    """The transfer page's "Backbones and their ImageNet weights" panel with ``backbone`` chosen."""
+    page.goto(f"{url}/transfer_learning")
+    wait_for_app(page)
+    page.get_by_text("Backbones and their ImageNet weights").click()
+    wait_for_app(page)
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Backbone").first.click()
+    page.get_by_role("option", name=backbone, exact=True).click()
+    wait_for_app(page)
+
+
+def fill_training_form(page, name: str, **fields: str):
+    """Open the monitor's "Start a training run" form (open by itself only while no runs exist)
+    and fill ``fields`` (label: value) and the run name; returns the form."""
+    page.get_by_text("Start a training run").first.wait_for()
+    form = page.get_by_test_id("stForm")
+    expander = page.get_by_test_id("stExpander").filter(has_text="Start a training run")
+    if expander.locator("details").get_attribute("open") is None:
+        expander.get_by_text("Start a training run").click()
+    form.get_by_label("Epochs").wait_for(state="visible")
+    for label, value in fields.items():
+        field = form.get_by_label(label)
+        field.fill(value)
+        field.press("Tab")
+    form.get_by_label("Run name (optional)").fill(name)
+    return form

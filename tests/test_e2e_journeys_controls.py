@@ -11,7 +11,7 @@ import re
 import pytest
 
 from tests.conftest import wait_for_app
-from tests.e2e_helpers import assert_clean, selected, timed_click, upload
+from tests.e2e_helpers import assert_clean, open_weights_panel, selected, timed_click, upload
 
 pytestmark = pytest.mark.e2e
 
@@ -137,13 +137,7 @@ def test_an_onnx_detector_with_its_own_names_file(browser_page, streamlit_server
 
 def test_transfer_installs_uploaded_mobilenet_weights(browser_page, streamlit_server, shared_fixtures, artifacts_dir):
     page = browser_page
-    page.goto(f"{streamlit_server.url}/transfer_learning")
-    wait_for_app(page)
-    page.get_by_text("Backbones and their ImageNet weights").click()
-    wait_for_app(page)
-    page.locator("[data-testid='stSelectbox']").filter(has_text="Backbone").first.click()
-    page.get_by_role("option", name="MobileNet v1 (alpha 0.25)", exact=True).click()
-    wait_for_app(page)
+    open_weights_panel(page, streamlit_server.url, "MobileNet v1 (alpha 0.25)")
     uploader = page.locator("[data-testid='stFileUploader']").filter(has_text="mobilenet_2_5_224_tf_no_top.h5")
     uploader.locator("input[type='file']").set_input_files(str(shared_fixtures / "keras" / "mobilenet_v1_0.25_224.h5"))
     uploader.get_by_test_id("stFileChipName").wait_for()

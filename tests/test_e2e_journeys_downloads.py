@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import StreamlitServer, serve_folder, wait_for, wait_for_app
-from tests.e2e_helpers import assert_clean, timed_click, upload
+from tests.conftest import StreamlitServer, new_browser_page, serve_folder, wait_for, wait_for_app
+from tests.e2e_helpers import assert_clean, open_weights_panel, timed_click, upload
 
 pytestmark = pytest.mark.e2e
 
@@ -69,11 +69,8 @@ def online_server(mirror, tmp_path_factory, artifacts_dir):
 
 @pytest.fixture
 def page(_browser, online_server):
-    context = _browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    yield page
-    context.close()
+    with new_browser_page(_browser) as page:
+        yield page
 
 
 def _status(page, title: str):
@@ -150,13 +147,7 @@ def test_detector_downloads_yolo_fastest_and_lists_it_installed(page, online_ser
 
 
 def test_transfer_downloads_mobilenet_weights(page, online_server):
-    page.goto(f"{online_server.url}/transfer_learning")
-    wait_for_app(page)
-    page.get_by_text("Backbones and their ImageNet weights").click()
-    wait_for_app(page)
-    page.locator("[data-testid='stSelectbox']").filter(has_text="Backbone").first.click()
-    page.get_by_role("option", name="MobileNet v1 (alpha 0.25)", exact=True).click()
-    wait_for_app(page)
+    open_weights_panel(page, online_server.url, "MobileNet v1 (alpha 0.25)")
     title = "Download MobileNet v1 (alpha 0.25) weights"
     timed_click(page, "transfer: Download weights", page.get_by_role("button", name=re.compile(re.escape(title))),
                 page.get_by_test_id("stToast").filter(has_text="Downloading the MobileNet v1 (alpha 0.25) weights"))

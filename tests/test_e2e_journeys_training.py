@@ -10,7 +10,7 @@ import re
 import pytest
 
 from tests.conftest import wait_for_app
-from tests.e2e_helpers import assert_clean, selected, timed_click
+from tests.e2e_helpers import assert_clean, fill_training_form, selected, timed_click
 
 pytestmark = pytest.mark.e2e
 
@@ -58,15 +58,7 @@ def test_stop_resume_filters_and_the_gallery_by_its_predictions(browser_page, st
     page = browser_page
     page.goto(f"{streamlit_server.url}/training_monitor")
     wait_for_app(page)
-    form = page.get_by_test_id("stForm")
-    expander = page.get_by_test_id("stExpander").filter(has_text="Start a training run")
-    if expander.locator("details").get_attribute("open") is None:
-        expander.get_by_text("Start a training run").click()
-    for label, value in (("Epochs", "3"), ("Batch size", "16"), ("Image size (px)", "48")):
-        field = form.get_by_label(label)
-        field.fill(value)
-        field.press("Tab")
-    form.get_by_label("Run name (optional)").fill("journey resume")
+    form = fill_training_form(page, "journey resume", **{"Epochs": "3", "Batch size": "16", "Image size (px)": "48"})
     form.get_by_role("button", name="Start training").click()
     line = page.get_by_test_id("stProgress").filter(has_text="journey resume")
     try:
