@@ -63,7 +63,8 @@ def download_panel(jobs, key: str) -> None:
             st.session_state[f"{key}_live"] = False
             st.rerun(scope="app")
 
-    st.session_state[f"{key}_live"] = state.active
+    # a job that ended before this run drew it (a fast download) still redraws the page once
+    st.session_state[f"{key}_live"] = state.active or st.session_state.get(f"{key}_live", False)
     st.fragment(live, run_every=1.0 if state.active else None)()
 
 
@@ -79,6 +80,7 @@ def fast_panel(variant: str) -> bool:
     if st.button("Download the Magenta style networks", icon=":material/download:", key="fast_download"):
         with user_errors():
             submit.submit_fast_download(manager, variant)
+            st.session_state["fast_download_live"] = True
             feedback.toast("Downloading the Magenta style networks: progress below.", "info")
     download_panel(manager.list(kind=submit.MODEL_DOWNLOAD_KIND), "fast_download")
     return False
@@ -98,6 +100,7 @@ def vgg19_panel() -> str | None:
     if status.state == registry.DOWNLOADABLE and st.button("Download VGG19 weights", icon=":material/download:"):
         with user_errors():
             submit.submit_vgg19_download(manager)
+            st.session_state["vgg19_download_live"] = True
             feedback.toast("Downloading the VGG19 weights: progress below.", "info")
     vgg19_downloads = [job for job in manager.list(kind=submit.WEIGHTS_DOWNLOAD_KIND) if submit.is_vgg19_download(job)]
     download_panel(vgg19_downloads, "vgg19_download")

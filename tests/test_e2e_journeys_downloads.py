@@ -88,7 +88,6 @@ def test_style_downloads_the_fast_networks_and_runs_on_uploaded_pictures(page, o
     timed_click(page, "style: Download the Magenta style networks",
                 page.get_by_role("button", name="Download the Magenta style networks"),
                 page.get_by_test_id("stToast").filter(has_text="Downloading the Magenta style networks"))
-    _status(page, "Download the Magenta style networks").first.wait_for()
     page.get_by_text("Magenta arbitrary-style networks (f16) in the model cache.").wait_for(timeout=120_000)
     wait_for_app(page)
     assert_clean(page, online_server)
