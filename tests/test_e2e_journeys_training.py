@@ -118,8 +118,16 @@ def _gallery_by_predictions(page, server, artifacts_dir) -> None:
     page.get_by_text("Usable tiles per class").wait_for(timeout=120_000)
     wait_for_app(page)
     page.get_by_text("Filter by a model's predictions").click()
-    page.locator("[data-testid='stSelectbox']").filter(has_text="Predictions of the run").click()
-    page.get_by_role("option", name=re.compile("^journey resume")).click()
+    option = page.get_by_role("option", name=re.compile("^journey resume"))
+    for _ in range(3):  # a late rerun can close the dropdown: open it again
+        page.locator("[data-testid='stSelectbox']").filter(has_text="Predictions of the run").click()
+        try:
+            option.wait_for(timeout=10_000)
+            break
+        except Exception:
+            page.keyboard.press("Escape")
+            wait_for_app(page)
+    option.click()
     wait_for_app(page)
     counts = page.get_by_text(re.compile(r"The run predicted (\d+) of the (\d+) usable tiles.* (\d+) match"))
     counts.wait_for()
