@@ -50,10 +50,19 @@ def timed_click(page, action: str, target, result, timeout_s: float = 60.0) -> f
     return seconds
 
 
-def select_option(page, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox whose label contains ``label``."""
-    page.locator("[data-testid='stSelectbox']").filter(has_text=label).first.click()
-    page.get_by_role("option", name=option).first.click()
+def select_option(page, label: str, option) -> None:
+    """Pick ``option`` (text or pattern) in the selectbox whose label contains ``label``; the
+    dropdown is opened again when a late rerun closed it."""
+    choice = page.get_by_role("option", name=option).first
+    for _ in range(3):
+        page.locator("[data-testid='stSelectbox']").filter(has_text=label).first.click()
+        try:
+            choice.wait_for(timeout=10_000)
+            break
+        except Exception:
+            page.keyboard.press("Escape")
+            wait_for_app(page)
+    choice.click()
     wait_for_app(page)
 
 

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from tests.conftest import wait_for_app
-from tests.e2e_helpers import assert_clean, fill_training_form, selected, timed_click
+from tests.e2e_helpers import assert_clean, fill_training_form, select_option, selected, timed_click
 
 pytestmark = pytest.mark.e2e
 
@@ -118,17 +118,7 @@ def _gallery_by_predictions(page, server, artifacts_dir) -> None:
     page.get_by_text("Usable tiles per class").wait_for(timeout=120_000)
     wait_for_app(page)
     page.get_by_text("Filter by a model's predictions").click()
-    option = page.get_by_role("option", name=re.compile("^journey resume"))
-    for _ in range(3):  # a late rerun can close the dropdown: open it again
-        page.locator("[data-testid='stSelectbox']").filter(has_text="Predictions of the run").click()
-        try:
-            option.wait_for(timeout=10_000)
-            break
-        except Exception:
-            page.keyboard.press("Escape")
-            wait_for_app(page)
-    option.click()
-    wait_for_app(page)
+    select_option(page, "Predictions of the run", re.compile("^journey resume"))
     counts = page.get_by_text(re.compile(r"The run predicted (\d+) of the (\d+) usable tiles.* (\d+) match"))
     counts.wait_for()
     predicted, usable, matching = map(int, re.search(r"predicted (\d+) of the (\d+) .* (\d+) match",
