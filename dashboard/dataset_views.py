@@ -23,7 +23,7 @@ from dashboard.feedback import flash, show_flashes
 from dashboard.widgets import (job_failure_banner, live_job, md, show_image, swatches_html,
                                synthetic_badge, user_errors, why_disabled)
 from services.config import check_upload, confine, display_path, get_settings
-from services.datasets import job_requests, published, quality, sources, splits, tasks
+from services.datasets import job_requests, predictions, published, quality, sources, splits, tasks
 from services.datasets.index import class_names, usable
 from services.datasets.naming import safe_name
 from services.datasets.sources import DatasetInfo
@@ -248,26 +248,64 @@ def overview(info: DatasetInfo, frame: pd.DataFrame) -> None:
 
 # ---------------------------------------------------------------- gallery
 
+def prediction_filters(info: DatasetInfo, tiles: pd.DataFrame) -> pd.DataFrame:
+    """Once a finished run on this dataset recorded predictions: the tiles it predicted, narrowed
+    by predicted class, confidence range and mistakes only (``tiles`` unchanged otherwise)."""
+    from dashboard.training_adapters import run_store
+    from services.training.overview import val_predictions
+
+    try:
+        store = run_store()
+        runs = {run.id: run for run in predictions.runs_with_predictions(store, info.name)}
+    except UserFacingError:  # an unreadable run store: the training monitor says why
+        return tiles
+    if not runs:
+        return tiles
+    with st.expander("Filter by a model's predictions", icon=":material/filter_alt:", key="gallery_predictions"):
+        run_id = st.selectbox("Predictions of the run", [None, *runs], key="gallery_run",
+                              format_func=lambda i: "none (every tile)" if i is None else f"{runs[i].name} · {i[-6:]}")
+        if run_id is None:
+            return tiles
+        predicted_tiles = predictions.with_predictions(tiles, val_predictions(store, run_id))
+        columns = st.columns([2, 2, 1], vertical_alignment="bottom")
+        predicted = columns[0].multiselect("Predicted as", class_names(tiles), key="gallery_predicted",
+                                           placeholder="any class")
+        confidence = columns[1].slider("Confidence", 0.0, 1.0, predictions.CONFIDENCE_RANGE, 0.01,
+                                       key="gallery_confidence")
+        only_mistakes = columns[2].toggle("Only mistakes", key="gallery_mistakes")
+        chosen = predictions.filter_tiles(predicted_tiles, predicted=predicted, confidence=confidence)
+        if only_mistakes:
+            chosen = predictions.mistakes(chosen)
+        st.caption(f"The run predicted {len(predicted_tiles):,} of the {len(tiles):,} usable tiles (its "
+                   f"validation split: held out from its training, not from its checkpoint choice); "
+                   f"{len(chosen):,} match these filters (all classes; pick one below).")
+    return chosen
+
+
 def gallery(info: DatasetInfo, frame: pd.DataFrame) -> None:
     labels = class_names(frame)
+    tiles = prediction_filters(info, usable(frame))
     controls = st.columns([2, 2, 1])
     label = controls[0].selectbox("Class", labels, key="gallery_class")
     size = controls[1].slider("Thumbnail size", 48, 200, 110, step=2, key="gallery_size")
     per_row = max(2, min(12, 1200 // (size + 24)))
-    tiles = usable(frame)
     tiles = tiles[tiles["label"] == label]
+    if tiles.empty:
+        st.info("No tile of this class matches the filters.", icon=":material/filter_alt_off:")
     per_page = per_row * ROWS_PER_PAGE
     pages = max(1, -(-len(tiles) // per_page))
     page = controls[2].number_input(f"Page (of {pages})", 1, pages, 1, key=f"gallery_page_{label}_{per_page}")
     shown = tiles.iloc[(page - 1) * per_page: page * per_page]
     grid = st.container(horizontal=True, gap="xsmall")
-    for row in shown[["path", "relpath", "mtime_ns", "label"]].to_dict("records"):
+    for row in shown.to_dict("records"):
         cell = grid.container(width=size, gap=None, horizontal_alignment="center")
         data = adapters.thumbnail(row["path"], size, row["mtime_ns"])
         if data is None:
             cell.warning("unreadable")
             continue
         cell.image(data, width=size)
+        if "predicted" in row:
+            cell.caption(f"{md(row['predicted'])} · {row['confidence']:.2f}")
         if cell.button(":material/zoom_in:", key=f"view-{row['relpath']}", help=Path(row["relpath"]).name,
                        type="tertiary"):
             st.session_state[SELECTED] = (info.name, row["relpath"])
@@ -454,11 +492,14 @@ def save_form(info: DatasetInfo, split: pd.DataFrame) -> None:
         else:
             _save(info, name, split)
     if st.session_state.get(CONFIRM_OVERWRITE) == (info.name, name):
-        st.warning(f"A split called {md(name)} already exists for this dataset. Replace it with this one?",
-                   icon=":material/warning:")
-        replace, keep = st.columns(2)
+        question = st.empty()  # answered, the question goes at once (its answer shows below)
+        with question.container():
+            st.warning(f"A split called {md(name)} already exists for this dataset. Replace it with this one?",
+                       icon=":material/warning:")
+            replace, keep = st.columns(2)
         if replace.button("Replace it", icon=":material/save:", key="split_replace"):
             st.session_state.pop(CONFIRM_OVERWRITE)
+            question.empty()
             _save(info, name, split)
         elif keep.button("Keep the saved one", key="split_keep"):
             st.session_state.pop(CONFIRM_OVERWRITE)

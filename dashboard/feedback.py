@@ -38,3 +38,9 @@ def show_flashes(place: str, *, toast: bool = True) -> None:
         getattr(box, kind)(md(text), icon=ICONS[kind])
         if toast:
             st.toast(md(text), icon=ICONS[kind])
+
+
+def toast(text: str, kind: str = "success") -> None:
+    """Say ``text`` (plain text; escaped) at once as a toast, for a handler that does not rerun
+    (its status line, drawn by the same run, is the lasting feedback)."""
+    st.toast(md(text), icon=ICONS[kind])

@@ -123,6 +123,16 @@ def job_stop_button(manager: JobManager, state: JobState, key_prefix: str = "sto
             st.rerun()
 
 
+def _live_key(job_id: str) -> str:
+    return f"live_job:{job_id}"  # shared by every panel of the job: the page reruns once
+
+
+def mark_live(job_id: str) -> None:
+    """Make the job's panel rerun the page once when it sees the job ended, even when the job
+    (a fast download) ends before any panel drew it running: call it right after submitting."""
+    st.session_state[_live_key(job_id)] = True
+
+
 def live_job(manager: JobManager, job_id: str, key_prefix: str, *, recovery: bool = True, every: float = 1.0,
              on_end: Callable[[JobState], None] | None = None) -> JobState | None:
     """The one panel of a job a page shows: its status line and Stop (with ``recovery``, Retry /
@@ -132,9 +142,9 @@ def live_job(manager: JobManager, job_id: str, key_prefix: str, *, recovery: boo
     state = manager.get(job_id)
     if state is None:
         return None
-    live_key = f"live_job:{job_id}"  # shared by every panel of the job: the page reruns once
     if state.active:
-        st.session_state[live_key] = True
+        mark_live(job_id)
+    live_key = _live_key(job_id)
 
     def panel() -> None:
         current = manager.get(job_id)

@@ -4,9 +4,11 @@ page never imports TensorFlow."""
 
 import streamlit as st
 
+from dashboard import feedback
 from dashboard import style_adapters as ui
 from dashboard.adapters import job_manager
-from dashboard.widgets import STATUS_ICONS, job_stop_button, link_to_page, live_job, md, synthetic_badge, user_errors
+from dashboard.widgets import (STATUS_ICONS, job_stop_button, link_to_page, live_job, mark_live, md, synthetic_badge,
+                               user_errors)
 from services import provenance
 from services.jobs import kinds
 from services.models import weights as registry
@@ -75,7 +77,8 @@ def fast_panel(variant: str) -> bool:
     st.info(f"**{status.reason}**\n\n{status.fix}", icon=":material/download:")
     if st.button("Download the Magenta style networks", icon=":material/download:", key="fast_download"):
         with user_errors():
-            submit.submit_fast_download(manager, variant)
+            mark_live(submit.submit_fast_download(manager, variant))
+            feedback.toast("Downloading the Magenta style networks: progress below.", "info")
     download_panel(manager.list(kind=kinds.STYLE_MODEL_DOWNLOAD), "fast_download")
     return False
 
@@ -93,7 +96,8 @@ def vgg19_panel() -> str | None:
                  "ImageNet weights)", icon=":material/upload:")
     if status.state == registry.DOWNLOADABLE and st.button("Download VGG19 weights", icon=":material/download:"):
         with user_errors():
-            submit.submit_vgg19_download(manager)
+            mark_live(submit.submit_vgg19_download(manager))
+            feedback.toast("Downloading the VGG19 weights: progress below.", "info")
     vgg19_downloads = [job for job in manager.list(kind=kinds.WEIGHTS_DOWNLOAD) if submit.is_vgg19_download(job)]
     download_panel(vgg19_downloads, "vgg19_download")
     use_random = st.toggle("Use random (untrained) VGG19 weights instead",
@@ -289,6 +293,7 @@ if st.button("Start", type="primary", icon=":material/play_arrow:", disabled=not
                                                       mask=silhouette, feather=feather)
     if started:
         st.session_state["style_current"] = started
+        feedback.toast(f"Started {' and '.join(ENGINE_TITLES[engine] for engine in started)}: progress below.")
 if not ready:
     missing = [ENGINE_TITLES[engine] for engine in engines if not ready_of[engine]]
     if missing:

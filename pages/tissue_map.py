@@ -13,7 +13,7 @@ from dashboard import tissuemap_adapters as ui
 from dashboard.feedback import flash, show_flashes
 from dashboard.adapters import job_manager
 from dashboard.widgets import (
-    live_job, md, show_image, synthetic_badge, user_errors,
+    live_job, mark_live, md, show_image, synthetic_badge, user_errors,
     why_disabled,
 )
 from services.config import confine, get_settings
@@ -53,7 +53,7 @@ def kather_large_panel() -> tuple[Path | None, float | None]:
         live_job(manager, downloads[0].id, "tm-download")
     if not (downloads and downloads[0].active) and st.button("Download the larger images", icon=":material/download:"):
         with user_errors():
-            kather_large.submit_download(manager)
+            mark_live(kather_large.submit_download(manager))
             st.rerun()
     st.caption(md(kather_large.manual_instructions()))
     return None, None

@@ -13,6 +13,7 @@ from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.datasets_adapters import thumbnail
 from dashboard.feedback import flash, show_flashes
+from dashboard.run_share import share_link, shared_run_page
 from dashboard.training_adapters import first_layer_view, ingest_address, ingest_running, run_store
 from dashboard.widgets import STATUS_ICONS, live_job, md, random_weights_badge, show_image, synthetic_badge, user_errors
 from services import provenance
@@ -22,7 +23,7 @@ from services.metrics.calibration import calibration_text
 from services.metrics.formatting import percent
 from services.metrics.honesty import headline, labelled, leakage_badge, leakage_of
 from services.models.catalog import DESCRIPTIONS, model_names
-from services.training import charts, curves, launcher, overview, tb_import
+from services.training import charts, curves, launcher, overview, sharing, tb_import
 from services.training.config import KEEP, OPTIMIZERS, RunConfig
 from services.training.store import ACTIVE, DIVERGED, ENDED, FAILED, INTERRUPTED, QUEUED, RUNNING
 
@@ -35,6 +36,9 @@ with user_errors():
     store = run_store()
     manager = job_manager()
 if store is None:
+    st.stop()
+if st.query_params.get(sharing.QUERY_KEY):  # a shared link: that one run, read-only
+    shared_run_page(store, st.query_params[sharing.QUERY_KEY])
     st.stop()
 
 # Where the page says what a button did.
@@ -355,6 +359,7 @@ run = store.find_run(chosen)
 if run is None:
     st.stop()
 run_actions(run)
+share_link(run.id)
 run_header(chosen)
 notes_editor(run)
 if run.status in ENDED or run.status == RUNNING:

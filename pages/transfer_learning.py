@@ -6,12 +6,12 @@ model service: this page never imports TensorFlow."""
 import pandas as pd
 import streamlit as st
 
-from dashboard import choices
+from dashboard import choices, feedback
 from dashboard import transfer_adapters as views
 from dashboard.adapters import job_manager
 from dashboard.training_adapters import run_store
-from dashboard.widgets import (live_job, model_preview_wanted, random_weights_badge, synthetic_badge, user_errors,
-                               why_disabled)
+from dashboard.widgets import (live_job, mark_live, model_preview_wanted, random_weights_badge, synthetic_badge,
+                               user_errors, why_disabled)
 from services import provenance
 from services.datasets import index, sources, splits
 from services.jobs import kinds
@@ -26,6 +26,7 @@ st.caption("Book ch. 4 and 8: train from scratch (A), freeze a pretrained backbo
            "(B, the book's vgg16_v4), train a head on cached backbone features (C), or fine-tune the top "
            "block (D). Runs go through the job queue and show up in the Training monitor.")
 manager = job_manager()
+WEIGHTS_PLACE = "tl-weights"
 
 # --- backbones ------------------------------------------------------------------------------------
 with st.expander("Backbones and their ImageNet weights", icon=":material/download:", key="tl_weights_expander"):
@@ -43,7 +44,9 @@ with st.expander("Backbones and their ImageNet weights", icon=":material/downloa
             f"Download {backbone_spec.title} weights (about {backbone_spec.approx_mb:g} MB)",
             icon=":material/download:", disabled=busy):
         with user_errors():
-            manager.submit(kinds.WEIGHTS_DOWNLOAD, f"Download {backbone_spec.title} weights", {"backbone": chosen})
+            mark_live(manager.submit(kinds.WEIGHTS_DOWNLOAD, f"Download {backbone_spec.title} weights",
+                                     {"backbone": chosen}))
+            feedback.flash(WEIGHTS_PLACE, f"Downloading the {backbone_spec.title} weights: progress below.", "info")
             st.rerun()
     full = f" or a full model with its ImageNet top ({backbone_spec.full_file_name}, .h5 or .keras)" \
         if backbone_spec.full_file_name else ""
@@ -51,11 +54,13 @@ with st.expander("Backbones and their ImageNet weights", icon=":material/downloa
                               key="tl_weights_upload")
     if upload is not None and st.button("Check and install the file", icon=":material/upload:", disabled=busy):
         with user_errors():
-            manager.submit(kinds.WEIGHTS_DOWNLOAD, f"Install {upload.name} for {backbone_spec.title}",
-                           {"backbone": chosen, "original_name": upload.name},
-                           files={registry.UPLOAD_FILE: upload.getvalue()})
+            mark_live(manager.submit(kinds.WEIGHTS_DOWNLOAD, f"Install {upload.name} for {backbone_spec.title}",
+                                     {"backbone": chosen, "original_name": upload.name},
+                                     files={registry.UPLOAD_FILE: upload.getvalue()}))
+            feedback.flash(WEIGHTS_PLACE, f"Checking {upload.name} for {backbone_spec.title}: progress below.", "info")
             st.rerun()
 
+    feedback.show_flashes(WEIGHTS_PLACE)
     if weight_jobs:  # when it ends, the whole page reruns: the status table and the plan change
         live_job(manager, weight_jobs[0].id, "tl-weights")
 

@@ -52,6 +52,7 @@ class Env:
     SERVICE_MODELS = "DASHBOARD_SERVICE_MODELS"
     ONE_TENSORFLOW_PROCESS = "DASHBOARD_ONE_TENSORFLOW_PROCESS"
     OPENCV_WINOGRAD = "DASHBOARD_OPENCV_WINOGRAD"
+    DOWNLOAD_MIRROR = "DASHBOARD_DOWNLOAD_MIRROR"
     MAP_MODELS_KEPT = "DASHBOARD_MAP_MODELS_KEPT"
     REUSED_WORKER_MAX_MB = "DASHBOARD_REUSED_WORKER_MAX_MB"
     DARKNET_MAX_LAYERS = "DASHBOARD_DARKNET_MAX_LAYERS"
@@ -280,6 +281,7 @@ class Settings(DataLayout):
     service_idle_s: float = 1800.0
     """The model service exits after this long without a request (``DASHBOARD_SERVICE_IDLE_S``; cloud: 60)."""
     service_models: int = 6
+    """Models the model service keeps loaded (``DASHBOARD_SERVICE_MODELS``)."""
     one_tensorflow_process: bool = False
     """At most one TensorFlow process alive at a time (``DASHBOARD_ONE_TENSORFLOW_PROCESS``; on
     under the cloud profile): the job runner stops the model service before a TensorFlow job
@@ -290,7 +292,6 @@ class Settings(DataLayout):
     the first inference repacks the weights into buffers the net keeps (yolov3-tiny at 416 px:
     about +260 MiB instead of +80 MiB, per cached model), which breaks the web server's memory
     budget."""
-    """Models the model service keeps loaded (``DASHBOARD_SERVICE_MODELS``)."""
     darknet_max_layers: int = 1000
     """Darknet cfgs with more layers are refused (``DASHBOARD_DARKNET_MAX_LAYERS``; a value that is
     not a positive whole number means the default). YOLOv4 has 162 layers, the largest scaled
@@ -321,6 +322,10 @@ class Settings(DataLayout):
     """A warm worker that ran a job of a kind that reuses its worker (tissue maps) takes the next
     such job only while its resident memory is below this (``DASHBOARD_REUSED_WORKER_MAX_MB``);
     above it, it exits like any other worker."""
+    download_mirror: str | None = None
+    """A base URL every download is fetched from instead of its public address
+    (``DASHBOARD_DOWNLOAD_MIRROR``): ``<mirror>/<file name>``, with the same size and checksum
+    checks, so a lab mirror (or the tests' local server) must hold the genuine files."""
 
     @property
     def models_on_click(self) -> bool:
@@ -399,6 +404,7 @@ def get_settings() -> Settings:
         admins=os.environ.get(Env.ADMINS),
         keras_home=Path(os.environ[Env.KERAS_HOME]).expanduser() if os.environ.get(Env.KERAS_HOME) else None,
         tf_config=os.environ.get(Env.TF_CONFIG) or None,
+        download_mirror=os.environ.get(Env.DOWNLOAD_MIRROR, "").strip() or None,
     )
 
 

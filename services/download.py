@@ -11,6 +11,7 @@ import hashlib
 import os
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,16 @@ def verify_file(path: Path, *, size: int | None = None, md5: str | None = None, 
                 raise DownloadFailed(f"{path.name}: {algorithm} is {actual}, expected {expected}; the file is refused.")
 
 
+def mirrored(url: str) -> str:
+    """``url``, or the same file on the download mirror when ``DASHBOARD_DOWNLOAD_MIRROR`` is set
+    (``<mirror>/<last path component of url>``; the query is dropped)."""
+    mirror = get_settings().download_mirror
+    if not mirror:
+        return url
+    name = urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1]
+    return f"{mirror.rstrip('/')}/{name}"
+
+
 def offline_message(url: str, dest: Path) -> str:
     return (
         f"Cannot download {url} (no network, or DASHBOARD_OFFLINE is set). Download it on a "
@@ -73,6 +84,7 @@ def download(
         return dest
     if get_settings().offline:
         raise OfflineError(offline_message(url, dest))
+    url = mirrored(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0

@@ -218,17 +218,18 @@ def _free_port() -> int:
 
 
 class StreamlitServer:
-    def __init__(self, data_dir: Path, log_path: Path, extra_args: Sequence[str] = (), *,
-                 checkout: Path | None = None):
-        """``extra_args``: more ``streamlit run`` options (e.g. ``--secrets.files``). With
-        ``checkout`` (a fresh clone): exactly ``streamlit run dashboard/app.py`` in it, as
-        Streamlit Community Cloud starts it (server options as ``STREAMLIT_*`` variables), on its
-        default data root ``<checkout>/data`` (``data_dir`` must be that)."""
+    def __init__(self, data_dir: Path, log_path: Path, extra_args: Sequence[str] = (),
+                 env: dict[str, str] | None = None, *, checkout: Path | None = None):
+        """``extra_args``: more ``streamlit run`` options (e.g. ``--secrets.files``); ``env``:
+        settings that replace the defaults (offline, ...). With ``checkout`` (a fresh clone):
+        exactly ``streamlit run dashboard/app.py`` in it, as Streamlit Community Cloud starts it
+        (server options as ``STREAMLIT_*`` variables), on its default data root
+        ``<checkout>/data`` (``data_dir`` must be that)."""
         self.data_dir = data_dir
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "DASHBOARD_DATA_DIR": str(data_dir), "DASHBOARD_OFFLINE": "1",
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1", **(env or {})}
         options = ["--server.port", str(self.port), "--server.address", "127.0.0.1",
                    "--server.headless", "true", "--browser.gatherUsageStats", "false",
                    "--server.fileWatcherType", "none", *extra_args]
@@ -298,13 +299,22 @@ def _browser():
         browser.close()
 
 
-@pytest.fixture
-def browser_page(_browser, streamlit_server):
-    context = _browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+@contextlib.contextmanager
+def new_browser_page(browser) -> Iterator:
+    """A page in a fresh browser context (its own cookies: a new Streamlit session)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(60_000)
-    yield page
-    context.close()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def browser_page(_browser, streamlit_server):
+    with new_browser_page(_browser) as page:
+        yield page
 
 
 def wait_for(condition, timeout: float = 30.0):

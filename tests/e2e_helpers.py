@@ -35,7 +35,10 @@ def upload(page, label: str, *paths: Path) -> None:
 
 def timed_click(page, action: str, target, result, timeout_s: float = 60.0) -> float:
     """Click ``target`` and wait until the ``result`` locator is visible: seconds between the two,
-    recorded as ``action`` in build/test-artifacts/feedback-latency.jsonl."""
+    recorded as ``action`` in build/test-artifacts/feedback-latency.jsonl. The clock starts once
+    the page is idle and ``target`` is there to be clicked (not while the page is still drawing)."""
+    wait_for_app(page)
+    target.wait_for()
     start = time.monotonic()
     target.click()
     result.first.wait_for(timeout=timeout_s * 1000)
@@ -47,10 +50,19 @@ def timed_click(page, action: str, target, result, timeout_s: float = 60.0) -> f
     return seconds
 
 
-def select_option(page, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox whose label contains ``label``."""
-    page.locator("[data-testid='stSelectbox']").filter(has_text=label).first.click()
-    page.get_by_role("option", name=option).first.click()
+def select_option(page, label: str, option) -> None:
+    """Pick ``option`` (text or pattern) in the selectbox whose label contains ``label``; the
+    dropdown is opened again when a late rerun closed it."""
+    choice = page.get_by_role("option", name=option).first
+    for _ in range(3):
+        page.locator("[data-testid='stSelectbox']").filter(has_text=label).first.click()
+        try:
+            choice.wait_for(timeout=10_000)
+            break
+        except Exception:
+            page.keyboard.press("Escape")
+            wait_for_app(page)
+    choice.click()
     wait_for_app(page)
 
 
@@ -74,3 +86,31 @@ def open_every_page(page, url: str, after_each=None) -> None:
         assert_clean(page)
         if after_each is not None:
             after_each(spec.title)
+
+
+def open_weights_panel(page, url: str, backbone: str) -> None:
+    """The transfer page's "Backbones and their ImageNet weights" panel with ``backbone`` chosen."""
+    page.goto(f"{url}/transfer_learning")
+    wait_for_app(page)
+    page.get_by_text("Backbones and their ImageNet weights").click()
+    wait_for_app(page)
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Backbone").first.click()
+    page.get_by_role("option", name=backbone, exact=True).click()
+    wait_for_app(page)
+
+
+def fill_training_form(page, name: str, **fields: str):
+    """Open the monitor's "Start a training run" form (open by itself only while no runs exist)
+    and fill ``fields`` (label: value) and the run name; returns the form."""
+    page.get_by_text("Start a training run").first.wait_for()
+    form = page.get_by_test_id("stForm")
+    expander = page.get_by_test_id("stExpander").filter(has_text="Start a training run")
+    if expander.locator("details").get_attribute("open") is None:
+        expander.get_by_text("Start a training run").click()
+    form.get_by_label("Epochs").wait_for(state="visible")
+    for label, value in fields.items():
+        field = form.get_by_label(label)
+        field.fill(value)
+        field.press("Tab")
+    form.get_by_label("Run name (optional)").fill(name)
+    return form

@@ -125,3 +125,22 @@ def test_kather_job_downloads_extracts_and_indexes(data_root, server, payload):
     assert state.result == {"dataset": "kather2016", "files": 8, "usable": 8}
     assert kather.download_path().read_bytes() == payload
     assert (kather.install_folder() / "Kather_texture_2016_image_tiles_5000" / "01_TUMOR").is_dir()
+
+
+def test_the_download_mirror_serves_the_file_under_its_name_with_the_same_checks(tmp_path, monkeypatch):
+    from tests.conftest import serve_folder
+
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    payload = b"genuine bytes" * 100
+    (folder / "weights.h5").write_bytes(payload)
+    public = "https://example.invalid/models/weights.h5?download=1"
+    with serve_folder(folder) as mirror:
+        monkeypatch.setenv("DASHBOARD_OFFLINE", "")
+        monkeypatch.setenv("DASHBOARD_DOWNLOAD_MIRROR", mirror.url)
+        got = download(public, tmp_path / "a" / "weights.h5", size=len(payload),
+                       sha256=hashlib.sha256(payload).hexdigest())
+        assert got.read_bytes() == payload and mirror.stats["requests"][0][0] == "weights.h5"
+        with pytest.raises(DownloadFailed, match="sha256"):  # the mirror must hold the genuine file
+            download(public, tmp_path / "b" / "weights.h5", sha256="0" * 64)
+        assert not (tmp_path / "b" / "weights.h5").exists()

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from tests.conftest import wait_for_app
+from tests.e2e_helpers import fill_training_form
 
 pytestmark = pytest.mark.e2e
 
@@ -16,18 +17,8 @@ def test_start_a_run_from_the_ui_and_watch_it_finish(browser_page, streamlit_ser
     page = browser_page
     page.goto(f"{streamlit_server.url}/training_monitor")
     wait_for_app(page)
-    page.get_by_text("Start a training run").first.wait_for()
-    form = page.get_by_test_id("stForm")
-    expander = page.get_by_test_id("stExpander").filter(has_text="Start a training run")
-    if expander.locator("details").get_attribute("open") is None:  # open by itself only while no runs exist
-        expander.get_by_text("Start a training run").click()
-    form.get_by_label("Epochs").wait_for(state="visible")
+    form = fill_training_form(page, "e2e run", **{"Epochs": "2", "Batch size": "16", "Image size (px)": "48"})
     page.screenshot(path=str(artifacts_dir / "training-monitor-start.png"), full_page=True)
-    for label, value in (("Epochs", "2"), ("Batch size", "16"), ("Image size (px)", "48")):
-        field = form.get_by_label(label)
-        field.fill(value)
-        field.press("Tab")
-    form.get_by_label("Run name (optional)").fill("e2e run")
     form.get_by_role("button", name="Start training").click()
 
     progress = page.get_by_test_id("stProgress").filter(has_text="e2e run")

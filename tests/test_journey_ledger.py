@@ -56,35 +56,34 @@ JOURNEYS: dict[tuple[str, str], tuple[str, str]] = {
     ("pages/transfer_learning.py", "'Prepare the HTML report'"): ("test_e2e_transfer.py", "Prepare the HTML report"),
     ("pages/transfer_learning.py", '"Save a 60/20/20 split grouped by source image as \'grouped\'"'):
         ("test_e2e_transfer.py", "Save a 60/20/20"),
+    ("dashboard/auth.py", "label"): ("test_e2e_login.py", "Log in"),
+    ("dashboard/dataset_views.py", "'Verify and extract'"): ("test_e2e_journeys_controls.py", "Verify and extract"),
+    ("dashboard/dataset_views.py", "'Replace it'"): ("test_e2e_journeys_controls.py", "Replace it"),
+    ("dashboard/dataset_views.py", "'Keep the saved one'"): ("test_e2e_journeys_controls.py", "Keep the saved one"),
+    ("dashboard/widgets.py", "':material/close:'"): ("test_e2e_journeys_controls.py", 'name="close"'),
+    ("pages/detector.py", '"names, when the model carries none (default: COCO\'s 80 classes)"'): ("test_e2e_journeys_controls.py", "names, when the model carries none"),
+    ("pages/detector.py", "f\"Try the page with '{registry.DEMO_TITLE}'\""): ("test_e2e_journeys_controls.py", "Try the page with"),
+    ("pages/system.py", "'Delete old jobs'"): ("test_e2e_journeys_controls.py", "Delete old jobs"),
+    ("pages/tissue_map.py", "'Image'"): ("test_e2e_journeys_controls.py", 'upload(page, "Image"'),
+    ("pages/transfer_learning.py", "f'…or upload {backbone_spec.file_name}{full}'"): ("test_e2e_journeys_controls.py", "mobilenet_2_5_224_tf_no_top.h5"),
+    ("pages/transfer_learning.py", "'A tile image'"): ("test_e2e_transfer.py", "A tile image"),
+    ("pages/transfer_learning.py", "'Check and install the file'"): ("test_e2e_journeys_controls.py", "Check and install the file"),
+    ("pages/detector.py", "f'Download {spec.weights_name} ({spec.weights_size / 1000000.0:.0f} MB)'"): ("test_e2e_journeys_downloads.py", "Download yolo-fastest-1.1.weights"),
+    ("pages/style_transfer.py", "'Download the Magenta style networks'"): ("test_e2e_journeys_downloads.py", "Download the Magenta style networks"),
+    ("pages/style_transfer.py", "f'{label} image'"): ("test_e2e_journeys_downloads.py", 'f"{label} image"'),
+    ("pages/style_transfer.py", "'Download VGG19 weights'"): ("test_e2e_journeys_downloads.py", "Download VGG19 weights"),
+    ("pages/style_transfer.py", "'Silhouette (black shape on white)'"): ("test_e2e_journeys_downloads.py", "Silhouette (black shape on white)"),
+    ("pages/tissue_map.py", "'Download the larger images'"): ("test_e2e_journeys_downloads.py", "Download the larger images"),
+    ("pages/transfer_learning.py", "f'Download {backbone_spec.title} weights (about {backbone_spec.approx_mb:g} MB)'"): ("test_e2e_journeys_downloads.py", "Download MobileNet v1 (alpha 0.25) weights"),
+    ("pages/training_monitor.py", '"TensorBoard event files, or a zip of a run\'s log folder"'): ("test_e2e_journeys_training.py", "TensorBoard event files"),
+    ("pages/training_monitor.py", "'Show filters and feature maps'"): ("test_e2e_journeys_training.py", "Show filters and feature maps"),
+    ("pages/training_monitor.py", "'Resume'"): ("test_e2e_journeys_training.py", 'name="Resume"'),
+    ("dashboard/dataset_views.py", "'Try again'"): ("test_e2e_journeys_controls.py", "Try again"),
 }
 
-NO_JOURNEY_YET: set[tuple[str, str]] = {
-    # Buttons and uploads that no test presses yet (downloads need the network, which tests never
-    # use; the rest are owed to the journey suite).
-    ("dashboard/auth.py", "label"),
-    ("dashboard/dataset_views.py", "'Verify and extract'"),
-    ("dashboard/dataset_views.py", "'Replace it'"),
-    ("dashboard/dataset_views.py", "'Keep the saved one'"),
-    ("dashboard/dataset_views.py", "'Try again'"),
-    ("dashboard/widgets.py", "':material/close:'"),
-    ("pages/detector.py", '"names, when the model carries none (default: COCO\'s 80 classes)"'),
-    ("pages/detector.py", "f\"Try the page with '{registry.DEMO_TITLE}'\""),
-    ("pages/detector.py", "f'Download {spec.weights_name} ({spec.weights_size / 1000000.0:.0f} MB)'"),
-    ("pages/style_transfer.py", "'Download the Magenta style networks'"),
-    ("pages/style_transfer.py", "f'{label} image'"),
-    ("pages/style_transfer.py", "'Download VGG19 weights'"),
-    ("pages/style_transfer.py", "'Silhouette (black shape on white)'"),
-    ("pages/system.py", "'Delete old jobs'"),
-    ("pages/tissue_map.py", "'Image'"),
-    ("pages/tissue_map.py", "'Download the larger images'"),
-    ("pages/training_monitor.py", '"TensorBoard event files, or a zip of a run\'s log folder"'),
-    ("pages/training_monitor.py", "'Show filters and feature maps'"),
-    ("pages/training_monitor.py", "'Resume'"),
-    ("pages/transfer_learning.py", "f'…or upload {backbone_spec.file_name}{full}'"),
-    ("pages/transfer_learning.py", "'A tile image'"),
-    ("pages/transfer_learning.py", "f'Download {backbone_spec.title} weights (about {backbone_spec.approx_mb:g} MB)'"),
-    ("pages/transfer_learning.py", "'Check and install the file'"),
-}
+NO_JOURNEY_YET: set[tuple[str, str]] = set()
+"""Buttons and uploads that no test presses yet (owed to the journey suite); empty: every control
+of the app has a journey."""
 
 
 def controls() -> set[tuple[str, str]]:
