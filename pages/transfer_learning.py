@@ -14,7 +14,6 @@ from dashboard.widgets import (live_job, mark_live, model_preview_wanted, random
                                user_errors, why_disabled)
 from services import provenance
 from services.datasets import index, sources, splits
-from services.jobs import kinds
 from services.metrics import formatting
 from services.models import weights as registry
 from services.transfer import crossdataset, experiments, report
@@ -44,8 +43,7 @@ with st.expander("Backbones and their ImageNet weights", icon=":material/downloa
             f"Download {backbone_spec.title} weights (about {backbone_spec.approx_mb:g} MB)",
             icon=":material/download:", disabled=busy):
         with user_errors():
-            mark_live(manager.submit(kinds.WEIGHTS_DOWNLOAD, f"Download {backbone_spec.title} weights",
-                                     {"backbone": chosen}))
+            mark_live(registry.submit_download(manager, chosen))
             feedback.flash(WEIGHTS_PLACE, f"Downloading the {backbone_spec.title} weights: progress below.", "info")
             st.rerun()
     full = f" or a full model with its ImageNet top ({backbone_spec.full_file_name}, .h5 or .keras)" \
@@ -54,9 +52,7 @@ with st.expander("Backbones and their ImageNet weights", icon=":material/downloa
                               key="tl_weights_upload")
     if upload is not None and st.button("Check and install the file", icon=":material/upload:", disabled=busy):
         with user_errors():
-            mark_live(manager.submit(kinds.WEIGHTS_DOWNLOAD, f"Install {upload.name} for {backbone_spec.title}",
-                                     {"backbone": chosen, "original_name": upload.name},
-                                     files={registry.UPLOAD_FILE: upload.getvalue()}))
+            mark_live(registry.submit_install(manager, chosen, upload.name, upload.getvalue()))
             feedback.flash(WEIGHTS_PLACE, f"Checking {upload.name} for {backbone_spec.title}: progress below.", "info")
             st.rerun()
 

@@ -52,7 +52,7 @@ def submit_fast(manager, content: np.ndarray, style: np.ndarray, settings: FastS
 
 
 def submit_vgg19_download(manager, owner: str | None = None) -> str:
-    return manager.submit(kinds.WEIGHTS_DOWNLOAD, "Download VGG19 weights", {"backbone": VGG19}, owner=owner)
+    return weights_registry.submit_download(manager, VGG19, owner=owner)
 
 
 def submit_fast_download(manager, variant: str = fast_models.DEFAULT_VARIANT, owner: str | None = None) -> str:

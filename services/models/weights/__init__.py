@@ -39,16 +39,17 @@ from services.models.weights.cache import (
     DOWNLOADABLE, MISSING, PRESENT, UPLOAD_PLACE, WeightsMissing, WeightsStatus, all_statuses, keras_cache_dirs,
     model_cache_dir, resolve_weights, weights_status,
 )
-from services.models.weights.job import UPLOAD_FILE, download_weights_job
+from services.models.weights.job import UPLOAD_FILE, download_weights_job, submit_download, submit_install
 from services.models.weights.manifest import file_digests, read_manifest
 from services.models.weights.upload import delete_installed_weights, install_weights_file, installed_weights_owner
 from services.models.weights_h5 import WeightsMismatch, write_full_model_file, write_weights_file
 from services.provenance import IMAGENET, RANDOM
 
 __all__ = [
-    "BACKBONES", "DOWNLOADABLE", "IMAGENET", "MAX_SIDE", "MISSING", "PRESENT", "RANDOM", "UPLOAD_FILE", "UPLOAD_PLACE",
-    "BackboneSpec", "BadInputSize", "WeightsMismatch", "WeightsMissing", "WeightsStatus", "all_statuses",
-    "check_input_size", "delete_installed_weights", "download_weights_job", "file_digests", "install_weights_file",
-    "installed_weights_owner", "keras_cache_dirs", "load_backbone", "model_cache_dir", "preprocess_function",
-    "read_manifest", "resolve_weights", "spec", "weights_status", "write_full_model_file", "write_weights_file",
+    "BACKBONES", "DOWNLOADABLE", "IMAGENET", "MAX_SIDE", "MISSING", "PRESENT", "RANDOM", "UPLOAD_FILE",
+    "UPLOAD_PLACE", "BackboneSpec", "BadInputSize", "WeightsMismatch", "WeightsMissing", "WeightsStatus",
+    "all_statuses", "check_input_size", "delete_installed_weights", "download_weights_job", "file_digests",
+    "install_weights_file", "installed_weights_owner", "keras_cache_dirs", "load_backbone", "model_cache_dir",
+    "preprocess_function", "read_manifest", "resolve_weights", "spec", "submit_download", "submit_install",
+    "weights_status", "write_full_model_file", "write_weights_file",
 ]

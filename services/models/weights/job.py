@@ -6,12 +6,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from services.jobs import kinds
 from services.models.backbones import spec
 from services.models.weights.cache import resolve_weights
 from services.models.weights.upload import install_weights_file
 
 UPLOAD_FILE = "weights-upload.bin"
 """Name of an uploaded weights file in a ``weights-download`` job's folder (``files=``)."""
+
+
+def submit_download(manager, backbone: str, owner: str | None = None) -> str:
+    """Queue the download of ``backbone``'s ImageNet weights (:func:`download_weights_job`); the job id."""
+    return manager.submit(kinds.WEIGHTS_DOWNLOAD, f"Download {spec(backbone).title} weights", {"backbone": backbone},
+                          owner=owner)
+
+
+def submit_install(manager, backbone: str, original_name: str, data: bytes) -> str:
+    """Queue the check and installation of an uploaded weights file ``data`` (named
+    ``original_name`` by the person) for ``backbone``; the job id."""
+    return manager.submit(kinds.WEIGHTS_DOWNLOAD, f"Install {original_name} for {spec(backbone).title}",
+                          {"backbone": backbone, "original_name": original_name}, files={UPLOAD_FILE: data})
 
 
 def download_weights_job(params: dict[str, Any], context) -> dict[str, str]:
