@@ -54,9 +54,12 @@ def test_features_are_computed_once_then_reused(setup):
     second = features_of(base, rows, "val")
     assert second.reused and second.seconds == 0 and second.key == first.key
     np.testing.assert_array_equal(second.features, first.features)
+    pooled = features_of(base, rows, "val", pooled=True)  # the same entry, read pooled
+    assert pooled.reused and pooled.key == first.key
+    np.testing.assert_array_equal(pooled.features, cache.pool_maps(first.features))
     stored = cache.cache_dir(BACKBONE) / f"{first.key.digest}.npz"
     with np.load(stored, allow_pickle=False) as archive:  # plain arrays only: no pickled objects
-        assert set(archive.files) == {"features", "labels", "paths"}
+        assert set(archive.files) == {"features", "pooled", "labels", "paths"}
     assert json.loads((cache.cache_dir(BACKBONE) / f"{first.key.digest}.json").read_text())["digest"] == first.key.digest
 
 
@@ -78,9 +81,11 @@ def test_key_changes_with_weights_size_preprocessing_and_split(setup):
 
 def test_stop_request_caches_nothing(setup):
     frame, base = setup
+    stops = iter([False, True])  # after the first batch was written
     with pytest.raises(cache.StopRequested):
-        features_of(base, rows_of(frame, "train"), "train", should_stop=lambda: True)
+        features_of(base, rows_of(frame, "train"), "train", should_stop=lambda: next(stops, True))
     assert [p for p in cache.cache_dir(BACKBONE).glob("*.json") if json.loads(p.read_text())["split"] == "train"] == []
+    assert list(cache.cache_dir(BACKBONE).glob(".*")) == []  # no half-written file
 
 
 def test_extraction_job_caches_every_part_of_the_split_once(setup, tmp_path):
@@ -110,3 +115,65 @@ def test_a_changed_dataset_never_reuses_stale_features(setup):
     np.testing.assert_allclose(after.features[1:], before.features[1:], atol=1e-4 * scale)
     assert cache.load_cached(before.key, rows) is not None  # the old entry still exists, but its
     assert before.key.digest != after.key.digest             # key no longer matches the data
+
+
+# --- the pooled path, on generated maps (no backbone) ---------------------------------------------
+
+ROWS, MAP_SHAPE = 4000, (5, 5, 64)
+MAPS_BYTES = ROWS * int(np.prod(MAP_SHAPE)) * 4  # 25.6 MB
+
+
+def generated_key(split="train"):
+    return cache.FeatureKey("generated", "w", (150, 150), "p", "v", split)
+
+
+def generated_batches(rows=ROWS, batch=32):
+    for start in range(0, rows, batch):
+        count = min(batch, rows - start)
+        yield np.random.default_rng(start).normal(2.0, 3.0, (count, *MAP_SHAPE)).astype(np.float32)
+
+
+def generated_entry(key, rows=ROWS):
+    paths = [f"tile_{i}.tif" for i in range(rows)]
+    return cache.save(key, generated_batches(rows), np.arange(rows) % 8, paths)
+
+
+def traced_peak(function):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = function()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_pooling_path_never_holds_the_whole_maps(data_root):
+    key = generated_key()
+    (pooled, _), written_peak = traced_peak(lambda: generated_entry(key))
+    assert pooled.shape == (ROWS, 1, 1, MAP_SHAPE[-1])
+    read, read_peak = traced_peak(lambda: cache.load_cached(key, pooled=True))
+    maps = np.concatenate(list(generated_batches()))
+    np.testing.assert_array_equal(read.features, cache.pool_maps(maps))  # as pooled at once
+    np.testing.assert_array_equal(cache.load_cached(key).features, maps)  # whole maps on disk all the same
+    # the maps are 25.6 MB; their pooling 1 MB, a batch 0.2 MB (generous margin for the zip's buffers)
+    assert written_peak < MAPS_BYTES / 4 and read_peak < MAPS_BYTES / 4, (written_peak, read_peak)
+
+
+def test_an_entry_without_pooled_features_is_pooled_in_chunks_and_a_damaged_one_is_never_trusted(data_root):
+    key = generated_key("val")
+    maps = np.concatenate(list(generated_batches()))
+    path = cache.cache_dir(key.backbone) / f"{key.digest}.npz"
+    path.parent.mkdir(parents=True)
+    np.savez(path, features=maps, labels=np.arange(ROWS, dtype=np.int32) % 8,  # as written before "pooled"
+             paths=np.array([f"tile_{i}.tif" for i in range(ROWS)], dtype=str))
+    read, peak = traced_peak(lambda: cache.load_cached(key, pooled=True))
+    np.testing.assert_array_equal(read.features, cache.pool_maps(maps))
+    assert peak < MAPS_BYTES / 4, peak
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated: recomputed, not misread
+    assert cache.load_cached(key, pooled=True) is None and cache.load_cached(key) is None
+    generated_entry(key, rows=40)
+    np.savez(path, features=maps[:39], pooled=cache.pool_maps(maps[:40]),  # one map short of its rows
+             labels=np.zeros(40, np.int32), paths=np.array([f"tile_{i}.tif" for i in range(40)], dtype=str))
+    assert cache.load_cached(key) is None

@@ -69,7 +69,8 @@ def _train(store, run_id: str, spec: ExperimentSpec, backbone: str, should_stop,
     base = registry.load_backbone(backbone, input_shape=(spec.image_size,) * 2 + (3,), weights=spec.weights)
     sets = feature_cache.extract_splits(base, backbone, frame, image_size=spec.image_size,
                                         batch_size=spec.batch_size, should_stop=should_stop,
-                                        progress=lambda fraction, message: progress(0.5 * fraction, message))
+                                        progress=lambda fraction, message: progress(0.5 * fraction, message),
+                                        pooled=spec.head_pooling == "avg")
     sets = {split: dataclasses.replace(part, features=head_inputs(part.features, spec.head_pooling))
             for split, part in sets.items()}
     head = build_head(sets["train"].features.shape[1:], len(class_names), spec)
@@ -108,13 +109,14 @@ def _train(store, run_id: str, spec: ExperimentSpec, backbone: str, should_stop,
 
 
 def head_inputs(features: np.ndarray, pooling: str) -> np.ndarray:
-    """What the head is fitted and scored on: for the global-average-pooling head the cached maps
-    averaged once here, as 1 x 1 maps (the head's pooling of them is the identity, and every
-    epoch reads 25x less data for MobileNet v2 at 150 px: bench/bench_transfer.py); the book's
-    Flatten head needs the whole maps."""
+    """What the head is fitted and scored on: for the global-average-pooling head the maps
+    averaged once, as 1 x 1 maps (the head's pooling of them is the identity, and every epoch
+    reads 25x less data for MobileNet v2 at 150 px: bench/bench_transfer.py); the book's Flatten
+    head needs the whole maps. Strategy C reads them pooled from the cache already
+    (:func:`services.transfer.features.load_cached`), so the whole maps are never in memory."""
     if pooling != "avg" or features.shape[1:3] == (1, 1):
         return features
-    return features.mean(axis=(1, 2), keepdims=True, dtype=np.float32)
+    return feature_cache.pool_maps(features)
 
 
 def build_head(feature_shape, num_classes: int, spec: ExperimentSpec):
