@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard.widgets import md, synthetic_badge
 from services.metrics.honesty import headline, leakage_badge, leakage_of
-from services.training import charts, overview, sharing
+from services.training import curves, overview, sharing
 
 
 def share_link(run_id: str) -> None:
@@ -34,8 +34,8 @@ def shared_run_page(store, run_id: str) -> None:
         st.warning(f"**{badge}** of this run's split: its held-out numbers are optimistic.", icon=":material/warning:")
     line = headline(run.summary)
     st.markdown(f"**{line.text()}** · {line.note}.")
-    table = overview.epoch_table(store, run.id)
-    st.plotly_chart(charts.curves_figure({run.name: overview.curve_table(store, run, "epoch", table)}),
+    table = curves.epoch_table(store, run.id)
+    st.plotly_chart(curves.curves_figure({run.name: curves.curve_table(store, run, "epoch", table)}),
                     key="shared-curves")
     recall = overview.recall_table(run.summary)
     if not recall.empty:

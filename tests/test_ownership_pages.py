@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.adapters import job_manager
-from services import access
+from services.config import Env
 from services.datasets import sources
 from tests.datasets_helpers import make_dataset
 from tests.test_auth import AUTH, secrets_file  # noqa: F401 (a fixture)
@@ -23,7 +23,7 @@ EXPLORER, DETECTOR = str(PAGES / "dataset_explorer.py"), str(PAGES / "detector.p
 @pytest.fixture(autouse=True)
 def admins(monkeypatch, secrets_file):  # noqa: F811 (the fixture imported above)
     """pi@lab.org administers; no developer's secrets file is read."""
-    monkeypatch.setenv(access.ADMINS_VARIABLE, "pi@lab.org")
+    monkeypatch.setenv(Env.ADMINS, "pi@lab.org")
 
 
 def open_page(page: str, email: str | None, **state) -> AppTest:
