@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import wait_for_app
+from tests.e2e_helpers import select_option
 
 pytestmark = pytest.mark.e2e
 
@@ -85,8 +86,8 @@ def test_compare_export_and_inspect_a_tile(browser_page, streamlit_server, artif
 
     # cross-dataset evaluation, identity mapping: the accuracy and each class's recall with interval and n
     page.get_by_text("Evaluate a model on another dataset").click()
-    page.get_by_label("Class mapping").click()
-    page.get_by_role("option", name=re.compile("Same class set")).click()
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Class mapping").first.wait_for()
+    select_option(page, "Class mapping", re.compile("Same class set"))  # reopened when a late rerun closed it
     wait_for_app(page)
     page.get_by_role("button", name="Evaluate").click()
     page.get_by_text("Accuracy on mapped tiles").wait_for(timeout=120_000)
