@@ -114,7 +114,7 @@ def test_chart_options_smoothing_log_scale_and_x_axis(data_root):
     app = _page().run()
     figure = _curves(app)
     layout = figure["layout"]
-    assert "dtick" not in layout["xaxis"] and layout["xaxis"]["tickformat"] == ",d"  # readable at any length
+    assert layout["xaxis"]["dtick"] == 1 and layout["xaxis"]["tickformat"] == ",d"  # one tick per epoch (3 epochs)
     lines = {trace["name"]: trace for trace in figure["data"]}
     train = next(t for n, t in lines.items() if n.endswith("· train"))
     val = next(t for n, t in lines.items() if n.endswith("· val"))
@@ -300,3 +300,17 @@ def test_remote_logging_says_it_needs_make_run_until_the_endpoint_runs(data_root
     finally:
         endpoint.terminate()
         endpoint.wait(timeout=10)
+
+
+def test_a_short_run_gets_one_tick_per_epoch_and_a_long_one_automatic_ticks():
+    import pandas as pd
+
+    from services.training.curves import curves_figure
+
+    def figure_of(epochs: int):
+        table = pd.DataFrame({"epoch": range(epochs), "loss": [1.0 / (e + 1) for e in range(epochs)]})
+        return curves_figure({"run": table})
+
+    assert figure_of(3).layout.xaxis.dtick == 1  # not "1 1 1 2 2 2 3 3"
+    assert figure_of(3).layout.xaxis2.dtick == 1
+    assert figure_of(40).layout.xaxis.dtick is None

@@ -63,6 +63,8 @@ def curve_table(store: RunStore, run: Run, x_axis: str = "epoch", table: pd.Data
 PAIRS = [(colorbrewer.Paired[i], colorbrewer.Paired[i + 1]) for i in range(0, 12, 2)]
 """(train, validation) colours per run: light and dark shades of one hue."""
 X_TITLES = {"epoch": "epoch", "step": "step", "wall-clock": "time"}
+WHOLE_TICKS = 12
+"""A whole-number x axis spanning fewer values than this gets one tick per value."""
 
 
 def smooth(values, weight: float) -> np.ndarray:
@@ -98,9 +100,15 @@ def _add_curve(figure, x, y, *, name: str, colour: str, dash: str, group: str, s
                                 showlegend=show_legend), row=row, col=col)
 
 
-def _axes(figure, x_axis: str, log_y: bool) -> None:
-    figure.update_xaxes(title_text=X_TITLES.get(x_axis, x_axis), nticks=12,
-                        **({} if x_axis == "wall-clock" else {"tickformat": ",d"}))
+def _axes(figure, x_axis: str, log_y: bool, xs=()) -> None:
+    """Axis titles and ticks; on a whole-number axis (epoch, step) spanning fewer than
+    :data:`WHOLE_TICKS` values, one tick per value (else Plotly puts ticks between whole
+    numbers, which the integer format labels "1 1 1 2 2 ...")."""
+    ticks = {} if x_axis == "wall-clock" else {"tickformat": ",d"}
+    values = pd.to_numeric(pd.Series(list(xs), dtype=object), errors="coerce").dropna()
+    if ticks and len(values) and values.max() - values.min() < WHOLE_TICKS:
+        ticks["dtick"] = 1
+    figure.update_xaxes(title_text=X_TITLES.get(x_axis, x_axis), nticks=12, **ticks)
     if log_y:
         figure.update_yaxes(type="log")
 
@@ -110,9 +118,11 @@ def curves_figure(tables: dict[str, pd.DataFrame], *, smoothing: float = 0.0, lo
     """Loss and accuracy of several runs; ``tables`` maps a run label to its curve table (columns
     ``x`` (else ``epoch``), loss, accuracy, val_loss, val_accuracy...)."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    xs = []
     for number, (label, table) in enumerate(tables.items()):
         train_colour, val_colour = _pair(number)
         x = table["x"] if "x" in table else table["epoch"] + 1
+        xs.extend(x)
         for column, metric in enumerate(("loss", "accuracy"), start=1):
             for prefix, dash, part, colour in (("", "dash", "train", train_colour), ("val_", "solid", "val", val_colour)):
                 name = prefix + metric
@@ -120,7 +130,7 @@ def curves_figure(tables: dict[str, pd.DataFrame], *, smoothing: float = 0.0, lo
                     continue
                 _add_curve(figure, x, table[name], name=f"{label} · {part}", colour=colour, dash=dash, group=label,
                            smoothing=smoothing, show_legend=column == 1, row=1, col=column)
-    _axes(figure, x_axis, log_y)
+    _axes(figure, x_axis, log_y, xs)
     figure.update_layout(height=360, margin={"t": 40, "b": 10, "l": 10, "r": 10},
                          legend={"orientation": "h", "y": -0.25})
     return figure
@@ -131,7 +141,7 @@ def batch_loss_figure(frame: pd.DataFrame, label: str, *, smoothing: float = 0.0
     figure = make_subplots(rows=1, cols=1)
     _add_curve(figure, frame["step"], frame["value"], name=label, colour=_pair(0)[1], dash="solid", group=label,
                smoothing=smoothing, show_legend=False, row=1, col=1)
-    _axes(figure, "step", log_y)
+    _axes(figure, "step", log_y, frame["step"])
     figure.update_layout(height=260, margin={"t": 30, "b": 10, "l": 10, "r": 10},
                          title=f"batch loss · {label}", yaxis_title="loss")
     return figure
