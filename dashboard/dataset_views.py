@@ -20,7 +20,7 @@ from dashboard.adapters import job_manager
 from dashboard.auth import current_actor
 from dashboard.delete_control import delete_control, show_deleted_notice
 from dashboard.feedback import flash, show_flashes
-from dashboard.widgets import (job_failure_banner, live_job, md, show_image, swatches_html,
+from dashboard.widgets import (job_failure_banner, live_job, mark_live, md, show_image, swatches_html,
                                synthetic_badge, user_errors, why_disabled)
 from services.config import check_upload, confine, display_path, get_settings
 from services.datasets import job_requests, predictions, published, quality, sources, splits, tasks
@@ -160,15 +160,20 @@ def add_from_path(path: str) -> None:
     st.rerun()
 
 
-def start_job(job: job_requests.DatasetJob) -> None:
-    """Submit a dataset job and rerun; a download or import says so, and its dataset is selected
-    when it finishes (:func:`select_finished_imports`)."""
+def start_job(job: job_requests.DatasetJob, *, rerun: bool = False) -> None:
+    """Submit a dataset job. A download or import says so at once, where the user pressed the
+    button (no rerun: the job list drawn further down this run already shows its progress), and
+    its dataset is selected when it finishes (:func:`select_finished_imports`). ``rerun``: run the
+    page again (for a job started below the job list)."""
     job_id = job.submit(job_manager())
+    mark_live(job_id)
     if job.selects_dataset:
         st.session_state.setdefault(WATCHED, []).append(job_id)
-        flash(ADDED, f"{job.title}: started. Its progress is shown below; the dataset is selected when it is ready.",
-              "info")
-    st.rerun()
+        started = f"{job.title}: started. Its progress is shown below; the dataset is selected when it is ready."
+        st.info(md(started), icon=":material/hourglass_top:")
+        st.toast(md(f"{job.title}: started"), icon=":material/hourglass_top:")
+    if rerun:
+        st.rerun()
 
 
 def select_finished_imports() -> None:
@@ -216,7 +221,7 @@ def load_or_index(info: DatasetInfo) -> pd.DataFrame | None:
             if not st.button("Try again", icon=":material/refresh:"):
                 return None
         if latest is None or not latest.active:
-            start_job(job_requests.index_job(info.name))
+            start_job(job_requests.index_job(info.name), rerun=True)
         st.info("Preparing the dataset index in the background (generated and read once, then cached).",
                 icon=":material/hourglass_top:")
     return None

@@ -212,6 +212,7 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
                          if file is None]
         why_disabled(f"Upload the {' and '.join(missing_files)} file(s) first." if missing_files else None)
         if st.button("Check and add", disabled=bool(missing_files), key="det_up_go"):
+            st.toast("Checking the model…", icon=":material/hourglass_top:")  # at once: the check takes seconds
             with user_errors(), st.spinner("Checking the model…"):
                 saved = registry.save_upload((cfg_file.name, cfg_file.getvalue()),
                                              (weights_file.name, weights_file.getvalue()),
@@ -226,6 +227,7 @@ with st.expander("Add a model: download weights, upload Darknet cfg + weights + 
                                       type=["names", "txt"], key="det_up_onnx_names")
         why_disabled("Upload an .onnx file first." if onnx_file is None else None)
         if st.button("Check and add", disabled=onnx_file is None, key="det_up_onnx_go"):
+            st.toast("Checking the model…", icon=":material/hourglass_top:")  # at once: the check takes seconds
             with user_errors(), st.spinner("Checking the model…"):
                 names = (parse_names(onnx_names.getvalue().decode("utf-8", "replace"), onnx_names.name)
                          if onnx_names else None)

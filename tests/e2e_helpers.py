@@ -50,6 +50,12 @@ def timed_click(page, action: str, target, result, timeout_s: float = 60.0) -> f
     return seconds
 
 
+def checking_or(page, result):
+    """The first answer to a "Check and add": the spinner saying the model is being checked (it
+    loads and test-runs the model first), or the result itself when that was quicker."""
+    return page.get_by_text("Checking the model").or_(result)
+
+
 def select_option(page, label: str, option) -> None:
     """Pick ``option`` (text or pattern) in the selectbox whose label contains ``label``; the
     dropdown is opened again when a late rerun closed it."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import shutil
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,12 +109,12 @@ def _open(page, url: str) -> None:
 
 
 def index_demo_set(page, url: str, timeout_s: float = 300) -> None:
+    """Open the explorer once: it indexes the demo set in a job and shows the overview by itself
+    when the job ends (no reload: reloading every few seconds never lets a slow first render of a
+    busy machine finish)."""
     _open(page, f"{url}/dataset_explorer")
-    deadline = time.monotonic() + timeout_s
-    while not page.get_by_text("Source images").count():  # the overview, once the index job is done
-        assert time.monotonic() < deadline, "the demo set was not indexed in time"
-        page.wait_for_timeout(2000)
-        _open(page, f"{url}/dataset_explorer")
+    page.get_by_text("Source images").first.wait_for(timeout=timeout_s * 1000)
+    wait_for_app(page)
 
 
 def train_cnn_v1(page, url: str, epochs: int = 3, timeout_s: float = 900) -> None:

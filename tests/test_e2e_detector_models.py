@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.conftest import wait_for_app
-from tests.e2e_helpers import assert_clean, select_option, selected, timed_click, upload
+from tests.e2e_helpers import assert_clean, checking_or, select_option, selected, timed_click, upload
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +36,9 @@ def test_check_and_add_darknet_and_onnx_selects_the_new_model(browser_page, stre
     upload(page, "names (one class per line)", darknet / "coco.names")
     add = page.get_by_role("tabpanel").filter(has_text="names (one class per line)").get_by_role(
         "button", name="Check and add")
-    timed_click(page, "detector: Check and add (Darknet)", add, page.get_by_text("Added yolo-fastest-1.1"))
+    added = page.get_by_text("Added yolo-fastest-1.1")
+    timed_click(page, "detector: Check and add (Darknet)", add, checking_or(page, added))
+    added.first.wait_for(timeout=120_000)
     assert_clean(page, streamlit_server)
     assert selected(page, "Model") == "yolo-fastest-1.1 (uploaded Darknet)"
     page.screenshot(path=str(artifacts_dir / "detector_added_darknet.png"), full_page=True)
@@ -48,8 +50,9 @@ def test_check_and_add_darknet_and_onnx_selects_the_new_model(browser_page, stre
     page.get_by_role("tab", name="Upload ONNX").click()
     upload(page, "ONNX detector (YOLOv5/v7, YOLOv8/11, YOLOX, NMS inside)", onnx / "yolov8n_int8.onnx")
     add = page.get_by_role("tabpanel").filter(has_text="ONNX detector").get_by_role("button", name="Check and add")
-    timed_click(page, "detector: Check and add (ONNX)", add, page.get_by_text("Added yolov8n_int8", exact=False),
-                timeout_s=120)
+    added = page.get_by_text("Added yolov8n_int8", exact=False)
+    timed_click(page, "detector: Check and add (ONNX)", add, checking_or(page, added))
+    added.first.wait_for(timeout=120_000)
     assert_clean(page, streamlit_server)
     assert selected(page, "Model") == "yolov8n_int8 (uploaded ONNX)"
     page.get_by_text(re.compile(r" at 640$")).first.wait_for(timeout=120_000)  # the photo, re-detected

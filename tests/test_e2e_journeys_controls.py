@@ -11,7 +11,7 @@ import re
 import pytest
 
 from tests.conftest import wait_for_app
-from tests.e2e_helpers import assert_clean, open_weights_panel, selected, timed_click, upload
+from tests.e2e_helpers import assert_clean, checking_or, open_weights_panel, selected, timed_click, upload
 
 pytestmark = pytest.mark.e2e
 
@@ -51,6 +51,7 @@ def test_a_zip_that_is_not_the_published_one_is_refused_and_the_message_dismisse
     page = browser_page
     page.goto(f"{streamlit_server.url}/dataset_explorer")
     wait_for_app(page)
+    page.get_by_text("Usable tiles per class").wait_for(timeout=120_000)  # the demo set's index (alone: first)
     page.get_by_text("Add a dataset", exact=False).first.click()
     page.get_by_role("tab").first.click()  # the first published set's tab
     path = page.get_by_label(re.compile(r"^Or .* already under the data root$")).first
@@ -128,8 +129,9 @@ def test_an_onnx_detector_with_its_own_names_file(browser_page, streamlit_server
            shared_fixtures / "onnx" / "yolov8n_int8.onnx")
     upload(page, "names, when the model carries none (default: COCO's 80 classes)", names)
     add = page.get_by_role("tabpanel").filter(has_text="ONNX detector").get_by_role("button", name="Check and add")
-    timed_click(page, "detector: Check and add (ONNX + names)", add,
-                page.get_by_text("Added yolov8n_int8", exact=False), timeout_s=120)
+    added = page.get_by_text("Added yolov8n_int8", exact=False)
+    timed_click(page, "detector: Check and add (ONNX + names)", add, checking_or(page, added))
+    added.first.wait_for(timeout=120_000)
     assert selected(page, "Model") == "yolov8n_int8 (uploaded ONNX)"
     assert_clean(page, streamlit_server)
     _delete_uploaded(page, streamlit_server, "yolov8n_int8 (uploaded ONNX)", "yolov8n_int8")

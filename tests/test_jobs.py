@@ -259,3 +259,50 @@ def test_a_finished_job_keeps_only_a_closing_message(manager, tmp_path):
     assert context.closing_message == "3 compared"
     state = manager.wait(manager.submit("test-sleep", "count", {"steps": 40, "seconds": 0.001}), 60)
     assert state.status == FINISHED and state.message == "step 40/40"  # not a throttled earlier step
+
+
+def test_a_runner_that_is_about_to_exit_serves_a_job_queued_at_that_moment(data_root):
+    """The idle exit races a submit that saw the heartbeat still fresh (and so started no runner):
+    the runner withdraws its heartbeat first, then looks at the queue again."""
+    import fcntl
+    import threading
+    import time
+
+    from services.jobs import runner
+
+    jobs_dir = data_root / "jobs"
+    manager = JobManager(jobs_dir, autostart=False)
+    exiting = runner.Runner(jobs_dir)
+    exiting.store.runner_beat(os.getpid(), started=time.time())
+    manager.submit("test-sleep", "late", {"steps": 1})
+    assert manager.runner_alive(), "the submitter saw a live runner"
+    assert not exiting._withdrawn(), "a queued job keeps the runner"
+    assert manager.runner_alive() and manager.store.runner()[0] == os.getpid()
+    manager.store.delete(manager.list()[0].id)
+    assert exiting._withdrawn(), "an empty queue lets it go"
+    assert not manager.runner_alive(), "a later submit starts a new runner"
+
+    # That new runner waits for the lock of the one that is still exiting.
+    held = open(jobs_dir / runner.LOCK_FILE, "a")
+    fcntl.flock(held, fcntl.LOCK_EX)
+    threading.Timer(0.5, held.close).start()
+    with open(jobs_dir / runner.LOCK_FILE, "a") as waiting:
+        assert runner._take_lock(waiting, wait_s=10)
+        with open(jobs_dir / runner.LOCK_FILE, "a") as other:
+            assert not runner._take_lock(other, wait_s=0.3), "a serving runner keeps the data root"
+
+
+def test_jobs_submitted_around_the_runners_idle_exit_all_run(data_root, monkeypatch):
+    import time
+
+    monkeypatch.setenv("DASHBOARD_WARM_WORKER", "0")
+    monkeypatch.setenv("DASHBOARD_RUNNER_IDLE_S", "1")
+    manager = JobManager(data_root / "jobs")
+    first = manager.wait(manager.submit("test-sleep", "first", {"steps": 1}), 60)
+    assert first.status == FINISHED
+    for delay in (0.9, 1.0, 1.1, 1.2, 1.3):  # around the moment the idle runner exits
+        time.sleep(delay)
+        job_id = manager.submit("test-sleep", f"after {delay}", {"steps": 1})
+        assert manager.store.get(job_id).status in (QUEUED, RUNNING, FINISHED)
+        state = manager.wait(job_id, 60)
+        assert state.status == FINISHED, f"the job submitted {delay} s after the last one: {state.status}"

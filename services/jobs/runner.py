@@ -51,6 +51,8 @@ AUTO_RESUME_ATTEMPTS = 3
 STOP_GRACE_S = 15.0
 KILL_GRACE_S = 5.0
 LOCK_FILE = "runner.lock"
+LOCK_WAIT_S = 15.0
+"""How long a new runner waits for the lock of one that is exiting (it ends within seconds)."""
 LOG_FILE = "runner.log"
 
 
@@ -298,10 +300,21 @@ class Runner:
             limits = resource_limits()
             for resource in RESOURCES:
                 self._dispatch(resource, limits[resource])
-            if now - self.last_busy > runner_idle_seconds() or not self.jobs_dir.is_dir():
+            if not self.jobs_dir.is_dir() or (now - self.last_busy > runner_idle_seconds() and self._withdrawn()):
                 break
             time.sleep(LOOP_S)
         self.shutdown()
+
+    def _withdrawn(self) -> bool:
+        """Withdraw this runner's heartbeat, then look at the queue once more: a job submitted while
+        the heartbeat still looked fresh (its submitter started no runner) is served, not stranded.
+        A job submitted after the withdrawal starts a new runner, which waits for this one's lock."""
+        self.store.clear_runner(os.getpid())
+        if self.store.count(job_store.QUEUED) == 0:
+            return True
+        self.store.runner_beat(os.getpid())
+        self.last_busy = time.monotonic()
+        return False
 
     def shutdown(self) -> None:
         for worker in list(self.workers.values()):
@@ -327,6 +340,19 @@ def _signal(process: subprocess.Popen, number: int) -> None:
         pass
 
 
+def _take_lock(lock, wait_s: float = LOCK_WAIT_S) -> bool:
+    """The data root's runner lock; waits ``wait_s`` for a runner that is exiting to let it go."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs-dir", required=True, type=Path)
@@ -334,9 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs_dir = arguments.jobs_dir.resolve()
     jobs_dir.mkdir(parents=True, exist_ok=True)
     lock = open(jobs_dir / LOCK_FILE, "a")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not _take_lock(lock):
         return 0  # another runner serves this data root
     runner = Runner(jobs_dir)
 
