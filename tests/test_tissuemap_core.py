@@ -345,10 +345,24 @@ def test_early_thumbnail_is_the_sources_own_and_only_for_the_level_read(tmp_path
         own, own_factor = source.thumbnail()
         made, made_factor = early.for_source(source)
         assert made_factor == own_factor and np.array_equal(made, own)
+    # The pixels it decoded go to the job's source of the same level: read again without decoding.
+    early = EarlyThumbnail.make(flat)
+    with reader.open_image(flat) as source:
+        early.hand_over(source)
+        assert early.source._tiff is None, "the early source is closed once handed over"
+        decoded = []
+        original = source._page.decode
+        source._page.decode = lambda *a, **k: decoded.append(1) or original(*a, **k)
+        assert np.array_equal(source.read_region(0, 0, 500, 700), pattern(700, 500))
+        assert not decoded, "every chunk came from the thumbnail's read"
     pyramid = tmp_path / "pyramid.tif"
     write_pyramid(pyramid, pattern(512, 512), 1)
     with reader.open_image(pyramid, target_mpp=0.5) as source:  # the job reads level 1: made afresh
-        assert EarlyThumbnail.make(pyramid).for_source(source) is None
+        other_level = EarlyThumbnail.make(pyramid)
+        assert other_level.for_source(source) is None
+        other_level.hand_over(source)
+        assert not source._cache, "no pixels of another level"
+        assert source.read_region(0, 0, 256, 256).shape == (256, 256, 3)
     Image.fromarray(pattern(64, 64)).save(tmp_path / "small.png")
     assert EarlyThumbnail.make(tmp_path / "small.png") is None  # decoded whole: never twice
     (tmp_path / "broken.tif").write_bytes(b"II*\x00" + b"\x07" * 200)

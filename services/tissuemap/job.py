@@ -20,6 +20,7 @@ to ``map/`` at the end, so a failed or stopped job never leaves half of them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -277,10 +278,13 @@ def detect_tissue(source: reader.ImageSource, grid: Grid, params: dict,
 @dataclass
 class EarlyThumbnail:
     """The thumbnail of a TIFF's full-resolution level, made while the model loads (the level the
-    job reads is only known once the model's input size is)."""
+    job reads is only known once the model's input size is). Its source stays open: the pixels it
+    decoded are handed to the job's source when that reads the same level (:meth:`hand_over`), so
+    a map of an image that fits the chunk cache decodes each chunk once."""
     size: tuple[int, int]
     level: int
     thumbnail: tuple[np.ndarray, int]
+    source: reader.ImageSource
 
     @classmethod
     def make(cls, path: Path) -> "EarlyThumbnail | None":
@@ -289,14 +293,36 @@ class EarlyThumbnail:
         if not reader.is_tiff(path):
             return None
         try:
-            with reader.open_image(path) as source:
-                return cls((source.width, source.height), getattr(source, "level", 0), source.thumbnail())
+            source = reader.open_image(path)
         except Exception:  # noqa: BLE001 - only a head start; the job's own read reports the problem
+            return None
+        try:
+            return cls((source.width, source.height), getattr(source, "level", 0), source.thumbnail(), source)
+        except Exception:  # noqa: BLE001 - as above
+            source.close()
             return None
 
     def for_source(self, source: reader.ImageSource) -> tuple[np.ndarray, int] | None:
         same = (self.size, self.level) == ((source.width, source.height), getattr(source, "level", 0))
         return self.thumbnail if same else None
+
+    def hand_over(self, source: reader.ImageSource) -> None:
+        """Give ``source`` the decoded pixels (when it reads the same level), then close."""
+        try:
+            source.adopt_chunks(self.source)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def _close_early(early: Future) -> None:
+    """Close the early thumbnail's file (again: closing twice is harmless), also when the job
+    failed before taking it over."""
+    made = early.result()
+    if made is not None:
+        made.close()
 
 
 def tissue_map_job(params: dict, context) -> dict:
@@ -309,8 +335,10 @@ def tissue_map_job(params: dict, context) -> dict:
     # Overlapped: the thumbnail with loading the model, the model's first runs (tracing its graph
     # and setting up the batch shape: seconds for MobileNet v2) with finding the tissue. A worker
     # that ran a map of the same model file before keeps it loaded and run (load_predictor).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="map-prepare") as helper:
+    with contextlib.ExitStack() as closing:
+        helper = closing.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="map-prepare"))
         early = helper.submit(EarlyThumbnail.make, path)
+        closing.callback(_close_early, early)  # (runs first: after the job took it over, or failed)
         predictor = load_predictor(choice)
         model_kept = bool(predictor.warmed)
         warming = helper.submit(predictor.warm_up, (1, batch_size))
@@ -321,6 +349,8 @@ def tissue_map_job(params: dict, context) -> dict:
             made = early.result()
             found = detect_tissue(source, grid, params, made.for_source(source) if made else None,
                                   ring=has_background(choice.classes))
+            if made is not None:
+                made.hand_over(source)
             warming.result()
             early_files = {name: helper.submit(make) for name, make in tissue_files(found.thumbnail, found.mask).items()}
             plan = _plan(path, source, grid, choice, found.threshold, found.min_tissue, found.tiles)

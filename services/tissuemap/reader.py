@@ -115,6 +115,10 @@ class ImageSource:
             rows.append(np.concatenate(blocks, axis=1))
         return np.concatenate(rows, axis=0), factor
 
+    def adopt_chunks(self, other: "ImageSource") -> None:
+        """Take the decoded pixels ``other`` holds when it reads the same level of the same file
+        (a thumbnail made before this source was opened), so they are not decoded again."""
+
     def close(self) -> None:
         pass
 
@@ -275,6 +279,17 @@ class TiffSource(ImageSource):
         with TiffSource(self.path, level=smaller[-1]) as small:
             pixels, extra = ImageSource.thumbnail(small, max_side, deadline=deadline)
             return pixels, max(1, round(self.width / small.width)) * extra
+
+    def adopt_chunks(self, other: ImageSource) -> None:
+        if not (isinstance(other, TiffSource) and other.path == self.path and other.level == self.level
+                and other._tiff is not None and self._tiff is not None
+                and (other.width, other.height) == (self.width, self.height)
+                and other._page.dataoffsets == self._page.dataoffsets):
+            return
+        with self._lock, other._lock:
+            if not self._cache:  # (a source that has read nothing yet: nothing to merge)
+                self._cache, self._cached_bytes = other._cache, other._cached_bytes
+                other._cache, other._cached_bytes = OrderedDict(), 0
 
     @property
     def notes(self) -> list[str]:
