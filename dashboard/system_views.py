@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from collections.abc import Iterator
 
+import pandas as pd
 import streamlit as st
 
 from services import processes
@@ -38,6 +39,14 @@ def tensorflow_devices() -> list[dict] | None:
     except UserFacingError as error:
         st.error(str(error))
         return None
+
+
+def device_table(devices: list[dict]) -> pd.DataFrame:
+    """TensorFlow's devices as the page lists them; a CPU has no memory of its own in TensorFlow's
+    answer (None): it uses the host's, which the table says instead of "None"."""
+    return pd.DataFrame([{"kind": d["kind"], "name": d["name"],
+                          "memory (MiB)": "the host's (not reserved)" if d.get("memory_mb") is None
+                          else f"{d['memory_mb']:,}"} for d in devices], columns=["kind", "name", "memory (MiB)"])
 
 
 @st.cache_data(ttl=60, show_spinner="Measuring disk use…")

@@ -5,7 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.adapters import job_manager
-from dashboard.system_views import app_processes, data_root_usage, show_service_error, tensorflow_devices
+from dashboard.system_views import (app_processes, data_root_usage, device_table, show_service_error,
+                                    tensorflow_devices)
 from dashboard.widgets import model_preview_wanted
 from services import runtime, storage
 from services.config import get_settings
@@ -17,8 +18,7 @@ st.caption(f"TensorFlow {runtime.tensorflow_version()} · TensorFlow runs in the
 
 devices = tensorflow_devices() if model_preview_wanted("Show TensorFlow's devices", "sys_devices") else None
 if devices is not None:
-    st.dataframe(pd.DataFrame([{"kind": d["kind"], "name": d["name"], "memory (MiB)": d["memory_mb"]}
-                               for d in devices]), hide_index=True)
+    st.dataframe(device_table(devices), hide_index=True)
     if not any(d["kind"] == "GPU" for d in devices):
         st.info("No GPU visible to TensorFlow: everything runs on the CPU. Long jobs still run in "
                 "the background, only slower.")

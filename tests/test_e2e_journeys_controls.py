@@ -85,6 +85,11 @@ def test_system_deletes_old_jobs_and_says_how_many(browser_page, streamlit_serve
     timed_click(page, "system: Delete old jobs", page.get_by_role("button", name="Delete old jobs"),
                 page.get_by_text(re.compile(r"^Deleted \d+ job\(s\)\.")))
     assert_clean(page, streamlit_server)
+    # The lab profile lists TensorFlow's devices at once (asked of the model service).
+    table = page.locator("[data-testid='stDataFrame']").filter(has_text="CPU")
+    table.first.wait_for(timeout=120_000)
+    page.get_by_text("No GPU visible to TensorFlow", exact=False).first.wait_for()
+    assert_clean(page, streamlit_server)
 
 
 def test_tissue_map_takes_an_uploaded_kather_tile(browser_page, streamlit_server, shared_fixtures, artifacts_dir):
