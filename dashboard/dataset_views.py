@@ -315,7 +315,7 @@ def gallery(info: DatasetInfo, frame: pd.DataFrame) -> None:
                        type="tertiary"):
             st.session_state[SELECTED] = (info.name, row["relpath"])
             enlarged_tile(row["label"], row["relpath"], row["path"], row["mtime_ns"])
-    selected_tile(info, frame)
+    selected_tile(info, frame, shown=tiles)
 
 
 @st.dialog("Tile", width="medium")
@@ -342,11 +342,19 @@ def _selected_row(info: DatasetInfo, frame: pd.DataFrame) -> pd.Series | None:
     return rows.iloc[0]
 
 
-def selected_tile(info: DatasetInfo, frame: pd.DataFrame) -> None:
+HIDDEN_SELECTION = ("Not among the tiles the class and filters above show: it stays selected until you pick "
+                    "another.")
+
+
+def selected_tile(info: DatasetInfo, frame: pd.DataFrame, shown: pd.DataFrame | None = None) -> None:
+    """The selected tile, kept while the gallery's class and filters change (``shown``: the tiles
+    they show; a selection outside them says so)."""
     row = _selected_row(info, frame)
     if row is None:
         return
     st.subheader(f"Selected tile · {md(row['label'])}")
+    if shown is not None and not shown["relpath"].eq(row["relpath"]).any():
+        st.caption(HIDDEN_SELECTION)
     with user_errors():
         pixels, stains = adapters.tile_and_stains(row["path"], row["mtime_ns"])
         left, middle, right = st.columns([1, 1, 2])

@@ -47,12 +47,15 @@ def test_demo_is_generated_in_the_background_then_explored(data_root):
     assert len(app.get("plotly_chart")) == 1
     assert len(app.get("image")) >= 32 + 1  # a page of thumbnails and the selected tile
     assert app.subheader[0].value == "Selected tile · TUMOR"
+    assert views.HIDDEN_SELECTION not in _texts(app, "caption")
     app.selectbox(key="gallery_class").set_value("ADIPOSE").run()
     assert app.subheader[0].value == "Selected tile · TUMOR"  # selection kept until another tile is chosen
+    assert views.HIDDEN_SELECTION in _texts(app, "caption")  # and it says it is not among the tiles shown
     zoom = [b for b in app.button if b.key and b.key.startswith("view-07_ADIPOSE/")]
     assert len(zoom) == 32
     zoom[0].click().run()
     assert app.subheader[0].value == "Selected tile · ADIPOSE"
+    assert views.HIDDEN_SELECTION not in _texts(app, "caption")
 
 
 def test_sections_quality_splits_and_colour(demo_data_root):
