@@ -67,6 +67,19 @@ def user_errors() -> Iterator[None]:
         st.error(md(error), icon=":material/error:")
 
 
+@contextlib.contextmanager
+def asking_the_model_service(target=None) -> Iterator[None]:
+    """A status line, drawn at once (a spinner appears only after half a second), while a call
+    to the model service runs; removed when it returns. ``target``: a column or container."""
+    line = (target or st).empty()
+    line.caption(":material/hourglass_top: Asking the model service… (the first call starts TensorFlow "
+                 "there: a few seconds)")
+    try:
+        yield
+    finally:
+        line.empty()
+
+
 def synthetic_badge(what: str = "synthetic demo data") -> None:
     st.caption(f":orange-badge[:material/science: {what}] generated procedurally; not real tissue.")
 

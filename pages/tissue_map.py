@@ -13,7 +13,7 @@ from dashboard import tissuemap_adapters as ui
 from dashboard.feedback import flash, show_flashes
 from dashboard.adapters import job_manager
 from dashboard.widgets import (
-    live_job, mark_live, md, show_image, synthetic_badge, user_errors,
+    asking_the_model_service, live_job, mark_live, md, show_image, synthetic_badge, user_errors,
     why_disabled,
 )
 from services.config import confine, get_settings
@@ -204,7 +204,7 @@ def tile_inspector(state, tissue_map, index: int) -> None:
         if tile is None or model.get("kind") != "run":
             right.caption("Grad-CAM is available for Keras runs.")
         elif right.button("Grad-CAM", key="tm_gradcam", icon=":material/visibility:"):
-            with st.spinner("Asking the model service…"):
+            with asking_the_model_service(right):
                 _, overlay = ui.inspect_tile(model["path"], tile)
             if overlay is not None:
                 show_image(overlay, target=right, caption="Grad-CAM (predicted class)")

@@ -15,7 +15,8 @@ from dashboard.datasets_adapters import thumbnail
 from dashboard.feedback import flash, show_flashes
 from dashboard.run_share import share_link, shared_run_page
 from dashboard.training_adapters import first_layer_view, ingest_address, ingest_running, run_store
-from dashboard.widgets import STATUS_ICONS, live_job, md, random_weights_badge, show_image, synthetic_badge, user_errors
+from dashboard.widgets import (STATUS_ICONS, asking_the_model_service, live_job, md, random_weights_badge, show_image,
+                               synthetic_badge, user_errors)
 from services import provenance
 from services.datasets import sources, splits
 from services.images import decode_image
@@ -222,6 +223,7 @@ def run_actions(run) -> None:
             columns[1].button("Resume", icon=":material/replay:"):
         with user_errors():
             launcher.resume_run(run.id, store, manager)
+            st.toast(f"Resumed {md(run.name)}: it continues from its last saved epoch.", icon=":material/replay:")
             st.rerun()
     with columns[2].popover("Delete", icon=":material/delete:", disabled=run.status == RUNNING):
         st.write(f"Delete **{md(run.name)}** with its metrics, checkpoints and models?")
@@ -313,7 +315,7 @@ def learned_filters(run, predictions: pd.DataFrame) -> None:
     tile = st.selectbox("Tile", predictions.path.tolist(), format_func=lambda p: p.rsplit("/", 1)[-1],
                         key=f"tile-{run.id}")
     if st.button("Show filters and feature maps", icon=":material/grid_view:", key=f"filters-{run.id}"):
-        with st.spinner("Asking the model service…"), user_errors():
+        with asking_the_model_service(), user_errors():
             view = first_layer_view(str(model_path), tile)
             show_image(decode_image(tile).pixels, caption="the tile", width=150)
             st.caption(f"Learned kernels of `{md(view.conv_name)}` (first 12)")

@@ -71,7 +71,8 @@ def test_stop_resume_filters_and_the_gallery_by_its_predictions(browser_page, st
     line.filter(has_text=re.compile("stopped|interrupted")).first.wait_for(timeout=180_000)
     wait_for_app(page)
     timed_click(page, "training: Resume", page.get_by_role("button", name="Resume", exact=True),
-                line.filter(has_text=re.compile("queued|running")))
+                line.filter(has_text=re.compile("queued|running")).or_(page.get_by_text("Resumed journey resume")))
+    line.filter(has_text=re.compile("queued|running|finished")).first.wait_for(timeout=60_000)
     line.filter(has_text=re.compile(r"finished.*epoch 3/3")).first.wait_for(timeout=240_000)
     wait_for_app(page)
     assert_clean(page, streamlit_server)
