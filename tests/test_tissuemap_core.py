@@ -6,6 +6,7 @@ import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 from PIL import Image
@@ -386,6 +387,11 @@ def test_uncertain_cells_are_drawn_and_counted_apart_in_every_output():
     image = outputs.overlay(np.full((9 * 30, 12 * 30, 3), 255, np.uint8), 1, tissue_map, opacity=1.0)
     r, c = np.argwhere(uncertain)[0]
     assert tuple(image[r * 30 + 5, c * 30 + 5]) == outputs.UNCERTAIN_COLOUR
+    tiles = pd.read_csv(io.BytesIO(outputs.tiles_csv(tissue_map)))
+    assert tiles["uncertain"].tolist() == (tissue_map.tile_probabilities.max(axis=1) < 0.5).tolist()
+    assert tiles["uncertain"].any() and not tiles["uncertain"].all()
+    tissue_map.meta["min_confidence"] = 0.0  # no threshold: no column claiming every tile is certain
+    assert "uncertain" not in pd.read_csv(io.BytesIO(outputs.tiles_csv(tissue_map))).columns
 
 
 def test_an_upload_keeps_its_original_file_name_for_reports_and_downloads(data_root):

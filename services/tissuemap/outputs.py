@@ -112,13 +112,17 @@ def label_tiff(tissue_map: TissueMap) -> bytes:
 
 
 def tile_frame(tissue_map: TissueMap) -> pd.DataFrame:
-    """One row per predicted tile: x, y, width, height (image px), class, confidence, probabilities."""
+    """One row per predicted tile: x, y, width, height (image px), class, confidence (calibrated),
+    with a confidence threshold whether the tile is ``uncertain`` (under it: the map draws such
+    cells apart), probabilities."""
     grid = tissue_map.grid
     origins = np.array([grid.tile_origin(r, c) for r, c in tissue_map.tiles.tolist()], int).reshape(-1, 2)
     probabilities = tissue_map.tile_probabilities
     frame = pd.DataFrame({"x": origins[:, 0], "y": origins[:, 1], "width": grid.tile_px, "height": grid.tile_px})
     frame["class"] = [tissue_map.classes[i] for i in probabilities.argmax(axis=1)] if len(frame) else []
     frame["confidence"] = probabilities.max(axis=1) if len(frame) else []
+    if tissue_map.min_confidence > 0:
+        frame["uncertain"] = frame["confidence"] < tissue_map.min_confidence
     for index, name in enumerate(tissue_map.classes):
         frame[f"p_{name}"] = probabilities[:, index].round(5)
     if tissue_map.meta.get("synthetic"):
