@@ -23,7 +23,9 @@ def sleep_job(params: dict, context) -> dict:
         if not params.get("ignore_stop"):
             context.check_stop()
         time.sleep(seconds)
-        done_file.write_text(str(step + 1))
+        staging = done_file.with_name(".done_steps.tmp")  # replaced in one step: a kill never leaves it empty
+        staging.write_text(str(step + 1))
+        os.replace(staging, done_file)
         context.progress((step + 1) / steps, f"step {step + 1}/{steps}")
     return {"steps": steps, "started_at_step": start, "pid": os.getpid()}
 
