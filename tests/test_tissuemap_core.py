@@ -228,6 +228,36 @@ def test_report_areas_equal_geojson_polygon_areas():
                                                                  np.zeros((9, 12, 3), np.uint8), {})
 
 
+def _scipy_tissue_mask(thumbnail, threshold):
+    """The mask as scipy.ndimage made it before the OpenCV version (the definition it must keep)."""
+    from scipy import ndimage
+
+    score = (thumbnail.max(axis=2) - thumbnail.min(axis=2)).astype(np.uint8)
+    stained = score > threshold
+    closed = ndimage.binary_closing(stained, structure=np.ones((3, 3), bool), border_value=0) | stained
+    holes = ndimage.binary_fill_holes(closed) & ~closed
+    if not holes.any():
+        return closed
+    labelled, count = ndimage.label(holes)
+    pale = np.asarray(ndimage.mean(score, labelled, index=np.arange(1, count + 1))) <= tissue.PALE_HOLE
+    return closed | np.concatenate([[False], pale])[labelled]
+
+
+def test_the_opencv_tissue_mask_equals_the_scipy_definition(shared_fixtures):
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(120):
+        height, width = rng.integers(1, 60, 2)
+        pixels = rng.integers(0, 256, (height, width, 3)).astype(np.uint8)
+        images.append((pixels // 64 * 20 + 200).clip(0, 255).astype(np.uint8) if i % 3 == 0 else pixels)
+    images += [np.asarray(Image.open(p).convert("RGB"))
+               for p in sorted((shared_fixtures / "histology" / "kather2016").rglob("*.tif"))[:16]]
+    for pixels in images:
+        for threshold in (8, 12, 16, 40):
+            mask = tissue.tissue_mask(pixels, threshold)
+            assert mask.dtype == bool and np.array_equal(mask, _scipy_tissue_mask(pixels, threshold))
+
+
 def test_fat_lumens_inside_tissue_are_tissue_but_glass_is_not():
     thumbnail = np.full((60, 60, 3), 245, np.uint8)  # glass
     thumbnail[10:50, 10:50] = (230, 150, 200)  # tissue ...

@@ -59,8 +59,8 @@ def tissue_mask(thumbnail: np.ndarray, threshold: float) -> np.ndarray:
     filled: stained tissue under a high threshold stays out, so the threshold keeps its meaning.
     A one-pixel closing first seals membranes broken by the thumbnail's downsampling.
 
-    OpenCV's morphology and connected components (about 10x faster than scipy.ndimage's
-    closing, hole filling and labelling on a 1250 px thumbnail, same result): holes are the
+    OpenCV's morphology and connected components (same result as scipy.ndimage's closing, hole
+    filling and labelling, about 3x faster: 0.03 vs 0.08 s for a 1250 px thumbnail): holes are the
     4-connected background components that do not touch the image border."""
     import cv2
 
